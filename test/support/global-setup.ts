@@ -1,0 +1,27 @@
+import type { TestProject } from "vitest/node";
+import { startUpstashBridge } from "../../tools/upstash-bridge/bridge.ts";
+import { startRedisServer } from "../../tools/upstash-bridge/redis-server.ts";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    upstashUrl: string;
+    upstashToken: string;
+    /** The redis-server behind the bridge, for tests that start a bridge of their own. */
+    redisUrl: string;
+  }
+}
+
+// One real redis-server and one Upstash bridge per test project. Tests keep apart by using
+// their own job ids (keys), never by flushing the database.
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const redis = await startRedisServer();
+  const token = `test-${crypto.randomUUID()}`;
+  const bridge = await startUpstashBridge({ redisUrl: redis.url, token });
+  project.provide("upstashUrl", bridge.url);
+  project.provide("upstashToken", token);
+  project.provide("redisUrl", redis.url);
+  return async () => {
+    await bridge.close();
+    await redis.stop();
+  };
+}
