@@ -1,0 +1,146 @@
+import { z } from "zod";
+import { TERMINAL_STATUSES, type TerminalStatus } from "./job.ts";
+
+/**
+ * The log's wire format, shared by the runner (the only writer) and the Worker (the readers).
+ *
+ * One Redis Stream entry holds a batch of lines, so that a burst of 1,000 lines costs a
+ * handful of Upstash commands instead of 1,000 (Upstash bills every command, also inside a
+ * pipeline). Fields:
+ *   v      "1", the format version
+ *   lines  JSON array of LogRecord, oldest first
+ * A job's last entry is its terminal entry, `v=1 end=<ready|failed>` (it may also hold lines):
+ * a reader sees the end in the same read as the last lines.
+ * The cursor of a line is `<entry id>:<index in the entry>`; it is the SSE `id:`, the
+ * `Last-Event-ID` to resume from and the history page boundary. Nothing is located by time.
+ *
+ * Values are JSON text, read with `automaticDeserialization: false`: the Upstash client would
+ * otherwise JSON.parse every value it reads back (a line "42" would become the number 42).
+ */
+export const ENTRY_FORMAT_VERSION = "1";
+
+export const LOG_SOURCES = ["stdout", "stderr", "system"] as const;
+export type LogSource = (typeof LOG_SOURCES)[number];
+
+/** A phase names the build step a line belongs to: `install`, `build`, `dev_server`, ... */
+export const PHASE_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;
+
+export const logRecordSchema = z.object({
+  /** UTC ISO-8601 with milliseconds, e.g. 2026-11-21T12:00:00.000Z */
+  ts: z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/),
+  source: z.enum(LOG_SOURCES),
+  phase: z.string().regex(PHASE_PATTERN),
+  text: z.string(),
+});
+export type LogRecord = z.infer<typeof logRecordSchema>;
+
+/** A line as readers see it: the record and its cursor. */
+export interface LogLine extends LogRecord {
+  readonly cursor: string;
+}
+
+const entryLinesSchema = z.array(logRecordSchema).min(1);
+
+/** A stream entry id, `<ms>-<seq>`, as Redis writes it. */
+export const ENTRY_ID_PATTERN = /^\d{1,15}-\d{1,15}$/;
+/** A line cursor, `<entry id>:<index>`. */
+export const CURSOR_PATTERN = /^(\d{1,15}-\d{1,15}):(\d{1,5})$/;
+
+export interface Cursor {
+  readonly entryId: string;
+  readonly index: number;
+}
+
+export function formatCursor(entryId: string, index: number): string {
+  return `${entryId}:${index}`;
+}
+
+/** Parses a line cursor; null when it is not one (callers answer 400). */
+export function parseCursor(value: string): Cursor | null {
+  const match = CURSOR_PATTERN.exec(value);
+  if (!match?.[1] || match[2] === undefined) return null;
+  return { entryId: match[1], index: Number(match[2]) };
+}
+
+/** Orders two entry ids numerically (`9-0` < `10-0`, which a string comparison gets wrong). */
+export function compareEntryIds(a: string, b: string): number {
+  const [aMs = "0", aSeq = "0"] = a.split("-");
+  const [bMs = "0", bSeq = "0"] = b.split("-");
+  const ms = BigInt(aMs) - BigInt(bMs);
+  if (ms !== 0n) return ms < 0n ? -1 : 1;
+  const seq = BigInt(aSeq) - BigInt(bSeq);
+  return seq === 0n ? 0 : seq < 0n ? -1 : 1;
+}
+
+/** The stream fields of one entry holding `records`. */
+export function encodeEntryFields(records: readonly LogRecord[]): Record<string, string> {
+  return { v: ENTRY_FORMAT_VERSION, lines: JSON.stringify(records) };
+}
+
+/** The fields of a job's terminal entry, with its last lines if any. */
+export function encodeEndFields(status: TerminalStatus, records: readonly LogRecord[] = []): Record<string, string> {
+  return records.length > 0 ? { ...encodeEntryFields(records), end: status } : { v: ENTRY_FORMAT_VERSION, end: status };
+}
+
+const endSchema = z.enum(TERMINAL_STATUSES);
+
+/** One raw stream entry as XRANGE returns it without deserialization: [id, [field, value, ...]]. */
+const rawEntrySchema = z.tuple([z.string().regex(ENTRY_ID_PATTERN), z.array(z.string())]);
+const rawEntriesSchema = z.array(rawEntrySchema);
+
+export interface StreamEntry {
+  readonly id: string;
+  readonly lines: readonly LogLine[];
+  /** Set on the job's terminal entry: how the job ended. */
+  readonly end?: TerminalStatus;
+}
+
+export class EntryFormatError extends Error {
+  override readonly name = "EntryFormatError";
+  readonly code = "bad_entry";
+}
+
+function fieldsToRecord(fields: readonly string[]): Record<string, string> {
+  const record: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i];
+    const value = fields[i + 1];
+    if (name !== undefined && value !== undefined) record[name] = value;
+  }
+  return record;
+}
+
+/** Decodes one entry's fields into lines with their cursors. */
+export function decodeEntry(id: string, fields: Record<string, string>): StreamEntry {
+  if (fields.v !== ENTRY_FORMAT_VERSION || (fields.lines === undefined && fields.end === undefined)) {
+    throw new EntryFormatError(`stream entry ${id} is not a v${ENTRY_FORMAT_VERSION} log entry`);
+  }
+  let end: TerminalStatus | undefined;
+  if (fields.end !== undefined) {
+    const status = endSchema.safeParse(fields.end);
+    if (!status.success) throw new EntryFormatError(`stream entry ${id} ends with an unknown status`);
+    end = status.data;
+  }
+  if (fields.lines === undefined) return end === undefined ? { id, lines: [] } : { id, lines: [], end };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fields.lines);
+  } catch (cause) {
+    throw new EntryFormatError(`stream entry ${id} has lines that are not JSON`, { cause });
+  }
+  const result = entryLinesSchema.safeParse(parsed);
+  if (!result.success) {
+    throw new EntryFormatError(`stream entry ${id} has malformed lines`, { cause: result.error });
+  }
+  const lines = result.data.map((record, index) => ({ ...record, cursor: formatCursor(id, index) }));
+  return end === undefined ? { id, lines } : { id, lines, end };
+}
+
+/** Decodes the raw reply of XRANGE / XREVRANGE (read with automaticDeserialization: false). */
+export function decodeStreamReply(reply: unknown): StreamEntry[] {
+  const result = rawEntriesSchema.safeParse(reply);
+  if (!result.success) {
+    throw new EntryFormatError("the stream reply is not a list of entries", { cause: result.error });
+  }
+  return result.data.map(([id, fields]) => decodeEntry(id, fieldsToRecord(fields)));
+}

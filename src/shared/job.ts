@@ -1,0 +1,29 @@
+import { z } from "zod";
+
+export const JOB_STATUSES = ["queued", "running", "ready", "failed"] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export const TERMINAL_STATUSES = ["ready", "failed"] as const;
+export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
+
+export function isTerminalStatus(status: string): status is TerminalStatus {
+  return (TERMINAL_STATUSES as readonly string[]).includes(status);
+}
+
+const isoTime = z.string().datetime({ offset: false });
+
+/** A job as stored at `jobKey(id)` (JSON) and as `GET /api/jobs/:id` shows it. */
+export const jobRecordSchema = z.object({
+  id: z.string(),
+  /** The Clerk user id of the job's owner: the only user who may read it. */
+  owner: z.string().min(1),
+  status: z.enum(JOB_STATUSES),
+  created_at: isoTime,
+  started_at: isoTime.nullable(),
+  finished_at: isoTime.nullable(),
+  exit_code: z.number().int().nullable().optional(),
+});
+export type JobRecord = z.infer<typeof jobRecordSchema>;
+
+export function parseJobRecord(text: string): JobRecord {
+  return jobRecordSchema.parse(JSON.parse(text));
+}

@@ -1,0 +1,27 @@
+/**
+ * A job id: letters, digits, `_` and `-`, 1 to 64 characters, starting with a letter or digit.
+ * Checked before any Redis key or R2 path is built from it, so a hostile id cannot reach
+ * another key (`*`, `:`, `{`), a path (`..`, `/`) or a header (`\r\n`).
+ */
+export const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+export function isValidJobId(value: string): boolean {
+  return JOB_ID_PATTERN.test(value);
+}
+
+function checkedJobId(jobId: string): string {
+  if (!isValidJobId(jobId)) {
+    throw new TypeError(`invalid job id ${JSON.stringify(jobId.slice(0, 80))}: expected ${JOB_ID_PATTERN}`);
+  }
+  return jobId;
+}
+
+/** The Redis Stream holding a job's log entries. */
+export function logStreamKey(jobId: string): string {
+  return `job:${checkedJobId(jobId)}:logs`;
+}
+
+/** The job's record (JSON): owner, status and times. */
+export function jobKey(jobId: string): string {
+  return `job:${checkedJobId(jobId)}:meta`;
+}

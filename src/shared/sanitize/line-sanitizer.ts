@@ -1,0 +1,55 @@
+import { collapseCarriageReturns } from "./carriage-return.ts";
+import { redactSecretPatterns } from "./patterns.ts";
+import { createPrivateKeyBlockRedactor } from "./private-key-blocks.ts";
+import type { SecretValues } from "./secret-values.ts";
+import { truncateLine } from "./truncate.ts";
+
+export const MAX_LINE_LENGTH = 2000;
+/**
+ * Only this much of a raw line is read. The output keeps at most MAX_LINE_LENGTH characters,
+ * so what lies further on can only be cut away; reading a bounded prefix keeps a hostile
+ * 10 MB line from costing 10 MB of regex work. The margin covers a long secret (a JWT, a
+ * signed URL) that starts before the cut and must still be recognised whole.
+ */
+export const MAX_INPUT_LENGTH = 16 * 1024;
+
+// C0 controls other than tab, DEL and C1 controls: a terminal would act on them, a viewer
+// would show garbage, and SSE treats a lone \r as a line break. \n never reaches here.
+const CONTROL_CHARACTERS = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
+
+export interface LineSanitizerOptions {
+  /** Exact values to mask, shared by every stream of a job. */
+  readonly secrets?: SecretValues;
+  readonly maxLength?: number;
+}
+
+/** Turns one raw output line into the text a viewer may see, or null when it is dropped. */
+export interface LineSanitizer {
+  sanitize(raw: string): string | null;
+}
+
+/**
+ * One per output stream (stdout, stderr, system): it remembers whether that stream is inside a
+ * private key block. Order matters: the line is made what a terminal shows (escape sequences
+ * and \r frames gone) before any redaction looks at it, so colour codes cannot split a secret,
+ * and it is cut to length only after redaction, so a cut cannot split one either.
+ */
+export function createLineSanitizer(options: LineSanitizerOptions = {}): LineSanitizer {
+  const maxLength = options.maxLength ?? MAX_LINE_LENGTH;
+  if (!Number.isInteger(maxLength) || maxLength < 1) {
+    throw new RangeError(`maxLength must be a positive integer, got ${maxLength}`);
+  }
+  const secrets = options.secrets;
+  const privateKeys = createPrivateKeyBlockRedactor();
+  return {
+    sanitize(raw) {
+      let text = raw.length > MAX_INPUT_LENGTH ? raw.slice(0, MAX_INPUT_LENGTH) : raw;
+      text = collapseCarriageReturns(text).replace(CONTROL_CHARACTERS, "").toWellFormed();
+      text = privateKeys.redactLine(text);
+      if (secrets) text = secrets.mask(text);
+      text = redactSecretPatterns(text);
+      text = truncateLine(text, maxLength);
+      return text.trim() === "" ? null : text;
+    },
+  };
+}

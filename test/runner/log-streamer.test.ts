@@ -1,0 +1,293 @@
+import type { Redis } from "@upstash/redis";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { CURSOR_PATTERN, compareEntryIds, parseCursor } from "../../src/shared/entry.ts";
+import { logStreamKey } from "../../src/shared/keys.ts";
+import { createSecretValues } from "../../src/shared/sanitize/secret-values.ts";
+import { startUpstashBridge, type UpstashBridge } from "../../tools/upstash-bridge/bridge.ts";
+import { createLogStreamer, type LogStreamer } from "../../worker-build-runner/log-streamer.ts";
+import { createRedisLogWriter, type RedisLogWriter, type RedisLogWriterOptions } from "../../worker-build-runner/redis-writer.ts";
+import { createUpstashClient } from "../../worker-build-runner/redis.ts";
+import { readLogLines, uniqueJobId } from "../support/redis.ts";
+
+// The runner's whole write path against a real redis-server, through the Upstash bridge and the
+// real @upstash/redis client. This file runs its own bridge so it can inject faults.
+let bridge: UpstashBridge;
+let redis: Redis;
+const warnings: string[] = [];
+const logger = { warn: (message: string) => void warnings.push(message) };
+
+beforeAll(async () => {
+  bridge = await startUpstashBridge({ redisUrl: inject("redisUrl"), token: "log-streamer-test" });
+  redis = createUpstashClient({ url: bridge.url, token: bridge.token });
+});
+
+afterAll(async () => {
+  await bridge.close();
+});
+
+afterEach(() => {
+  bridge.faults.reset();
+  warnings.length = 0;
+});
+
+function setup(
+  label: string,
+  options: Partial<RedisLogWriterOptions> & { secrets?: string[] } = {},
+): { jobId: string; writer: RedisLogWriter; streamer: LogStreamer } {
+  const jobId = uniqueJobId(label);
+  const { secrets, ...writerOptions } = options;
+  const writer = createRedisLogWriter({ redis, jobId, logger, retryInitialDelayMs: 20, retryMaxDelayMs: 200, ...writerOptions });
+  const streamer = createLogStreamer({ writer, secrets: createSecretValues(secrets ?? []), phase: "build" });
+  return { jobId, writer, streamer };
+}
+
+const texts = async (jobId: string): Promise<string[]> => (await readLogLines(redis, jobId)).map((line) => line.text);
+
+describe("buffering into lines", () => {
+  it("writes a line split across chunks as one line", async () => {
+    const { jobId, streamer } = setup("partial");
+    streamer.onStdout("par");
+    streamer.onStdout("tial\n");
+    await streamer.flush();
+    expect(await texts(jobId)).toEqual(["partial"]);
+  });
+
+  it("writes an unterminated line on flush()", async () => {
+    const { jobId, streamer } = setup("no-newline");
+    streamer.onStdout("no-newline");
+    await streamer.flush();
+    expect(await texts(jobId)).toEqual(["no-newline"]);
+  });
+
+  it("buffers stderr apart from stdout", async () => {
+    const { jobId, streamer } = setup("separate");
+    streamer.onStdout("out-par");
+    streamer.onStderr("err-par");
+    streamer.onStderr("tial\n");
+    streamer.onStdout("tial\n");
+    await streamer.flush();
+    const lines = await readLogLines(redis, jobId);
+    expect(lines.map(({ source, text }) => ({ source, text }))).toEqual([
+      { source: "stderr", text: "err-partial" },
+      { source: "stdout", text: "out-partial" },
+    ]);
+  });
+});
+
+describe("structured entries", () => {
+  it("stores ts, source, phase, text and a cursor per line", async () => {
+    const { jobId, streamer } = setup("structured");
+    const before = Date.now();
+    streamer.setPhase("install");
+    streamer.writeEvent("--- Installing dependencies ---");
+    streamer.onStdout("added 12 packages\n");
+    streamer.setPhase("build");
+    streamer.onStderr("warning: big chunk\n");
+    await streamer.flush();
+    const lines = await readLogLines(redis, jobId);
+    expect(lines.map(({ source, phase, text }) => ({ source, phase, text }))).toEqual([
+      { source: "system", phase: "install", text: "--- Installing dependencies ---" },
+      { source: "stdout", phase: "install", text: "added 12 packages" },
+      { source: "stderr", phase: "build", text: "warning: big chunk" },
+    ]);
+    for (const line of lines) {
+      expect(line.ts).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+      expect(Date.parse(line.ts)).toBeGreaterThanOrEqual(before - 1);
+      expect(line.cursor).toMatch(CURSOR_PATTERN);
+    }
+  });
+
+  it("gives every line a distinct, increasing cursor", async () => {
+    const { jobId, streamer } = setup("cursors", { maxEntryLines: 7 });
+    for (let i = 0; i < 50; i++) streamer.onStdout(`line ${i}\n`);
+    await streamer.flush();
+    const lines = await readLogLines(redis, jobId);
+    expect(lines.map((line) => line.text)).toEqual(Array.from({ length: 50 }, (_, i) => `line ${i}`));
+    const cursors = lines.map((line) => parseCursor(line.cursor));
+    for (let i = 1; i < cursors.length; i++) {
+      const [a, b] = [cursors[i - 1], cursors[i]];
+      expect(a && b).toBeTruthy();
+      if (!a || !b) continue;
+      const order = compareEntryIds(a.entryId, b.entryId);
+      expect(order < 0 || (order === 0 && a.index < b.index)).toBe(true);
+    }
+  });
+
+  it("rejects a phase that is not a plain name", () => {
+    const { streamer } = setup("phase");
+    expect(() => streamer.setPhase("Build Step!")).toThrow(/invalid phase/);
+  });
+
+  it("keeps text that looks like JSON as text", async () => {
+    const { jobId, streamer } = setup("json-text");
+    streamer.onStdout('42\n{"a":1}\ntrue\nnull\n');
+    await streamer.flush();
+    expect(await texts(jobId)).toEqual(["42", '{"a":1}', "true", "null"]);
+  });
+});
+
+describe("sanitizing before anything reaches Redis", () => {
+  it("strips ANSI escape sequences", async () => {
+    const { jobId, streamer } = setup("ansi");
+    streamer.onStdout("\u001b[32m✓\u001b[39m Compiled \u001b[1msuccessfully\u001b[22m\n");
+    await streamer.flush();
+    expect(await texts(jobId)).toEqual(["✓ Compiled successfully"]);
+  });
+
+  it.each([
+    ["API_KEY=sk-abc123def456ghi789", "API_KEY=[REDACTED]"],
+    ["sk-abcdefghijklmnopqrstuvwxyz", "[REDACTED]"],
+    ["postgresql://user:pass@host/db", "[REDACTED]"],
+    ["AKIA1234567890ABCDEF", "[REDACTED]"],
+  ])("redacts %s", async (raw, expected) => {
+    const { jobId, streamer } = setup("redact");
+    streamer.onStdout(`${raw}\n`);
+    await streamer.flush();
+    expect(await texts(jobId)).toEqual([expected]);
+  });
+
+  it("masks registered secret values, also base64-encoded, on every stream", async () => {
+    const secret = "pr0d-db-passw0rd";
+    const { jobId, streamer } = setup("exact", { secrets: [secret] });
+    streamer.onStdout(`connecting with ${secret}\n`);
+    streamer.onStderr(`echo ${btoa(secret)}\n`);
+    streamer.writeEvent(`running: deploy --key ${secret}`);
+    await streamer.flush();
+    const raw = JSON.stringify(await redis.xrange(logStreamKey(jobId), "-", "+"));
+    expect(raw).not.toContain(secret);
+    expect(raw).not.toContain(btoa(secret).slice(0, 16));
+    expect(await texts(jobId)).toEqual(["connecting with [REDACTED]", "echo [REDACTED]", "running: deploy --key [REDACTED]"]);
+  });
+
+  it("truncates long lines and drops blank ones", async () => {
+    const { jobId, streamer } = setup("truncate");
+    streamer.onStdout(`${"a".repeat(5000)}\n\n   \n\t\nafter\n`);
+    await streamer.flush();
+    expect(await texts(jobId)).toEqual([`${"a".repeat(2000)}...[truncated]`, "after"]);
+  });
+
+  it("collapses carriage-return progress", async () => {
+    const { jobId, streamer } = setup("progress");
+    streamer.onStdout("[#   ] 25%\r[##  ] 50%\r");
+    streamer.onStdout("[####] 100%\r\n");
+    await streamer.flush();
+    expect(await texts(jobId)).toEqual(["[####] 100%"]);
+  });
+});
+
+describe("the stream key", () => {
+  it("has a 24-hour TTL", async () => {
+    const { jobId, streamer } = setup("ttl");
+    streamer.onStdout("hello\n");
+    await streamer.flush();
+    const ttl = await redis.ttl(logStreamKey(jobId));
+    expect(ttl).toBeGreaterThan(86_400 - 60);
+    expect(ttl).toBeLessThanOrEqual(86_400);
+  });
+
+  it("is capped near 50,000 lines, keeping the newest, and says so", async () => {
+    const { jobId, streamer } = setup("cap");
+    for (let chunk = 0; chunk < 60; chunk++) {
+      streamer.onStdout(Array.from({ length: 1000 }, (_, i) => `line ${chunk * 1000 + i}\n`).join(""));
+    }
+    await streamer.flush();
+    const lines = await texts(jobId);
+    expect(lines.length).toBeGreaterThanOrEqual(50_000);
+    expect(lines.length).toBeLessThanOrEqual(50_000 + 500);
+    expect(lines.at(-1)).toMatch(/over 50000 lines|line 59999/);
+    expect(lines).toContain("line 59999");
+    expect(lines).not.toContain("line 0");
+    expect(lines.some((text) => /live copy keeps the newest 50000/.test(text))).toBe(true);
+  });
+});
+
+describe("batching", () => {
+  it("spends at most 20 Upstash commands on a burst of 1,000 lines", async () => {
+    const { jobId, streamer, writer } = setup("burst");
+    bridge.resetStats();
+    for (let i = 0; i < 1000; i++) streamer.onStdout(`compiling module ${i} of 1000\n`);
+    await streamer.flush();
+    expect(bridge.stats.commands).toBeLessThanOrEqual(20);
+    expect(writer.stats.commands).toBe(bridge.stats.commands);
+    expect((await texts(jobId)).length).toBe(1000);
+  });
+});
+
+describe("Redis faults", () => {
+  it("keeps lines through an outage and delivers each once, in order", async () => {
+    const { jobId, streamer, writer } = setup("outage");
+    const expected: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      if (i === 30) bridge.faults.outage(400);
+      streamer.onStdout(`step ${i}\n`);
+      expected.push(`step ${i}`);
+      if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await streamer.flush();
+    expect(await texts(jobId)).toEqual(expected);
+    expect(writer.stats.failedRequests).toBeGreaterThan(0);
+    expect(writer.stats.linesDropped).toBe(0);
+    expect(warnings.some((w) => /failed/.test(w))).toBe(true);
+    expect(warnings.some((w) => /back/.test(w))).toBe(true);
+  });
+
+  it("does not append twice when a failed request had in fact succeeded", async () => {
+    const { jobId, streamer, writer } = setup("after-exec");
+    streamer.onStdout("first\n");
+    await streamer.flush();
+    bridge.faults.failNext(1, "after-exec");
+    streamer.onStdout("second\nthird\n");
+    await streamer.flush();
+    streamer.onStdout("fourth\n");
+    await streamer.flush();
+    expect(writer.stats.failedRequests).toBe(1);
+    expect(await texts(jobId)).toEqual(["first", "second", "third", "fourth"]);
+  });
+
+  it("retries HTTP errors and network resets", async () => {
+    const { jobId, streamer } = setup("retry");
+    bridge.faults.failNext(2, "status");
+    streamer.onStdout("a\n");
+    await streamer.flush();
+    bridge.faults.failNext(2, "reset");
+    streamer.onStdout("b\n");
+    await streamer.flush();
+    expect(await texts(jobId)).toEqual(["a", "b"]);
+  });
+
+  it("drops the oldest unsent lines past its bound and says how many", async () => {
+    const { jobId, streamer, writer } = setup("overflow", { maxBufferedBytes: 20 * 1024 });
+    bridge.faults.outage(300);
+    for (let i = 0; i < 1000; i++) streamer.onStdout(`line ${i} ${"x".repeat(20)}\n`);
+    await streamer.flush();
+    const lines = await texts(jobId);
+    expect(writer.stats.linesDropped).toBeGreaterThan(0);
+    const notice = lines.find((text) => /lines were dropped/.test(text));
+    expect(notice).toBe(`${writer.stats.linesDropped} log lines were dropped here: Redis was unreachable for too long to keep them.`);
+    // what survived is the newest lines, in order, each once
+    const kept = lines.filter((text) => text.startsWith("line "));
+    expect(kept.at(-1)).toBe(`line 999 ${"x".repeat(20)}`);
+    expect(kept.length + writer.stats.linesDropped).toBe(1000);
+    expect(new Set(kept).size).toBe(kept.length);
+    expect(warnings.some((w) => /dropping the oldest/.test(w))).toBe(true);
+  });
+
+  it("never throws into the build while Redis is down", async () => {
+    const { jobId, streamer } = setup("no-throw");
+    bridge.faults.outage(200);
+    expect(() => {
+      for (let i = 0; i < 10; i++) streamer.onStdout(`x ${i}\n`);
+    }).not.toThrow();
+    await streamer.flush();
+    expect((await texts(jobId)).length).toBe(10);
+  });
+
+  it("continues after entries another runner wrote, without losing lines", async () => {
+    const { jobId, streamer } = setup("takeover");
+    const future = `${Date.now() + 60_000}-0`;
+    await redis.xadd(logStreamKey(jobId), future, { v: "1", lines: JSON.stringify([{ ts: new Date().toISOString(), source: "system", phase: "build", text: "earlier runner" }]) });
+    streamer.onStdout("mine\n");
+    await streamer.flush();
+    expect(await texts(jobId)).toEqual(["earlier runner", "mine"]);
+  });
+});

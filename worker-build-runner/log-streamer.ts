@@ -1,0 +1,87 @@
+import { PHASE_PATTERN, type LogSource } from "../src/shared/entry.ts";
+import { createLineSanitizer, type LineSanitizer } from "../src/shared/sanitize/line-sanitizer.ts";
+import { createSecretValues, type SecretValues } from "../src/shared/sanitize/secret-values.ts";
+import { createLineBuffer, type LineBuffer } from "./line-buffer.ts";
+import type { RedisLogWriter } from "./redis-writer.ts";
+
+export interface LogStreamerOptions {
+  readonly writer: RedisLogWriter;
+  /** Exact values to mask; register the job's secrets here before its first command runs. */
+  readonly secrets?: SecretValues;
+  readonly phase?: string;
+  readonly maxLineLength?: number;
+  readonly now?: () => number;
+}
+
+/**
+ * The runner's side of a job's log: raw sandbox output in, sanitized structured lines out to
+ * the writer. stdout and stderr are buffered and sanitized independently, so a line half
+ * written on one is never glued to the other, and a private key block on one stream does not
+ * hide the other.
+ */
+export interface LogStreamer {
+  onStdout(chunk: string | Uint8Array): void;
+  onStderr(chunk: string | Uint8Array): void;
+  /** Writes a `system` line, e.g. "--- Installing dependencies ---". */
+  writeEvent(text: string): void;
+  /** Lines from now on belong to this phase (`install`, `build`, `dev_server`, ...). */
+  setPhase(phase: string): void;
+  readonly phase: string;
+  /** Ends unterminated lines and resolves once every line so far is in Redis. */
+  flush(): Promise<void>;
+}
+
+function checkedPhase(phase: string): string {
+  if (!PHASE_PATTERN.test(phase)) throw new RangeError(`invalid phase ${JSON.stringify(phase)}: expected ${PHASE_PATTERN}`);
+  return phase;
+}
+
+export function createLogStreamer(options: LogStreamerOptions): LogStreamer {
+  const writer = options.writer;
+  const secrets = options.secrets ?? createSecretValues();
+  const now = options.now ?? Date.now;
+  const bufferOptions = options.maxLineLength === undefined ? {} : { maxLineLength: options.maxLineLength };
+  let phase = checkedPhase(options.phase ?? "build");
+
+  const streams: Record<LogSource, { sanitizer: LineSanitizer; buffer: LineBuffer | null }> = {
+    stdout: { sanitizer: createLineSanitizer({ secrets }), buffer: createLineBuffer(bufferOptions) },
+    stderr: { sanitizer: createLineSanitizer({ secrets }), buffer: createLineBuffer(bufferOptions) },
+    system: { sanitizer: createLineSanitizer({ secrets }), buffer: null },
+  };
+
+  const emit = (source: LogSource, lines: readonly string[]): void => {
+    if (lines.length === 0) return;
+    const ts = new Date(now()).toISOString();
+    const { sanitizer } = streams[source];
+    for (const line of lines) {
+      const text = sanitizer.sanitize(line);
+      if (text !== null) writer.append({ ts, source, phase, text });
+    }
+  };
+
+  const push = (source: "stdout" | "stderr", chunk: string | Uint8Array): void => {
+    const buffer = streams[source].buffer;
+    if (buffer) emit(source, buffer.push(chunk));
+  };
+
+  return {
+    onStdout: (chunk) => push("stdout", chunk),
+    onStderr: (chunk) => push("stderr", chunk),
+    writeEvent(text) {
+      emit("system", text.split("\n"));
+    },
+    setPhase(next) {
+      phase = checkedPhase(next);
+    },
+    get phase() {
+      return phase;
+    },
+    async flush() {
+      for (const source of ["stdout", "stderr"] as const) {
+        const buffer = streams[source].buffer;
+        if (buffer) emit(source, buffer.end());
+      }
+      await writer.drain();
+    },
+  };
+}

@@ -1,0 +1,405 @@
+import type { Redis } from "@upstash/redis";
+import { encodeEntryFields, type LogRecord } from "../src/shared/entry.ts";
+import { logStreamKey } from "../src/shared/keys.ts";
+
+export interface Logger {
+  warn(message: string): void;
+}
+
+export interface RedisLogWriterOptions {
+  /** An Upstash client made with `automaticDeserialization: false` and `retry: false`. */
+  readonly redis: Redis;
+  readonly jobId: string;
+  /** How long the first line of a batch waits for company. A line reaches Redis within this plus one round trip. */
+  readonly flushIntervalMs?: number;
+  readonly maxEntryLines?: number;
+  readonly maxEntryBytes?: number;
+  readonly maxRequestBytes?: number;
+  /** The stream keeps about this many of the newest lines. */
+  readonly maxLines?: number;
+  readonly ttlSeconds?: number;
+  /** The TTL is refreshed by the first write and then at most this often. */
+  readonly ttlRefreshMs?: number;
+  /** Lines waiting for Redis beyond this many bytes are dropped, oldest first, and counted. */
+  readonly maxBufferedBytes?: number;
+  readonly retryInitialDelayMs?: number;
+  readonly retryMaxDelayMs?: number;
+  readonly logger?: Logger;
+  readonly now?: () => number;
+  /** Called after each successful request with the number of lines it wrote (for metrics). */
+  readonly onWritten?: (lines: number) => void;
+}
+
+export interface WriterStats {
+  /** HTTP requests sent to Upstash. */
+  requests: number;
+  /** Redis commands sent (Upstash bills each, also inside a pipeline). */
+  commands: number;
+  linesWritten: number;
+  linesDropped: number;
+  failedRequests: number;
+}
+
+/**
+ * Appends sanitized log records to the job's Redis Stream in batches, and never loses one
+ * silently. One request is in flight at a time, so entries land in order. A failed request is
+ * retried with backoff, with the same entry ids: each entry's id is chosen here, not by
+ * Redis, so a retry of a request that had in fact succeeded is answered "id too small" and
+ * recognised as already written instead of appending the lines twice.
+ */
+export interface RedisLogWriter {
+  append(record: LogRecord): void;
+  /** Resolves once every record appended so far is in Redis (or counted as dropped). */
+  drain(): Promise<void>;
+  readonly stats: Readonly<WriterStats>;
+}
+
+interface PlannedEntry {
+  readonly id: string;
+  readonly fields: Record<string, string>;
+  readonly lines: number;
+}
+
+interface Batch {
+  readonly entries: PlannedEntry[];
+  readonly expire: boolean;
+  readonly trimMinId: string | null;
+  attempts: number;
+}
+
+const DUPLICATE_ID_ERROR = /equal or smaller than the target stream top item/i;
+
+/** The stream's top entry is newer than the ids we planned (another runner wrote to it). */
+class StaleIdsError extends Error {
+  override readonly name = "StaleIdsError";
+  readonly missing: readonly PlannedEntry[];
+  constructor(message: string, missing: readonly PlannedEntry[]) {
+    super(message);
+    this.missing = missing;
+  }
+}
+
+/** Entry id -> its `lines` field, from a raw XRANGE reply. */
+function decodeRawEntries(reply: unknown): Map<string, string> {
+  const entries = new Map<string, string>();
+  if (!Array.isArray(reply)) return entries;
+  for (const item of reply) {
+    if (!Array.isArray(item) || typeof item[0] !== "string" || !Array.isArray(item[1])) continue;
+    const fields: unknown[] = item[1];
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      const value = fields[i + 1];
+      if (fields[i] === "lines" && typeof value === "string") entries.set(item[0], value);
+    }
+  }
+  return entries;
+}
+const RECORD_OVERHEAD_BYTES = 96;
+
+function recordBytes(record: LogRecord): number {
+  return record.text.length + RECORD_OVERHEAD_BYTES;
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+function shortError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  // Upstash errors quote the whole command, lines and all: keep the log readable.
+  const cut = message.indexOf(", command was:");
+  return (cut === -1 ? message : message.slice(0, cut)).slice(0, 200);
+}
+
+export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWriter {
+  const redis = options.redis;
+  const key = logStreamKey(options.jobId);
+  const flushIntervalMs = options.flushIntervalMs ?? 50;
+  const maxEntryLines = positiveInteger("maxEntryLines", options.maxEntryLines ?? 500);
+  const maxEntryBytes = positiveInteger("maxEntryBytes", options.maxEntryBytes ?? 256 * 1024);
+  const maxRequestBytes = positiveInteger("maxRequestBytes", options.maxRequestBytes ?? 4 * 1024 * 1024);
+  const maxLines = positiveInteger("maxLines", options.maxLines ?? 50_000);
+  const ttlSeconds = positiveInteger("ttlSeconds", options.ttlSeconds ?? 86_400);
+  const ttlRefreshMs = options.ttlRefreshMs ?? 60_000;
+  const maxBufferedBytes = positiveInteger("maxBufferedBytes", options.maxBufferedBytes ?? 16 * 1024 * 1024);
+  const retryInitialDelayMs = options.retryInitialDelayMs ?? 100;
+  const retryMaxDelayMs = options.retryMaxDelayMs ?? 5_000;
+  const logger = options.logger ?? console;
+  const now = options.now ?? Date.now;
+
+  const stats: WriterStats = { requests: 0, commands: 0, linesWritten: 0, linesDropped: 0, failedRequests: 0 };
+  let pending: LogRecord[] = [];
+  let pendingBytes = 0;
+  let droppedUnannounced = 0;
+  let inflight: Batch | null = null;
+  let running = false;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let lastMs = -1;
+  let lastSeq = 0;
+  let topKnown = false;
+  let lastExpireAt = -Infinity;
+  // Entries in the stream, oldest first, with their line counts: what MINID trimming removes.
+  const ledger: { id: string; lines: number }[] = [];
+  let ledgerHead = 0;
+  let ledgerLines = 0;
+  let trimAnnounced = false;
+  let drainWaiters: (() => void)[] = [];
+
+  const nextId = (): string => {
+    const ms = now();
+    if (ms > lastMs) {
+      lastMs = ms;
+      lastSeq = 0;
+    } else {
+      lastSeq += 1;
+    }
+    return `${lastMs}-${lastSeq}`;
+  };
+
+  const systemRecord = (text: string, phase: string): LogRecord => ({
+    ts: new Date(now()).toISOString(),
+    source: "system",
+    phase,
+    text,
+  });
+
+  const dropOldest = (): void => {
+    let dropped = 0;
+    while (pendingBytes > maxBufferedBytes && dropped < pending.length) {
+      const record = pending[dropped];
+      if (record === undefined) break;
+      pendingBytes -= recordBytes(record);
+      dropped += 1;
+    }
+    if (dropped === 0) return;
+    pending = pending.slice(dropped);
+    if (droppedUnannounced === 0) {
+      logger.warn(`build-log-stream: Redis has not taken the log for a while; dropping the oldest unsent lines of job ${options.jobId}`);
+    }
+    droppedUnannounced += dropped;
+    stats.linesDropped += dropped;
+  };
+
+  const planBatch = (): Batch => {
+    if (droppedUnannounced > 0) {
+      const first = pending[0];
+      const notice = systemRecord(
+        `${droppedUnannounced} log lines were dropped here: Redis was unreachable for too long to keep them.`,
+        first?.phase ?? "build",
+      );
+      pending.unshift(notice);
+      pendingBytes += recordBytes(notice);
+      droppedUnannounced = 0;
+    }
+    const entries: PlannedEntry[] = [];
+    let requestBytes = 0;
+    let taken = 0;
+    while (taken < pending.length && requestBytes < maxRequestBytes) {
+      const records: LogRecord[] = [];
+      let entryBytes = 0;
+      while (taken < pending.length && records.length < maxEntryLines) {
+        const record = pending[taken];
+        if (record === undefined) break;
+        const size = recordBytes(record);
+        if (records.length > 0 && (entryBytes + size > maxEntryBytes || requestBytes + entryBytes + size > maxRequestBytes)) break;
+        records.push(record);
+        entryBytes += size;
+        taken += 1;
+      }
+      if (records.length === 0) break;
+      entries.push({ id: nextId(), fields: encodeEntryFields(records), lines: records.length });
+      requestBytes += entryBytes;
+    }
+    for (const record of pending.slice(0, taken)) pendingBytes -= recordBytes(record);
+    pending = pending.slice(taken);
+
+    // Trim so that about maxLines lines remain once this batch is in.
+    let trimMinId: string | null = null;
+    const batchLines = entries.reduce((sum, entry) => sum + entry.lines, 0);
+    let keptLines = ledgerLines + batchLines;
+    let cut = ledgerHead;
+    while (cut < ledger.length) {
+      const entry = ledger[cut];
+      if (entry === undefined || keptLines - entry.lines < maxLines) break;
+      keptLines -= entry.lines;
+      cut += 1;
+    }
+    if (cut > ledgerHead) trimMinId = ledger[cut]?.id ?? entries[0]?.id ?? null;
+    const expire = now() - lastExpireAt >= ttlRefreshMs;
+    return { entries, expire, trimMinId, attempts: 0 };
+  };
+
+  const readStreamTop = async (): Promise<void> => {
+    stats.requests += 1;
+    stats.commands += 1;
+    const reply: unknown = await redis.xrevrange(key, "+", "-", 1);
+    const top = Array.isArray(reply) && Array.isArray(reply[0]) ? reply[0][0] : undefined;
+    if (typeof top === "string") {
+      const [ms = 0, seq = 0] = top.split("-").map(Number);
+      if (ms > lastMs || (ms === lastMs && seq > lastSeq)) {
+        lastMs = ms;
+        lastSeq = seq;
+      }
+    }
+    topKnown = true;
+  };
+
+  // Which of `entries` are already in the stream with exactly this content: the ones an
+  // earlier attempt wrote although its answer was lost.
+  const alreadyStored = async (entries: readonly PlannedEntry[]): Promise<Set<string>> => {
+    const first = entries[0];
+    const last = entries.at(-1);
+    if (!first || !last) return new Set();
+    stats.requests += 1;
+    stats.commands += 1;
+    const stored = decodeRawEntries(await redis.xrange(key, first.id, last.id));
+    return new Set(entries.filter((entry) => stored.get(entry.id) === entry.fields.lines).map((entry) => entry.id));
+  };
+
+  const send = async (batch: Batch): Promise<void> => {
+    const pipeline = redis.pipeline();
+    batch.entries.forEach((entry, i) => {
+      const isLast = i === batch.entries.length - 1;
+      if (isLast && batch.trimMinId !== null) {
+        pipeline.xadd(key, entry.id, entry.fields, { trim: { type: "MINID", comparison: "=", threshold: batch.trimMinId } });
+      } else {
+        pipeline.xadd(key, entry.id, entry.fields);
+      }
+    });
+    if (batch.expire) pipeline.expire(key, ttlSeconds);
+    stats.requests += 1;
+    stats.commands += batch.entries.length + (batch.expire ? 1 : 0);
+    batch.attempts += 1;
+    const results = await pipeline.exec({ keepErrors: true });
+    const refused: PlannedEntry[] = [];
+    results.forEach((result, i) => {
+      if (!result.error) return;
+      const entry = batch.entries[i];
+      if (entry && DUPLICATE_ID_ERROR.test(result.error)) refused.push(entry);
+      else throw new Error(`Redis refused ${entry ? "XADD" : "EXPIRE"}: ${result.error}`);
+    });
+    if (refused.length === 0) return;
+    // "id too small": either an earlier attempt of this batch got in (then the entry is there,
+    // identical, and all is well) or another runner wrote ahead of our clock.
+    const stored = await alreadyStored(refused);
+    const missing = refused.filter((entry) => !stored.has(entry.id));
+    if (missing.length > 0) throw new StaleIdsError(`the stream ${key} already holds entries newer than ${missing[0]?.id}`, missing);
+  };
+
+  const commit = (batch: Batch): void => {
+    if (batch.expire) lastExpireAt = now();
+    let written = 0;
+    for (const entry of batch.entries) {
+      ledger.push({ id: entry.id, lines: entry.lines });
+      ledgerLines += entry.lines;
+      written += entry.lines;
+    }
+    stats.linesWritten += written;
+    options.onWritten?.(written);
+    if (batch.trimMinId !== null) {
+      while (ledgerHead < ledger.length) {
+        const entry = ledger[ledgerHead];
+        if (entry === undefined || entry.id === batch.trimMinId) break;
+        ledgerLines -= entry.lines;
+        ledgerHead += 1;
+      }
+      if (ledgerHead > 1024 && ledgerHead > ledger.length / 2) {
+        ledger.splice(0, ledgerHead);
+        ledgerHead = 0;
+      }
+      if (!trimAnnounced) {
+        trimAnnounced = true;
+        const notice = systemRecord(
+          `This log is over ${maxLines} lines: the live copy keeps the newest ${maxLines}.`,
+          pending[0]?.phase ?? "build",
+        );
+        pending.push(notice);
+        pendingBytes += recordBytes(notice);
+      }
+    }
+  };
+
+  const backoff = (attempt: number): number => {
+    const base = Math.min(retryMaxDelayMs, retryInitialDelayMs * 2 ** Math.max(0, attempt - 1));
+    return base + Math.floor(Math.random() * base * 0.2);
+  };
+
+  const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+  const run = async (): Promise<void> => {
+    if (running) return;
+    running = true;
+    let failures = 0;
+    try {
+      while (inflight !== null || pending.length > 0 || droppedUnannounced > 0) {
+        try {
+          if (!topKnown) await readStreamTop();
+          inflight ??= planBatch();
+          await send(inflight);
+          commit(inflight);
+          inflight = null;
+          if (failures > 0) {
+            logger.warn(`build-log-stream: Redis is back for job ${options.jobId} after ${failures} failed attempts; no line was lost`);
+            failures = 0;
+          }
+        } catch (error) {
+          if (error instanceof StaleIdsError && inflight !== null) {
+            // Not a Redis fault: send what is missing again, with ids after the stream's top.
+            logger.warn(`build-log-stream: ${error.message}; continuing after its last entry`);
+            await readStreamTop().catch(() => undefined);
+            const missing = new Set(error.missing);
+            inflight = {
+              entries: inflight.entries.filter((entry) => missing.has(entry)).map((entry) => ({ ...entry, id: nextId() })),
+              expire: inflight.expire,
+              trimMinId: null,
+              attempts: 0,
+            };
+            continue;
+          }
+          failures += 1;
+          stats.failedRequests += 1;
+          const delay = backoff(failures);
+          if (failures === 1 || Number.isInteger(Math.log2(failures))) {
+            logger.warn(
+              `build-log-stream: writing the log of job ${options.jobId} to Redis failed (attempt ${failures}, ${pending.length + (inflight?.entries.reduce((n, e) => n + e.lines, 0) ?? 0)} lines waiting); retrying in ${delay} ms: ${shortError(error)}`,
+            );
+          }
+          await sleep(delay);
+        }
+      }
+    } finally {
+      running = false;
+      const waiters = drainWaiters;
+      drainWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  };
+
+  const schedule = (): void => {
+    if (running || timer !== null) return;
+    timer = setTimeout(() => {
+      timer = null;
+      void run();
+    }, flushIntervalMs);
+  };
+
+  return {
+    append(record) {
+      pending.push(record);
+      pendingBytes += recordBytes(record);
+      if (pendingBytes > maxBufferedBytes) dropOldest();
+      schedule();
+    },
+    drain() {
+      if (!running && inflight === null && pending.length === 0 && droppedUnannounced === 0) return Promise.resolve();
+      if (timer !== null) {
+        clearTimeout(timer);
+        timer = null;
+      }
+      const done = new Promise<void>((resolve) => drainWaiters.push(resolve));
+      void run();
+      return done;
+    },
+    stats,
+  };
+}
