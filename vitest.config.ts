@@ -25,6 +25,15 @@ export default defineConfig({
               bindings: {
                 UPSTASH_REDIS_REST_URL: inject<string>("upstashUrl"),
                 UPSTASH_REDIS_REST_TOKEN: inject<string>("upstashToken"),
+                CLERK_JWT_KEY: inject<string>("clerkJwtKey"),
+                CLERK_AUTHORIZED_PARTIES: "http://localhost:3000,https://app.example.com",
+                TEST_CLERK_SIGNING_JWK: inject<string>("clerkSigningJwk"),
+                RUNNER_TOKEN: "test-runner-token",
+                // Small enough that heartbeats and the viewer cap are seen within a test.
+                SSE_HEARTBEAT_MS: "300",
+                MAX_VIEWERS_PER_JOB: "4",
+                TAIL_ACTIVE_POLL_MS: "50",
+                TAIL_IDLE_POLL_MAX_MS: "200",
               },
             },
           })),
@@ -32,7 +41,7 @@ export default defineConfig({
         test: {
           name: "worker",
           include: ["test/worker/**/*.test.ts", "test/shared/**/*.test.ts"],
-          globalSetup: ["test/support/global-setup.ts"],
+          globalSetup: ["test/support/worker-global-setup.ts"],
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },

@@ -1,0 +1,181 @@
+import { verifyToken, type VerifyTokenOptions } from "@clerk/backend";
+import { TokenVerificationError, TokenVerificationErrorReason } from "@clerk/backend/errors";
+import { decodeJwt } from "@clerk/backend/jwt";
+import type { Context, MiddlewareHandler } from "hono";
+import { getCookie } from "hono/cookie";
+import { createMiddleware } from "hono/factory";
+import { ApiError } from "./errors.ts";
+
+export interface ClerkAuthOptions {
+  /** Clerk's PEM public key (Dashboard -> API keys -> JWT public key): verification is networkless. */
+  readonly jwtKey?: string;
+  /** Without jwtKey, Clerk's JWKS is fetched from the Backend API with this secret key (and cached). */
+  readonly secretKey?: string;
+  /** Origins allowed in the token's `azp` claim; enforced when non-empty. */
+  readonly authorizedParties?: readonly string[];
+  /** Leeway for `exp`, `nbf` and `iat`; Clerk's default (5 s) when absent. */
+  readonly clockSkewInMs?: number;
+}
+
+export interface AuthVariables {
+  userId: string;
+  sessionId: string | null;
+}
+
+// Clerk's session cookie on same-origin requests (browsers' EventSource cannot send a header).
+const SESSION_COOKIE = "__session";
+
+/**
+ * Checks its options once (throws a clear Error naming the problem if neither jwtKey nor secretKey)
+ * and returns the per-request middleware.
+ */
+export function clerkAuth(options: ClerkAuthOptions): MiddlewareHandler<{ Variables: AuthVariables }> {
+  return sessionMiddleware(verifyOptionsOf(options));
+}
+
+/**
+ * Reads CLERK_JWT_KEY, CLERK_SECRET_KEY, CLERK_AUTHORIZED_PARTIES (comma-separated) from the Worker
+ * env — `option ?? env ?? default`; memoizes the middleware per env object so options are validated once.
+ */
+export function clerkAuthFromEnv(): MiddlewareHandler<{ Bindings: Env; Variables: AuthVariables }> {
+  type FromEnv = { Bindings: Env; Variables: AuthVariables };
+  const byEnv = new WeakMap<Env, MiddlewareHandler<FromEnv>>();
+  return async (c, next) => {
+    let middleware = byEnv.get(c.env);
+    if (middleware === undefined) {
+      // A misconfigured env throws here, on every request (a 500 naming the variables), rather
+      // than letting one through unauthenticated.
+      middleware = sessionMiddleware<FromEnv>(
+        verifyOptionsOf({
+          jwtKey: c.env.CLERK_JWT_KEY,
+          secretKey: c.env.CLERK_SECRET_KEY,
+          authorizedParties: splitList(c.env.CLERK_AUTHORIZED_PARTIES),
+        }),
+      );
+      byEnv.set(c.env, middleware);
+    }
+    return middleware(c, next);
+  };
+}
+
+function sessionMiddleware<E extends { Variables: AuthVariables }>(verifyOptions: VerifyTokenOptions): MiddlewareHandler<E> {
+  return createMiddleware<E>(async (c, next) => {
+    const token = sessionTokenOf(c);
+    if (token === undefined) {
+      throw unauthorized(c, "unauthenticated", "sign in: no session token in the Authorization header or the __session cookie");
+    }
+    let claims: Awaited<ReturnType<typeof verifyToken>>;
+    try {
+      claims = await verifyToken(token, verifyOptions);
+    } catch (error) {
+      // Clerk's errors carry no token text; nothing logged or answered here does either.
+      throw rejection(c, token, error);
+    }
+    // Clerk's authenticateRequest() treats a session with pending tasks (say, choosing an
+    // organization) as signed out by default; so do we.
+    if (claims.sts === "pending") {
+      throw unauthorized(c, "unauthenticated", "the session has pending tasks; finish signing in first");
+    }
+    c.set("userId", claims.sub);
+    c.set("sessionId", typeof claims.sid === "string" ? claims.sid : null);
+    await next();
+  });
+}
+
+// `Authorization: Bearer <jwt>` wins over the cookie, and an invalid Bearer token is not retried
+// with the cookie (as in Clerk's authenticateRequest). Another scheme (a proxy's Basic auth) is
+// not ours and is passed over. An empty cookie is Clerk's signed-out state.
+function sessionTokenOf(c: Context): string | undefined {
+  const authorization = c.req.header("Authorization")?.trim();
+  if (authorization !== undefined) {
+    const bearer = /^Bearer(?:\s+(.*))?$/i.exec(authorization);
+    if (bearer !== null) return bearer[1]?.trim() ?? "";
+  }
+  const cookie = getCookie(c, SESSION_COOKIE);
+  return cookie === undefined || cookie === "" ? undefined : cookie;
+}
+
+// Reasons that say our configuration or Clerk's API failed, not the caller's token: answering 401
+// would sign a user out for our outage.
+const serverSideReasons = new Set<string>([
+  TokenVerificationErrorReason.InvalidSecretKey,
+  TokenVerificationErrorReason.LocalJWKMissing,
+  TokenVerificationErrorReason.RemoteJWKFailedToLoad,
+  TokenVerificationErrorReason.RemoteJWKInvalid,
+  TokenVerificationErrorReason.RemoteJWKMissing,
+  TokenVerificationErrorReason.JWKFailedToResolve,
+]);
+
+function rejection(c: Context, token: string, error: unknown): ApiError {
+  const reason = error instanceof TokenVerificationError ? error.reason : undefined;
+  if (reason === TokenVerificationErrorReason.TokenExpired) {
+    return unauthorized(c, "token_expired", "the session token has expired; refresh it and retry", error);
+  }
+  const tokensFault = reason === undefined ? !hasObjectHeaderAndPayload(token) : !serverSideReasons.has(reason);
+  if (tokensFault) {
+    return unauthorized(c, "invalid_token", `the session token was rejected (${reason ?? TokenVerificationErrorReason.TokenInvalid})`, error);
+  }
+  console.error(`clerkAuth: could not verify a session token (${reason ?? (error instanceof Error ? error.name : "unknown")})`, error instanceof Error ? error.message : "");
+  return new ApiError(503, "auth_unavailable", "session tokens cannot be verified right now; retry shortly", { cause: error });
+}
+
+// verifyToken throws a bare TypeError, not its TokenVerificationError, for a token whose header or
+// payload is JSON but not an object (`null`): such a token is the caller's fault, not an outage.
+function hasObjectHeaderAndPayload(token: string): boolean {
+  try {
+    const { header, payload }: { header: unknown; payload: unknown } = decodeJwt(token);
+    return typeof header === "object" && header !== null && typeof payload === "object" && payload !== null;
+  } catch {
+    return false;
+  }
+}
+
+function unauthorized(c: Context, code: "unauthenticated" | "invalid_token" | "token_expired", message: string, cause?: unknown): ApiError {
+  // RFC 6750: no error attribute when the request carried no credentials at all.
+  c.header("WWW-Authenticate", code === "unauthenticated" ? "Bearer" : 'Bearer error="invalid_token"');
+  return new ApiError(401, code, message, { cause });
+}
+
+function verifyOptionsOf(options: ClerkAuthOptions): VerifyTokenOptions {
+  const jwtKey = nonEmpty(options.jwtKey);
+  const secretKey = nonEmpty(options.secretKey);
+  const authorizedParties = [...(options.authorizedParties ?? [])];
+  const problems: string[] = [];
+  if (jwtKey === undefined && secretKey === undefined) {
+    problems.push(
+      "neither jwtKey (CLERK_JWT_KEY, Clerk's PEM public key: verifies offline) nor secretKey (CLERK_SECRET_KEY: fetches Clerk's JWKS) is set",
+    );
+  }
+  if (jwtKey !== undefined && !pemPublicKey.test(jwtKey)) {
+    problems.push(
+      "jwtKey (CLERK_JWT_KEY) is not a PEM public key: expected -----BEGIN PUBLIC KEY-----, base64, -----END PUBLIC KEY----- (real line breaks or none, not \\n escapes)",
+    );
+  }
+  for (const party of authorizedParties) {
+    if (!isOrigin(party)) {
+      problems.push(`authorizedParties (CLERK_AUTHORIZED_PARTIES) must be origins such as https://app.example.com, without a path or trailing slash: ${JSON.stringify(party)}`);
+    }
+  }
+  const { clockSkewInMs } = options;
+  if (clockSkewInMs !== undefined && !(Number.isFinite(clockSkewInMs) && clockSkewInMs >= 0)) {
+    problems.push(`clockSkewInMs must be a non-negative number of milliseconds: ${clockSkewInMs}`);
+  }
+  if (problems.length > 0) throw new Error(`clerkAuth: ${problems.join("; ")}`);
+  return { jwtKey, secretKey, authorizedParties, clockSkewInMs };
+}
+
+const pemPublicKey = /^\s*-----BEGIN PUBLIC KEY-----[\sA-Za-z0-9+/]+={0,2}\s*-----END PUBLIC KEY-----\s*$/;
+
+// The token's azp is the browser's Origin; anything else configured here would never match.
+function isOrigin(value: string): boolean {
+  return URL.canParse(value) && new URL(value).origin === value;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed === "" ? undefined : trimmed;
+}
+
+function splitList(value: string | undefined): string[] {
+  return (value ?? "").split(",").map((item) => item.trim()).filter((item) => item !== "");
+}

@@ -1,0 +1,75 @@
+import type { Redis } from "@upstash/redis/cloudflare";
+import { compareEntryIds, decodeStreamReply, type Cursor, type LogLine } from "./shared/entry.ts";
+import { logStreamKey } from "./shared/keys.ts";
+
+export const DEFAULT_PAGE_LIMIT = 100;
+export const MAX_PAGE_LIMIT = 500;
+// Entries per XRANGE: an entry holds 1 to 500 lines, so a page usually takes one read.
+const ENTRIES_PER_READ = 64;
+
+export interface HistoryQuery {
+  readonly before?: Cursor;
+  readonly after?: Cursor;
+  readonly limit: number;
+}
+
+export interface HistoryPage {
+  /** Chronological. */
+  readonly lines: LogLine[];
+  /** Whether more lines lie beyond this page in the direction it was read. */
+  readonly hasMore: boolean;
+}
+
+const isAfter = (line: LogLine, cursor: Cursor): boolean => {
+  const [entryId = "", index = "0"] = line.cursor.split(":");
+  const order = compareEntryIds(entryId, cursor.entryId);
+  return order > 0 || (order === 0 && Number(index) > cursor.index);
+};
+const isBefore = (line: LogLine, cursor: Cursor): boolean => {
+  const [entryId = "", index = "0"] = line.cursor.split(":");
+  const order = compareEntryIds(entryId, cursor.entryId);
+  return order < 0 || (order === 0 && Number(index) < cursor.index);
+};
+
+/**
+ * Lines after `after` (oldest first), or before `before` (newest first, then put in order), or
+ * the newest lines when neither is given; a page never holds more than `limit` lines. Reads
+ * entry ranges with XRANGE / XREVRANGE; the cursor's own entry is read again and the lines up
+ * to the cursor are skipped, so a page boundary may fall inside an entry.
+ */
+export async function readHistory(redis: Redis, jobId: string, query: HistoryQuery): Promise<HistoryPage> {
+  const key = logStreamKey(jobId);
+  const { after, before, limit } = query;
+  const wanted = limit + 1; // one more tells whether there is more
+  const lines: LogLine[] = [];
+  if (after !== undefined) {
+    let start = after.entryId;
+    const end = before?.entryId ?? "+";
+    for (;;) {
+      const entries = decodeStreamReply(await redis.xrange(key, start, end, ENTRIES_PER_READ));
+      for (const entry of entries) {
+        for (const line of entry.lines) {
+          if (isAfter(line, after) && (before === undefined || isBefore(line, before))) lines.push(line);
+        }
+      }
+      const last = entries.at(-1);
+      if (lines.length >= wanted || entries.length < ENTRIES_PER_READ || last === undefined) break;
+      start = `(${last.id}`;
+    }
+    return { lines: lines.slice(0, limit), hasMore: lines.length > limit };
+  }
+  let start = before?.entryId ?? "+";
+  for (;;) {
+    const entries = decodeStreamReply(await redis.xrevrange(key, start, "-", ENTRIES_PER_READ));
+    for (const entry of entries) {
+      for (let i = entry.lines.length - 1; i >= 0; i--) {
+        const line = entry.lines[i];
+        if (line && (before === undefined || isBefore(line, before))) lines.push(line);
+      }
+    }
+    const last = entries.at(-1);
+    if (lines.length >= wanted || entries.length < ENTRIES_PER_READ || last === undefined) break;
+    start = `(${last.id}`;
+  }
+  return { lines: lines.slice(0, limit).reverse(), hasMore: lines.length > limit };
+}

@@ -1,0 +1,323 @@
+import { DurableObject } from "cloudflare:workers";
+import { createRedis } from "./redis.ts";
+import { compareEntryIds, decodeStreamReply, parseCursor, type Cursor, type StreamEntry } from "./shared/entry.ts";
+import type { TerminalStatus } from "./shared/job.ts";
+import { isValidJobId, logStreamKey } from "./shared/keys.ts";
+import { formatDoneEvent, formatEntryEvent, HEARTBEAT_FRAME } from "./shared/sse.ts";
+
+/** Settings read from the Worker's vars, with their defaults. */
+export interface JobStreamSettings {
+  readonly heartbeatMs: number;
+  readonly maxViewers: number;
+  /** Poll interval while lines flow; it doubles on every empty poll up to idlePollMaxMs. */
+  readonly activePollMs: number;
+  readonly idlePollMaxMs: number;
+  /** A viewer with more than this many bytes queued and unread is closed (it resumes on reconnect). */
+  readonly maxViewerLagBytes: number;
+}
+
+function intVar(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined || value === "") return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1) throw new RangeError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  return parsed;
+}
+
+export function jobStreamSettings(env: Partial<Record<string, string>>): JobStreamSettings {
+  return {
+    heartbeatMs: intVar(env.SSE_HEARTBEAT_MS, 20_000, "SSE_HEARTBEAT_MS"),
+    maxViewers: intVar(env.MAX_VIEWERS_PER_JOB, 100, "MAX_VIEWERS_PER_JOB"),
+    activePollMs: intVar(env.TAIL_ACTIVE_POLL_MS, 100, "TAIL_ACTIVE_POLL_MS"),
+    idlePollMaxMs: intVar(env.TAIL_IDLE_POLL_MAX_MS, 1_000, "TAIL_IDLE_POLL_MAX_MS"),
+    maxViewerLagBytes: intVar(env.MAX_VIEWER_LAG_BYTES, 1024 * 1024, "MAX_VIEWER_LAG_BYTES"),
+  };
+}
+
+export const SSE_HEADERS = {
+  "Content-Type": "text/event-stream; charset=utf-8",
+  "Cache-Control": "no-cache, no-transform",
+  "X-Accel-Buffering": "no",
+} as const;
+
+// EventSource waits this long before reconnecting after the server closes a stream.
+const RETRY_FRAME = "retry: 2000\n\n";
+const ENTRIES_PER_READ = 256;
+// Entries kept in memory so a viewer that reconnects soon after a drop resumes without a read.
+const RECENT_LINES = 5_000;
+
+interface Viewer {
+  readonly writer: WritableStreamDefaultWriter<Uint8Array>;
+  /** The id of the last entry this viewer has been sent in full. */
+  lastSent: string;
+  /** False while it catches up from its cursor; live fan-out skips it until then. */
+  live: boolean;
+  closed: boolean;
+}
+
+interface StoredState {
+  readonly jobId: string | null;
+  readonly position: string | null;
+  readonly lastCursor: string | null;
+  readonly ended: TerminalStatus | null;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * The per-job Durable Object: the only live reader of the job's Redis Stream, whatever the
+ * number of viewers. Alarms drive the tail (each alarm has a fresh subrequest budget), fast
+ * while lines flow and slower when idle; the runner may wake it. Each batch is encoded once
+ * and the same bytes go to every viewer. Its read position is in storage, so an object that is
+ * evicted or redeployed resumes where it was, and viewers resume exactly from Last-Event-ID.
+ */
+export class JobStream extends DurableObject<Env> {
+  private readonly settings: JobStreamSettings;
+  private readonly viewers = new Set<Viewer>();
+  private state: StoredState = { jobId: null, position: null, lastCursor: null, ended: null };
+  private recent: StreamEntry[] = [];
+  private recentLines = 0;
+  private idlePolls = 0;
+  private lastFrameAt = Date.now();
+  private polling: Promise<void> | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.settings = jobStreamSettings(env as unknown as Partial<Record<string, string>>);
+    void ctx.blockConcurrencyWhile(async () => {
+      this.state = (await ctx.storage.get<StoredState>("state")) ?? this.state;
+    });
+  }
+
+  /** Viewers connect here: `GET /stream?job=<id>[&after=<cursor>]`, forwarded by the Worker after auth. */
+  override async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const jobId = url.searchParams.get("job") ?? "";
+    if (!isValidJobId(jobId)) return jsonError(400, "invalid_job_id", "malformed job id");
+    const afterParam = url.searchParams.get("after");
+    const after = afterParam === null ? null : parseCursor(afterParam);
+    if (afterParam !== null && after === null) return jsonError(400, "invalid_cursor", "malformed cursor");
+    if (this.state.jobId === null) await this.saveState({ ...this.state, jobId });
+    if (this.viewers.size >= this.settings.maxViewers) {
+      const response = jsonError(429, "too_many_viewers", `this job already has ${this.settings.maxViewers} viewers; try again shortly`);
+      response.headers.set("Retry-After", "5");
+      return response;
+    }
+
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(
+      undefined,
+      new ByteLengthQueuingStrategy({ highWaterMark: this.settings.maxViewerLagBytes }),
+    );
+    const viewer: Viewer = { writer: writable.getWriter(), lastSent: "0-0", live: false, closed: false };
+    this.viewers.add(viewer);
+    request.signal.addEventListener("abort", () => this.dropViewer(viewer));
+    this.send(viewer, encoder.encode(RETRY_FRAME));
+    this.ctx.waitUntil(this.admit(viewer, after));
+    return new Response(readable, { headers: SSE_HEADERS });
+  }
+
+  /** The runner appended lines: poll now instead of at the idle interval. */
+  async wake(): Promise<void> {
+    this.idlePolls = 0;
+    if (this.viewers.size > 0) await this.ctx.storage.setAlarm(Date.now());
+  }
+
+  override async alarm(): Promise<void> {
+    try {
+      if (this.viewers.size === 0) return;
+      await this.poll();
+      if (Date.now() - this.lastFrameAt >= this.settings.heartbeatMs) this.broadcast(encoder.encode(HEARTBEAT_FRAME));
+    } catch (error) {
+      console.error(`JobStream:${this.state.jobId ?? "?"} poll failed`, error);
+      this.idlePolls += 1;
+    }
+    await this.arm();
+  }
+
+  /** Brings a new viewer up to the object's read position, then makes it live. */
+  private async admit(viewer: Viewer, after: Cursor | null): Promise<void> {
+    try {
+      if (this.state.position === null) await this.poll();
+      if (after === null) {
+        viewer.lastSent = this.state.position ?? "0-0";
+      } else {
+        await this.catchUp(viewer, after);
+        if (compareEntryIds(viewer.lastSent, after.entryId) < 0) viewer.lastSent = after.entryId;
+      }
+      if (viewer.closed) return;
+      viewer.live = true;
+      if (this.state.ended !== null) {
+        this.finish(viewer);
+        return;
+      }
+      await this.arm();
+    } catch (error) {
+      console.error(`JobStream:${this.state.jobId ?? "?"} could not admit a viewer`, error);
+      this.closeViewer(viewer, true);
+    }
+  }
+
+  /** Sends a resuming viewer every line after its cursor, up to the object's read position. */
+  private async catchUp(viewer: Viewer, after: Cursor): Promise<void> {
+    const jobId = this.state.jobId;
+    if (jobId === null) return;
+    // The cursor may come from the history route and lie past what this object has read (it
+    // reads only while it has viewers): read up to it first.
+    for (let reads = 0; reads < 64 && this.state.ended === null && compareEntryIds(after.entryId, this.state.position ?? "0-0") > 0; reads++) {
+      const before = this.state.position;
+      await this.poll();
+      if (this.state.position === before) break;
+    }
+    if (compareEntryIds(after.entryId, this.state.position ?? "0-0") > 0) {
+      // The stream holds nothing after it yet: everything from now on is new to this viewer.
+      viewer.lastSent = after.entryId;
+      return;
+    }
+    const key = logStreamKey(jobId);
+    const redis = createRedis(this.env);
+    let start = after.entryId;
+    for (;;) {
+      if (viewer.closed) return;
+      const exclusive = start.startsWith("(");
+      const startId = exclusive ? start.slice(1) : start;
+      // What the object read recently is in memory: serve it from there without awaiting, so no
+      // poll slips in between and the viewer goes live exactly at the object's read position.
+      const oldest = this.recent[0];
+      if (oldest !== undefined && compareEntryIds(oldest.id, startId) <= 0) {
+        for (const entry of this.recent) this.sendEntryTo(viewer, entry, after);
+        return;
+      }
+      const position = this.state.position ?? "0-0";
+      const order = compareEntryIds(startId, position);
+      if (order > 0 || (exclusive && order === 0)) return;
+      const entries = decodeStreamReply(await redis.xrange(key, start, position, ENTRIES_PER_READ));
+      for (const entry of entries) {
+        await viewer.writer.ready;
+        this.sendEntryTo(viewer, entry, after);
+      }
+      start = `(${entries.at(-1)?.id ?? position}`;
+    }
+  }
+
+  private sendEntryTo(viewer: Viewer, entry: StreamEntry, after: Cursor): void {
+    if (compareEntryIds(entry.id, viewer.lastSent) <= 0) return;
+    const order = compareEntryIds(entry.id, after.entryId);
+    if (order < 0) return;
+    const bytes = formatEntryEvent(entry, order === 0 ? after.index : -1);
+    if (bytes !== "") this.send(viewer, encoder.encode(bytes));
+    viewer.lastSent = entry.id;
+  }
+
+  /** One read of new entries, fanned out to every live viewer as one shared chunk. */
+  private poll(): Promise<void> {
+    // Concurrent callers (an alarm and a viewer's admission) share one read.
+    this.polling ??= this.readNew().finally(() => {
+      this.polling = null;
+    });
+    return this.polling;
+  }
+
+  private async readNew(): Promise<void> {
+    const jobId = this.state.jobId;
+    if (jobId === null || this.state.ended !== null) return;
+    const redis = createRedis(this.env);
+    const key = logStreamKey(jobId);
+    if (this.state.position === null) {
+      // A new object starts at the stream's end: viewers without a cursor get live lines only.
+      const top = decodeStreamReply(await redis.xrevrange(key, "+", "-", 1))[0];
+      await this.saveState({ ...this.state, position: top?.id ?? "0-0", lastCursor: top?.lines.at(-1)?.cursor ?? null, ended: top?.end ?? null });
+      return;
+    }
+    const entries = decodeStreamReply(await redis.xrange(key, `(${this.state.position}`, "+", ENTRIES_PER_READ));
+    if (entries.length === 0) {
+      this.idlePolls += 1;
+      return;
+    }
+    this.idlePolls = 0;
+    const firstId = entries[0]?.id ?? "0-0";
+    const chunks: string[] = [];
+    let lastCursor = this.state.lastCursor;
+    let ended: TerminalStatus | null = null;
+    for (const entry of entries) {
+      chunks.push(formatEntryEvent(entry));
+      this.remember(entry);
+      lastCursor = entry.lines.at(-1)?.cursor ?? lastCursor;
+      if (entry.end !== undefined) ended = entry.end;
+    }
+    const position = entries.at(-1)?.id ?? this.state.position;
+    const shared = encoder.encode(chunks.join(""));
+    for (const viewer of this.viewers) {
+      if (!viewer.live) continue;
+      if (compareEntryIds(viewer.lastSent, firstId) < 0) {
+        this.send(viewer, shared);
+      } else {
+        // Rare: it caught up past the start of this batch; send it the rest only.
+        const rest = entries.filter((entry) => compareEntryIds(entry.id, viewer.lastSent) > 0).map((entry) => formatEntryEvent(entry));
+        if (rest.length > 0) this.send(viewer, encoder.encode(rest.join("")));
+      }
+      viewer.lastSent = position;
+    }
+    await this.saveState({ ...this.state, position, lastCursor, ended });
+    if (ended !== null) {
+      for (const viewer of this.viewers) if (viewer.live) this.finish(viewer);
+    }
+  }
+
+  private remember(entry: StreamEntry): void {
+    this.recent.push(entry);
+    this.recentLines += entry.lines.length;
+    while (this.recentLines > RECENT_LINES && this.recent.length > 1) {
+      const dropped = this.recent.shift();
+      this.recentLines -= dropped?.lines.length ?? 0;
+    }
+  }
+
+  private finish(viewer: Viewer): void {
+    const status = this.state.ended;
+    if (status === null) return;
+    this.send(viewer, encoder.encode(formatDoneEvent(status, this.state.lastCursor)));
+    this.closeViewer(viewer, false);
+  }
+
+  private send(viewer: Viewer, bytes: Uint8Array): void {
+    if (viewer.closed) return;
+    viewer.writer.write(bytes).catch(() => this.dropViewer(viewer));
+    this.lastFrameAt = Date.now();
+    // A viewer that cannot keep up is closed, never fed a gap: it reconnects with its last id.
+    const desired = viewer.writer.desiredSize;
+    if (desired !== null && desired < 0) this.closeViewer(viewer, true);
+  }
+
+  private broadcast(bytes: Uint8Array): void {
+    for (const viewer of this.viewers) if (viewer.live) this.send(viewer, bytes);
+  }
+
+  private closeViewer(viewer: Viewer, abort: boolean): void {
+    if (viewer.closed) return;
+    viewer.closed = true;
+    this.viewers.delete(viewer);
+    const done = abort ? viewer.writer.abort("closed by the server") : viewer.writer.close();
+    done.catch(() => undefined);
+  }
+
+  private dropViewer(viewer: Viewer): void {
+    this.closeViewer(viewer, true);
+  }
+
+  private async arm(): Promise<void> {
+    if (this.viewers.size === 0 || this.state.ended !== null) return;
+    const pollIn = Math.min(this.settings.idlePollMaxMs, this.settings.activePollMs * 2 ** Math.min(this.idlePolls, 16));
+    const heartbeatIn = Math.max(0, this.lastFrameAt + this.settings.heartbeatMs - Date.now());
+    const at = Date.now() + Math.min(pollIn, heartbeatIn);
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  private async saveState(state: StoredState): Promise<void> {
+    this.state = state;
+    await this.ctx.storage.put("state", state);
+  }
+}
+
+function jsonError(status: number, code: string, message: string): Response {
+  return Response.json({ error: { code, message } }, { status });
+}

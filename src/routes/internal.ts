@@ -1,0 +1,26 @@
+import { Hono } from "hono";
+import { createMiddleware } from "hono/factory";
+import { timingSafeEqual } from "hono/utils/buffer";
+import { ApiError } from "../errors.ts";
+import { isValidJobId } from "../shared/keys.ts";
+
+/** The runner's shared token, as a Bearer token; compared in constant time. */
+const runnerAuth = createMiddleware<{ Bindings: Env }>(async (c, next) => {
+  const expected = c.env.RUNNER_TOKEN;
+  const header = c.req.header("Authorization") ?? "";
+  const token = header.startsWith("Bearer ") ? header.slice("Bearer ".length) : "";
+  if (expected === undefined || expected === "" || token === "" || !(await timingSafeEqual(token, expected))) {
+    throw new ApiError(401, "unauthenticated", "the runner token is missing or wrong");
+  }
+  await next();
+});
+
+/** Routes for the runner. */
+export const internal = new Hono<{ Bindings: Env }>()
+  .use(runnerAuth)
+  .post("/jobs/:id/wake", async (c) => {
+    const jobId = c.req.param("id");
+    if (!isValidJobId(jobId)) throw new ApiError(400, "invalid_job_id", "malformed job id");
+    await c.env.JOB_STREAM.get(c.env.JOB_STREAM.idFromName(jobId)).wake();
+    return c.body(null, 204);
+  });

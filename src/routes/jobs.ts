@@ -1,0 +1,79 @@
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { clerkAuthFromEnv, type AuthVariables } from "../auth.ts";
+import { ApiError } from "../errors.ts";
+import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, readHistory } from "../history.ts";
+import { createRedis } from "../redis.ts";
+import { parseCursor, type Cursor } from "../shared/entry.ts";
+import { parseJobRecord, type JobRecord } from "../shared/job.ts";
+import { isValidJobId, jobKey } from "../shared/keys.ts";
+
+type JobsEnv = { Bindings: Env; Variables: AuthVariables };
+
+function checkedJobId(id: string): string {
+  if (!isValidJobId(id)) throw new ApiError(400, "invalid_job_id", "a job id is 1 to 64 letters, digits, '_' or '-'");
+  return id;
+}
+
+function cursorParam(name: string, value: string | undefined): Cursor | undefined {
+  if (value === undefined) return undefined;
+  const cursor = parseCursor(value);
+  if (cursor === null) throw new ApiError(400, "invalid_cursor", `${name} is not a log cursor (<entry id>:<index>, e.g. 1732190000000-0:3)`);
+  return cursor;
+}
+
+function limitParam(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_PAGE_LIMIT;
+  const limit = /^\d{1,4}$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_LIMIT) {
+    throw new ApiError(400, "invalid_limit", `limit must be an integer from 1 to ${MAX_PAGE_LIMIT}`);
+  }
+  return limit;
+}
+
+/**
+ * The job, if the caller owns it. Anyone else gets the same 404 as for a job that does not
+ * exist, so job ids cannot be probed.
+ */
+async function ownedJob(c: Context<JobsEnv>, jobId: string): Promise<JobRecord> {
+  const raw = await createRedis(c.env).get<string>(jobKey(jobId));
+  const job = raw === null ? null : parseJobRecord(raw);
+  if (job === null || job.owner !== c.var.userId) throw new ApiError(404, "job_not_found", "no such job");
+  return job;
+}
+
+export const jobs = new Hono<JobsEnv>()
+  .use(clerkAuthFromEnv())
+  .get("/:id", async (c) => {
+    const job = await ownedJob(c, checkedJobId(c.req.param("id")));
+    return c.json(job);
+  })
+  .get("/:id/logs", async (c) => {
+    const jobId = checkedJobId(c.req.param("id"));
+    const before = cursorParam("before", c.req.query("before"));
+    const after = cursorParam("after", c.req.query("after"));
+    const limit = limitParam(c.req.query("limit"));
+    await ownedJob(c, jobId);
+    const page = await readHistory(createRedis(c.env), jobId, { ...(before ? { before } : {}), ...(after ? { after } : {}), limit });
+    return c.json({
+      lines: page.lines,
+      has_more: page.hasMore,
+      cursors: {
+        before: page.lines[0]?.cursor ?? c.req.query("before") ?? null,
+        after: page.lines.at(-1)?.cursor ?? c.req.query("after") ?? null,
+      },
+    });
+  })
+  .get("/:id/logs/stream", async (c) => {
+    const jobId = checkedJobId(c.req.param("id"));
+    // EventSource sends Last-Event-ID on its own reconnects; ?after= serves a first connect.
+    const resumeFrom = c.req.header("Last-Event-ID") ?? c.req.query("after");
+    const after = cursorParam("Last-Event-ID", resumeFrom === "" ? undefined : resumeFrom);
+    await ownedJob(c, jobId);
+    const target = new URL("https://job-stream/stream");
+    target.searchParams.set("job", jobId);
+    if (after) target.searchParams.set("after", `${after.entryId}:${after.index}`);
+    const stub = c.env.JOB_STREAM.get(c.env.JOB_STREAM.idFromName(jobId));
+    // The viewer's signal goes along, so the object notices when the viewer disconnects.
+    return stub.fetch(new Request(target, { signal: c.req.raw.signal }));
+  });

@@ -1,0 +1,37 @@
+import { spawn } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import type { TestProject } from "vitest/node";
+
+// The workerd project's setup runs the bridge (with its own redis-server) as a separate Node
+// process: this project's Vite resolves modules for workerd, not for Node, so the bridge's
+// Node-only dependencies are kept out of it. Workers reach it over loopback, as they would
+// reach Upstash over the internet.
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const token = `test-${crypto.randomUUID()}`;
+  const child = spawn(process.execPath, ["tools/upstash-bridge/cli.ts", "--port", "0", "--token", token], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const lines = createInterface({ input: child.stdout });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`the Upstash bridge exited with code ${code} before it was ready`)));
+    lines.on("line", (line) => {
+      const match = /^UPSTASH_REDIS_REST_URL=(\S+)$/.exec(line);
+      if (match?.[1]) resolve(match[1]);
+    });
+  });
+  project.provide("upstashUrl", url);
+  project.provide("upstashToken", token);
+  project.provide("redisUrl", "");
+  // A Clerk-like instance key: the Worker gets the public half as CLERK_JWT_KEY (networkless
+  // verification); tests sign session tokens inside workerd with the private half.
+  const clerkKeys = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  project.provide("clerkJwtKey", clerkKeys.publicKey.export({ type: "spki", format: "pem" }).toString());
+  project.provide("clerkSigningJwk", JSON.stringify(clerkKeys.privateKey.export({ format: "jwk" })));
+  return async () => {
+    const exited = once(child, "exit");
+    child.kill("SIGTERM");
+    await exited;
+  };
+}

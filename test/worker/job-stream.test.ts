@@ -1,0 +1,204 @@
+import { env, exports } from "cloudflare:workers";
+import { runInDurableObject } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { JobStream } from "../../src/job-stream.ts";
+import { formatDoneEvent, formatEntryEvent } from "../../src/shared/sse.ts";
+import type { LogLine } from "../../src/shared/entry.ts";
+import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
+import { uniqueJobId } from "../support/redis.ts";
+import { isEvent, sseReader, type SseFrame } from "../support/sse.ts";
+import { createTestSigner } from "../support/tokens.ts";
+
+// The live path end to end inside workerd: Worker route (Clerk auth, ownership) -> the job's
+// Durable Object -> SSE, against redis-server through the Upstash bridge. The runner's side is
+// played by writing entries in its format straight to the stream.
+const redis = testRedis(env);
+let ownerToken = "";
+let strangerToken = "";
+
+beforeAll(async () => {
+  const signer = await createTestSigner(env.TEST_CLERK_SIGNING_JWK);
+  ownerToken = await signer.sign({ sub: "user_owner" });
+  strangerToken = await signer.sign({ sub: "user_stranger" });
+});
+
+function connect(jobId: string, options: { token?: string; lastEventId?: string; after?: string; signal?: AbortSignal } = {}): Promise<Response> {
+  const url = new URL(`http://example.com/api/jobs/${jobId}/logs/stream`);
+  if (options.after !== undefined) url.searchParams.set("after", options.after);
+  const headers: Record<string, string> = { Authorization: `Bearer ${options.token ?? ownerToken}` };
+  if (options.lastEventId !== undefined) headers["Last-Event-ID"] = options.lastEventId;
+  return exports.default.fetch(url, { headers, ...(options.signal ? { signal: options.signal } : {}) });
+}
+
+const linesOf = (frame: SseFrame | null): LogLine[] => (frame?.data ? (JSON.parse(frame.data) as { lines: LogLine[] }).lines : []);
+const textsOf = (frame: SseFrame | null): string[] => linesOf(frame).map((line) => line.text);
+
+async function newJob(label: string) {
+  const jobId = uniqueJobId(label);
+  await createJob(redis, jobId, "user_owner");
+  return { jobId, writer: streamWriter(redis, jobId) };
+}
+
+describe("GET /api/jobs/:id/logs/stream", () => {
+  it("answers with SSE headers and sends new lines as exact log events", async () => {
+    const { jobId, writer } = await newJob("sse-bytes");
+    await writer.append("before the viewer");
+    const response = await connect(jobId);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("Content-Type")).toMatch(/^text\/event-stream/);
+    expect(response.headers.get("Cache-Control")).toMatch(/no-cache/);
+    expect(response.headers.get("X-Accel-Buffering")).toBe("no");
+    const stream = sseReader(response);
+    expect((await stream.next())?.raw).toBe("retry: 2000\n\n");
+    const { id } = await writer.append("first", "second");
+    const frame = await stream.nextMatching(isEvent);
+    const expected = formatEntryEvent({ id, lines: linesOf(frame).map((line, i) => ({ ...line, cursor: `${id}:${i}` })) });
+    expect(frame?.raw).toBe(expected);
+    expect(frame?.id).toBe(`${id}:1`);
+    expect(frame?.event).toBe("log");
+    expect(textsOf(frame)).toEqual(["first", "second"]);
+    await stream.cancel();
+  });
+
+  it("gives several viewers identical bytes", async () => {
+    const { jobId, writer } = await newJob("identical");
+    const streams = await Promise.all([connect(jobId), connect(jobId), connect(jobId)]).then((responses) => responses.map(sseReader));
+    for (const stream of streams) await stream.next();
+    await writer.append("shared line 1", "shared line 2");
+    await writer.append("shared line 3");
+    const frames = await Promise.all(streams.map(async (stream) => [(await stream.nextMatching(isEvent))?.raw, (await stream.nextMatching(isEvent))?.raw]));
+    expect(frames[0]?.[0]).toContain("shared line 1");
+    expect(frames[1]).toEqual(frames[0]);
+    expect(frames[2]).toEqual(frames[0]);
+    await Promise.all(streams.map((stream) => stream.cancel()));
+  });
+
+  it("resumes after Last-Event-ID with no gap and no duplicate, inside an entry too", async () => {
+    const { jobId, writer } = await newJob("resume");
+    await writer.append("a1", "a2");
+    const second = await writer.append("b1", "b2", "b3");
+    await writer.append("c1");
+    const stream = sseReader(await connect(jobId, { lastEventId: second.cursors[0] ?? "" }));
+    const texts: string[] = [];
+    while (texts.length < 3) texts.push(...textsOf(await stream.nextMatching(isEvent)));
+    expect(texts).toEqual(["b2", "b3", "c1"]);
+    await writer.append("d1");
+    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["d1"]);
+    await stream.cancel();
+  });
+
+  it("takes ?after= like Last-Event-ID", async () => {
+    const { jobId, writer } = await newJob("after-param");
+    const first = await writer.append("x1", "x2");
+    await writer.append("y1");
+    const stream = sseReader(await connect(jobId, { after: first.cursors[0] ?? "" }));
+    const texts: string[] = [];
+    while (texts.length < 2) texts.push(...textsOf(await stream.nextMatching(isEvent)));
+    expect(texts).toEqual(["x2", "y1"]);
+    await stream.cancel();
+  });
+
+  it("resumes exactly across a restart of the object, from the position it stored", async () => {
+    const { jobId, writer } = await newJob("restart");
+    const stream = sseReader(await connect(jobId));
+    await stream.next();
+    await writer.append("r1", "r2");
+    const seen = await stream.nextMatching(isEvent);
+    expect(textsOf(seen)).toEqual(["r1", "r2"]);
+    const stub = env.JOB_STREAM.get(env.JOB_STREAM.idFromName(jobId));
+    const stored = await runInDurableObject(stub, async (_instance: JobStream, state) => state.storage.get<{ position: string }>("state"));
+    expect(stored?.position).toBe(seen?.id?.split(":")[0]);
+    // The runner writes on while the object is gone, e.g. during a deploy.
+    await stream.cancel();
+    await runInDurableObject(stub, (_instance: JobStream, state) => state.abort("simulated eviction")).catch(() => undefined);
+    await writer.append("r3");
+    await writer.append("r4", "r5");
+    const resumed = sseReader(await connect(jobId, { lastEventId: seen?.id ?? "" }));
+    const texts: string[] = [];
+    while (texts.length < 3) texts.push(...textsOf(await resumed.nextMatching(isEvent)));
+    expect(texts).toEqual(["r3", "r4", "r5"]);
+    await resumed.cancel();
+  });
+
+  it("sends heartbeats on an idle stream", async () => {
+    const { jobId } = await newJob("heartbeat");
+    const stream = sseReader(await connect(jobId));
+    expect((await stream.next())?.raw).toBe("retry: 2000\n\n");
+    expect((await stream.next())?.raw).toBe(": heartbeat\n\n");
+    expect((await stream.next())?.raw).toBe(": heartbeat\n\n");
+    await stream.cancel();
+  });
+
+  it("ends with the remaining lines, done with the status, and a close", async () => {
+    const { jobId, writer } = await newJob("done");
+    const stream = sseReader(await connect(jobId));
+    await stream.next();
+    await writer.append("last lines");
+    const end = await writer.end("failed", "Command failed with exit code 2");
+    const texts: string[] = [];
+    let frame = await stream.nextMatching(isEvent);
+    while (frame?.event === "log") {
+      texts.push(...textsOf(frame));
+      frame = await stream.nextMatching(isEvent);
+    }
+    expect(texts).toEqual(["last lines", "Command failed with exit code 2"]);
+    expect(frame?.raw).toBe(formatDoneEvent("failed", end.cursors[0] ?? null));
+    expect(await stream.next()).toBeNull();
+  });
+
+  it("after the end, gives a late viewer the lines after its cursor, done, and the close", async () => {
+    const { jobId, writer } = await newJob("late");
+    const first = await writer.append("l1", "l2");
+    await writer.end("ready", "l3");
+    const late = sseReader(await connect(jobId, { lastEventId: first.cursors[1] ?? "" }));
+    expect(textsOf(await late.nextMatching(isEvent))).toEqual(["l3"]);
+    expect((await late.nextMatching(isEvent))?.event).toBe("done");
+    expect(await late.next()).toBeNull();
+    const fresh = sseReader(await connect(jobId));
+    const done = await fresh.nextMatching(isEvent);
+    expect(done?.event).toBe("done");
+    expect(JSON.parse(done?.data ?? "{}")).toEqual({ status: "ready" });
+    expect(await fresh.next()).toBeNull();
+  });
+
+  it("caps concurrent viewers with 429, Retry-After and a JSON error, and frees a place on disconnect", async () => {
+    const { jobId } = await newJob("cap");
+    const max = Number(env.MAX_VIEWERS_PER_JOB);
+    const controllers = Array.from({ length: max }, () => new AbortController());
+    const open = await Promise.all(controllers.map((controller) => connect(jobId, { signal: controller.signal })));
+    const readers = open.map(sseReader);
+    await Promise.all(readers.map((reader) => reader.next()));
+    expect(open.every((response) => response.status === 200)).toBe(true);
+    const refused = await connect(jobId);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("Retry-After")).toMatch(/^\d+$/);
+    expect(await refused.json()).toMatchObject({ error: { code: "too_many_viewers" } });
+    await readers[0]?.cancel();
+    controllers[0]?.abort();
+    let admitted: Response | null = null;
+    for (let attempt = 0; attempt < 50 && admitted === null; attempt++) {
+      const response = await connect(jobId);
+      if (response.status === 200) admitted = response;
+      else await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(admitted?.status).toBe(200);
+    if (admitted) await sseReader(admitted).cancel();
+    await Promise.all(readers.slice(1).map((reader) => reader.cancel()));
+  });
+
+  it("answers 404 to a viewer who does not own the job and 401 without a token", async () => {
+    const { jobId } = await newJob("stream-auth");
+    const stranger = await connect(jobId, { token: strangerToken });
+    expect(stranger.status).toBe(404);
+    expect(await stranger.json()).toMatchObject({ error: { code: "job_not_found" } });
+    const anonymous = await exports.default.fetch(`http://example.com/api/jobs/${jobId}/logs/stream`);
+    expect(anonymous.status).toBe(401);
+  });
+
+  it.each(["nonsense", "1-0", "1-0:x", "1-0:0\r\nevent: done"])("rejects the malformed cursor %j with 400", async (cursor) => {
+    const { jobId } = await newJob("bad-cursor");
+    const response = await connect(jobId, { after: cursor });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error: { code: "invalid_cursor" } });
+  });
+});
