@@ -1,0 +1,207 @@
+import { env, exports } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { LogLine } from "../../src/shared/entry.ts";
+import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
+import { uniqueJobId } from "../support/redis.ts";
+import { createTestSigner, sessionClaims } from "../support/tokens.ts";
+
+const redis = testRedis(env);
+let owner = "";
+let stranger = "";
+let expired = "";
+
+beforeAll(async () => {
+  const signer = await createTestSigner(env.TEST_CLERK_SIGNING_JWK);
+  owner = await signer.sign({ sub: "user_routes_owner" });
+  stranger = await signer.sign({ sub: "user_routes_stranger" });
+  const past = Math.floor(Date.now() / 1000) - 3600;
+  expired = await signer.sign(sessionClaims({ sub: "user_routes_owner", iat: past, nbf: past - 10, exp: past + 60 }));
+});
+
+const get = (path: string, token: string | null = owner): Promise<Response> =>
+  exports.default.fetch(`http://example.com${path}`, token === null ? {} : { headers: { Authorization: `Bearer ${token}` } });
+
+interface Page {
+  lines: LogLine[];
+  has_more: boolean;
+  cursors: { before: string | null; after: string | null };
+}
+const page = async (path: string): Promise<Page> => {
+  const response = await get(path);
+  expect(response.status).toBe(200);
+  return (await response.json()) as Page;
+};
+
+describe("GET /api/jobs/:id", () => {
+  it("shows its owner the job's status and times", async () => {
+    const jobId = uniqueJobId("status");
+    const job = await createJob(redis, jobId, "user_routes_owner", "running");
+    const response = await get(`/api/jobs/${jobId}`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual(job);
+  });
+
+  it("answers anyone else exactly as for a job that does not exist", async () => {
+    const jobId = uniqueJobId("not-yours");
+    await createJob(redis, jobId, "user_routes_owner");
+    const notYours = await get(`/api/jobs/${jobId}`, stranger);
+    const missing = await get(`/api/jobs/${uniqueJobId("missing")}`, stranger);
+    expect(notYours.status).toBe(404);
+    expect(missing.status).toBe(404);
+    expect(await notYours.json()).toEqual(await missing.json());
+  });
+
+  it.each([
+    ["no token", null, "unauthenticated"],
+    ["an expired token", "expired", "token_expired"],
+    ["a malformed token", "not.a.jwt", "invalid_token"],
+  ])("answers %s with 401", async (_case, token, code) => {
+    const jobId = uniqueJobId("auth");
+    await createJob(redis, jobId, "user_routes_owner");
+    const response = await get(`/api/jobs/${jobId}`, token === "expired" ? expired : token);
+    expect(response.status).toBe(401);
+    expect(await response.json()).toMatchObject({ error: { code } });
+  });
+
+  it.each(["bad*id", "a:b", "a%2Fb", "%20", "x".repeat(65), "-leading-dash", "caf%C3%A9"])("rejects the job id %j with 400 before touching Redis", async (id) => {
+    const response = await get(`/api/jobs/${id}`);
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error: { code: "invalid_job_id" } });
+  });
+});
+
+describe("GET /api/jobs/:id/logs", () => {
+  // 12 lines in 3 entries of 4: page boundaries fall inside entries and across them.
+  let jobId = "";
+  let cursors: string[] = [];
+  const texts = (p: Page): string[] => p.lines.map((line) => line.text);
+  const range = (from: number, to: number): string[] => Array.from({ length: to - from + 1 }, (_, i) => `l${from + i}`);
+
+  beforeAll(async () => {
+    jobId = uniqueJobId("history");
+    await createJob(redis, jobId, "user_routes_owner");
+    const writer = streamWriter(redis, jobId);
+    cursors = [];
+    for (let entry = 0; entry < 3; entry++) {
+      const written = await writer.append(...range(entry * 4 + 1, entry * 4 + 4));
+      cursors.push(...written.cursors);
+    }
+  });
+  const cursor = (line: number): string => cursors[line - 1] ?? "";
+
+  it("gives the newest lines by default, oldest first, with cursors both ways", async () => {
+    const p = await page(`/api/jobs/${jobId}/logs?limit=5`);
+    expect(texts(p)).toEqual(range(8, 12));
+    expect(p.has_more).toBe(true);
+    expect(p.cursors).toEqual({ before: cursor(8), after: cursor(12) });
+    expect(p.lines[0]).toMatchObject({ source: "stdout", phase: "build", cursor: cursor(8) });
+  });
+
+  it("pages backwards with before= until has_more is false", async () => {
+    const second = await page(`/api/jobs/${jobId}/logs?limit=5&before=${cursor(8)}`);
+    expect(texts(second)).toEqual(range(3, 7));
+    expect(second.has_more).toBe(true);
+    const third = await page(`/api/jobs/${jobId}/logs?limit=5&before=${second.cursors.before}`);
+    expect(texts(third)).toEqual(range(1, 2));
+    expect(third.has_more).toBe(false);
+  });
+
+  it("pages forwards with after= until has_more is false", async () => {
+    const first = await page(`/api/jobs/${jobId}/logs?limit=5&after=${cursor(2)}`);
+    expect(texts(first)).toEqual(range(3, 7));
+    expect(first.has_more).toBe(true);
+    const second = await page(`/api/jobs/${jobId}/logs?limit=5&after=${first.cursors.after}`);
+    expect(texts(second)).toEqual(range(8, 12));
+    expect(second.has_more).toBe(false);
+    const empty = await page(`/api/jobs/${jobId}/logs?limit=5&after=${second.cursors.after}`);
+    expect(empty.lines).toEqual([]);
+    expect(empty.has_more).toBe(false);
+    expect(empty.cursors.after).toBe(cursor(12));
+  });
+
+  it("reads from the start with after=0-0:0 and between two cursors with both", async () => {
+    expect(texts(await page(`/api/jobs/${jobId}/logs?after=0-0:0&limit=3`))).toEqual(range(1, 3));
+    const between = await page(`/api/jobs/${jobId}/logs?after=${cursor(3)}&before=${cursor(10)}`);
+    expect(texts(between)).toEqual(range(4, 9));
+    expect(between.has_more).toBe(false);
+  });
+
+  it("returns every line once across many pages and many entries, in both directions", async () => {
+    const manyId = uniqueJobId("many");
+    await createJob(redis, manyId, "user_routes_owner");
+    const writer = streamWriter(redis, manyId);
+    const all: string[] = [];
+    for (let i = 0; i < 150; i++) {
+      const lines = i % 3 === 0 ? [`m${i}a`, `m${i}b`] : [`m${i}`];
+      await writer.append(...lines);
+      all.push(...lines);
+    }
+    const forward: string[] = [];
+    let after = "0-0:0";
+    for (let guard = 0; guard < 100; guard++) {
+      const p = await page(`/api/jobs/${manyId}/logs?limit=7&after=${after}`);
+      forward.push(...texts(p));
+      after = p.cursors.after ?? after;
+      if (!p.has_more) break;
+    }
+    expect(forward).toEqual(all);
+    const backward: string[] = [];
+    let p = await page(`/api/jobs/${manyId}/logs?limit=9`);
+    backward.unshift(...texts(p));
+    for (let guard = 0; guard < 100 && p.has_more; guard++) {
+      p = await page(`/api/jobs/${manyId}/logs?limit=9&before=${p.cursors.before}`);
+      backward.unshift(...texts(p));
+    }
+    expect(backward).toEqual(all);
+  });
+
+  it("defaults to 100 lines and accepts up to 500", async () => {
+    expect(texts(await page(`/api/jobs/${jobId}/logs`))).toEqual(range(1, 12));
+    expect(texts(await page(`/api/jobs/${jobId}/logs?limit=500`))).toEqual(range(1, 12));
+  });
+
+  it.each(["0", "501", "abc", "-1", "1.5", "", "1e2", "99999"])("rejects limit=%j with 400", async (limit) => {
+    const response = await get(`/api/jobs/${jobId}/logs?limit=${limit}`);
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error: { code: "invalid_limit" } });
+  });
+
+  it.each(["before=abc", "after=1-0", "after=1-0:", "before=-1-0:0", "after=1-0:0:0", "before=99999999999999999-0:0", "after=1-0:0%0d%0a"])(
+    "rejects the cursor in %s with 400",
+    async (query) => {
+      const response = await get(`/api/jobs/${jobId}/logs?${query}`);
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ error: { code: "invalid_cursor" } });
+    },
+  );
+
+  it("hides another user's log behind 404", async () => {
+    const response = await get(`/api/jobs/${jobId}/logs`, stranger);
+    expect(response.status).toBe(404);
+    expect(await response.json()).toMatchObject({ error: { code: "job_not_found" } });
+  });
+});
+
+describe("POST /internal/jobs/:id/wake", () => {
+  const wake = (id: string, token?: string): Promise<Response> =>
+    exports.default.fetch(`http://example.com/internal/jobs/${id}/wake`, { method: "POST", headers: token === undefined ? {} : { Authorization: `Bearer ${token}` } });
+
+  it("wakes the job's object for the runner", async () => {
+    expect((await wake(uniqueJobId("wake"), env.RUNNER_TOKEN)).status).toBe(204);
+  });
+
+  it.each([undefined, "wrong-token", `${"test-runner-token"}x`, ""])("refuses the token %j with 401", async (token) => {
+    const response = await wake(uniqueJobId("wake"), token);
+    expect(response.status).toBe(401);
+    expect(await response.json()).toMatchObject({ error: { code: "unauthenticated" } });
+  });
+
+  it("refuses a user's session token", async () => {
+    expect((await wake(uniqueJobId("wake"), owner)).status).toBe(401);
+  });
+
+  it("rejects a malformed job id with 400", async () => {
+    const response = await wake("bad*id", env.RUNNER_TOKEN);
+    expect(response.status).toBe(400);
+  });
+});
