@@ -1,4 +1,5 @@
 import type { Redis } from "@upstash/redis/cloudflare";
+import type { ArchivedLog } from "./archive.ts";
 import { compareEntryIds, decodeStreamReply, type Cursor, type LogLine } from "./shared/entry.ts";
 import { logStreamKey } from "./shared/keys.ts";
 
@@ -72,4 +73,50 @@ export async function readHistory(redis: Redis, jobId: string, query: HistoryQue
     start = `(${last.id}`;
   }
   return { lines: lines.slice(0, limit).reverse(), hasMore: lines.length > limit };
+}
+
+/** The same page as readHistory, from a log held whole in memory (the archive). */
+export function pageFromLines(all: readonly LogLine[], query: HistoryQuery): HistoryPage {
+  const { after, before, limit } = query;
+  const inRange = all.filter((line) => (after === undefined || isAfter(line, after)) && (before === undefined || isBefore(line, before)));
+  if (after !== undefined) return { lines: inRange.slice(0, limit), hasMore: inRange.length > limit };
+  return { lines: inRange.slice(Math.max(0, inRange.length - limit)), hasMore: inRange.length > limit };
+}
+
+/** One line of the plain-text download. */
+export function formatTextLine(line: LogLine): string {
+  return `${line.ts} ${line.source.padEnd(6)} ${line.text}\n`;
+}
+
+/**
+ * The whole log as plain text, streamed a page of entries at a time from Redis, or from the
+ * archive when Redis no longer has it.
+ */
+export function streamLogText(redis: Redis, jobId: string, archive: (() => Promise<ArchivedLog | null>) | null): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  const key = logStreamKey(jobId);
+  let start = "-";
+  let sent = 0;
+  let done = false;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (done) return;
+      const entries = decodeStreamReply(await redis.xrange(key, start, "+", 500));
+      let text = "";
+      for (const entry of entries) for (const line of entry.lines) text += formatTextLine(line);
+      sent += entries.length;
+      const last = entries.at(-1);
+      if (last !== undefined && entries.length === 500) {
+        start = `(${last.id}`;
+      } else {
+        done = true;
+        if (sent === 0 && archive !== null) {
+          const archived = await archive();
+          for (const line of archived?.lines ?? []) text += formatTextLine(line);
+        }
+      }
+      if (text !== "") controller.enqueue(encoder.encode(text));
+      if (done) controller.close();
+    },
+  });
 }

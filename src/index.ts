@@ -1,8 +1,10 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { ApiError, type ErrorBody } from "./errors.ts";
+import { consumeJobs } from "./queue.ts";
 import { internal } from "./routes/internal.ts";
 import { jobs } from "./routes/jobs.ts";
+import { sweep } from "./sweep.ts";
 
 export { JobStream } from "./job-stream.ts";
 
@@ -25,4 +27,17 @@ app.onError((error, c) => {
   return c.json<ErrorBody>({ error: { code: "internal", message: "internal error" } }, 500);
 });
 
-export default app;
+export default {
+  fetch: app.fetch,
+  queue: consumeJobs,
+  async scheduled(_controller, env, ctx) {
+    ctx.waitUntil(
+      sweep(env).then(
+        (result) => {
+          if (result.failed.length + result.archived.length > 0) console.log(`sweep: failed ${result.failed.join(",") || "none"}; archived ${result.archived.join(",") || "none"}`);
+        },
+        (error: unknown) => console.error("sweep failed", error),
+      ),
+    );
+  },
+} satisfies ExportedHandler<Env>;

@@ -1,9 +1,11 @@
 import { DurableObject } from "cloudflare:workers";
+import { archiveStoreFromEnv, readArchivedLog } from "./archive.ts";
 import { createRedis } from "./redis.ts";
 import { compareEntryIds, decodeStreamReply, parseCursor, type Cursor, type StreamEntry } from "./shared/entry.ts";
 import type { TerminalStatus } from "./shared/job.ts";
 import { isValidJobId, logStreamKey } from "./shared/keys.ts";
-import { formatDoneEvent, formatEntryEvent, HEARTBEAT_FRAME } from "./shared/sse.ts";
+import { formatDoneEvent, formatEntryEvent, formatLogEvent, HEARTBEAT_FRAME } from "./shared/sse.ts";
+import type { LogLine } from "./shared/entry.ts";
 
 /** Settings read from the Worker's vars, with their defaults. */
 export interface JobStreamSettings {
@@ -137,6 +139,7 @@ export class JobStream extends DurableObject<Env> {
   private async admit(viewer: Viewer, after: Cursor | null): Promise<void> {
     try {
       if (this.state.position === null) await this.poll();
+      if (this.state.position === "0-0" && this.state.ended === null && (await this.serveFromArchive(viewer, after))) return;
       if (after === null) {
         viewer.lastSent = this.state.position ?? "0-0";
       } else {
@@ -196,6 +199,36 @@ export class JobStream extends DurableObject<Env> {
       }
       start = `(${entries.at(-1)?.id ?? position}`;
     }
+  }
+
+  /**
+   * A job whose Redis Stream is gone (24 hours after its end) but whose log is archived: send the
+   * lines after the cursor, grouped by entry as they were live (same events, same ids), then done.
+   */
+  private async serveFromArchive(viewer: Viewer, after: Cursor | null): Promise<boolean> {
+    const jobId = this.state.jobId;
+    if (jobId === null) return false;
+    const archived = await readArchivedLog(archiveStoreFromEnv(this.env), jobId);
+    if (archived === null || archived.end === null) return false;
+    let group: LogLine[] = [];
+    const flush = async () => {
+      if (group.length === 0) return;
+      await viewer.writer.ready;
+      this.send(viewer, encoder.encode(formatLogEvent(group)));
+      group = [];
+    };
+    for (const line of archived.lines) {
+      const cursor = parseCursor(line.cursor);
+      if (cursor === null || after === null) continue;
+      const order = compareEntryIds(cursor.entryId, after.entryId);
+      if (order < 0 || (order === 0 && cursor.index <= after.index)) continue;
+      if (group.length > 0 && group[0]?.cursor.split(":")[0] !== cursor.entryId) await flush();
+      group.push(line);
+    }
+    await flush();
+    this.send(viewer, encoder.encode(formatDoneEvent(archived.end, archived.lines.at(-1)?.cursor ?? null)));
+    this.closeViewer(viewer, false);
+    return true;
   }
 
   private sendEntryTo(viewer: Viewer, entry: StreamEntry, after: Cursor): void {

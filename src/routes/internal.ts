@@ -1,7 +1,9 @@
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { timingSafeEqual } from "hono/utils/buffer";
+import { archiveJob, archiveStoreFromEnv } from "../archive.ts";
 import { ApiError } from "../errors.ts";
+import { createRedis } from "../redis.ts";
 import { isValidJobId } from "../shared/keys.ts";
 
 /** The runner's shared token, as a Bearer token; compared in constant time. */
@@ -23,4 +25,16 @@ export const internal = new Hono<{ Bindings: Env }>()
     if (!isValidJobId(jobId)) throw new ApiError(400, "invalid_job_id", "malformed job id");
     await c.env.JOB_STREAM.get(c.env.JOB_STREAM.idFromName(jobId)).wake();
     return c.body(null, 204);
+  })
+  .post("/jobs/:id/finished", async (c) => {
+    const jobId = c.req.param("id");
+    if (!isValidJobId(jobId)) throw new ApiError(400, "invalid_job_id", "malformed job id");
+    await c.env.JOB_STREAM.get(c.env.JOB_STREAM.idFromName(jobId)).wake();
+    // Archived after the answer; if this fails, the scheduled sweep archives it.
+    c.executionCtx.waitUntil(
+      archiveJob(createRedis(c.env), archiveStoreFromEnv(c.env), jobId).catch((error: unknown) => {
+        console.error(`archive: job ${jobId} failed; the sweep will retry`, error);
+      }),
+    );
+    return c.body(null, 202);
   });

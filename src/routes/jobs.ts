@@ -1,11 +1,13 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { clerkAuthFromEnv, type AuthVariables } from "../auth.ts";
+import { archiveStoreFromEnv, readArchivedLog } from "../archive.ts";
 import { ApiError } from "../errors.ts";
-import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, readHistory } from "../history.ts";
+import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, pageFromLines, readHistory, streamLogText } from "../history.ts";
 import { createRedis } from "../redis.ts";
 import { parseCursor, type Cursor } from "../shared/entry.ts";
 import { parseJobRecord, type JobRecord } from "../shared/job.ts";
+import { jobSpecSchema, type RunRequest } from "../shared/job-spec.ts";
 import { isValidJobId, jobKey } from "../shared/keys.ts";
 
 type JobsEnv = { Bindings: Env; Variables: AuthVariables };
@@ -42,8 +44,32 @@ async function ownedJob(c: Context<JobsEnv>, jobId: string): Promise<JobRecord> 
   return job;
 }
 
+function newJobId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return `job_${[...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join("")}`;
+}
+
 export const jobs = new Hono<JobsEnv>()
   .use(clerkAuthFromEnv())
+  .post("/", async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      throw new ApiError(400, "invalid_json", "the body is not JSON");
+    }
+    const parsed = jobSpecSchema.safeParse(body);
+    if (!parsed.success) {
+      throw new ApiError(400, "invalid_job", parsed.error.issues.map((issue) => `${issue.path.join(".") || "body"}: ${issue.message}`).join("; "));
+    }
+    const jobId = newJobId();
+    const job: JobRecord = { id: jobId, owner: c.var.userId, status: "queued", created_at: new Date().toISOString(), started_at: null, finished_at: null };
+    // The record holds no env or secret: those travel only in the queue message to the runner.
+    await createRedis(c.env).set(jobKey(jobId), JSON.stringify(job));
+    const request: RunRequest = { job_id: jobId, owner: job.owner, spec: parsed.data };
+    await c.env.JOB_QUEUE.send(request);
+    return c.json({ ...job, links: { self: `/api/jobs/${jobId}`, logs: `/api/jobs/${jobId}/logs`, stream: `/api/jobs/${jobId}/logs/stream`, text: `/api/jobs/${jobId}/logs.txt` } }, 201);
+  })
   .get("/:id", async (c) => {
     const job = await ownedJob(c, checkedJobId(c.req.param("id")));
     return c.json(job);
@@ -53,14 +79,32 @@ export const jobs = new Hono<JobsEnv>()
     const before = cursorParam("before", c.req.query("before"));
     const after = cursorParam("after", c.req.query("after"));
     const limit = limitParam(c.req.query("limit"));
-    await ownedJob(c, jobId);
-    const page = await readHistory(createRedis(c.env), jobId, { ...(before ? { before } : {}), ...(after ? { after } : {}), limit });
+    const job = await ownedJob(c, jobId);
+    const query = { ...(before ? { before } : {}), ...(after ? { after } : {}), limit };
+    let page = await readHistory(createRedis(c.env), jobId, query);
+    // Redis keeps a log for 24 hours; after that the same page comes from the archive.
+    if (page.lines.length === 0 && job.archived_at) {
+      const archived = await readArchivedLog(archiveStoreFromEnv(c.env), jobId);
+      if (archived !== null) page = pageFromLines(archived.lines, query);
+    }
     return c.json({
       lines: page.lines,
       has_more: page.hasMore,
       cursors: {
         before: page.lines[0]?.cursor ?? c.req.query("before") ?? null,
         after: page.lines.at(-1)?.cursor ?? c.req.query("after") ?? null,
+      },
+    });
+  })
+  .get("/:id/logs.txt", async (c) => {
+    const jobId = checkedJobId(c.req.param("id"));
+    const job = await ownedJob(c, jobId);
+    const body = streamLogText(createRedis(c.env), jobId, job.archived_at ? () => readArchivedLog(archiveStoreFromEnv(c.env), jobId) : null);
+    return new Response(body, {
+      headers: {
+        "Content-Type": "text/plain; charset=utf-8",
+        "Content-Disposition": `attachment; filename="${jobId}.log"`,
+        "X-Content-Type-Options": "nosniff",
       },
     });
   })

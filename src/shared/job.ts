@@ -21,6 +21,8 @@ export const jobRecordSchema = z.object({
   started_at: isoTime.nullable(),
   finished_at: isoTime.nullable(),
   exit_code: z.number().int().nullable().optional(),
+  /** Set once the log is in the archive (R2 or S3); Redis's copy expires 24 hours after the last line. */
+  archived_at: isoTime.nullable().optional(),
 });
 export type JobRecord = z.infer<typeof jobRecordSchema>;
 

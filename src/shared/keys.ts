@@ -25,3 +25,13 @@ export function logStreamKey(jobId: string): string {
 export function jobKey(jobId: string): string {
   return `job:${checkedJobId(jobId)}:meta`;
 }
+
+/** Held by the runner while it runs the job (SET PX, refreshed); when it expires the runner is lost. */
+export function leaseKey(jobId: string): string {
+  return `job:${checkedJobId(jobId)}:lease`;
+}
+
+/** Sorted set of running jobs (score: start time), for the sweep that finds lost runners. */
+export const RUNNING_JOBS_KEY = "jobs:running";
+/** Sorted set of ended jobs whose log is not archived yet (score: end time). */
+export const UNARCHIVED_JOBS_KEY = "jobs:unarchived";

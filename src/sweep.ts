@@ -1,0 +1,39 @@
+import { archiveJob, archiveStoreFromEnv } from "./archive.ts";
+import { failJob } from "./lifecycle.ts";
+import { createRedis } from "./redis.ts";
+import { leaseKey, RUNNING_JOBS_KEY, UNARCHIVED_JOBS_KEY } from "./shared/keys.ts";
+
+export const LOST_RUNNER_MESSAGE = "The build runner was lost (it stopped reporting); this job has been marked failed.";
+const ARCHIVES_PER_SWEEP = 25;
+
+/**
+ * The scheduled sweep (Cron Trigger): fails running jobs whose runner lease expired, ending
+ * their viewers' streams, and archives ended jobs that missed it, well within Redis's 24 hours.
+ */
+export async function sweep(env: Env): Promise<{ failed: string[]; archived: string[] }> {
+  const redis = createRedis(env);
+  const running = (await redis.zrange(RUNNING_JOBS_KEY, 0, -1)) as unknown as string[];
+  const failed: string[] = [];
+  if (running.length > 0) {
+    const p = redis.pipeline();
+    for (const jobId of running) p.exists(leaseKey(jobId));
+    const leases = (await p.exec()) as unknown as number[];
+    for (const [i, jobId] of running.entries()) {
+      if (Number(leases[i]) !== 0) continue;
+      await failJob(redis, jobId, LOST_RUNNER_MESSAGE);
+      await env.JOB_STREAM.get(env.JOB_STREAM.idFromName(jobId)).wake();
+      failed.push(jobId);
+    }
+  }
+  const store = archiveStoreFromEnv(env);
+  const unarchived = (await redis.zrange(UNARCHIVED_JOBS_KEY, 0, ARCHIVES_PER_SWEEP - 1)) as unknown as string[];
+  const archived: string[] = [];
+  for (const jobId of unarchived) {
+    try {
+      if (await archiveJob(redis, store, jobId)) archived.push(jobId);
+    } catch (error) {
+      console.error(`sweep: archiving job ${jobId} failed; the next sweep retries`, error);
+    }
+  }
+  return { failed, archived };
+}
