@@ -1,5 +1,6 @@
 import type { Redis } from "@upstash/redis";
-import { encodeEntryFields, type LogRecord } from "../src/shared/entry.ts";
+import { encodeEndFields, encodeEntryFields, type LogRecord } from "../src/shared/entry.ts";
+import type { TerminalStatus } from "../src/shared/job.ts";
 import { logStreamKey } from "../src/shared/keys.ts";
 
 export interface Logger {
@@ -51,6 +52,11 @@ export interface RedisLogWriter {
   append(record: LogRecord): void;
   /** Resolves once every record appended so far is in Redis (or counted as dropped). */
   drain(): Promise<void>;
+  /**
+   * Ends the log: after every pending line, appends the terminal entry (`end=<status>`) so a
+   * reader sees the end in the same read as the last lines. Lines appended later are refused.
+   */
+  end(status: TerminalStatus): Promise<void>;
   readonly stats: Readonly<WriterStats>;
 }
 
@@ -144,6 +150,9 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
   let ledgerLines = 0;
   let trimAnnounced = false;
   let drainWaiters: (() => void)[] = [];
+  let endStatus: TerminalStatus | null = null;
+  let endPlanned = false;
+  const work = (): boolean => inflight !== null || pending.length > 0 || droppedUnannounced > 0 || (endStatus !== null && !endPlanned);
 
   const nextId = (): string => {
     const ms = now();
@@ -212,6 +221,10 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     }
     for (const record of pending.slice(0, taken)) pendingBytes -= recordBytes(record);
     pending = pending.slice(taken);
+    if (pending.length === 0 && endStatus !== null && !endPlanned) {
+      entries.push({ id: nextId(), fields: encodeEndFields(endStatus), lines: 0 });
+      endPlanned = true;
+    }
 
     // Trim so that about maxLines lines remain once this batch is in.
     let trimMinId: string | null = null;
@@ -331,7 +344,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     running = true;
     let failures = 0;
     try {
-      while (inflight !== null || pending.length > 0 || droppedUnannounced > 0) {
+      while (work()) {
         try {
           if (!topKnown) await readStreamTop();
           inflight ??= planBatch();
@@ -385,13 +398,21 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
 
   return {
     append(record) {
+      if (endStatus !== null) {
+        logger.warn(`build-log-stream: a line for job ${options.jobId} came after its end and was not written`);
+        return;
+      }
       pending.push(record);
       pendingBytes += recordBytes(record);
       if (pendingBytes > maxBufferedBytes) dropOldest();
       schedule();
     },
+    end(status) {
+      endStatus ??= status;
+      return this.drain();
+    },
     drain() {
-      if (!running && inflight === null && pending.length === 0 && droppedUnannounced === 0) return Promise.resolve();
+      if (!running && !work()) return Promise.resolve();
       if (timer !== null) {
         clearTimeout(timer);
         timer = null;

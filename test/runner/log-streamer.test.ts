@@ -1,6 +1,6 @@
 import type { Redis } from "@upstash/redis";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { CURSOR_PATTERN, compareEntryIds, parseCursor } from "../../src/shared/entry.ts";
+import { CURSOR_PATTERN, compareEntryIds, decodeStreamReply, parseCursor } from "../../src/shared/entry.ts";
 import { logStreamKey } from "../../src/shared/keys.ts";
 import { createSecretValues } from "../../src/shared/sanitize/secret-values.ts";
 import { startUpstashBridge, type UpstashBridge } from "../../tools/upstash-bridge/bridge.ts";
@@ -198,6 +198,31 @@ describe("the stream key", () => {
     expect(lines).toContain("line 59999");
     expect(lines).not.toContain("line 0");
     expect(lines.some((text) => /live copy keeps the newest 50000/.test(text))).toBe(true);
+  });
+});
+
+describe("the end of a log", () => {
+  it("follows the last line with the terminal entry and refuses lines after it", async () => {
+    const { jobId, streamer, writer } = setup("end");
+    streamer.onStdout("last line\n");
+    await streamer.flush();
+    await writer.end("failed");
+    streamer.onStdout("too late\n");
+    await streamer.flush();
+    const entries = decodeStreamReply(await redis.xrange(logStreamKey(jobId), "-", "+"));
+    expect(entries.at(-1)).toMatchObject({ end: "failed", lines: [] });
+    expect(entries.flatMap((entry) => entry.lines).map((line) => line.text)).toEqual(["last line"]);
+    expect(warnings.some((w) => /after its end/.test(w))).toBe(true);
+  });
+
+  it("writes the terminal entry once even when the request carrying it is retried", async () => {
+    const { jobId, streamer, writer } = setup("end-retry");
+    streamer.onStdout("only line\n");
+    await streamer.flush();
+    bridge.faults.failNext(1, "after-exec");
+    await writer.end("ready");
+    const entries = decodeStreamReply(await redis.xrange(logStreamKey(jobId), "-", "+"));
+    expect(entries.filter((entry) => entry.end !== undefined)).toHaveLength(1);
   });
 });
 
