@@ -28,6 +28,7 @@ export default defineConfig({
                 CLERK_JWT_KEY: inject<string>("clerkJwtKey"),
                 CLERK_AUTHORIZED_PARTIES: "http://localhost:3000,https://app.example.com",
                 TEST_CLERK_SIGNING_JWK: inject<string>("clerkSigningJwk"),
+                TEST_CLERK_API_URL: inject<string>("clerkApiUrl"),
                 RUNNER_TOKEN: "test-runner-token",
                 // Small enough that heartbeats and the viewer cap are seen within a test.
                 SSE_HEARTBEAT_MS: "300",

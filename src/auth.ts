@@ -11,6 +11,8 @@ export interface ClerkAuthOptions {
   readonly jwtKey?: string;
   /** Without jwtKey, Clerk's JWKS is fetched from the Backend API with this secret key (and cached). */
   readonly secretKey?: string;
+  /** The Backend API the JWKS is fetched from; Clerk's default (https://api.clerk.com) when absent. */
+  readonly apiUrl?: string;
   /** Origins allowed in the token's `azp` claim; enforced when non-empty. */
   readonly authorizedParties?: readonly string[];
   /** Leeway for `exp`, `nbf` and `iat`; Clerk's default (5 s) when absent. */
@@ -34,8 +36,9 @@ export function clerkAuth(options: ClerkAuthOptions): MiddlewareHandler<{ Variab
 }
 
 /**
- * Reads CLERK_JWT_KEY, CLERK_SECRET_KEY, CLERK_AUTHORIZED_PARTIES (comma-separated) from the Worker
- * env — `option ?? env ?? default`; memoizes the middleware per env object so options are validated once.
+ * Reads CLERK_JWT_KEY, CLERK_SECRET_KEY, CLERK_API_URL, CLERK_AUTHORIZED_PARTIES (comma-separated)
+ * from the Worker env — `option ?? env ?? default`; memoizes the middleware per env object so
+ * options are validated once.
  */
 export function clerkAuthFromEnv(): MiddlewareHandler<{ Bindings: Env; Variables: AuthVariables }> {
   type FromEnv = { Bindings: Env; Variables: AuthVariables };
@@ -49,6 +52,7 @@ export function clerkAuthFromEnv(): MiddlewareHandler<{ Bindings: Env; Variables
         verifyOptionsOf({
           jwtKey: c.env.CLERK_JWT_KEY,
           secretKey: c.env.CLERK_SECRET_KEY,
+          apiUrl: c.env.CLERK_API_URL,
           authorizedParties: splitList(c.env.CLERK_AUTHORIZED_PARTIES),
         }),
       );
@@ -139,6 +143,7 @@ function unauthorized(c: Context, code: "unauthenticated" | "invalid_token" | "t
 function verifyOptionsOf(options: ClerkAuthOptions): VerifyTokenOptions {
   const jwtKey = nonEmpty(options.jwtKey);
   const secretKey = nonEmpty(options.secretKey);
+  const apiUrl = nonEmpty(options.apiUrl);
   const authorizedParties = [...(options.authorizedParties ?? [])];
   const problems: string[] = [];
   if (jwtKey === undefined && secretKey === undefined) {
@@ -151,6 +156,9 @@ function verifyOptionsOf(options: ClerkAuthOptions): VerifyTokenOptions {
       "jwtKey (CLERK_JWT_KEY) is not a PEM public key: expected -----BEGIN PUBLIC KEY-----, base64, -----END PUBLIC KEY----- (real line breaks or none, not \\n escapes)",
     );
   }
+  if (apiUrl !== undefined && !isHttpUrl(apiUrl)) {
+    problems.push(`apiUrl (CLERK_API_URL) must be an http(s) URL such as https://api.clerk.com: ${JSON.stringify(apiUrl)}`);
+  }
   for (const party of authorizedParties) {
     if (!isOrigin(party)) {
       problems.push(`authorizedParties (CLERK_AUTHORIZED_PARTIES) must be origins such as https://app.example.com, without a path or trailing slash: ${JSON.stringify(party)}`);
@@ -161,7 +169,7 @@ function verifyOptionsOf(options: ClerkAuthOptions): VerifyTokenOptions {
     problems.push(`clockSkewInMs must be a non-negative number of milliseconds: ${clockSkewInMs}`);
   }
   if (problems.length > 0) throw new Error(`clerkAuth: ${problems.join("; ")}`);
-  return { jwtKey, secretKey, authorizedParties, clockSkewInMs };
+  return { jwtKey, secretKey, apiUrl, authorizedParties, clockSkewInMs };
 }
 
 const pemPublicKey = /^\s*-----BEGIN PUBLIC KEY-----[\sA-Za-z0-9+/]+={0,2}\s*-----END PUBLIC KEY-----\s*$/;
@@ -169,6 +177,10 @@ const pemPublicKey = /^\s*-----BEGIN PUBLIC KEY-----[\sA-Za-z0-9+/]+={0,2}\s*---
 // The token's azp is the browser's Origin; anything else configured here would never match.
 function isOrigin(value: string): boolean {
   return URL.canParse(value) && new URL(value).origin === value;
+}
+
+function isHttpUrl(value: string): boolean {
+  return URL.canParse(value) && ["http:", "https:"].includes(new URL(value).protocol);
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -12,6 +12,8 @@ declare module "vitest" {
     clerkJwtKey: string;
     /** Its private key as a JSON JWK, for test/support/tokens.ts to sign session tokens. */
     clerkSigningJwk: string;
+    /** A local Clerk Backend API (test/support/clerk-api-server.ts) serving that key's JWKS, as CLERK_API_URL. */
+    clerkApiUrl: string;
   }
 }
 

@@ -3,6 +3,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 import type { TestProject } from "vitest/node";
+import { startClerkApiServer } from "./clerk-api-server.ts";
 
 // The workerd project's setup runs the bridge (with its own redis-server) as a separate Node
 // process: this project's Vite resolves modules for workerd, not for Node, so the bridge's
@@ -29,9 +30,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const clerkKeys = generateKeyPairSync("rsa", { modulusLength: 2048 });
   project.provide("clerkJwtKey", clerkKeys.publicKey.export({ type: "spki", format: "pem" }).toString());
   project.provide("clerkSigningJwk", JSON.stringify(clerkKeys.privateKey.export({ format: "jwk" })));
+  // The same key as a JWKS behind a local Clerk Backend API, for the CLERK_SECRET_KEY mode. Its
+  // kid is the one test/support/tokens.ts signs with by default.
+  const clerkApi = await startClerkApiServer({
+    keys: [{ ...clerkKeys.publicKey.export({ format: "jwk" }), kid: "ins_test", alg: "RS256", use: "sig" }],
+  });
+  project.provide("clerkApiUrl", clerkApi.url);
   return async () => {
     const exited = once(child, "exit");
     child.kill("SIGTERM");
-    await exited;
+    await Promise.all([exited, clerkApi.close()]);
   };
 }

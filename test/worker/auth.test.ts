@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { Hono } from "hono";
 import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { clerkAuth, clerkAuthFromEnv, type AuthVariables, type ClerkAuthOptions } from "../../src/auth.ts";
 import { ApiError, type ErrorBody } from "../../src/errors.ts";
 import {
@@ -197,73 +197,111 @@ describe("clerkAuth with a PEM public key (networkless)", () => {
 });
 
 describe("clerkAuth with a secret key (JWKS from Clerk's Backend API)", () => {
-  // Clerk's runtime calls the global fetch, which a spy can stand in for Clerk's API, only while
-  // NODE_ENV is "test"; otherwise it keeps the fetch it bound when imported.
-  beforeEach(() => {
-    vi.stubEnv("NODE_ENV", "test");
-  });
+  // test/support/clerk-api-server.ts on loopback, reached through workerd's own fetch. It serves the
+  // JWKS of the key test tokens are signed with (kid "ins_test") to the secret keys it was told of.
+  const apiUrl = env.TEST_CLERK_API_URL;
+  type ClerkApiMode = "ok" | "fail" | "down";
+  interface SeenRequest {
+    method: string;
+    path: string;
+    authorization: string | null;
+  }
+
   afterEach(() => {
-    vi.unstubAllEnvs();
     vi.useRealTimers();
   });
 
-  // Clerk caches a JWKS per secret key for the isolate's lifetime: every test has its own key.
+  // Clerk caches a JWKS per API URL and secret key for the isolate's lifetime: every test has its
+  // own key, which the server accepts once told how to answer for it.
+  async function clerkInstance(mode: ClerkApiMode): Promise<string> {
+    const secretKey = uniqueSecretKey();
+    await setMode(secretKey, mode);
+    return secretKey;
+  }
   const uniqueSecretKey = (): string => `sk_test_${crypto.randomUUID().replaceAll("-", "")}`;
 
-  function publicJwk(kid: string): JsonWebKey & { kid: string } {
-    const { kty, n, e }: JsonWebKey = JSON.parse(env.TEST_CLERK_SIGNING_JWK);
-    return { kty, n, e, kid, alg: "RS256", use: "sig" };
+  async function setMode(secretKey: string, mode: ClerkApiMode): Promise<void> {
+    const response = await fetch(`${apiUrl}/__control`, { method: "POST", body: JSON.stringify({ secretKey, mode }) });
+    expect(response.status).toBe(204);
   }
 
-  function clerkApi(answer: () => Response | Promise<Response>): Request[] {
-    const requests: Request[] = [];
-    vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
-      requests.push(new Request(input, init));
-      return answer();
-    });
+  async function requestsWith(secretKey: string): Promise<SeenRequest[]> {
+    const response = await fetch(`${apiUrl}/__control?secretKey=${encodeURIComponent(secretKey)}`);
+    const { requests }: { requests: SeenRequest[] } = await response.json();
     return requests;
   }
 
+  // Clerk retries a failed JWKS fetch five times with backoff (about 2 to 4 s in all). Fake timers
+  // skip the waits; the loopback I/O between them still takes real time, which scheduler.wait
+  // (not faked) lets pass.
+  async function withoutBackoff(request: () => Response | Promise<Response>): Promise<Response> {
+    vi.useFakeTimers({ toFake: ["setTimeout"] });
+    const pending = Promise.resolve(request());
+    let settled = false;
+    pending.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    while (!settled) {
+      await vi.advanceTimersToNextTimerAsync();
+      await scheduler.wait(5);
+    }
+    return pending;
+  }
+
   it("fetches the JWKS once with the secret key and verifies against it", async () => {
-    const secretKey = uniqueSecretKey();
-    const requests = clerkApi(() => Response.json({ keys: [publicJwk("ins_live")] }));
-    const app = appWith(clerkAuth({ secretKey, authorizedParties }));
+    const secretKey = await clerkInstance("ok");
+    const app = appWith(clerkAuth({ secretKey, apiUrl, authorizedParties }));
     for (let i = 0; i < 2; i++) {
       const sub = testUserId();
-      const response = await app.request("/me", bearer(await signer.sign({ sub }, { kid: "ins_live" })));
+      const response = await app.request("/me", bearer(await signer.sign({ sub })));
       expect(await response.json()).toMatchObject({ userId: sub });
     }
-    expect(requests.map((request) => [request.url, request.headers.get("Authorization")])).toEqual([
-      ["https://api.clerk.com/v1/jwks", `Bearer ${secretKey}`],
-    ]);
+    expect(await requestsWith(secretKey)).toEqual([{ method: "GET", path: "/v1/jwks", authorization: `Bearer ${secretKey}` }]);
   });
 
   it("answers 401 invalid_token for a token whose kid is not in the JWKS", async () => {
-    clerkApi(() => Response.json({ keys: [publicJwk("ins_live")] }));
-    const app = appWith(clerkAuth({ secretKey: uniqueSecretKey() }));
+    const secretKey = await clerkInstance("ok");
+    const app = appWith(clerkAuth({ secretKey, apiUrl }));
     const response = await app.request("/me", bearer(await signer.sign({}, { kid: "ins_other" })));
+    expect({ status: response.status, body: await response.json() }).toMatchObject({ status: 401, body: { error: { code: "invalid_token" } } });
+    expect((await requestsWith(secretKey)).length).toBeGreaterThan(0);
+  });
+
+  it("answers 401 invalid_token for a token signed by another key with the JWKS's kid", async () => {
+    const app = appWith(clerkAuth({ secretKey: await clerkInstance("ok"), apiUrl }));
+    const response = await app.request("/me", bearer(await signWithFreshKey()));
     expect({ status: response.status, body: await response.json() }).toMatchObject({ status: 401, body: { error: { code: "invalid_token" } } });
   });
 
-  it.each<[string, () => Response | Promise<Response>]>([
-    ["Clerk's API fails", () => Response.json({ errors: [{ code: "internal_error", message: "down" }] }, { status: 500 })],
-    ["the network fails", () => Promise.reject(new TypeError("Network connection lost."))],
-  ])("answers 503 auth_unavailable, not 401, when the JWKS cannot be loaded (%s), and logs no token", async (_name, answer) => {
-    const requests = clerkApi(answer);
+  it.each<[string, () => Promise<string>]>([
+    ["Clerk's API fails", () => clerkInstance("fail")],
+    ["the connection is lost", () => clerkInstance("down")],
+    ["Clerk does not know the secret key", () => Promise.resolve(uniqueSecretKey())],
+  ])("answers 503 auth_unavailable, not 401, when the JWKS cannot be loaded (%s), and logs no token", async (_name, instance) => {
+    const secretKey = await instance();
     const logged: unknown[][] = [];
     vi.spyOn(console, "error").mockImplementation((...args: unknown[]) => void logged.push(args));
-    const app = appWith(clerkAuth({ secretKey: uniqueSecretKey() }));
+    const app = appWith(clerkAuth({ secretKey, apiUrl }));
     const token = await signer.sign();
-    // Clerk retries with backoff (about 2 to 4 s in all); fake timers skip the waiting.
-    vi.useFakeTimers({ toFake: ["setTimeout"] });
-    const pending = Promise.resolve(app.request("/me", bearer(token)));
-    await vi.runAllTimersAsync();
-    const response = await pending;
+    const response = await withoutBackoff(() => app.request("/me", bearer(token)));
     expect({ status: response.status, body: await response.json() }).toMatchObject({ status: 503, body: { error: { code: "auth_unavailable" } } });
     expect(response.headers.get("WWW-Authenticate")).toBeNull();
-    expect(requests.length).toBeGreaterThan(1); // Clerk retried before giving up
+    expect((await requestsWith(secretKey)).length).toBeGreaterThan(1); // Clerk retried before giving up
     expect(logged.length).toBe(1);
     expect(JSON.stringify(logged)).not.toContain(token);
+  });
+
+  it("verifies again once Clerk's API is back, having cached no failure", async () => {
+    const secretKey = await clerkInstance("fail");
+    vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const app = appWith(clerkAuth({ secretKey, apiUrl }));
+    const token = await signer.sign();
+    expect((await withoutBackoff(() => app.request("/me", bearer(token)))).status).toBe(503);
+    await setMode(secretKey, "ok");
+    const sub = testUserId();
+    const response = await app.request("/me", bearer(await signer.sign({ sub })));
+    expect(await response.json()).toMatchObject({ userId: sub });
   });
 });
 
@@ -289,6 +327,8 @@ describe("clerkAuth's options", () => {
     ["an authorized party with a trailing slash", { secretKey: "sk_test_x", authorizedParties: ["https://app.example.com/"] }, /authorizedParties/],
     ["an authorized party without a scheme", { secretKey: "sk_test_x", authorizedParties: ["app.example.com"] }, /authorizedParties/],
     ["a negative clock skew", { secretKey: "sk_test_x", clockSkewInMs: -1 }, /clockSkewInMs/],
+    ["an API URL that is not a URL", { secretKey: "sk_test_x", apiUrl: "api.clerk.com" }, /apiUrl \(CLERK_API_URL\)/],
+    ["an API URL that is not http(s)", { secretKey: "sk_test_x", apiUrl: "ftp://api.clerk.com" }, /apiUrl \(CLERK_API_URL\)/],
   ])("throws at creation for %s", (_name, options, problem) => {
     expect(() => clerkAuth(options)).toThrow(problem);
   });
@@ -317,6 +357,19 @@ describe("clerkAuthFromEnv", () => {
     expect({ status: foreign.status, body: await foreign.json() }).toMatchObject({ status: 401, body: { error: { code: "invalid_token" } } });
     const missing = await app.request("/me", {}, env);
     expect({ status: missing.status, body: await missing.json() }).toMatchObject({ status: 401, body: { error: { code: "unauthenticated" } } });
+  });
+
+  it("fetches the JWKS from CLERK_API_URL with CLERK_SECRET_KEY when CLERK_JWT_KEY is empty", async () => {
+    const secretKey = `sk_test_${crypto.randomUUID().replaceAll("-", "")}`;
+    const control = await fetch(`${env.TEST_CLERK_API_URL}/__control`, { method: "POST", body: JSON.stringify({ secretKey, mode: "ok" }) });
+    expect(control.status).toBe(204);
+    const app = appWith(clerkAuthFromEnv());
+    const bySecretKey: Env = { ...env, CLERK_JWT_KEY: "", CLERK_SECRET_KEY: secretKey, CLERK_API_URL: env.TEST_CLERK_API_URL };
+    const sub = testUserId();
+    const response = await app.request("/me", bearer(await signer.sign({ sub })), bySecretKey);
+    expect(await response.json()).toMatchObject({ userId: sub });
+    const seen = await fetch(`${env.TEST_CLERK_API_URL}/__control?secretKey=${secretKey}`);
+    expect(await seen.json()).toMatchObject({ requests: [{ path: "/v1/jwks", authorization: `Bearer ${secretKey}` }] });
   });
 
   it("keeps one configuration per env object", async () => {
