@@ -1,0 +1,161 @@
+import type { Redis } from "@upstash/redis";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { decodeStreamReply } from "../../src/shared/entry.ts";
+import { parseJobRecord, type JobRecord } from "../../src/shared/job.ts";
+import type { JobSpec, RunRequest } from "../../src/shared/job-spec.ts";
+import { jobKey, leaseKey, logStreamKey, RUNNING_JOBS_KEY, UNARCHIVED_JOBS_KEY } from "../../src/shared/keys.ts";
+import { startUpstashBridge, type UpstashBridge } from "../../tools/upstash-bridge/bridge.ts";
+import { createUpstashClient } from "../../worker-build-runner/redis.ts";
+import { runJob, type WorkerNotifier } from "../../worker-build-runner/run-job.ts";
+import { localSandbox } from "../../worker-build-runner/sandbox/local.ts";
+import { uniqueJobId } from "../support/redis.ts";
+
+// A job run for real: child processes in a temporary directory, lines through the sanitizer
+// and the writer into redis-server behind the Upstash bridge, status in the job record.
+let bridge: UpstashBridge;
+let redis: Redis;
+const sandbox = localSandbox();
+const warnings: string[] = [];
+const logger = { warn: (message: string) => void warnings.push(message) };
+
+beforeAll(async () => {
+  bridge = await startUpstashBridge({ redisUrl: inject("redisUrl"), token: "run-job-test" });
+  redis = createUpstashClient({ url: bridge.url, token: bridge.token });
+});
+afterAll(async () => {
+  await bridge.close();
+});
+
+async function queuedJob(label: string, spec: Partial<JobSpec>): Promise<RunRequest> {
+  const jobId = uniqueJobId(label);
+  const job: JobRecord = { id: jobId, owner: "user_runner_test", status: "queued", created_at: new Date().toISOString(), started_at: null, finished_at: null };
+  await redis.set(jobKey(jobId), JSON.stringify(job));
+  return { job_id: jobId, owner: job.owner, spec: { steps: [], env: {}, secrets: {}, files: {}, ...spec } };
+}
+
+function recordingNotifier(): WorkerNotifier & { calls: string[] } {
+  const calls: string[] = [];
+  return { calls, wake: async (id) => void calls.push(`wake ${id}`), finished: async (id) => void calls.push(`finished ${id}`) };
+}
+
+const entriesOf = async (jobId: string) => decodeStreamReply(await redis.xrange(logStreamKey(jobId), "-", "+"));
+const jobOf = async (jobId: string) => parseJobRecord((await redis.get<string>(jobKey(jobId))) ?? "null");
+
+describe("runJob", () => {
+  it("runs the steps, streams their lines with stage lines, and ends ready", async () => {
+    const request = await queuedJob("ready", {
+      files: { "package.json": '{"name":"demo","version":"1.0.0"}', "src/build.js": "console.log('built', require('../package.json').name)" },
+      steps: [
+        { name: "Installing dependencies", phase: "install", command: "echo installing; echo 'warn: deprecated' >&2" },
+        { name: "Building", phase: "build", command: "node src/build.js" },
+      ],
+    });
+    const notifier = recordingNotifier();
+    const outcome = await runJob(request, { redis, sandbox, runnerId: "test-runner", logger, notifier });
+    expect(outcome).toEqual({ kind: "finished", status: "ready", exitCode: 0 });
+    const entries = await entriesOf(request.job_id);
+    const lines = entries.flatMap((entry) => entry.lines).map(({ source, phase, text }) => ({ source, phase, text }));
+    expect(lines).toEqual([
+      { source: "system", phase: "install", text: "--- Preparing the sandbox ---" },
+      { source: "system", phase: "install", text: "--- Installing dependencies ---" },
+      { source: "stdout", phase: "install", text: "installing" },
+      { source: "stderr", phase: "install", text: "warn: deprecated" },
+      { source: "system", phase: "build", text: "--- Building ---" },
+      { source: "stdout", phase: "build", text: "built demo" },
+      { source: "system", phase: "build", text: "--- Build finished ---" },
+    ]);
+    expect(entries.at(-1)?.end).toBe("ready");
+    const job = await jobOf(request.job_id);
+    expect(job).toMatchObject({ status: "ready", exit_code: 0 });
+    expect(job.started_at).not.toBeNull();
+    expect(job.finished_at).not.toBeNull();
+    expect(await redis.exists(leaseKey(request.job_id))).toBe(0);
+    expect(await redis.zscore(RUNNING_JOBS_KEY, request.job_id)).toBeNull();
+    expect(await redis.zscore(UNARCHIVED_JOBS_KEY, request.job_id)).not.toBeNull();
+    expect(notifier.calls).toContain(`finished ${request.job_id}`);
+  });
+
+  it("fails the job with the command's exit code in a system line and stops there", async () => {
+    const request = await queuedJob("failed", {
+      steps: [
+        { name: "Building", phase: "build", command: "echo compiling; exit 3" },
+        { name: "Never", phase: "build", command: "echo should not run" },
+      ],
+    });
+    const outcome = await runJob(request, { redis, sandbox, runnerId: "test-runner", logger });
+    expect(outcome).toEqual({ kind: "finished", status: "failed", exitCode: 3 });
+    const entries = await entriesOf(request.job_id);
+    const texts = entries.flatMap((entry) => entry.lines).map((line) => line.text);
+    expect(texts).toContain("Building failed with exit code 3");
+    expect(texts).not.toContain("should not run");
+    expect(entries.at(-1)?.end).toBe("failed");
+    expect(await jobOf(request.job_id)).toMatchObject({ status: "failed", exit_code: 3 });
+  });
+
+  it("masks the job's secrets, plain and base64, before the first command runs", async () => {
+    const secret = "sup3r-s3cret-database-password";
+    const request = await queuedJob("secrets", {
+      env: { NODE_ENV: "production", STRIPE_API_KEY: "stripe-test-key-value-1234" },
+      secrets: { DB_PASSWORD: secret, SHORT: "abc" },
+      steps: [
+        {
+          name: "Leaky build",
+          phase: "build",
+          command: 'echo "pw=$DB_PASSWORD"; printf %s "$DB_PASSWORD" | base64; echo "stripe $STRIPE_API_KEY"; echo "env $NODE_ENV"',
+        },
+      ],
+    });
+    await runJob(request, { redis, sandbox, runnerId: "test-runner", logger });
+    const raw = JSON.stringify(await redis.xrange(logStreamKey(request.job_id), "-", "+"));
+    expect(raw).not.toContain(secret);
+    expect(raw).not.toContain(Buffer.from(secret).toString("base64").slice(0, 20));
+    expect(raw).not.toContain("stripe-test-key-value-1234");
+    const texts = (await entriesOf(request.job_id)).flatMap((entry) => entry.lines).map((line) => line.text);
+    expect(texts).toContain("pw=[REDACTED]");
+    expect(texts).toContain("env production");
+    expect(texts.some((text) => /value of SHORT is not masked/.test(text))).toBe(true);
+    expect(texts.join("\n")).not.toContain("abc\n");
+  });
+
+  it("does not pass the runner's own secrets into the build", async () => {
+    process.env.UPSTASH_REDIS_REST_TOKEN_PROBE = "runner-private-token-value";
+    try {
+      const request = await queuedJob("isolation", { steps: [{ name: "Env", phase: "build", command: 'echo "probe=${UPSTASH_REDIS_REST_TOKEN_PROBE:-absent}"' }] });
+      await runJob(request, { redis, sandbox, runnerId: "test-runner", logger });
+      const texts = (await entriesOf(request.job_id)).flatMap((entry) => entry.lines).map((line) => line.text);
+      expect(texts).toContain("probe=absent");
+    } finally {
+      delete process.env.UPSTASH_REDIS_REST_TOKEN_PROBE;
+    }
+  });
+
+  it("skips a job another runner holds, and a job that already ran", async () => {
+    const request = await queuedJob("skip", { steps: [{ name: "Build", phase: "build", command: "echo once" }] });
+    await redis.set(leaseKey(request.job_id), "other-runner", { px: 30_000 });
+    expect(await runJob(request, { redis, sandbox, runnerId: "test-runner", logger })).toMatchObject({ kind: "skipped" });
+    await redis.del(leaseKey(request.job_id));
+    expect(await runJob(request, { redis, sandbox, runnerId: "test-runner", logger })).toMatchObject({ kind: "finished", status: "ready" });
+    expect(await runJob(request, { redis, sandbox, runnerId: "test-runner", logger })).toMatchObject({ kind: "skipped" });
+    const texts = (await entriesOf(request.job_id)).flatMap((entry) => entry.lines).map((line) => line.text);
+    expect(texts.filter((text) => text === "once")).toHaveLength(1);
+  });
+
+  it("starts a dev server in the background and is ready when it says so", async () => {
+    const request = await queuedJob("dev-server", {
+      steps: [{ name: "Starting the dev server", phase: "dev_server", command: "echo booting; sleep 0.2; echo 'ready on http://localhost:5173'; sleep 30", background: true, ready_text: "ready on" }],
+    });
+    const outcome = await runJob(request, { redis, sandbox, runnerId: "test-runner", logger });
+    expect(outcome).toMatchObject({ kind: "finished", status: "ready" });
+    const texts = (await entriesOf(request.job_id)).flatMap((entry) => entry.lines).map((line) => line.text);
+    expect(texts).toEqual(expect.arrayContaining(["booting", "ready on http://localhost:5173"]));
+  });
+
+  it("fails a job whose sandbox cannot be created, saying why", async () => {
+    const request = await queuedJob("no-sandbox", { steps: [{ name: "Build", phase: "build", command: "true" }] });
+    const broken = { name: "broken", create: async () => Promise.reject(new Error("no capacity")) };
+    const outcome = await runJob(request, { redis, sandbox: broken, runnerId: "test-runner", logger });
+    expect(outcome).toMatchObject({ kind: "finished", status: "failed" });
+    const texts = (await entriesOf(request.job_id)).flatMap((entry) => entry.lines).map((line) => line.text);
+    expect(texts).toContain("The build could not run: no capacity");
+  });
+});

@@ -1,0 +1,201 @@
+import type { Redis } from "@upstash/redis";
+import { parseJobRecord, type JobRecord, type TerminalStatus } from "../src/shared/job.ts";
+import { secretValuesOf, type JobStep, type RunRequest } from "../src/shared/job-spec.ts";
+import { jobKey, leaseKey, RUNNING_JOBS_KEY, UNARCHIVED_JOBS_KEY } from "../src/shared/keys.ts";
+import { createSecretValues } from "../src/shared/sanitize/secret-values.ts";
+import { createLogStreamer, type LogStreamer } from "./log-streamer.ts";
+import { createRedisLogWriter, type Logger } from "./redis-writer.ts";
+import type { Sandbox, SandboxSession } from "./sandbox/types.ts";
+
+/** Tells the Worker about a job: new lines after a quiet spell, and its end (archive, close viewers). */
+export interface WorkerNotifier {
+  wake(jobId: string): Promise<void>;
+  finished(jobId: string): Promise<void>;
+}
+
+export interface RunJobDeps {
+  readonly redis: Redis;
+  readonly sandbox: Sandbox;
+  readonly runnerId: string;
+  readonly logger?: Logger;
+  readonly notifier?: WorkerNotifier;
+  /** The lease lives this long unless refreshed (every third of it). */
+  readonly leaseMs?: number;
+  readonly now?: () => number;
+}
+
+export type JobOutcome =
+  | { readonly kind: "finished"; readonly status: TerminalStatus; readonly exitCode: number | null }
+  | { readonly kind: "skipped"; readonly reason: string };
+
+const DEFAULT_STEP_TIMEOUT_MS = 15 * 60_000;
+const DEFAULT_STARTUP_MS = 5_000;
+// The Durable Object polls slowly when idle; wake it when lines follow a quiet spell.
+const WAKE_AFTER_QUIET_MS = 2_000;
+
+async function withRetries<T>(what: string, logger: Logger, attempt: () => Promise<T>): Promise<T> {
+  let delay = 200;
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (i >= 8) throw error;
+      logger.warn(`build-log-stream: ${what} failed (attempt ${i}), retrying in ${delay} ms: ${error instanceof Error ? error.message.slice(0, 200) : String(error)}`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 5_000);
+    }
+  }
+}
+
+/**
+ * Runs one job: claims it with a lease, registers its secrets before any command runs, runs its
+ * steps in a fresh sandbox with every line streamed through the sanitizer to Redis, and ends
+ * the log with a terminal entry and the job's final status. A queue redelivery of a job that
+ * is running or done is skipped.
+ */
+export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<JobOutcome> {
+  const { redis, sandbox, runnerId } = deps;
+  const logger = deps.logger ?? console;
+  const now = deps.now ?? Date.now;
+  const leaseMs = deps.leaseMs ?? 30_000;
+  const jobId = request.job_id;
+  const spec = request.spec;
+
+  const claimed = await withRetries("claiming the job", logger, () => redis.set(leaseKey(jobId), runnerId, { nx: true, px: leaseMs }));
+  if (claimed !== "OK") return { kind: "skipped", reason: "another runner holds the job's lease" };
+  const rawJob = await withRetries("reading the job", logger, () => redis.get<string>(jobKey(jobId)));
+  const job: JobRecord = rawJob === null
+    ? { id: jobId, owner: request.owner, status: "queued", created_at: new Date(now()).toISOString(), started_at: null, finished_at: null }
+    : parseJobRecord(rawJob);
+  if (job.status !== "queued") {
+    await redis.del(leaseKey(jobId)).catch(() => undefined);
+    return { kind: "skipped", reason: `the job is already ${job.status}` };
+  }
+
+  const running: JobRecord = { ...job, status: "running", started_at: new Date(now()).toISOString() };
+  await withRetries("marking the job running", logger, async () => {
+    const p = redis.pipeline();
+    p.set(jobKey(jobId), JSON.stringify(running));
+    p.zadd(RUNNING_JOBS_KEY, { score: now(), member: jobId });
+    await p.exec();
+  });
+  const lease = setInterval(() => {
+    redis.set(leaseKey(jobId), runnerId, { xx: true, px: leaseMs }).catch((error: unknown) => {
+      logger.warn(`build-log-stream: refreshing the lease of job ${jobId} failed: ${error instanceof Error ? error.message : String(error)}`);
+    });
+  }, Math.max(1_000, Math.floor(leaseMs / 3)));
+
+  let lastWrite = 0;
+  const writer = createRedisLogWriter({
+    redis,
+    jobId,
+    logger,
+    onWritten: () => {
+      const at = now();
+      if (deps.notifier && at - lastWrite > WAKE_AFTER_QUIET_MS) deps.notifier.wake(jobId).catch(() => undefined);
+      lastWrite = at;
+    },
+  });
+  const secrets = createSecretValues();
+  const log = createLogStreamer({ writer, secrets, phase: spec.steps[0]?.phase ?? "build" });
+  // Secrets first: nothing has run yet, so nothing can have printed them.
+  for (const { name, value } of secretValuesOf(spec)) {
+    const result = secrets.add(value);
+    if (!result.added) log.writeEvent(`Warning: the value of ${name} is not masked in this log: ${result.reason}.`);
+  }
+
+  let status: TerminalStatus = "failed";
+  let exitCode: number | null = null;
+  let session: SandboxSession | null = null;
+  try {
+    log.writeEvent("--- Preparing the sandbox ---");
+    session = await sandbox.create({ env: { ...spec.env, ...spec.secrets } });
+    for (const [path, content] of Object.entries(spec.files)) await session.writeFile(path, content);
+    ({ status, exitCode } = await runSteps(session, spec.steps, log));
+  } catch (error) {
+    log.writeEvent(`The build could not run: ${error instanceof Error ? error.message : String(error)}`);
+    status = "failed";
+  } finally {
+    clearInterval(lease);
+    await log.flush();
+    await writer.end(status);
+    const finished: JobRecord = { ...running, status, finished_at: new Date(now()).toISOString(), exit_code: exitCode };
+    await withRetries("recording the job's end", logger, async () => {
+      const p = redis.pipeline();
+      p.set(jobKey(jobId), JSON.stringify(finished));
+      p.zrem(RUNNING_JOBS_KEY, jobId);
+      p.zadd(UNARCHIVED_JOBS_KEY, { score: now(), member: jobId });
+      p.del(leaseKey(jobId));
+      await p.exec();
+    }).catch((error: unknown) => logger.warn(`build-log-stream: job ${jobId} ended ${status} but its status could not be saved: ${String(error)}`));
+    await deps.notifier?.finished(jobId).catch((error: unknown) => {
+      logger.warn(`build-log-stream: telling the Worker that job ${jobId} ended failed (the sweep will archive it): ${String(error)}`);
+    });
+    await session?.kill().catch(() => undefined);
+  }
+  return { kind: "finished", status, exitCode };
+}
+
+async function runSteps(session: SandboxSession, steps: readonly JobStep[], log: LogStreamer): Promise<{ status: TerminalStatus; exitCode: number | null }> {
+  let exitCode: number | null = null;
+  for (const step of steps) {
+    log.setPhase(step.phase);
+    log.writeEvent(`--- ${step.name} ---`);
+    if (step.background) {
+      const started = await startBackground(session, step, log);
+      if (!started.ok) {
+        log.writeEvent(`${step.name} exited with code ${started.exitCode} before it was ready`);
+        return { status: "failed", exitCode: started.exitCode };
+      }
+      continue;
+    }
+    const result = await session.run(step.command, {
+      timeoutMs: step.timeout_ms ?? DEFAULT_STEP_TIMEOUT_MS,
+      onStdout: (chunk) => log.onStdout(chunk),
+      onStderr: (chunk) => log.onStderr(chunk),
+    });
+    await log.flush();
+    exitCode = result.exitCode;
+    if (result.timedOut) {
+      log.writeEvent(`${step.name} timed out after ${Math.round((step.timeout_ms ?? DEFAULT_STEP_TIMEOUT_MS) / 1000)} s`);
+      return { status: "failed", exitCode };
+    }
+    if (result.exitCode !== 0) {
+      log.writeEvent(`${step.name} failed with exit code ${result.exitCode}`);
+      return { status: "failed", exitCode };
+    }
+  }
+  log.writeEvent("--- Build finished ---");
+  return { status: "ready", exitCode };
+}
+
+/** Starts a dev server and waits until it says it is ready, runs for its startup time, or exits. */
+async function startBackground(session: SandboxSession, step: JobStep, log: LogStreamer): Promise<{ ok: true } | { ok: false; exitCode: number }> {
+  const decoder = new TextDecoder();
+  let signalReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => (signalReady = resolve));
+  const watch = (chunk: string | Uint8Array): void => {
+    const text = typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+    if (step.ready_text !== undefined && text.includes(step.ready_text)) signalReady();
+  };
+  const process = await session.start(step.command, {
+    onStdout: (chunk) => {
+      log.onStdout(chunk);
+      watch(chunk);
+    },
+    onStderr: (chunk) => {
+      log.onStderr(chunk);
+      watch(chunk);
+    },
+  });
+  const startup = step.startup_ms ?? DEFAULT_STARTUP_MS;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    ready.then(() => ({ ok: true as const })),
+    new Promise<{ ok: true }>((resolve) => (timer = setTimeout(() => resolve({ ok: true }), step.ready_text === undefined ? startup : Math.max(startup, 60_000)))),
+    process.wait().then((result) => ({ ok: false as const, exitCode: result.exitCode })),
+  ]);
+  clearTimeout(timer);
+  await log.flush();
+  return outcome;
+}
