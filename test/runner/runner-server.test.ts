@@ -5,7 +5,7 @@ import { createRunnerApp } from "../../worker-build-runner/server.ts";
 const TOKEN = "runner-token-for-tests-0123456789";
 const request: RunRequest = { job_id: "job_server_test", owner: "user_x", spec: { steps: [{ name: "Build", phase: "build", command: "true" }], env: {}, secrets: {}, files: {} } };
 
-function post(app: ReturnType<typeof createRunnerApp>["app"], body: unknown, token = TOKEN): Promise<Response> {
+async function post(app: ReturnType<typeof createRunnerApp>["app"], body: unknown, token = TOKEN): Promise<Response> {
   return app.request("/jobs", { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) });
 }
 
