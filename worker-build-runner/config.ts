@@ -16,6 +16,8 @@ export interface RunnerConfig {
   readonly workerUrl: string | null;
   readonly sandbox: "local" | "e2b";
   readonly concurrency: number;
+  /** How long a job's lease lives unless the runner refreshes it; the sweep fails jobs whose lease ran out. */
+  readonly leaseMs: number;
 }
 
 /**
@@ -64,6 +66,7 @@ export function readRunnerConfig(env: Environment = process.env): RunnerConfig {
     workerUrl,
     sandbox: sandbox === "e2b" ? "e2b" : "local",
     concurrency: integer(env, "RUNNER_CONCURRENCY", 2, 1, 64, problems),
+    leaseMs: integer(env, "RUNNER_LEASE_MS", 30_000, 1_000, 600_000, problems),
   };
   if (problems.length > 0) throw new ConfigError(`runner configuration: ${problems.join("; ")}`);
   return config;

@@ -26,11 +26,11 @@ const runnerId = `runner-${randomUUID()}`;
 const runner = createRunnerApp({
   runnerToken: config.runnerToken,
   concurrency: config.concurrency,
-  run: (request) => runJob(request, { redis, sandbox, runnerId, ...(notifier ? { notifier } : {}) }),
+  run: (request) => runJob(request, { redis, sandbox, runnerId, leaseMs: config.leaseMs, ...(notifier ? { notifier } : {}) }),
 });
 
 const server = serve({ fetch: runner.app.fetch, port: config.port, hostname: config.host }, (info) => {
-  console.log(`build-log-stream runner ${runnerId}: listening on ${info.address}:${info.port}, sandbox ${sandbox.name}, ${config.concurrency} jobs at once`);
+  console.log(`build-log-stream runner ${runnerId}: listening on http://${info.address}:${info.port}, sandbox ${sandbox.name}, ${config.concurrency} jobs at once`);
 });
 
 // On SIGTERM (a deploy), stop taking jobs and let running ones finish their logs.

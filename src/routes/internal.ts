@@ -4,6 +4,7 @@ import { timingSafeEqual } from "hono/utils/buffer";
 import { archiveJob, archiveStoreFromEnv } from "../archive.ts";
 import { ApiError } from "../errors.ts";
 import { createRedis } from "../redis.ts";
+import { sweep } from "../sweep.ts";
 import { isValidJobId } from "../shared/keys.ts";
 
 /** The runner's shared token, as a Bearer token; compared in constant time. */
@@ -26,6 +27,8 @@ export const internal = new Hono<{ Bindings: Env }>()
     await c.env.JOB_STREAM.get(c.env.JOB_STREAM.idFromName(jobId)).wake();
     return c.body(null, 204);
   })
+  // The Cron Trigger's sweep, on demand (local development has no cron).
+  .post("/sweep", async (c) => c.json(await sweep(c.env)))
   .post("/jobs/:id/finished", async (c) => {
     const jobId = c.req.param("id");
     if (!isValidJobId(jobId)) throw new ApiError(400, "invalid_job_id", "malformed job id");

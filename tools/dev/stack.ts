@@ -1,0 +1,163 @@
+// The whole system on this machine with embedded defaults: redis-server behind the Upstash
+// bridge, the Worker with its Durable Objects, Queue and R2 in local workerd, and the runner
+// service (local sandbox) as its own process. A development key pair stands in for Clerk's.
+// Used by `npm start` and by the end-to-end tests.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createSign, generateKeyPairSync, randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { startUpstashBridge, type UpstashBridge } from "../upstash-bridge/bridge.ts";
+import { startRedisServer, type RedisServerHandle } from "../upstash-bridge/redis-server.ts";
+import { startWorkerd, type WorkerdHandle } from "./workerd.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+export interface StackOptions {
+  readonly bridgePort?: number;
+  readonly runnerPort?: number;
+  /** The runner's lease; short in tests so a killed runner is noticed quickly. */
+  readonly runnerLeaseMs?: number;
+  /** Extra Worker vars (e.g. a small heartbeat for tests). */
+  readonly workerVars?: Readonly<Record<string, string>>;
+  /** Where the runner's output goes; default: this process's stderr. */
+  readonly runnerOutput?: "inherit" | "ignore";
+}
+
+export interface RunnerProcess {
+  readonly url: string;
+  readonly child: ChildProcess;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export interface Stack {
+  readonly workerUrl: string;
+  readonly bridge: UpstashBridge;
+  readonly redisServer: RedisServerHandle;
+  readonly runnerToken: string;
+  readonly runner: RunnerProcess;
+  /** A session token as Clerk would issue it, signed with the development key. */
+  signToken(userId: string, ttlSeconds?: number): string;
+  /** Starts another runner process (after the first was killed). */
+  restartRunner(): Promise<RunnerProcess>;
+  stop(): Promise<void>;
+}
+
+const base64url = (data: string | Buffer): string => Buffer.from(data).toString("base64url");
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function startRunner(env: Record<string, string>, output: "inherit" | "ignore"): Promise<RunnerProcess> {
+  const child = spawn(process.execPath, ["worker-build-runner/main.ts"], { cwd: ROOT, env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", output] });
+  const lines = createInterface({ input: child.stdout });
+  return new Promise((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`the runner exited with code ${code} before it listened`)));
+    lines.on("line", (line) => {
+      if (output === "inherit") process.stderr.write(`${line}\n`);
+      const match = /listening on (http:\/\/\S+?:\d+)/.exec(line);
+      if (match?.[1]) {
+        const url = match[1].replace("0.0.0.0", "127.0.0.1");
+        resolve({
+          url,
+          child,
+          async stop(signal = "SIGTERM") {
+            if (child.exitCode !== null || child.signalCode !== null) return;
+            const exited = once(child, "exit");
+            child.kill(signal);
+            await exited;
+          },
+        });
+      }
+    });
+  });
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const cleanups: (() => Promise<void>)[] = [];
+  const stop = async (): Promise<void> => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    cleanups.length = 0;
+  };
+  try {
+    const redisServer = await startRedisServer();
+    cleanups.push(() => redisServer.stop());
+    const upstashToken = randomBytes(18).toString("base64url");
+    const bridge = await startUpstashBridge({ redisUrl: redisServer.url, token: upstashToken, ...(options.bridgePort === undefined ? {} : { port: options.bridgePort }) });
+    cleanups.push(() => bridge.close());
+
+    const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const jwtKey = publicKey.export({ type: "spki", format: "pem" }).toString();
+    const runnerToken = randomBytes(24).toString("base64url");
+    const runnerEnv = (workerUrl: string): Record<string, string> => ({
+      UPSTASH_REDIS_REST_URL: bridge.url,
+      UPSTASH_REDIS_REST_TOKEN: upstashToken,
+      RUNNER_TOKEN: runnerToken,
+      WORKER_URL: workerUrl,
+      HOST: "127.0.0.1",
+      SANDBOX: "local",
+      RUNNER_LEASE_MS: String(options.runnerLeaseMs ?? 30_000),
+    });
+    // The Worker must know the runner's URL and the runner the Worker's: reserve the runner's
+    // port, start the Worker with it, then the runner.
+    const port = options.runnerPort ?? (await freePort());
+    const workerd: WorkerdHandle = await startWorkerd({
+      configPath: `${ROOT}wrangler.toml`,
+      bindings: {
+        UPSTASH_REDIS_REST_URL: bridge.url,
+        UPSTASH_REDIS_REST_TOKEN: upstashToken,
+        RUNNER_TOKEN: runnerToken,
+        RUNNER_URL: `http://127.0.0.1:${port}`,
+        CLERK_JWT_KEY: jwtKey,
+        CLERK_SECRET_KEY: "",
+        CLERK_API_URL: "",
+        CLERK_AUTHORIZED_PARTIES: "",
+        TEST_CLERK_SIGNING_JWK: "",
+        TEST_CLERK_API_URL: "",
+        ...options.workerVars,
+      },
+    });
+    cleanups.push(() => workerd.dispose());
+    const runnerEnvFinal = { ...runnerEnv(workerd.url), PORT: String(port) };
+    const output = options.runnerOutput ?? "inherit";
+    let current = await startRunner(runnerEnvFinal, output);
+    cleanups.push(() => current.stop());
+
+    const stack: Stack = {
+      workerUrl: workerd.url,
+      bridge,
+      redisServer,
+      runnerToken,
+      get runner() {
+        return current;
+      },
+      signToken(userId, ttlSeconds = 3600) {
+        const now = Math.floor(Date.now() / 1000);
+        const header = base64url(JSON.stringify({ alg: "RS256", typ: "JWT", kid: "dev" }));
+        const payload = base64url(JSON.stringify({ sub: userId, sid: `sess_${userId}`, iat: now, nbf: now - 5, exp: now + ttlSeconds, iss: "https://clerk.dev.local" }));
+        const signature = createSign("RSA-SHA256").update(`${header}.${payload}`).sign(privateKey);
+        return `${header}.${payload}.${base64url(signature)}`;
+      },
+      async restartRunner() {
+        await current.stop("SIGKILL");
+        current = await startRunner(runnerEnvFinal, output);
+        return current;
+      },
+      stop,
+    };
+    return stack;
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
