@@ -1,75 +1,90 @@
-// npm start: the system on this machine with embedded defaults. Today that is the runner's
-// log pipeline end to end: a real redis-server behind the Upstash bridge, a demo build run as
-// real child processes, its output sanitized and appended to the job's Redis Stream, and the
-// stream read back the way a viewer's history page reads it. Ctrl-C stops everything.
-import { spawn } from "node:child_process";
-import { decodeStreamReply } from "../../src/shared/entry.ts";
-import { logStreamKey } from "../../src/shared/keys.ts";
-import { createSecretValues } from "../../src/shared/sanitize/secret-values.ts";
-import { startUpstashBridge } from "../upstash-bridge/bridge.ts";
-import { startRedisServer } from "../upstash-bridge/redis-server.ts";
-import { createLogStreamer } from "../../worker-build-runner/log-streamer.ts";
-import { createRedisLogWriter } from "../../worker-build-runner/redis-writer.ts";
-import { createUpstashClient } from "../../worker-build-runner/redis.ts";
+// npm start: the whole system on this machine with embedded defaults (tools/dev/stack.ts),
+// then a demo job that builds a small real project, its live log printed as it streams over
+// SSE, and what a person needs to look for themselves. Ctrl-C stops everything it started.
+import { readdirSync, readFileSync } from "node:fs";
+import { EventSource } from "eventsource";
+import type { LogLine } from "../../src/shared/entry.ts";
+import type { JobSpec } from "../../src/shared/job-spec.ts";
+import { REDIS_INSTALL_COMMAND } from "../upstash-bridge/redis-server.ts";
+import { startStack, type Stack } from "./stack.ts";
 
-const DEMO_SECRET = `demo-${crypto.randomUUID()}`;
-// A build that prints what real builds print: colours, a progress bar, a warning on stderr,
-// and a secret from its environment, plain and base64-encoded.
-const DEMO_SCRIPT = `
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
-(async () => {
-  console.log("\\u001b[1mdemo-app@1.0.0 build\\u001b[22m");
-  for (let i = 0; i <= 10; i++) { process.stdout.write("\\r[" + "#".repeat(i) + " ".repeat(10 - i) + "] " + i * 10 + "%"); await wait(80); }
-  process.stdout.write("\\n");
-  console.error("\\u001b[33mwarning\\u001b[39m: chunk is larger than 500 kB");
-  console.log("DATABASE_URL=postgresql://app:" + process.env.DEMO_SECRET + "@db.internal/app");
-  console.log("token (base64): " + Buffer.from(process.env.DEMO_SECRET).toString("base64"));
-  console.log("\\u001b[32m✓\\u001b[39m built in 0.9s");
-})();
-`;
+const DEMO_DIR = new URL("./demo-app/", import.meta.url);
+const DEV_USER = "user_dev";
 
-function run(command: string, args: string[], onStdout: (c: Uint8Array) => void, onStderr: (c: Uint8Array) => void): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: { ...process.env, DEMO_SECRET, FORCE_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout.on("data", onStdout);
-    child.stderr.on("data", onStderr);
-    child.on("error", reject);
-    child.on("close", (code) => resolve(code ?? 1));
+function demoSpec(): JobSpec {
+  const files = Object.fromEntries(readdirSync(DEMO_DIR).map((name) => [name, readFileSync(new URL(name, DEMO_DIR), "utf8")]));
+  return {
+    files,
+    env: { NODE_ENV: "production" },
+    secrets: { DEPLOY_TOKEN: `dpl_${crypto.randomUUID().replaceAll("-", "")}` },
+    steps: [
+      { name: "Installing dependencies", phase: "install", command: "npm install --no-audit --no-fund" },
+      { name: "Building", phase: "build", command: "npm run build" },
+      { name: "Starting the dev server", phase: "dev_server", command: "npm start", background: true, ready_text: "Listening on" },
+    ],
+  };
+}
+
+const colour = (source: string, text: string): string => (source === "stderr" ? `\u001b[33m${text}\u001b[39m` : source === "system" ? `\u001b[36m${text}\u001b[39m` : text);
+
+function follow(stack: Stack, jobId: string, token: string): Promise<string> {
+  return new Promise((resolve) => {
+    const source = new EventSource(`${stack.workerUrl}/api/jobs/${jobId}/logs/stream?after=0-0:0`, {
+      fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, Authorization: `Bearer ${token}` } }),
+    });
+    source.addEventListener("log", (event) => {
+      for (const line of (JSON.parse(event.data) as { lines: LogLine[] }).lines) {
+        console.log(`  ${line.ts.slice(11, 23)} ${line.phase.padEnd(10)} ${colour(line.source, line.text)}`);
+      }
+    });
+    source.addEventListener("done", (event) => {
+      source.close();
+      resolve((JSON.parse(event.data) as { status: string }).status);
+    });
   });
 }
 
-const redisServer = await startRedisServer().catch((error: unknown) => {
-  console.error(`npm start: ${error instanceof Error ? error.message : String(error)}`);
+let stack: Stack;
+try {
+  stack = await startStack({ bridgePort: Number(process.env.BRIDGE_PORT ?? 0) || 0, runnerOutput: "ignore" });
+} catch (error) {
+  const message = error instanceof Error ? error.message : String(error);
+  console.error(`npm start: ${message}`);
+  if (/redis-server/.test(message) && !message.includes(REDIS_INSTALL_COMMAND)) console.error(`Install it with: ${REDIS_INSTALL_COMMAND}`);
   process.exit(1);
-});
-const token = "dev-token";
-const bridge = await startUpstashBridge({ redisUrl: redisServer.url, token, port: Number(process.env.BRIDGE_PORT ?? 8079) });
+}
+let stopping = false;
 const stop = async (): Promise<void> => {
-  await bridge.close();
-  await redisServer.stop();
+  if (stopping) process.exit(1);
+  stopping = true;
+  console.log("\nstopping...");
+  await stack.stop();
   process.exit(0);
 };
 process.on("SIGINT", () => void stop());
 process.on("SIGTERM", () => void stop());
 
-const redis = createUpstashClient({ url: bridge.url, token });
-const jobId = `demo-${Date.now()}`;
-const secrets = createSecretValues([DEMO_SECRET]);
-const log = createLogStreamer({ writer: createRedisLogWriter({ redis, jobId }), secrets, phase: "build" });
-console.log(`redis-server ${redisServer.url}, Upstash bridge ${bridge.url} (token ${token})`);
-console.log(`running demo job ${jobId}: its secret ${DEMO_SECRET.slice(0, 8)}... is registered for redaction\n`);
+const token = stack.signToken(DEV_USER, 12 * 3600);
+console.log(`Worker      ${stack.workerUrl}  (Durable Objects, Queue, R2 in local workerd)`);
+console.log(`Runner      ${stack.runner.url}  (local sandbox)`);
+console.log(`Redis       ${stack.redisServer.url} behind the Upstash bridge ${stack.bridge.url}`);
 
-log.writeEvent("--- Building ---");
-const exitCode = await run(process.execPath, ["-e", DEMO_SCRIPT], (c) => log.onStdout(c), (c) => log.onStderr(c));
-log.writeEvent(`--- Build finished with exit code ${exitCode} ---`);
-await log.flush();
+const created = await fetch(`${stack.workerUrl}/api/jobs`, {
+  method: "POST",
+  headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+  body: JSON.stringify(demoSpec()),
+});
+const job = (await created.json()) as { id: string };
+console.log(`\nDemo job ${job.id}: its DEPLOY_TOKEN secret is registered for redaction. Live log over SSE:\n`);
+const status = await follow(stack, job.id, token);
+console.log(`\nThe job ended: ${status}.`);
 
-const entries = decodeStreamReply(await redis.xrange(logStreamKey(jobId), "-", "+"));
-console.log(`what a viewer sees (XRANGE ${logStreamKey(jobId)}):`);
-for (const line of entries.flatMap((entry) => entry.lines)) {
-  console.log(`  ${line.cursor.padEnd(18)} ${line.source.padEnd(6)} ${line.text}`);
-}
-const leaked = JSON.stringify(entries).includes(DEMO_SECRET);
-console.log(`\nsecret in Redis: ${leaked ? "YES (bug)" : "no"}`);
-console.log(`\nRead it yourself:\n  curl -s -H 'Authorization: Bearer ${token}' ${bridge.url} -d '["XRANGE","${logStreamKey(jobId)}","-","+"]'`);
-console.log("\nThe bridge stays up for the Worker (npx wrangler dev with .dev.vars). Ctrl-C stops everything.");
+console.log(`
+Look for yourself (this development token is valid for 12 hours, for user ${DEV_USER}):
+  TOKEN='${token}'
+  curl -N -H "Authorization: Bearer $TOKEN" '${stack.workerUrl}/api/jobs/${job.id}/logs/stream?after=0-0:0'
+  curl -H "Authorization: Bearer $TOKEN" '${stack.workerUrl}/api/jobs/${job.id}/logs?limit=20'
+  curl -H "Authorization: Bearer $TOKEN" '${stack.workerUrl}/api/jobs/${job.id}/logs.txt'
+  curl -H "Authorization: Bearer $TOKEN" '${stack.workerUrl}/api/jobs/${job.id}'
+
+Everything keeps running; Ctrl-C stops it.`);

@@ -49,6 +49,8 @@ export async function startWorkerd(options: StartWorkerdOptions): Promise<Worker
   // No metrics or update checks (no internet here), quiet logs.
   process.env.WRANGLER_SEND_METRICS ??= "false";
   process.env.WRANGLER_LOG ??= "warn";
+  // No Request.cf lookup from Cloudflare (unreachable here); workerd uses a placeholder.
+  process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
   const timeoutMs = options.readyTimeoutMs ?? 60_000;
   const { unstable_DevEnv: DevEnv } = await import("wrangler");
   const devEnv = new DevEnv();
