@@ -32,14 +32,17 @@ function token(id: string, keywords: readonly string[], regex: RegExp): SecretPa
 // matched is redacted whatever it looks like.
 
 const NOT_SECRET_WORDS = new Set([
-  "true", "false", "null", "nil", "none", "undefined", "yes", "no", "on", "off",
+  "true", "false", "null", "nil", "none", "undefined", "yes", "no", "on", "off", "!0", "!1",
   "enabled", "disabled", "required", "optional", "missing", "invalid", "expired", "empty",
-  "redacted", "hidden", "masked", "inherit", "include", "omit", "same-origin",
+  "redacted", "hidden", "masked", "inherit", "include", "omit", "same-origin", "ok", "success",
+  "failed", "failure", "denied", "granted", "valid", "pending", "skipped", "unset", "header",
+  "headers",
   // type names, as TypeScript, Python and friends print them in code frames
   "string", "number", "boolean", "bigint", "symbol", "object", "any", "unknown", "never", "void",
-  "str", "int", "float", "bool", "bytes", "dict", "list", "optional",
+  "str", "int", "float", "bool", "bytes", "dict", "list",
   // keywords that start an expression rather than a literal
-  "await", "new", "typeof", "function", "async", "this", "require", "import", "return", "yield",
+  "await", "new", "typeof", "keyof", "unique", "readonly", "function", "async", "this", "require",
+  "import", "return", "yield",
   // authorization schemes (the credential is the next word)
   "bearer", "basic", "token", "digest",
 ]);
@@ -47,8 +50,10 @@ const NOT_SECRET_WORDS = new Set([
 // A reference to a value, not the value: $VAR ${VAR} $(cmd) %VAR% {{ x }} <token> env.X ...
 const REFERENCE =
   /^(?:\$[{(A-Za-z_]|%[A-Za-z_][A-Za-z0-9_]*%|\{|<|(?:process\.env|import\.meta\.env|os\.environ|env|secrets|vars|inputs|github|config|settings|options|opts|props|ctx|context|req|request|args|self|this)[.[])/;
+// The name of another variable (`KV_REST_API_TOKEN`) or a placeholder (`YOUR_API_KEY`).
+const ENV_NAME = /^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$/;
 // A mask someone else already applied: ***, xxxx, ••••, ----.
-const MASK = /^[*xX•·#_-]+$/;
+const MASK = /^[*xX•·#_-]{3,}$/;
 // npm/PyPI version ranges: ^1.2.3, ~1.2, >=2.0.0-beta.1, 1.x
 const VERSION = /^[\^~<>=]{0,2}v?\d{1,9}(?:\.(?:\d{1,9}|[x*])){1,3}(?:[-+][0-9A-Za-z.-]{1,64})?$/;
 // An absolute or relative path of at least two segments (GOOGLE_APPLICATION_CREDENTIALS=/x/y.json).
@@ -57,14 +62,22 @@ const ALNUM = /[A-Za-z0-9]/;
 
 function isNotSecretValue(value: string): boolean {
   if (!ALNUM.test(value)) return true;
-  if (value.includes(REDACTED)) return true;
+  // Already redacted, or a template whose secret part is interpolated: `Bearer ${token}`.
+  if (value.includes(REDACTED) || value.includes("${") || value.includes("{{")) return true;
   if (value.length <= 24 && NOT_SECRET_WORDS.has(value.toLowerCase())) return true;
-  return REFERENCE.test(value) || MASK.test(value) || VERSION.test(value) || PATH.test(value);
+  return (
+    REFERENCE.test(value) || ENV_NAME.test(value) || MASK.test(value) || VERSION.test(value) || PATH.test(value)
+  );
 }
+
+// Generated credentials are long and mix letters with digits, or are long enough without.
+const RANDOM_LOOKING = /^(?=[^\s]{16,}$)(?=.*\d)(?=.*[A-Za-z])|^[A-Za-z0-9+/=_.-]{32,}$/;
 
 // ---------------------------------------------------------------------------------------------
 // Which names label a secret. A name is split into word parts (GITHUB_TOKEN, apiKey,
-// _authToken, aws.secret-access_key); it is a secret when a part says so.
+// _authToken, aws.secret-access_key). Its last secret part decides, and only a few words may
+// follow it (DB_PASSWORD_PROD, SECRET_KEY_BASE) — TOKEN_URL, PASSWORD_FILE, SECRET_NAME,
+// max_tokens, openTokenDepth are metadata about a secret, not the secret.
 
 const SECRET_PARTS = new Set([
   "secret", "token", "password", "passwd", "pwd", "pass", "passphrase", "credential",
@@ -77,27 +90,30 @@ const SECRET_PARTS = new Set([
 ]);
 // PGPASSWORD, DBPASS WORD-less concatenations: the part ends with the secret word.
 const SECRET_SUFFIXES = ["password", "passwd", "passphrase", "secret", "token", "apikey", "pwd"];
-// FOO_KEY is a secret unless FOO says the key is an identifier or public.
+// Words that make FOO_KEY a credential for sure. Any other FOO_KEY (STRIPE_KEY, but also
+// STORAGE_KEY = "app-settings") is redacted only when its value looks generated.
+const SECRET_KEY_QUALIFIERS = new Set([
+  "api", "secret", "private", "access", "signing", "sign", "encryption", "encrypt", "decryption",
+  "master", "hmac", "jwt", "auth", "webhook", "crypto", "cipher", "aes",
+]);
+// ...and words that make it an identifier or public.
 const NON_SECRET_KEY_QUALIFIERS = new Set([
   "public", "pub", "cache", "sort", "partition", "primary", "foreign", "object", "idempotency",
   "dedup", "dedupe", "routing", "hash", "range", "lookup", "translation", "i18n", "react", "row",
   "unique", "index", "item", "group", "composite", "hot", "tree", "bucket", "shortcut",
   "sequence", "schema", "natural", "surrogate", "candidate", "compound", "cluster", "shard",
-  "table", "column", "field", "json", "dict", "map", "lock", "queue", "restore", "node",
+  "table", "column", "field", "json", "dict", "map", "lock", "queue", "restore", "node", "max",
+  "min", "last", "first", "next", "prev", "sort", "foreign",
 ]);
-// TOKEN_URL, PASSWORD_FILE, SECRET_NAME, TOKEN_LIMIT: metadata about a secret, not the secret.
-const NON_SECRET_LAST_PARTS = new Set([
-  "url", "uri", "urls", "endpoint", "endpoints", "host", "hostname", "domain", "port", "path",
-  "paths", "file", "filename", "files", "dir", "directory", "folder", "name", "names", "id",
-  "ids", "type", "types", "mode", "method", "methods", "length", "len", "size", "count", "limit",
-  "limits", "max", "min", "expiry", "expires", "expiration", "expire", "expired", "ttl",
-  "timeout", "lifetime", "age", "header", "headers", "prefix", "suffix", "enabled", "enable",
-  "disabled", "disable", "required", "provider", "providers", "strategy", "version", "format",
-  "env", "var", "vars", "field", "fields", "param", "params", "hint", "label", "policy",
-  "rotation", "location", "region", "scope", "scopes", "audience", "issuer", "algorithm", "alg",
-  "kind", "status", "stdin", "exists", "source", "manager", "usage", "pattern", "regex", "error",
-  "errors", "message", "placeholder", "interval", "delay", "helper", "command", "cmd",
+// What may follow the secret word: variants, environments, encodings.
+const TRAILING_PARTS = new Set([
+  "base", "value", "val", "hash", "salt", "b64", "base64", "encoded", "enc", "encrypted", "raw",
+  "plain", "plaintext", "json", "pem", "der", "hex", "string", "str", "data", "content", "text",
+  "prod", "production", "dev", "development", "staging", "stage", "test", "testing", "live",
+  "local", "ci", "ro", "rw", "readonly", "read", "write", "admin", "new", "old", "current",
+  "next", "prev", "previous", "primary", "secondary", "backup", "default", "override",
 ]);
+const NUMBERED = /^v?\d{1,3}$/;
 // A file name is not a label: `src/auth.ts:12:5`, `credentials.json: 2 kB`.
 const FILE_NAME =
   /\.(?:[cm]?[jt]sx?|json|py|go|rs|rb|java|kt|php|vue|svelte|astro|css|scss|html|mdx?|ya?ml|toml|lock|txt|sh|map|log)$/i;
@@ -111,43 +127,65 @@ function nameParts(name: string): string[] {
     .filter((part) => part !== "");
 }
 
-function isSecretPart(part: string): boolean {
-  return SECRET_PARTS.has(part) || SECRET_SUFFIXES.some((suffix) => part.endsWith(suffix));
+const NOT_A_SECRET = 0;
+const MAYBE_A_SECRET = 1; // FOO_KEY: redact a generated-looking value only
+const A_SECRET = 2;
+type NameStrength = typeof NOT_A_SECRET | typeof MAYBE_A_SECRET | typeof A_SECRET;
+
+function partStrength(parts: readonly string[], i: number): NameStrength {
+  const part = parts[i] ?? "";
+  if (part === "key") {
+    const qualifier = parts[i - 1];
+    if (qualifier === undefined || NON_SECRET_KEY_QUALIFIERS.has(qualifier)) return NOT_A_SECRET;
+    return SECRET_KEY_QUALIFIERS.has(qualifier) ? A_SECRET : MAYBE_A_SECRET;
+  }
+  const secret = SECRET_PARTS.has(part) || SECRET_SUFFIXES.some((suffix) => part.endsWith(suffix));
+  return secret ? A_SECRET : NOT_A_SECRET;
 }
 
-function isSecretName(name: string): boolean {
-  if (FILE_NAME.test(name)) return false;
+function nameStrength(name: string): NameStrength {
+  if (FILE_NAME.test(name)) return NOT_A_SECRET;
   const parts = nameParts(name);
-  const last = parts[parts.length - 1];
-  if (last === undefined) return false;
-  if (parts.length > 1 && NON_SECRET_LAST_PARTS.has(last)) return false;
-  // Authorization and Cookie headers have rules of their own that keep the scheme.
-  if (parts.join("-") === "authorization" || parts.join("-") === "proxy-authorization") return false;
-  if (parts[0] === "no") return false; // --no-password
-  return parts.some((part, i) => {
-    if (part === "key") {
-      const qualifier = parts[i - 1];
-      return qualifier !== undefined && !NON_SECRET_KEY_QUALIFIERS.has(qualifier);
-    }
-    return isSecretPart(part);
-  });
+  // Authorization headers have a rule of their own that keeps the scheme; --no-password is a switch.
+  if (parts[parts.length - 1] === "authorization" || parts[0] === "no") return NOT_A_SECRET;
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const strength = partStrength(parts, i);
+    if (strength !== NOT_A_SECRET) return strength;
+    const part = parts[i] ?? "";
+    if (!TRAILING_PARTS.has(part) && !NUMBERED.test(part)) return NOT_A_SECRET;
+  }
+  return NOT_A_SECRET;
+}
+
+/** Whether `value`, labelled by `name`, is to be redacted (the value checks come first). */
+function isLabelledSecret(name: string, value: string): boolean {
+  if (isNotSecretValue(value)) return false;
+  const strength = nameStrength(name);
+  return strength === A_SECRET || (strength === MAYBE_A_SECRET && RANDOM_LOOKING.test(value));
 }
 
 // A code identifier or member expression: `getToken`, `config.apiKey`, `userPassword`.
 const IDENTIFIER = /^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$/;
+// A type name of two or more words: `PropertyKey`, `TokenResource` (a lone `Welcome` may be a password).
+const TYPE_NAME = /^[A-Z][a-z]+(?:[A-Z][a-z0-9]+)+$/;
+const SMALL_NUMBER = /^-?\d{1,5}$/;
 const DIGIT = /\d/;
 
 /**
  * Decides whether an unquoted value after a secret name is code rather than a literal:
- * `token = getToken()`, `password: string;`, `apiKey = config.apiKey`, `secret = value`.
- * Only for a separator written with spaces, as code is; `NAME=value` is always redacted.
+ * `token = getToken()`, `password: string;`, `apiKey = config.apiKey`, `token: Key)`,
+ * `secret = value`, `depth: 0`. Only for a separator written with spaces, as code is;
+ * `NAME=value` is redacted unless it is a call.
  */
-function looksLikeCode(value: string, next: string, spacedSeparator: boolean): boolean {
+function looksLikeCode(value: string, next: string, separator: string): boolean {
+  if (next === "(" && IDENTIFIER.test(value)) return true;
+  if (!/\s/.test(separator)) return false;
+  if (SMALL_NUMBER.test(value)) return true;
   if (!IDENTIFIER.test(value)) return false;
-  if (next === "(") return true;
-  if (!spacedSeparator) return false;
-  if (next !== "") return true; // followed by ; < [ |: a statement end or a type
-  return value.includes(".") || (!DIGIT.test(value) && value.length <= 24);
+  // A statement or argument end, a type, a member access, a type name.
+  if (next !== "" || value.includes(".") || TYPE_NAME.test(value)) return true;
+  // `secret = value` is code; `password: postgres` is YAML, and redacted.
+  return separator.includes("=") && !DIGIT.test(value) && value.length <= 24;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -157,8 +195,10 @@ function looksLikeCode(value: string, next: string, spacedSeparator: boolean): b
 
 // Lowercase-and-hyphen bodies are names (sk-components-library), not keys: generated keys mix case.
 const LOWER_KEBAB = /^[a-z0-9_-]*$/;
+// Known infixes are stripped first: OpenRouter's sk-or-v1- keys are lowercase hex.
+const KEY_INFIX = /^sk-(?:proj-|svcacct-|admin-|ant-(?:api|admin)\d\d-|or-v1-)?/;
 const unlessKebab = (match: string): string => {
-  const body = match.slice(match.indexOf("-") + 1);
+  const body = match.slice(KEY_INFIX.exec(match)?.[0].length ?? 0);
   return LOWER_KEBAB.test(body) && /[-_]/.test(body) ? match : REDACTED;
 };
 
@@ -174,7 +214,10 @@ const TOKEN_PATTERNS: readonly SecretPattern[] = [
   token("github-fine-grained-pat", ["github_pat_"], /(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9_]{40,}/g),
   token(
     "gitlab-token",
-    ["glpat-", "gldt-", "glft-", "glrt-", "glptt-", "gloas-", "glimt-", "glagent-", "glsoat-", "glffct-", "glcbt-", "glwt-", "gr1348941"],
+    [
+      "glpat-", "gldt-", "glft-", "glrt-", "glptt-", "gloas-", "glimt-", "glagent-", "glsoat-",
+      "glffct-", "glcbt-", "glwt-", "gr1348941",
+    ],
     /(?<![A-Za-z0-9_.-])(?:gl(?:pat|dt|ft|rt|ptt|oas|imt|agent|soat|ffct|cbt|wt)-|GR1348941)[A-Za-z0-9_.-]{20,}/g,
   ),
   token("npm-token", ["npm_"], /(?<![A-Za-z0-9_])npm_[A-Za-z0-9]{36,}/g),
@@ -329,47 +372,64 @@ const URL_TOKEN_USER: SecretPattern = {
   replace: (match, scheme = "", user = "") => (isNotSecretValue(user) ? match : `${scheme}${REDACTED}@`),
 };
 
-// Schemes whose credential is several comma-separated parameters (Digest, AWS SigV4).
-const MULTI_PARAMETER_SCHEME = /^(?:digest|aws4-hmac-sha256|hmac|oauth|signature)/i;
-const FIRST_WORD = /^[^\s,;]+/;
+const AUTHORIZATION_SCHEMES =
+  "bearer|basic|token|bot|digest|negotiate|ntlm|apikey|api-key|sso-key|dpop|hoba|mutual|vapid|aws4-hmac-sha256|hmac-sha256|hmac|oauth|sharedkey|splunk|jwt|key|pat";
+// Schemes whose credential is several comma-separated parameters, some quoted (Digest, SigV4).
+const MULTI_PARAMETER_SCHEMES = "digest|aws4-hmac-sha256|hmac-sha256|hmac|oauth";
 
 const AUTHORIZATION_HEADER: SecretPattern = {
   id: "authorization-header",
   keywords: ["authorization"],
-  regex:
-    /(?<![A-Za-z0-9_-])((?:proxy-)?authorization)(\\?["'`]?[ \t]{0,8}[:=][ \t]{0,8})(\\?["'`]?)((?:bearer|basic|token|bot|digest|negotiate|ntlm|apikey|api-key|sso-key|dpop|hoba|mutual|vapid|aws4-hmac-sha256|hmac-sha256|hmac|oauth|sharedkey|splunk|jwt|key|pat)[ \t]{1,8})?([^"'`\\]*)/gi,
-  replace: (match, name = "", separator = "", quote = "", scheme = "", rest = "") => {
-    const wholeRest = quote !== "" || MULTI_PARAMETER_SCHEME.test(scheme);
-    const secret = wholeRest ? rest.trimEnd() : (FIRST_WORD.exec(rest)?.[0] ?? "");
-    if (isNotSecretValue(secret)) return match;
-    return `${name}${separator}${quote}${scheme}${REDACTED}${rest.slice(secret.length)}`;
+  // The credential runs to the closing quote when quoted, to the end of the line for a
+  // multi-parameter scheme, else it is one word. The scheme word stays.
+  regex: new RegExp(
+    String.raw`(?<![A-Za-z0-9_])((?:proxy-)?authorization)(\\?["'\x60]?[ \t]{0,8}[:=][ \t]{0,8})` +
+      String.raw`(?:(\\?["'\x60])((?:${AUTHORIZATION_SCHEMES})[ \t]{1,8})?([^"'\x60\\]*)` +
+      String.raw`|((?:${MULTI_PARAMETER_SCHEMES})[ \t]{1,8})([^]*)` +
+      String.raw`|((?:${AUTHORIZATION_SCHEMES})[ \t]{1,8})?([^\s,;"'\x60\\]*))`,
+    "gi",
+  ),
+  replace: (
+    match, name = "", separator = "", quote = "", quotedScheme = "", quoted = "", multiScheme = "",
+    multi = "", scheme = "", word = "",
+  ) => {
+    const value = quote !== "" ? quoted : multiScheme !== "" ? multi.trimEnd() : word;
+    if (isNotSecretValue(value)) return match;
+    const tail = multiScheme !== "" ? multi.slice(value.length) : "";
+    return `${name}${separator}${quote}${quotedScheme || multiScheme || scheme}${REDACTED}${tail}`;
   },
 };
 
 const BEARER_TOKEN: SecretPattern = {
   id: "bearer-token",
   keywords: ["bearer"],
-  regex: /(?<![A-Za-z0-9_-])(bearer|Bearer|BEARER)([ \t]{1,8})([A-Za-z0-9._~+/=-]{8,})/g,
+  // token68 syntax: '=' only as trailing padding, so "bearer expires_in=3600" is not a token.
+  regex: /(?<![A-Za-z0-9_-])(bearer|Bearer|BEARER)([ \t]{1,8})([A-Za-z0-9._~+/-]{8,}=*)(?![A-Za-z0-9._~+/=-])/g,
   // Prose ("Bearer authentication") has no digits; a real token of 20+ characters nearly always does.
   replace: (match, word = "", space = "", value = "") =>
     isNotSecretValue(value) || (!DIGIT.test(value) && value.length < 20) ? match : `${word}${space}${REDACTED}`,
 };
 
-const COOKIE_PAIR = /([^\s=;]+)=([^;]*)/g;
+// RFC 6265 cookie names are tokens; `cookie: (c: Context) => string` is code, not a header.
+const COOKIE_NAME = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 const COOKIE_HEADER: SecretPattern = {
   id: "cookie-header",
   keywords: ["cookie"],
   regex: /(?<![A-Za-z0-9_.-])((?:set-)?cookie)([ \t]{0,8}:[ \t]{0,8})([^"'`\\]+)/gi,
   // Cookie: every pair's value; Set-Cookie: the first pair's (the rest are attributes).
+  // split() rather than a regex over the pairs, which would rescan a long run without "=".
   replace: (_match, name = "", separator = "", value = "") => {
-    let first = true;
-    const redacted = value.replace(COOKIE_PAIR, (pair: string, key: string, cookie: string) => {
-      if (!first && name.toLowerCase() === "set-cookie") return pair;
-      first = false;
-      return isNotSecretValue(cookie.trim()) ? pair : `${key}=${REDACTED}`;
-    });
-    return name + separator + redacted;
+    const pairs = value.split(";");
+    const count = name.toLowerCase() === "set-cookie" ? 1 : pairs.length;
+    for (let i = 0; i < count; i++) {
+      const pair = pairs[i] ?? "";
+      const equals = pair.indexOf("=");
+      if (equals < 0 || !COOKIE_NAME.test(pair.slice(0, equals))) continue;
+      if (isNotSecretValue(pair.slice(equals + 1).trim())) continue;
+      pairs[i] = pair.slice(0, equals + 1) + REDACTED;
+    }
+    return name + separator + pairs.join(";");
   },
 };
 
@@ -382,11 +442,13 @@ const SIGNED_URL_PARAMETERS = new Set([
 
 const QUERY_PARAMETER: SecretPattern = {
   id: "query-parameter",
-  keywords: ["sig", "token", "key", "secret", "pass", "pwd", "auth", "cred", "x-amz-", "x-goog-", "jwt", "pat"],
+  keywords: ["sig", "token", "key", "secret", "pass", "pwd", "auth", "cred", "jwt", "pat"],
   regex: /([?&])([A-Za-z][A-Za-z0-9_.-]{0,63})=([^&#\s"'`<>\\)\],;]+)/g,
   replace: (match, separator = "", name = "", value = "") => {
-    const secretName = SIGNED_URL_PARAMETERS.has(name.toLowerCase()) || isSecretName(name);
-    return secretName && !isNotSecretValue(value) ? `${separator}${name}=${REDACTED}` : match;
+    const secret = SIGNED_URL_PARAMETERS.has(name.toLowerCase())
+      ? !isNotSecretValue(value)
+      : isLabelledSecret(name, value);
+    return secret ? `${separator}${name}=${REDACTED}` : match;
   },
 };
 
@@ -398,18 +460,93 @@ const CURL_USER: SecretPattern = {
     isNotSecretValue(password) ? match : `${flag}${separator}${quote}${user}:${REDACTED}`,
 };
 
+// mailto:a@b.c, and package specs: alias@npm:pkg@1.2.3, github:user/repo, workspace:...
+const NOT_USERS = new Set([
+  "mailto", "npm", "github", "gitlab", "bitbucket", "git", "file", "link", "workspace", "patch",
+  "portal", "jsr", "catalog",
+]);
+
+const USERINFO_WITHOUT_SCHEME: SecretPattern = {
+  id: "userinfo-password",
+  keywords: ["@"],
+  // user:password@host with no scheme (connection strings in messages); the host must look like
+  // one, so image:tag@sha256:... and scope/pkg@1.2.3 do not match.
+  regex:
+    /(?<![A-Za-z0-9_.+\/-])([A-Za-z][A-Za-z0-9_.+-]{0,63}):([^\s@\/:"'`]{3,128})@(?=(?:localhost|\d{1,3}(?:\.\d{1,3}){3}|(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z][A-Za-z0-9-]{0,62})(?::\d{1,5})?(?:[\/\s"'`,;)]|$))/g,
+  replace: (match, user = "", password = "") =>
+    NOT_USERS.has(user.toLowerCase()) || isNotSecretValue(password) ? match : `${user}:${REDACTED}@`,
+};
+
+// Short password flags that mean a password only for these tools: `docker login -p x`,
+// `mysql -px` (attached; `mysql -p db` prompts), `redis-cli -a x`.
+const REGISTRY_LOGIN_PASSWORD: SecretPattern = {
+  id: "registry-login-password",
+  keywords: [
+    "docker login", "podman login", "buildah login", "helm registry login", "oras login", "skopeo login",
+  ],
+  regex: /(?<![A-Za-z0-9_-])(-p)([ \t]{1,8}|=)(["']?)([^\s"'`]+)/g,
+  replace: (match, flag = "", separator = "", quote = "", value = "") =>
+    isNotSecretValue(value) ? match : `${flag}${separator}${quote}${REDACTED}`,
+};
+
+const MYSQL_PASSWORD: SecretPattern = {
+  id: "mysql-password",
+  keywords: ["mysql", "mariadb"],
+  regex: /(?<![A-Za-z0-9_-])(-p)([^\s"'`-][^\s"'`]*|["'][^"']*)/g,
+  replace: (match, flag = "", value = "") => {
+    const quote = /^["']/.test(value) ? value.charAt(0) : "";
+    return isNotSecretValue(value.slice(quote.length)) ? match : `${flag}${quote}${REDACTED}`;
+  },
+};
+
+const REDIS_CLI_PASSWORD: SecretPattern = {
+  id: "redis-cli-password",
+  keywords: ["redis-cli"],
+  regex: /(?<![A-Za-z0-9_-])(-a|--pass)([ \t]{1,8})(["']?)([^\s"'`]+)/g,
+  replace: (match, flag = "", space = "", quote = "", value = "") =>
+    isNotSecretValue(value) ? match : `${flag}${space}${quote}${REDACTED}`,
+};
+
+const PACKAGE_MANAGER_CONFIG: SecretPattern = {
+  id: "package-manager-config",
+  keywords: ["config set"],
+  // npm config set //registry.example.com/:_authToken abc, yarn config set npmAuthToken abc
+  regex: /((?:npm|yarn|pnpm)[ \t]+config[ \t]+set[ \t]+(?:--[a-z-]{1,32}[ \t]+)?)([^\s=]{1,256})([ \t]+)(["']?)([^\s"']+)/g,
+  replace: (match, command = "", name = "", space = "", quote = "", value = "") =>
+    isLabelledSecret(name, value) ? `${command}${name}${space}${quote}${REDACTED}` : match,
+};
+
+const NETRC_PASSWORD: SecretPattern = {
+  id: "netrc-password",
+  keywords: ["machine"],
+  // .netrc: machine host login user password secret
+  regex: /(?<![A-Za-z0-9_-])((?:password|passwd)[ \t]+)([^\s"']+)/g,
+  replace: (match, label = "", value = "") => (isNotSecretValue(value) ? match : label + REDACTED),
+};
+
+const GITHUB_ADD_MASK: SecretPattern = {
+  id: "github-add-mask",
+  keywords: ["::add-mask::"],
+  // A workflow command that registers a secret prints the secret itself.
+  regex: /(::add-mask::)(.+)/g,
+  replace: (match, command = "", value = "") => (value.trim() === "" ? match : command + REDACTED),
+};
+
 // Words that follow a flag in prose ("pass --token to the CLI") rather than a value.
-const PROSE_AFTER_FLAG = new Set(["to", "or", "and", "the", "is", "as", "if", "for", "with", "when", "instead", "flag", "option"]);
+const PROSE_AFTER_FLAG = new Set([
+  "a", "an", "the", "to", "or", "and", "is", "as", "if", "in", "on", "at", "of", "by", "for",
+  "from", "with", "via", "when", "was", "will", "must", "should", "can", "cannot", "not", "only",
+  "instead", "flag", "option", "argument", "parameter",
+]);
 
 const CLI_FLAG: SecretPattern = {
   id: "cli-flag",
-  keywords: ["secret", "token", "pass", "pwd", "key", "auth", "cred"],
+  keywords: ["secret", "token", "pass", "pwd", "key", "auth", "cred", "pat"],
   // --password x, --api-key "x", -storepass x. The = form is the labelled-value rule's.
   regex: /(?<![A-Za-z0-9_-])(--?[A-Za-z][A-Za-z0-9_-]{0,64})([ \t]{1,8})(?:"([^"]*)|'([^']*)|([^\s"'`-][^\s"'`]*))/g,
   replace: (match, flag = "", space = "", doubleQuoted = "", singleQuoted = "", bare = "") => {
-    if (!isSecretName(flag)) return match;
     const value = doubleQuoted || singleQuoted || bare;
-    if (isNotSecretValue(value) || PROSE_AFTER_FLAG.has(value.toLowerCase())) return match;
+    if (!isLabelledSecret(flag, value) || PROSE_AFTER_FLAG.has(value.toLowerCase())) return match;
     // docker buildx --secret id=npmrc,src=.npmrc names a secret, it is not one.
     if (/^(?:id|type|src|source|env)=/.test(value)) return match;
     const quote = doubleQuoted ? '"' : singleQuoted ? "'" : "";
@@ -419,29 +556,37 @@ const CLI_FLAG: SecretPattern = {
 
 // Labelled values: NAME=value, NAME: value, "name": "value", export NAME="value", name => 'x',
 // npm's //host/:_authToken=value, and JSON-escaped \"name\":\"value\". The name regex only has
-// to find a secret word; isSecretName decides.
-const LABEL_NAME = String.raw`[A-Za-z0-9_.\-]{0,64}?(?:secret|token|pass|pwd|key|auth|cred|pat)[A-Za-z0-9_.\-]{0,64}`;
+// to find a secret word; nameStrength decides.
+const LABEL_NAME =
+  String.raw`[A-Za-z0-9_.\-]{0,64}?(?:secret|token|pass|pwd|key|auth|cred|pat)[A-Za-z0-9_.\-]{0,64}`;
 const LABEL_SEPARATOR = String.raw`\\?["'\x60]?[ \t]{0,8}(?::=|=>|\?=|=(?!=)|:(?!:))[ \t]{0,8}`;
-const LABEL_VALUE = String.raw`(?:\\"([^"]*)|"([^"]*)|'([^']*)|\x60([^\x60]*)|([^\s"'\x60,;&|()<>\[\]}\\]+)([;(<\[|]?))`;
+const LABEL_VALUE = String.raw`(?:\\"([^"]*)|"([^"]*)|'([^']*)|\x60([^\x60]*)|([^\s"'\x60,;&|()<>\[\]}\\]+)([;,()<\[|]?))`;
+
+const CONCATENATION = /^\s*\+|\+\s*$/;
 
 const LABELLED_VALUE: SecretPattern = {
   id: "labelled-value",
   keywords: ["secret", "token", "pass", "pwd", "key", "auth", "cred", "pat"],
   regex: new RegExp(String.raw`(?<![A-Za-z0-9_.\-])(${LABEL_NAME})(${LABEL_SEPARATOR})${LABEL_VALUE}`, "gi"),
-  replace: (match, name = "", separator = "", escaped = "", double = "", single = "", backtick = "", bare = "", next = "") => {
-    if (!isSecretName(name)) return match;
-    const parts = nameParts(name);
-    const spaced = /\s/.test(separator);
+  replace: (
+    match, name = "", separator = "", escaped = "", double = "", single = "", backtick = "", bare = "",
+    next = "",
+  ) => {
     if (bare !== "") {
-      if (isNotSecretValue(bare) || looksLikeCode(bare, next, spaced)) return match;
+      // name:value with neither quotes nor spaces is a prefix (turbo's auth:build:, gradle's
+      // :auth:compileJava, image:tag), not a label.
+      if (separator === ":") return match;
+      if (!isLabelledSecret(name, bare) || looksLikeCode(bare, next, separator)) return match;
       // PWD is the shell's working directory; "pass: 3" is a test count.
-      if ((parts[0] === "pwd" || parts[0] === "oldpwd") && parts.length === 1 && /^[/~]/.test(bare)) return match;
-      if (parts.length === 1 && parts[0] === "pass" && spaced) return match;
+      const parts = nameParts(name);
+      if (parts.length === 1 && (parts[0] === "pwd" || parts[0] === "oldpwd") && /^[/~]/.test(bare)) return match;
+      if (parts.length === 1 && parts[0] === "pass" && /\s/.test(separator)) return match;
       return `${name}${separator}${REDACTED}${next}`;
     }
     // An escaped string \"value\" ends with the backslash of its closing quote.
     const value = escaped !== "" ? escaped.replace(/\\$/, "") : double || single || backtick;
-    if (isNotSecretValue(value)) return match;
+    // 'Credential=' + this.accessKeyId + '/': the "value" is code between two string literals.
+    if (CONCATENATION.test(value) || !isLabelledSecret(name, value)) return match;
     const open = escaped !== "" ? '\\"' : double !== "" ? '"' : single !== "" ? "'" : "`";
     return `${name}${separator}${open}${REDACTED}${escaped.endsWith("\\") ? "\\" : ""}`;
   },
@@ -449,11 +594,11 @@ const LABELLED_VALUE: SecretPattern = {
 
 const XML_ELEMENT: SecretPattern = {
   id: "xml-element",
-  keywords: ["secret", "token", "pass", "pwd", "key", "auth", "cred"],
+  keywords: ["secret", "token", "pass", "pwd", "key", "auth", "cred", "pat"],
   // <password>x</password> as Maven settings.xml and NuGet.config print it.
   regex: /(<([A-Za-z_][A-Za-z0-9_.:-]{0,64})>)([^<]+)(?=<\/)/g,
   replace: (match, open = "", name = "", value = "") =>
-    isSecretName(name) && !isNotSecretValue(value.trim()) ? open + REDACTED : match,
+    isLabelledSecret(name, value.trim()) ? open + REDACTED : match,
 };
 
 /**
@@ -472,27 +617,45 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = [
   BEARER_TOKEN,
   COOKIE_HEADER,
   QUERY_PARAMETER,
+  USERINFO_WITHOUT_SCHEME,
   CURL_USER,
+  REGISTRY_LOGIN_PASSWORD,
+  MYSQL_PASSWORD,
+  REDIS_CLI_PASSWORD,
+  PACKAGE_MANAGER_CONFIG,
+  NETRC_PASSWORD,
+  GITHUB_ADD_MASK,
   CLI_FLAG,
   XML_ELEMENT,
   LABELLED_VALUE,
 ];
 
 /** Applies every rule in SECRET_PATTERNS, in order, to one line (no \n or \r). */
+// The keyword prefilter, built once. One scan of the lowercased line finds every keyword in it:
+// a zero-width lookahead tries all keywords at each position (V8 compiles the alternation into
+// one pass with a first-character check), longest first, and a found keyword also counts for
+// the keywords it contains ("apikey" means "key" is there too). This replaces ~90 includes()
+// calls per line, which were most of the cost of ordinary build output.
+const KEYWORDS = [...new Set(SECRET_PATTERNS.flatMap((rule) => rule.keywords))].sort((a, b) => b.length - a.length);
+const KEYWORD_SCAN = new RegExp(`(?=(${KEYWORDS.map((keyword) => keyword.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&")).join("|")}))`, "g");
+const KEYWORDS_INSIDE = new Map(KEYWORDS.map((keyword) => [keyword, KEYWORDS.filter((other) => keyword.includes(other))]));
+
+function keywordsIn(lower: string): Set<string> {
+  const found = new Set<string>();
+  for (const match of lower.matchAll(KEYWORD_SCAN)) {
+    const keyword = match[1];
+    if (keyword === undefined || found.has(keyword)) continue;
+    for (const inside of KEYWORDS_INSIDE.get(keyword) ?? [keyword]) found.add(inside);
+  }
+  return found;
+}
+
 export function redactSecretPatterns(line: string): string {
-  const lower = line.toLowerCase();
-  const seen = new Map<string, boolean>();
-  const contains = (keyword: string): boolean => {
-    let found = seen.get(keyword);
-    if (found === undefined) {
-      found = lower.includes(keyword);
-      seen.set(keyword, found);
-    }
-    return found;
-  };
+  const found = keywordsIn(line.toLowerCase());
+  if (found.size === 0) return line;
   let text = line;
   for (const rule of SECRET_PATTERNS) {
-    if (!rule.keywords.some(contains)) continue;
+    if (!rule.keywords.some((keyword) => found.has(keyword))) continue;
     text = text.replace(rule.regex, (...args: unknown[]) => {
       // replace() passes (match, ...groups, offset, input); unmatched groups are undefined.
       const groups = args.slice(1, -2).map((group) => (typeof group === "string" ? group : ""));
