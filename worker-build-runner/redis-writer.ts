@@ -120,7 +120,7 @@ function shortError(error: unknown): string {
 export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWriter {
   const redis = options.redis;
   const key = logStreamKey(options.jobId);
-  const flushIntervalMs = options.flushIntervalMs ?? 50;
+  const flushIntervalMs = options.flushIntervalMs ?? 30;
   const maxEntryLines = positiveInteger("maxEntryLines", options.maxEntryLines ?? 500);
   const maxEntryBytes = positiveInteger("maxEntryBytes", options.maxEntryBytes ?? 256 * 1024);
   const maxRequestBytes = positiveInteger("maxRequestBytes", options.maxRequestBytes ?? 4 * 1024 * 1024);
