@@ -29,6 +29,7 @@ export default defineConfig({
                 CLERK_AUTHORIZED_PARTIES: "http://localhost:3000,https://app.example.com",
                 TEST_CLERK_SIGNING_JWK: inject<string>("clerkSigningJwk"),
                 TEST_CLERK_API_URL: inject<string>("clerkApiUrl"),
+                TEST_S3_ENDPOINT: inject<string>("s3Endpoint"),
                 RUNNER_TOKEN: "test-runner-token",
                 // Small enough that heartbeats and the viewer cap are seen within a test.
                 SSE_HEARTBEAT_MS: "300",

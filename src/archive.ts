@@ -43,7 +43,9 @@ export function s3Store(settings: S3Settings): ArchiveStore {
   return {
     name: "s3",
     async put(key, body) {
-      const response = await client.fetch(url(key), { method: "PUT", body, headers: { "Content-Type": "application/x-ndjson", "Content-Encoding": "gzip" } });
+      // Stored as a gzip file, not as gzip-encoded NDJSON: with Content-Encoding: gzip, fetch
+      // would decompress the object on the way back and the reader would gunzip it twice.
+      const response = await client.fetch(url(key), { method: "PUT", body, headers: { "Content-Type": "application/gzip" } });
       if (!response.ok) throw new Error(`S3 PUT ${key} answered ${response.status}`);
     },
     async get(key) {

@@ -8,6 +8,8 @@ declare module "vitest" {
     upstashToken: string;
     /** The redis-server behind the bridge, for tests that start a bridge of their own. */
     redisUrl: string;
+    /** An S3-compatible server (worker project only). */
+    s3Endpoint: string;
     /** The public key Clerk-auth tests verify with (SPKI PEM), as CLERK_JWT_KEY. */
     clerkJwtKey: string;
     /** Its private key as a JSON JWK, for test/support/tokens.ts to sign session tokens. */

@@ -36,9 +36,21 @@ export default async function setup(project: TestProject): Promise<() => Promise
     keys: [{ ...clerkKeys.publicKey.export({ format: "jwk" }), kid: "ins_test", alg: "RS256", use: "sig" }],
   });
   project.provide("clerkApiUrl", clerkApi.url);
+  // An S3-compatible server for the archive's S3 store, in its own process like the bridge.
+  const s3 = spawn(process.execPath, ["test/support/s3-server.ts"], { stdio: ["ignore", "pipe", "inherit"] });
+  const s3Endpoint = await new Promise<string>((resolve, reject) => {
+    s3.once("exit", (code) => reject(new Error(`the S3 test server exited with code ${code} before it was ready`)));
+    createInterface({ input: s3.stdout }).on("line", (line) => {
+      const match = /^S3_ENDPOINT=(\S+)$/.exec(line);
+      if (match?.[1]) resolve(match[1]);
+    });
+  });
+  project.provide("s3Endpoint", s3Endpoint);
   return async () => {
     const exited = once(child, "exit");
+    const s3Exited = once(s3, "exit");
     child.kill("SIGTERM");
-    await Promise.all([exited, clerkApi.close()]);
+    s3.kill("SIGTERM");
+    await Promise.all([exited, s3Exited, clerkApi.close()]);
   };
 }

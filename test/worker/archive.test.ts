@@ -1,6 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { archiveJob, archiveKey, r2Store, readArchivedLog } from "../../src/archive.ts";
+import { archiveJob, archiveKey, archiveStoreFromEnv, r2Store, readArchivedLog, s3Store } from "../../src/archive.ts";
 import type { LogLine } from "../../src/shared/entry.ts";
 import type { JobRecord } from "../../src/shared/job.ts";
 import { jobKey, logStreamKey, UNARCHIVED_JOBS_KEY } from "../../src/shared/keys.ts";
@@ -82,5 +82,31 @@ describe("the archive", () => {
     expect(frame?.event).toBe("done");
     expect(JSON.parse(frame?.data ?? "{}")).toEqual({ status: "ready" });
     expect(await stream.next()).toBeNull();
+  });
+});
+
+describe("the archive in S3", () => {
+  const settings = () => ({ endpoint: env.TEST_S3_ENDPOINT, bucket: "build-logs", region: "us-east-1", accessKeyId: "S3RVER", secretAccessKey: "S3RVER" });
+
+  it("round-trips a log through an S3-compatible server with SigV4 requests", async () => {
+    const { jobId } = await endedJob("s3");
+    const store = s3Store(settings());
+    expect(await archiveJob(redis, store, jobId)).toMatchObject({ lines: 4 });
+    const archived = await readArchivedLog(store, jobId);
+    expect(archived?.lines.map((line) => line.text)).toEqual(["one", "two", "three", "--- Build finished ---"]);
+    expect(archived?.end).toBe("ready");
+    // Not in R2: it went to S3.
+    expect(await env.ARCHIVE.get(archiveKey(jobId))).toBeNull();
+  });
+
+  it("reads a missing object as no archive", async () => {
+    expect(await readArchivedLog(s3Store(settings()), uniqueJobId("absent"))).toBeNull();
+  });
+
+  it("is chosen when every S3 setting is given, R2 otherwise", () => {
+    const s3 = { S3_ENDPOINT: env.TEST_S3_ENDPOINT, S3_BUCKET: "build-logs", S3_ACCESS_KEY_ID: "S3RVER", S3_SECRET_ACCESS_KEY: "S3RVER" };
+    expect(archiveStoreFromEnv({ ...env, ...s3 } as Env).name).toBe("s3");
+    expect(archiveStoreFromEnv({ ...env, ...s3, S3_BUCKET: "" } as Env).name).toBe("r2");
+    expect(archiveStoreFromEnv(env).name).toBe("r2");
   });
 });
