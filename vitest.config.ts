@@ -36,6 +36,7 @@ export default defineConfig({
                 MAX_VIEWERS_PER_JOB: "4",
                 TAIL_ACTIVE_POLL_MS: "50",
                 TAIL_IDLE_POLL_MAX_MS: "200",
+                MAX_VIEWER_LAG_BYTES: "262144",
               },
             },
           })),

@@ -142,6 +142,9 @@ export class JobStream extends DurableObject<Env> {
       if (this.state.position === "0-0" && this.state.ended === null && (await this.serveFromArchive(viewer, after))) return;
       if (after === null) {
         viewer.lastSent = this.state.position ?? "0-0";
+        // Give its EventSource a Last-Event-ID from the start (an id-only frame dispatches no
+        // event): dropped before its first line, it still resumes exactly where it joined.
+        this.send(viewer, encoder.encode(`id: ${this.state.lastCursor ?? "0-0:0"}\n\n`));
       } else {
         await this.catchUp(viewer, after);
         if (compareEntryIds(viewer.lastSent, after.entryId) < 0) viewer.lastSent = after.entryId;
@@ -214,7 +217,7 @@ export class JobStream extends DurableObject<Env> {
     const flush = async () => {
       if (group.length === 0) return;
       await viewer.writer.ready;
-      this.send(viewer, encoder.encode(formatLogEvent(group)));
+      this.send(viewer, encoder.encode(formatLogEvent(group)), true);
       group = [];
     };
     for (const line of archived.lines) {
@@ -236,7 +239,7 @@ export class JobStream extends DurableObject<Env> {
     const order = compareEntryIds(entry.id, after.entryId);
     if (order < 0) return;
     const bytes = formatEntryEvent(entry, order === 0 ? after.index : -1);
-    if (bytes !== "") this.send(viewer, encoder.encode(bytes));
+    if (bytes !== "") this.send(viewer, encoder.encode(bytes), true);
     viewer.lastSent = entry.id;
   }
 
@@ -311,13 +314,17 @@ export class JobStream extends DurableObject<Env> {
     this.closeViewer(viewer, false);
   }
 
-  private send(viewer: Viewer, bytes: Uint8Array): void {
+  /**
+   * Live fan-out cannot wait for one viewer, so a viewer whose unread bytes pass the bound is
+   * closed, never fed a gap: it reconnects with its last id. Catch-up waits for `ready`
+   * instead (`paced`), so a large resume is not mistaken for a slow viewer.
+   */
+  private send(viewer: Viewer, bytes: Uint8Array, paced = false): void {
     if (viewer.closed) return;
     viewer.writer.write(bytes).catch(() => this.dropViewer(viewer));
     this.lastFrameAt = Date.now();
-    // A viewer that cannot keep up is closed, never fed a gap: it reconnects with its last id.
     const desired = viewer.writer.desiredSize;
-    if (desired !== null && desired < 0) this.closeViewer(viewer, true);
+    if (!paced && desired !== null && desired < 0) this.closeViewer(viewer, true);
   }
 
   private broadcast(bytes: Uint8Array): void {

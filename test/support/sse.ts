@@ -39,7 +39,8 @@ export function sseReader(response: Response): { next(): Promise<SseFrame | null
         buffer = buffer.slice(end + 2);
         return parseFrame(raw);
       }
-      const { value, done } = await reader.read();
+      // An aborted stream (the server dropped a slow viewer) ends it as a network error would.
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true as const }));
       if (done) return null;
       buffer += decoder.decode(value, { stream: true });
     }

@@ -124,6 +124,8 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     const { jobId } = await newJob("heartbeat");
     const stream = sseReader(await connect(jobId));
     expect((await stream.next())?.raw).toBe("retry: 2000\n\n");
+    // A live-only viewer gets an id to resume from before any line.
+    expect((await stream.next())?.raw).toBe("id: 0-0:0\n\n");
     expect((await stream.next())?.raw).toBe(": heartbeat\n\n");
     expect((await stream.next())?.raw).toBe(": heartbeat\n\n");
     await stream.cancel();
