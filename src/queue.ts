@@ -5,7 +5,7 @@ import { runRequestSchema, type RunRequest } from "./shared/job-spec.ts";
 /** After this many deliveries no runner took the job: it fails instead of waiting forever. */
 export const MAX_DELIVERIES = 10;
 
-function retryDelaySeconds(attempts: number): number {
+export function retryDelaySeconds(attempts: number): number {
   return Math.min(300, 5 * 2 ** Math.max(0, attempts - 1));
 }
 
