@@ -79,7 +79,12 @@ export class JobStream extends DurableObject<Env> {
   private recent: StreamEntry[] = [];
   private recentLines = 0;
   private idlePolls = 0;
+  /** When every live viewer last got bytes (a fan-out or a heartbeat): heartbeats key off it. */
   private lastFrameAt = Date.now();
+  /** When the last poll started: the next is timed from it, so the fan-out's own cost does not stretch the period. */
+  private lastPollAt = 0;
+  /** The last poll left entries unread: the next one comes at once. */
+  private backlog = false;
   private polling: Promise<void> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -113,21 +118,32 @@ export class JobStream extends DurableObject<Env> {
     this.viewers.add(viewer);
     request.signal.addEventListener("abort", () => this.dropViewer(viewer));
     this.send(viewer, encoder.encode(RETRY_FRAME));
-    this.ctx.waitUntil(this.admit(viewer, after));
+    this.ctx.waitUntil(this.admit(viewer, after, url.searchParams.get("archived") === "1"));
     return new Response(readable, { headers: SSE_HEADERS });
   }
 
-  /** The runner appended lines: poll now instead of at the idle interval. */
+  /**
+   * The runner appended lines after a quiet spell: poll now instead of at the idle interval.
+   * Wakes are coalesced to one poll per active interval: each fan-out costs a write per viewer,
+   * so polling per append would cost more than it saves at a thousand viewers.
+   */
   async wake(): Promise<void> {
     this.idlePolls = 0;
-    if (this.viewers.size > 0) await this.ctx.storage.setAlarm(Date.now());
+    if (this.viewers.size === 0) return;
+    const at = Math.max(Date.now(), this.lastPollAt + this.settings.activePollMs);
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
   override async alarm(): Promise<void> {
     try {
       if (this.viewers.size === 0) return;
+      this.lastPollAt = Date.now();
       await this.poll();
-      if (Date.now() - this.lastFrameAt >= this.settings.heartbeatMs) this.broadcast(encoder.encode(HEARTBEAT_FRAME));
+      if (Date.now() - this.lastFrameAt >= this.settings.heartbeatMs) {
+        this.broadcast(encoder.encode(HEARTBEAT_FRAME));
+        this.lastFrameAt = Date.now();
+      }
     } catch (error) {
       console.error(`JobStream:${this.state.jobId ?? "?"} poll failed`, error);
       this.idlePolls += 1;
@@ -136,10 +152,10 @@ export class JobStream extends DurableObject<Env> {
   }
 
   /** Brings a new viewer up to the object's read position, then makes it live. */
-  private async admit(viewer: Viewer, after: Cursor | null): Promise<void> {
+  private async admit(viewer: Viewer, after: Cursor | null, archived: boolean): Promise<void> {
     try {
       if (this.state.position === null) await this.poll();
-      if (this.state.position === "0-0" && this.state.ended === null && (await this.serveFromArchive(viewer, after))) return;
+      if (archived && this.state.position === "0-0" && this.state.ended === null && (await this.serveFromArchive(viewer, after))) return;
       if (after === null) {
         viewer.lastSent = this.state.position ?? "0-0";
         // Give its EventSource a Last-Event-ID from the start (an id-only frame dispatches no
@@ -180,27 +196,31 @@ export class JobStream extends DurableObject<Env> {
     }
     const key = logStreamKey(jobId);
     const redis = createRedis(this.env);
-    let start = after.entryId;
+    const paced = async (entry: StreamEntry): Promise<void> => {
+      // Wait while the viewer has a full queue: a large resume is paced, not dropped as slow.
+      while (!viewer.closed && (viewer.writer.desiredSize ?? 1) <= 0) await viewer.writer.ready;
+      this.sendEntryTo(viewer, entry, after);
+    };
     for (;;) {
       if (viewer.closed) return;
-      const exclusive = start.startsWith("(");
-      const startId = exclusive ? start.slice(1) : start;
-      // What the object read recently is in memory: serve it from there without awaiting, so no
-      // poll slips in between and the viewer goes live exactly at the object's read position.
-      const oldest = this.recent[0];
-      if (oldest !== undefined && compareEntryIds(oldest.id, startId) <= 0) {
-        for (const entry of this.recent) this.sendEntryTo(viewer, entry, after);
-        return;
-      }
       const position = this.state.position ?? "0-0";
-      const order = compareEntryIds(startId, position);
-      if (order > 0 || (exclusive && order === 0)) return;
-      const entries = decodeStreamReply(await redis.xrange(key, start, position, ENTRIES_PER_READ));
-      for (const entry of entries) {
-        await viewer.writer.ready;
-        this.sendEntryTo(viewer, entry, after);
+      if (compareEntryIds(viewer.lastSent, position) >= 0) return;
+      const covered = compareEntryIds(viewer.lastSent, after.entryId) >= 0 ? viewer.lastSent : after.entryId;
+      // What the object read recently is in memory: serve it from there. The last step (the
+      // check above finding the viewer at the position) runs without awaiting, so no poll slips
+      // in before the viewer goes live.
+      const oldest = this.recent[0];
+      if (oldest !== undefined && compareEntryIds(oldest.id, covered) <= 0) {
+        const next = this.recent.find((entry) => compareEntryIds(entry.id, viewer.lastSent) > 0 && compareEntryIds(entry.id, after.entryId) >= 0);
+        if (next === undefined) return;
+        await paced(next);
+        continue;
       }
-      start = `(${entries.at(-1)?.id ?? position}`;
+      const start = covered === viewer.lastSent ? `(${covered}` : covered;
+      const entries = decodeStreamReply(await redis.xrange(key, start, position, ENTRIES_PER_READ));
+      for (const entry of entries) await paced(entry);
+      // Nothing there (trimmed, or the stream is gone): what lay before the position is lost to Redis.
+      if (entries.length === 0) viewer.lastSent = position;
     }
   }
 
@@ -263,18 +283,32 @@ export class JobStream extends DurableObject<Env> {
       await this.saveState({ ...this.state, position: top?.id ?? "0-0", lastCursor: top?.lines.at(-1)?.cursor ?? null, ended: top?.end ?? null });
       return;
     }
-    const entries = decodeStreamReply(await redis.xrange(key, `(${this.state.position}`, "+", ENTRIES_PER_READ));
-    if (entries.length === 0) {
+    const read = decodeStreamReply(await redis.xrange(key, `(${this.state.position}`, "+", ENTRIES_PER_READ));
+    if (read.length === 0) {
       this.idlePolls += 1;
+      this.backlog = false;
       return;
     }
     this.idlePolls = 0;
-    const firstId = entries[0]?.id ?? "0-0";
+    // Fan out at most a quarter of the lag bound per poll: a backlog (the object was idle, or
+    // the runner burst) goes out in slices viewers can drain, instead of closing them all as
+    // slow at once. The rest is read again by the next poll, which comes at once.
+    const budget = this.settings.maxViewerLagBytes / 4;
+    const entries: StreamEntry[] = [];
     const chunks: string[] = [];
+    let bytes = 0;
+    for (const entry of read) {
+      const chunk = formatEntryEvent(entry);
+      if (entries.length > 0 && bytes + chunk.length > budget) break;
+      entries.push(entry);
+      chunks.push(chunk);
+      bytes += chunk.length;
+    }
+    this.backlog = entries.length < read.length || read.length === ENTRIES_PER_READ;
+    const firstId = entries[0]?.id ?? "0-0";
     let lastCursor = this.state.lastCursor;
     let ended: TerminalStatus | null = null;
     for (const entry of entries) {
-      chunks.push(formatEntryEvent(entry));
       this.remember(entry);
       lastCursor = entry.lines.at(-1)?.cursor ?? lastCursor;
       if (entry.end !== undefined) ended = entry.end;
@@ -292,6 +326,7 @@ export class JobStream extends DurableObject<Env> {
       }
       viewer.lastSent = position;
     }
+    this.lastFrameAt = Date.now();
     await this.saveState({ ...this.state, position, lastCursor, ended });
     if (ended !== null) {
       for (const viewer of this.viewers) if (viewer.live) this.finish(viewer);
@@ -322,13 +357,15 @@ export class JobStream extends DurableObject<Env> {
   private send(viewer: Viewer, bytes: Uint8Array, paced = false): void {
     if (viewer.closed) return;
     viewer.writer.write(bytes).catch(() => this.dropViewer(viewer));
-    this.lastFrameAt = Date.now();
     const desired = viewer.writer.desiredSize;
     if (!paced && desired !== null && desired < 0) this.closeViewer(viewer, true);
   }
 
+  /** Heartbeats go to live viewers with nothing unread: one still reading needs no keepalive. */
   private broadcast(bytes: Uint8Array): void {
-    for (const viewer of this.viewers) if (viewer.live) this.send(viewer, bytes);
+    for (const viewer of this.viewers) {
+      if (viewer.live && (viewer.writer.desiredSize ?? 0) >= this.settings.maxViewerLagBytes) this.send(viewer, bytes);
+    }
   }
 
   private closeViewer(viewer: Viewer, abort: boolean): void {
@@ -345,9 +382,8 @@ export class JobStream extends DurableObject<Env> {
 
   private async arm(): Promise<void> {
     if (this.viewers.size === 0 || this.state.ended !== null) return;
-    const pollIn = Math.min(this.settings.idlePollMaxMs, this.settings.activePollMs * 2 ** Math.min(this.idlePolls, 16));
-    const heartbeatIn = Math.max(0, this.lastFrameAt + this.settings.heartbeatMs - Date.now());
-    const at = Date.now() + Math.min(pollIn, heartbeatIn);
+    const pollIn = this.backlog ? 0 : Math.min(this.settings.idlePollMaxMs, this.settings.activePollMs * 2 ** Math.min(this.idlePolls, 16));
+    const at = Math.max(Date.now(), Math.min(this.lastPollAt + pollIn, this.lastFrameAt + this.settings.heartbeatMs));
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }

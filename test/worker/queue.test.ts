@@ -21,7 +21,7 @@ function request(jobId: string): RunRequest {
 async function deliver(body: unknown, attempts: number) {
   const batch = createMessageBatch("build-jobs", [{ id: crypto.randomUUID(), timestamp: new Date(), attempts, body }]);
   const ctx = createExecutionContext();
-  await worker.queue(batch, env, ctx);
+  await worker.queue(batch, env);
   return getQueueResult(batch, ctx);
 }
 
