@@ -144,7 +144,7 @@ async function runSteps(session: SandboxSession, steps: readonly JobStep[], log:
     if (step.background) {
       const started = await startBackground(session, step, log);
       if (!started.ok) {
-        log.writeEvent(`${step.name} exited with code ${started.exitCode} before it was ready`);
+        log.writeEvent(`${step.name} ${started.reason}`);
         return { status: "failed", exitCode: started.exitCode };
       }
       continue;
@@ -169,14 +169,23 @@ async function runSteps(session: SandboxSession, steps: readonly JobStep[], log:
   return { status: "ready", exitCode };
 }
 
-/** Starts a dev server and waits until it says it is ready, runs for its startup time, or exits. */
-async function startBackground(session: SandboxSession, step: JobStep, log: LogStreamer): Promise<{ ok: true } | { ok: false; exitCode: number }> {
+type StartOutcome = { ok: true } | { ok: false; exitCode: number | null; reason: string };
+
+/**
+ * Starts a dev server and waits until it prints its ready text (when it has one, at most
+ * `startup_ms`, default 60 s), or for `startup_ms` (default 5 s) when it has none; it fails if
+ * it exits first or never says it is ready.
+ */
+async function startBackground(session: SandboxSession, step: JobStep, log: LogStreamer): Promise<StartOutcome> {
   const decoder = new TextDecoder();
   let signalReady: () => void = () => undefined;
   const ready = new Promise<void>((resolve) => (signalReady = resolve));
+  let seen = "";
   const watch = (chunk: string | Uint8Array): void => {
-    const text = typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
-    if (step.ready_text !== undefined && text.includes(step.ready_text)) signalReady();
+    if (step.ready_text === undefined) return;
+    // Keep a tail so the ready text is found even when a chunk boundary splits it.
+    seen = (seen + (typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true }))).slice(-4096);
+    if (seen.includes(step.ready_text)) signalReady();
   };
   const process = await session.start(step.command, {
     onStdout: (chunk) => {
@@ -188,12 +197,16 @@ async function startBackground(session: SandboxSession, step: JobStep, log: LogS
       watch(chunk);
     },
   });
-  const startup = step.startup_ms ?? DEFAULT_STARTUP_MS;
+  const waitMs = step.startup_ms ?? (step.ready_text === undefined ? DEFAULT_STARTUP_MS : 60_000);
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const outcome = await Promise.race([
-    ready.then(() => ({ ok: true as const })),
-    new Promise<{ ok: true }>((resolve) => (timer = setTimeout(() => resolve({ ok: true }), step.ready_text === undefined ? startup : Math.max(startup, 60_000)))),
-    process.wait().then((result) => ({ ok: false as const, exitCode: result.exitCode })),
+  const outcome = await Promise.race<StartOutcome>([
+    ready.then(() => ({ ok: true })),
+    new Promise<StartOutcome>((resolve) => {
+      timer = setTimeout(() => {
+        resolve(step.ready_text === undefined ? { ok: true } : { ok: false, exitCode: null, reason: `did not print "${step.ready_text}" within ${waitMs >= 1000 ? `${Math.round(waitMs / 1000)} s` : `${waitMs} ms`}` });
+      }, waitMs);
+    }),
+    process.wait().then((result) => ({ ok: false, exitCode: result.exitCode, reason: `exited with code ${result.exitCode} before it was ready` })),
   ]);
   clearTimeout(timer);
   await log.flush();

@@ -150,6 +150,15 @@ describe("runJob", () => {
     expect(texts).toEqual(expect.arrayContaining(["booting", "ready on http://localhost:5173"]));
   });
 
+  it("fails a dev server that exits before it is ready, or never says so", async () => {
+    const exits = await queuedJob("dev-exits", { steps: [{ name: "Dev server", phase: "dev_server", command: "echo crashing; exit 7", background: true, ready_text: "ready" }] });
+    expect(await runJob(exits, { redis, sandbox, runnerId: "test-runner", logger })).toMatchObject({ status: "failed", exitCode: 7 });
+    const silent = await queuedJob("dev-silent", { steps: [{ name: "Dev server", phase: "dev_server", command: "sleep 30", background: true, ready_text: "ready", startup_ms: 300 }] });
+    expect(await runJob(silent, { redis, sandbox, runnerId: "test-runner", logger })).toMatchObject({ status: "failed" });
+    const texts = (await entriesOf(silent.job_id)).flatMap((entry) => entry.lines).map((line) => line.text);
+    expect(texts).toContain('Dev server did not print "ready" within 300 ms');
+  });
+
   it("fails a job whose sandbox cannot be created, saying why", async () => {
     const request = await queuedJob("no-sandbox", { steps: [{ name: "Build", phase: "build", command: "true" }] });
     const broken = { name: "broken", create: async () => Promise.reject(new Error("no capacity")) };
