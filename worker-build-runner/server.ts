@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import { runRequestSchema, type RunRequest } from "../src/shared/job-spec.ts";
 
@@ -19,6 +20,8 @@ function sameToken(given: string, expected: string): boolean {
 }
 
 const jsonError = (code: string, message: string) => ({ error: { code, message } });
+// A spec holds at most 96 KiB of files plus steps and env: 1 MiB is far more than any valid one.
+const MAX_REQUEST_BYTES = 1024 * 1024;
 
 /**
  * The runner's HTTP face: the queue consumer hands it a job with `POST /jobs` and gets 202, or
@@ -39,7 +42,7 @@ export function createRunnerApp(options: RunnerServerOptions): { app: Hono; read
 
   const app = new Hono()
     .get("/healthz", (c) => c.json({ ok: true, active: running.size, concurrency: options.concurrency }))
-    .post("/jobs", auth, async (c) => {
+    .post("/jobs", auth, bodyLimit({ maxSize: MAX_REQUEST_BYTES, onError: (c) => c.json(jsonError("too_large", `a job request is at most ${MAX_REQUEST_BYTES} bytes`), 413) }), async (c) => {
       let body: unknown;
       try {
         body = await c.req.json();

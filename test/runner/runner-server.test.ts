@@ -54,6 +54,13 @@ describe("the runner service", () => {
     expect(await response.json()).toMatchObject({ error: { code } });
   });
 
+  it("refuses a body over 1 MiB with 413 before parsing it", async () => {
+    const runner = createRunnerApp({ runnerToken: TOKEN, concurrency: 1, run: async () => undefined });
+    const response = await post(runner.app, `{"pad":"${"x".repeat(2 * 1024 * 1024)}"}`);
+    expect(response.status).toBe(413);
+    expect(await response.json()).toMatchObject({ error: { code: "too_large" } });
+  });
+
   it("refuses a short token at creation", () => {
     expect(() => createRunnerApp({ runnerToken: "short", concurrency: 1, run: async () => undefined })).toThrow(/RUNNER_TOKEN/);
   });
