@@ -1,9 +1,10 @@
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
-// Two projects: the runner's tests in Node, the Worker's inside workerd. test/shared runs in
-// both, which is what keeps src/shared free of Node and Workers APIs. Both start a real
-// redis-server behind the Upstash bridge (test/support/global-setup.ts).
+// Three projects: the runner's tests in Node, the Worker's inside workerd, and the viewer page
+// in a real browser. test/shared runs in the first two, which is what keeps src/shared free of
+// Node and Workers APIs. Those two start a real redis-server behind the Upstash bridge
+// (test/support/global-setup.ts); the browser tests run the whole stack themselves.
 export default defineConfig({
   test: {
     projects: [
@@ -37,6 +38,10 @@ export default defineConfig({
                 TAIL_ACTIVE_POLL_MS: "50",
                 TAIL_IDLE_POLL_MAX_MS: "200",
                 MAX_VIEWER_LAG_BYTES: "262144",
+                STREAM_TICKET_SECRET: "test-stream-ticket-secret-0123456789abcdef",
+                CORS_ORIGINS: "https://app.example.com,http://localhost:3000",
+                // Off, as in production; test/worker/viewer.test.ts turns it on per request.
+                DEV_SIGN_IN: "",
               },
             },
           })),
@@ -47,6 +52,17 @@ export default defineConfig({
           globalSetup: ["test/support/worker-global-setup.ts"],
           testTimeout: 30_000,
           hookTimeout: 30_000,
+        },
+      },
+      {
+        // The viewer page in Debian's chromium (playwright-core), against the whole system on
+        // loopback (tools/dev/stack.ts): the tests start their own stack.
+        test: {
+          name: "browser",
+          environment: "node",
+          include: ["test/browser/**/*.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
         },
       },
     ],

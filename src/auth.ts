@@ -46,20 +46,38 @@ export function clerkAuthFromEnv(): MiddlewareHandler<{ Bindings: Env; Variables
   return async (c, next) => {
     let middleware = byEnv.get(c.env);
     if (middleware === undefined) {
-      // A misconfigured env throws here, on every request (a 500 naming the variables), rather
-      // than letting one through unauthenticated.
-      middleware = sessionMiddleware<FromEnv>(
-        verifyOptionsOf({
-          jwtKey: c.env.CLERK_JWT_KEY,
-          secretKey: c.env.CLERK_SECRET_KEY,
-          apiUrl: c.env.CLERK_API_URL,
-          authorizedParties: splitList(c.env.CLERK_AUTHORIZED_PARTIES),
-        }),
-      );
+      middleware = sessionMiddleware<FromEnv>(verifyOptionsFromEnv(c.env));
       byEnv.set(c.env, middleware);
     }
     return middleware(c, next);
   };
+}
+
+/**
+ * Verifies a session token exactly as clerkAuthFromEnv() does, for a route that receives the
+ * token somewhere else than a header or the cookie (the development sign-in's query string).
+ * Throws the same 401 / 503 ApiErrors.
+ */
+export function verifySessionTokenFromEnv(c: Context<{ Bindings: Env }>, token: string): Promise<AuthVariables> {
+  return verifySession(c, token, verifyOptionsFromEnv(c.env));
+}
+
+const verifyOptionsByEnv = new WeakMap<Env, VerifyTokenOptions>();
+
+function verifyOptionsFromEnv(env: Env): VerifyTokenOptions {
+  let options = verifyOptionsByEnv.get(env);
+  if (options === undefined) {
+    // A misconfigured env throws here, on every request (a 500 naming the variables), rather
+    // than letting one through unauthenticated.
+    options = verifyOptionsOf({
+      jwtKey: env.CLERK_JWT_KEY,
+      secretKey: env.CLERK_SECRET_KEY,
+      apiUrl: env.CLERK_API_URL,
+      authorizedParties: splitList(env.CLERK_AUTHORIZED_PARTIES),
+    });
+    verifyOptionsByEnv.set(env, options);
+  }
+  return options;
 }
 
 function sessionMiddleware<E extends { Variables: AuthVariables }>(verifyOptions: VerifyTokenOptions): MiddlewareHandler<E> {
@@ -68,22 +86,27 @@ function sessionMiddleware<E extends { Variables: AuthVariables }>(verifyOptions
     if (token === undefined) {
       throw unauthorized(c, "unauthenticated", "sign in: no session token in the Authorization header or the __session cookie");
     }
-    let claims: Awaited<ReturnType<typeof verifyToken>>;
-    try {
-      claims = await verifyToken(token, verifyOptions);
-    } catch (error) {
-      // Clerk's errors carry no token text; nothing logged or answered here does either.
-      throw rejection(c, token, error);
-    }
-    // Clerk's authenticateRequest() treats a session with pending tasks (say, choosing an
-    // organization) as signed out by default; so do we.
-    if (claims.sts === "pending") {
-      throw unauthorized(c, "unauthenticated", "the session has pending tasks; finish signing in first");
-    }
-    c.set("userId", claims.sub);
-    c.set("sessionId", typeof claims.sid === "string" ? claims.sid : null);
+    const session = await verifySession(c, token, verifyOptions);
+    c.set("userId", session.userId);
+    c.set("sessionId", session.sessionId);
     await next();
   });
+}
+
+async function verifySession(c: Context, token: string, verifyOptions: VerifyTokenOptions): Promise<AuthVariables> {
+  let claims: Awaited<ReturnType<typeof verifyToken>>;
+  try {
+    claims = await verifyToken(token, verifyOptions);
+  } catch (error) {
+    // Clerk's errors carry no token text; nothing logged or answered here does either.
+    throw rejection(c, token, error);
+  }
+  // Clerk's authenticateRequest() treats a session with pending tasks (say, choosing an
+  // organization) as signed out by default; so do we.
+  if (claims.sts === "pending") {
+    throw unauthorized(c, "unauthenticated", "the session has pending tasks; finish signing in first");
+  }
+  return { userId: claims.sub, sessionId: typeof claims.sid === "string" ? claims.sid : null };
 }
 
 // `Authorization: Bearer <jwt>` wins over the cookie, and an invalid Bearer token is not retried

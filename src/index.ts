@@ -1,18 +1,71 @@
 import { Hono } from "hono";
+import type { MiddlewareHandler } from "hono";
+import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { ApiError, type ErrorBody } from "./errors.ts";
 import { consumeJobs } from "./queue.ts";
 import { internal } from "./routes/internal.ts";
 import { jobs } from "./routes/jobs.ts";
+import { devSignIn, viewer } from "./routes/viewer.ts";
 import { sweep } from "./sweep.ts";
 
 export { JobStream } from "./job-stream.ts";
 
+/**
+ * CORS for the origins listed in CORS_ORIGINS (comma-separated, exact origins), with
+ * credentials, so an app on another origin can ask for a stream ticket and open the stream.
+ * Any other origin gets no CORS header at all (a preflight from it is answered empty), so its
+ * browser keeps the response from the page. Checked once per env; a malformed list is a 500
+ * naming it on every request, never a wider allowance.
+ */
+function corsFromEnv(): MiddlewareHandler<{ Bindings: Env }> {
+  const byEnv = new WeakMap<Env, { origins: ReadonlySet<string>; allow: MiddlewareHandler }>();
+  return async (c, next) => {
+    let config = byEnv.get(c.env);
+    if (config === undefined) {
+      const origins = new Set(corsOrigins(c.env.CORS_ORIGINS));
+      config = {
+        origins,
+        allow: cors({
+          origin: (origin) => (origins.has(origin) ? origin : null),
+          credentials: true,
+          allowMethods: ["GET", "POST"],
+          // Last-Event-ID: EventSource sends it on a reconnect, which makes that a preflighted request.
+          allowHeaders: ["Authorization", "Content-Type", "Last-Event-ID"],
+          exposeHeaders: ["Retry-After", "WWW-Authenticate"],
+          maxAge: 600,
+        }),
+      };
+      byEnv.set(c.env, config);
+    }
+    const origin = c.req.header("Origin");
+    if (origin !== undefined && config.origins.has(origin)) return config.allow(c, next);
+    if (c.req.method === "OPTIONS" && c.req.header("Access-Control-Request-Method") !== undefined) {
+      c.header("Vary", "Origin");
+      return c.body(null, 204);
+    }
+    await next();
+    c.header("Vary", "Origin", { append: true });
+  };
+}
+
+function corsOrigins(value: string | undefined): string[] {
+  const origins = (value ?? "").split(",").map((item) => item.trim()).filter((item) => item !== "");
+  const bad = origins.filter((origin) => !URL.canParse(origin) || new URL(origin).origin !== origin);
+  if (bad.length > 0) {
+    throw new Error(`CORS_ORIGINS must list origins such as https://app.example.com (no path, no trailing slash, no "*"): ${bad.map((item) => JSON.stringify(item)).join(", ")}`);
+  }
+  return origins;
+}
+
 const app = new Hono<{ Bindings: Env }>();
 
 app.get("/healthz", (c) => c.json({ ok: true }));
+app.use("/api/*", corsFromEnv());
 app.route("/api/jobs", jobs);
 app.route("/internal", internal);
+app.route("/", viewer);
+app.route("/dev", devSignIn);
 
 app.notFound((c) => c.json<ErrorBody>({ error: { code: "not_found", message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` } }, 404));
 

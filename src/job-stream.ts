@@ -162,7 +162,7 @@ export class JobStream extends DurableObject<Env> {
         // event): dropped before its first line, it still resumes exactly where it joined.
         this.send(viewer, encoder.encode(`id: ${this.state.lastCursor ?? "0-0:0"}\n\n`));
       } else {
-        await this.catchUp(viewer, after);
+        await this.catchUp(viewer, after, archived);
         if (compareEntryIds(viewer.lastSent, after.entryId) < 0) viewer.lastSent = after.entryId;
       }
       if (viewer.closed) return;
@@ -179,7 +179,7 @@ export class JobStream extends DurableObject<Env> {
   }
 
   /** Sends a resuming viewer every line after its cursor, up to the object's read position. */
-  private async catchUp(viewer: Viewer, after: Cursor): Promise<void> {
+  private async catchUp(viewer: Viewer, after: Cursor, archived: boolean): Promise<void> {
     const jobId = this.state.jobId;
     if (jobId === null) return;
     // The cursor may come from the history route and lie past what this object has read (it
@@ -219,8 +219,11 @@ export class JobStream extends DurableObject<Env> {
       const start = covered === viewer.lastSent ? `(${covered}` : covered;
       const entries = decodeStreamReply(await redis.xrange(key, start, position, ENTRIES_PER_READ));
       for (const entry of entries) await paced(entry);
-      // Nothing there (trimmed, or the stream is gone): what lay before the position is lost to Redis.
-      if (entries.length === 0) viewer.lastSent = position;
+      if (entries.length === 0) {
+        // Not in Redis any more (its 24 hours ran out): the archive has it, if the job has one.
+        if (archived) await this.sendArchived(viewer, after, position);
+        viewer.lastSent = position;
+      }
     }
   }
 
@@ -229,15 +232,29 @@ export class JobStream extends DurableObject<Env> {
    * lines after the cursor, grouped by entry as they were live (same events, same ids), then done.
    */
   private async serveFromArchive(viewer: Viewer, after: Cursor | null): Promise<boolean> {
+    const end = await this.sendArchived(viewer, after, null);
+    if (end === null) return false;
+    this.send(viewer, encoder.encode(formatDoneEvent(end.status, end.lastCursor)));
+    this.closeViewer(viewer, false);
+    return true;
+  }
+
+  /**
+   * Sends the archived lines after `after` (and after what the viewer already has), up to entry
+   * `until` when given, grouped by entry as they were live: same events, same ids. Returns how the
+   * job ended, or null when there is no archive.
+   */
+  private async sendArchived(viewer: Viewer, after: Cursor | null, until: string | null): Promise<{ status: TerminalStatus; lastCursor: string | null } | null> {
     const jobId = this.state.jobId;
-    if (jobId === null) return false;
+    if (jobId === null) return null;
     const archived = await readArchivedLog(archiveStoreFromEnv(this.env), jobId);
-    if (archived === null || archived.end === null) return false;
+    if (archived === null || archived.end === null) return null;
     let group: LogLine[] = [];
     const flush = async () => {
       if (group.length === 0) return;
-      await viewer.writer.ready;
+      while (!viewer.closed && (viewer.writer.desiredSize ?? 1) <= 0) await viewer.writer.ready;
       this.send(viewer, encoder.encode(formatLogEvent(group)), true);
+      viewer.lastSent = group[0]?.cursor.split(":")[0] ?? viewer.lastSent;
       group = [];
     };
     for (const line of archived.lines) {
@@ -245,14 +262,15 @@ export class JobStream extends DurableObject<Env> {
       if (cursor === null || after === null) continue;
       const order = compareEntryIds(cursor.entryId, after.entryId);
       if (order < 0 || (order === 0 && cursor.index <= after.index)) continue;
+      if (compareEntryIds(cursor.entryId, viewer.lastSent) <= 0) continue;
+      if (until !== null && compareEntryIds(cursor.entryId, until) > 0) break;
       if (group.length > 0 && group[0]?.cursor.split(":")[0] !== cursor.entryId) await flush();
       group.push(line);
     }
     await flush();
-    this.send(viewer, encoder.encode(formatDoneEvent(archived.end, archived.lines.at(-1)?.cursor ?? null)));
-    this.closeViewer(viewer, false);
-    return true;
+    return { status: archived.end, lastCursor: archived.lines.at(-1)?.cursor ?? null };
   }
+
 
   private sendEntryTo(viewer: Viewer, entry: StreamEntry, after: Cursor): void {
     if (compareEntryIds(entry.id, viewer.lastSent) <= 0) return;

@@ -1,5 +1,7 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { createMiddleware } from "hono/factory";
 import { clerkAuthFromEnv, type AuthVariables } from "../auth.ts";
 import { archiveStoreFromEnv, readArchivedLog } from "../archive.ts";
 import { ApiError } from "../errors.ts";
@@ -9,8 +11,13 @@ import { parseCursor, type Cursor } from "../shared/entry.ts";
 import { parseJobRecord, type JobRecord } from "../shared/job.ts";
 import { jobSpecSchema, type RunRequest } from "../shared/job-spec.ts";
 import { isValidJobId, jobKey } from "../shared/keys.ts";
+import { streamTicketsFromEnv } from "../stream-ticket.ts";
 
 type JobsEnv = { Bindings: Env; Variables: AuthVariables };
+
+// A valid spec holds at most 96 KiB of files plus steps and env; the body is refused past this
+// before it is parsed.
+const MAX_JOB_REQUEST_BYTES = 512 * 1024;
 
 function checkedJobId(id: string): string {
   if (!isValidJobId(id)) throw new ApiError(400, "invalid_job_id", "a job id is 1 to 64 letters, digits, '_' or '-'");
@@ -49,9 +56,42 @@ function newJobId(): string {
   return `job_${[...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join("")}`;
 }
 
+const sessionAuth = clerkAuthFromEnv();
+
+/**
+ * The live stream's auth: a stream ticket when the URL has `?ticket=` (EventSource on another
+ * origin can send neither a header nor, usually, the cookie), else the Clerk session (Bearer or
+ * the same-origin `__session` cookie). A ticket opens this one job's stream and nothing else.
+ */
+const sessionOrStreamTicket = createMiddleware<JobsEnv>(async (c, next) => {
+  const ticket = c.req.query("ticket");
+  if (ticket === undefined) return sessionAuth(c, next);
+  const claims = await streamTicketsFromEnv(c.env).verify(ticket, checkedJobId(c.req.param("id") ?? ""));
+  c.set("userId", claims.userId);
+  c.set("sessionId", null);
+  await next();
+});
+
 export const jobs = new Hono<JobsEnv>()
-  .use(clerkAuthFromEnv())
-  .post("/", async (c) => {
+  // Registered before the session middleware below: the stream's handler answers without
+  // calling next(), so that middleware never runs for it and a ticket alone is enough.
+  .get("/:id/logs/stream", sessionOrStreamTicket, async (c) => {
+    const jobId = checkedJobId(c.req.param("id"));
+    // EventSource sends Last-Event-ID on its own reconnects; ?after= serves a first connect.
+    const resumeFrom = c.req.header("Last-Event-ID") ?? c.req.query("after");
+    const after = cursorParam("Last-Event-ID", resumeFrom === "" ? undefined : resumeFrom);
+    const job = await ownedJob(c, jobId);
+    const target = new URL("https://job-stream/stream");
+    target.searchParams.set("job", jobId);
+    // Only then may the object look in the archive when it finds the stream empty.
+    if (job.archived_at) target.searchParams.set("archived", "1");
+    if (after) target.searchParams.set("after", `${after.entryId}:${after.index}`);
+    const stub = c.env.JOB_STREAM.get(c.env.JOB_STREAM.idFromName(jobId));
+    // The viewer's signal goes along, so the object notices when the viewer disconnects.
+    return stub.fetch(new Request(target, { signal: c.req.raw.signal }));
+  })
+  .use(sessionAuth)
+  .post("/", bodyLimit({ maxSize: MAX_JOB_REQUEST_BYTES, onError: () => { throw new ApiError(413, "too_large", `a job request is at most ${MAX_JOB_REQUEST_BYTES} bytes`); } }), async (c) => {
     let body: unknown;
     try {
       body = await c.req.json();
@@ -108,16 +148,11 @@ export const jobs = new Hono<JobsEnv>()
       },
     });
   })
-  .get("/:id/logs/stream", async (c) => {
+  // A short-lived ticket for this job's stream, for an EventSource on another origin.
+  .post("/:id/logs/ticket", async (c) => {
     const jobId = checkedJobId(c.req.param("id"));
-    // EventSource sends Last-Event-ID on its own reconnects; ?after= serves a first connect.
-    const resumeFrom = c.req.header("Last-Event-ID") ?? c.req.query("after");
-    const after = cursorParam("Last-Event-ID", resumeFrom === "" ? undefined : resumeFrom);
     await ownedJob(c, jobId);
-    const target = new URL("https://job-stream/stream");
-    target.searchParams.set("job", jobId);
-    if (after) target.searchParams.set("after", `${after.entryId}:${after.index}`);
-    const stub = c.env.JOB_STREAM.get(c.env.JOB_STREAM.idFromName(jobId));
-    // The viewer's signal goes along, so the object notices when the viewer disconnects.
-    return stub.fetch(new Request(target, { signal: c.req.raw.signal }));
+    const { ticket, expiresAt } = await streamTicketsFromEnv(c.env).issue(jobId, c.var.userId);
+    c.header("Cache-Control", "no-store");
+    return c.json({ ticket, expires_at: expiresAt.toISOString() });
   });

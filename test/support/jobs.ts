@@ -1,5 +1,5 @@
 import { Redis } from "@upstash/redis/cloudflare";
-import { encodeEndFields, encodeEntryFields, formatCursor, type LogRecord } from "../../src/shared/entry.ts";
+import { encodeEndFields, encodeEntryFields, formatCursor, type LogRecord, type LogSource } from "../../src/shared/entry.ts";
 import type { JobRecord, TerminalStatus } from "../../src/shared/job.ts";
 import { jobKey, logStreamKey } from "../../src/shared/keys.ts";
 
@@ -30,6 +30,12 @@ export function streamWriter(redis: Redis, jobId: string) {
       const id = nextId();
       await redis.xadd(key, id, encodeEntryFields(texts.map(record)));
       return { id, cursors: texts.map((_, i) => formatCursor(id, i)) };
+    },
+    /** One entry whose lines have their own sources (stderr, system lines). */
+    async appendLines(lines: readonly { readonly text: string; readonly source?: LogSource }[]): Promise<{ id: string; cursors: string[] }> {
+      const id = nextId();
+      await redis.xadd(key, id, encodeEntryFields(lines.map((line) => ({ ...record(line.text), source: line.source ?? "stdout" }))));
+      return { id, cursors: lines.map((_, i) => formatCursor(id, i)) };
     },
     async end(status: TerminalStatus, ...texts: string[]): Promise<{ id: string; cursors: string[] }> {
       const id = nextId();

@@ -182,6 +182,47 @@ describe("GET /api/jobs/:id/logs", () => {
   });
 });
 
+describe("POST /api/jobs", () => {
+  const post = (body: string, token: string | null = owner) =>
+    exports.default.fetch("http://example.com/api/jobs", { method: "POST", body, headers: { "Content-Type": "application/json", ...(token === null ? {} : { Authorization: `Bearer ${token}` }) } });
+
+  it("creates a queued job owned by the caller, and stores no env or secret", async () => {
+    const spec = { steps: [{ name: "Build", phase: "build", command: "npm run build" }], env: { NODE_ENV: "production" }, secrets: { API_TOKEN: "route-test-secret-value" } };
+    const response = await post(JSON.stringify(spec));
+    expect(response.status).toBe(201);
+    const job = (await response.json()) as { id: string; status: string; owner: string; links: { stream: string } };
+    expect(job).toMatchObject({ status: "queued", owner: "user_routes_owner" });
+    expect(job.links.stream).toBe(`/api/jobs/${job.id}/logs/stream`);
+    const stored = (await redis.get<string>(`job:${job.id}:meta`)) ?? "";
+    expect(stored).not.toContain("route-test-secret-value");
+    expect(stored).not.toContain("production");
+    expect((await get(`/api/jobs/${job.id}`)).status).toBe(200);
+    expect((await get(`/api/jobs/${job.id}`, stranger)).status).toBe(404);
+  });
+
+  it.each([
+    ["not JSON", "{", "invalid_json"],
+    ["no steps", JSON.stringify({ steps: [] }), "invalid_job"],
+    ["a bad phase", JSON.stringify({ steps: [{ name: "x", phase: "Build!", command: "true" }] }), "invalid_job"],
+    ["a file outside the project", JSON.stringify({ steps: [{ name: "x", phase: "build", command: "true" }], files: { "../x": "" } }), "invalid_job"],
+    ["an unknown field", JSON.stringify({ steps: [{ name: "x", phase: "build", command: "true" }], repo: "x" }), "invalid_job"],
+  ])("rejects %s with 400", async (_case, body, code) => {
+    const response = await post(body);
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error: { code } });
+  });
+
+  it("refuses a body over its limit with 413 before parsing it", async () => {
+    const response = await post(JSON.stringify({ steps: [], pad: "x".repeat(600 * 1024) }));
+    expect(response.status).toBe(413);
+    expect(await response.json()).toMatchObject({ error: { code: "too_large" } });
+  });
+
+  it("needs a session", async () => {
+    expect((await post("{}", null)).status).toBe(401);
+  });
+});
+
 describe("POST /internal/jobs/:id/wake", () => {
   const wake = (id: string, token?: string): Promise<Response> =>
     exports.default.fetch(`http://example.com/internal/jobs/${id}/wake`, { method: "POST", headers: token === undefined ? {} : { Authorization: `Bearer ${token}` } });

@@ -46,6 +46,14 @@ export interface Stack {
 
 const base64url = (data: string | Buffer): string => Buffer.from(data).toString("base64url");
 
+/** The development sign-in (enabled by DEV_SIGN_IN=1): sets the `__session` cookie, then opens `next`. */
+export function devSignInUrl(workerUrl: string, token: string, next: string): string {
+  const url = new URL("/dev/sign-in", workerUrl);
+  url.searchParams.set("token", token);
+  url.searchParams.set("next", next);
+  return url.href;
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -124,6 +132,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         CLERK_AUTHORIZED_PARTIES: "",
         TEST_CLERK_SIGNING_JWK: "",
         TEST_CLERK_API_URL: "",
+        STREAM_TICKET_SECRET: randomBytes(32).toString("base64url"),
+        // GET /dev/sign-in: a browser gets the __session cookie from a development token.
+        DEV_SIGN_IN: "1",
         ...options.workerVars,
       },
     });

@@ -6,7 +6,7 @@ import { EventSource } from "eventsource";
 import type { LogLine } from "../../src/shared/entry.ts";
 import type { JobSpec } from "../../src/shared/job-spec.ts";
 import { REDIS_INSTALL_COMMAND } from "../upstash-bridge/redis-server.ts";
-import { startStack, type Stack } from "./stack.ts";
+import { devSignInUrl, startStack, type Stack } from "./stack.ts";
 
 const DEMO_DIR = new URL("./demo-app/", import.meta.url);
 const DEV_USER = "user_dev";
@@ -75,12 +75,16 @@ const created = await fetch(`${stack.workerUrl}/api/jobs`, {
   body: JSON.stringify(demoSpec()),
 });
 const job = (await created.json()) as { id: string };
-console.log(`\nDemo job ${job.id}: its DEPLOY_TOKEN secret is registered for redaction. Live log over SSE:\n`);
+console.log(`\nDemo job ${job.id}: its DEPLOY_TOKEN secret is registered for redaction.`);
+console.log(`Watch it in a browser: ${devSignInUrl(stack.workerUrl, token, `/jobs/${job.id}`)}`);
+console.log(`Live log over SSE:\n`);
 const status = await follow(stack, job.id, token);
 console.log(`\nThe job ended: ${status}.`);
 
 console.log(`
 Look for yourself (this development token is valid for 12 hours, for user ${DEV_USER}):
+  In a browser (signs in with the token, then opens the live log viewer):
+    ${devSignInUrl(stack.workerUrl, token, `/jobs/${job.id}`)}
   TOKEN='${token}'
   curl -N -H "Authorization: Bearer $TOKEN" '${stack.workerUrl}/api/jobs/${job.id}/logs/stream?after=0-0:0'
   curl -H "Authorization: Bearer $TOKEN" '${stack.workerUrl}/api/jobs/${job.id}/logs?limit=20'

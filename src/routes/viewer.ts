@@ -1,0 +1,82 @@
+import { Hono } from "hono";
+import { setCookie } from "hono/cookie";
+import { verifySessionTokenFromEnv } from "../auth.ts";
+import { ApiError } from "../errors.ts";
+import { isValidJobId } from "../shared/keys.ts";
+import viewerHtml from "../viewer/log-viewer.html";
+
+// The page's script and styles are inline and allowed by their SHA-256 alone: no other script
+// or style runs, not even one a build's output managed to get into the DOM.
+let pageHeaders: Promise<Record<string, string>> | undefined;
+
+async function sha256Source(text: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  let binary = "";
+  for (const byte of digest) binary += String.fromCharCode(byte);
+  return `'sha256-${btoa(binary)}'`;
+}
+
+async function inlineSources(pattern: RegExp): Promise<string> {
+  const blocks = [...viewerHtml.matchAll(pattern)].map((match) => match[1] ?? "");
+  if (blocks.length === 0) throw new Error(`log-viewer.html: no block matches ${pattern}`);
+  return (await Promise.all(blocks.map(sha256Source))).join(" ");
+}
+
+function viewerPageHeaders(): Promise<Record<string, string>> {
+  pageHeaders ??= Promise.all([inlineSources(/<script type="module">([\s\S]*?)<\/script>/g), inlineSources(/<style>([\s\S]*?)<\/style>/g)]).then(
+    ([scripts, styles]) => ({
+      "Content-Type": "text/html; charset=utf-8",
+      "Content-Security-Policy": [
+        "default-src 'self'",
+        `script-src ${scripts}`,
+        `style-src ${styles}`,
+        // data: for the empty favicon, which spares a request for /favicon.ico.
+        "img-src 'self' data:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+      ].join("; "),
+      "X-Content-Type-Options": "nosniff",
+      "Referrer-Policy": "no-referrer",
+      "Cache-Control": "no-cache",
+    }),
+  );
+  return pageHeaders;
+}
+
+/**
+ * The log viewer: `GET /jobs/:id` serves one static page for any well-formed job id. It holds no
+ * data; the page reads the job, its history and its live stream from /api/jobs/:id with the
+ * same-origin `__session` cookie, so a person who is not signed in (or not the owner) sees the
+ * API's answer there, not the log.
+ */
+export const viewer = new Hono<{ Bindings: Env }>().get("/jobs/:id", async (c) => {
+  if (!isValidJobId(c.req.param("id"))) throw new ApiError(400, "invalid_job_id", "a job id is 1 to 64 letters, digits, '_' or '-'");
+  return c.body(viewerHtml, 200, await viewerPageHeaders());
+});
+
+// Only a path on this origin: `//evil.example` and `/\evil.example` are other hosts to a browser.
+function isLocalPath(value: string): boolean {
+  return /^\/(?![/\\])/.test(value) && !/[\u0000-\u001f\u007f]/.test(value) && URL.canParse(value, "http://local") && new URL(value, "http://local").origin === "http://local";
+}
+
+/**
+ * Development only, enabled by DEV_SIGN_IN=1 (tools/dev/stack.ts sets it; production never
+ * does): `GET /dev/sign-in?token=<session token>&next=/jobs/<id>` verifies the token exactly as
+ * the API does, stores it in the `__session` cookie Clerk's frontend would set, and redirects to
+ * `next`. Without the variable it does not exist (404).
+ */
+export const devSignIn = new Hono<{ Bindings: Env }>().get("/sign-in", async (c) => {
+  if (c.env.DEV_SIGN_IN !== "1") throw new ApiError(404, "not_found", `no route for GET ${new URL(c.req.url).pathname}`);
+  const token = c.req.query("token") ?? "";
+  if (token === "") throw new ApiError(400, "missing_token", "pass a development session token as ?token=");
+  const next = c.req.query("next") ?? "/";
+  if (!isLocalPath(next)) throw new ApiError(400, "invalid_next", "next must be a path on this origin, such as /jobs/<id>");
+  await verifySessionTokenFromEnv(c, token);
+  // HttpOnly: no script of ours needs it. A session cookie: the token's own exp still applies.
+  setCookie(c, "__session", token, { path: "/", httpOnly: true, sameSite: "Lax", secure: new URL(c.req.url).protocol === "https:" });
+  c.header("Cache-Control", "no-store");
+  c.header("Referrer-Policy", "no-referrer");
+  return c.redirect(next, 303);
+});

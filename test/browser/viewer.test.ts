@@ -1,0 +1,473 @@
+import { once } from "node:events";
+import { mkdir, readFile, stat } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import { fileURLToPath } from "node:url";
+import type { Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { LogLine } from "../../src/shared/entry.ts";
+import type { JobSpec } from "../../src/shared/job-spec.ts";
+import { devSignInUrl, startStack, type Stack } from "../../tools/dev/stack.ts";
+import { launchChromium, type Chromium } from "../support/chromium.ts";
+import { startDropProxy, type DropProxy } from "../support/drop-proxy.ts";
+import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
+import { uniqueJobId } from "../support/redis.ts";
+
+// The log viewer page in Debian's chromium, against the whole system on loopback: redis-server
+// behind the Upstash bridge, the Worker in local workerd, the runner with its local sandbox.
+// Pages are opened through a proxy that can cut live streams (test/support/drop-proxy.ts).
+// Lines come from a real job, or are appended in the runner's format straight to the stream.
+// Screenshots are kept in test-results/browser/.
+const RESULTS = fileURLToPath(new URL("../../test-results/browser/", import.meta.url));
+const USER = "user_browser";
+const WAIT = { timeout: 60_000, interval: 100 };
+
+let stack: Stack;
+let embedding: EmbeddingSite;
+let proxy: DropProxy;
+let chromium: Chromium;
+let token = "";
+let redis: ReturnType<typeof testRedis>;
+const pages: Page[] = [];
+
+interface EmbeddingSite {
+  /** `http://localhost:PORT`: another origin (and site) than the Worker's 127.0.0.1. */
+  readonly origin: string;
+  close(): Promise<void>;
+}
+
+// Another site's page that follows a build with the ticket flow: asks for a ticket with its
+// own Bearer token, then opens a plain cross-origin EventSource with ?ticket= (no cookie).
+const EMBEDDING_PAGE = `<!doctype html><meta charset="utf-8"><title>Another site</title>
+<script type="module">
+const params = new URLSearchParams(location.hash.slice(1));
+const api = params.get("api");
+const job = params.get("job");
+window.received = [];
+window.events = [];
+const response = await fetch(api + "/api/jobs/" + job + "/logs/ticket", { method: "POST", headers: { Authorization: "Bearer " + params.get("token") } });
+window.ticketStatus = response.status;
+const { ticket } = await response.json();
+const source = new EventSource(api + "/api/jobs/" + job + "/logs/stream?after=0-0:0&ticket=" + encodeURIComponent(ticket));
+source.addEventListener("open", () => window.events.push("open"));
+source.addEventListener("error", () => window.events.push(source.readyState === EventSource.CONNECTING ? "reconnecting" : "closed"));
+source.addEventListener("log", (event) => window.received.push(...JSON.parse(event.data).lines.map((line) => line.text)));
+source.addEventListener("done", (event) => {
+  window.done = JSON.parse(event.data).status;
+  source.close();
+});
+</script>`;
+
+async function startEmbeddingSite(): Promise<EmbeddingSite> {
+  const server: Server = createServer((_request, response) => {
+    response.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(EMBEDDING_PAGE);
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("the embedding site is not listening on TCP");
+  return {
+    origin: `http://localhost:${address.port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+beforeAll(async () => {
+  embedding = await startEmbeddingSite();
+  stack = await startStack({ runnerOutput: "ignore", workerVars: { CORS_ORIGINS: embedding.origin } });
+  proxy = await startDropProxy(stack.workerUrl);
+  chromium = await launchChromium();
+  token = stack.signToken(USER);
+  redis = testRedis({ UPSTASH_REDIS_REST_URL: stack.bridge.url, UPSTASH_REDIS_REST_TOKEN: stack.bridge.token });
+  await mkdir(RESULTS, { recursive: true });
+  // Signed in once, as npm start's link does it: the development sign-in sets __session.
+  const page = await chromium.context.newPage();
+  const landed = await page.goto(devSignInUrl(proxy.url, token, "/healthz"));
+  expect(landed?.status()).toBe(200);
+  expect(new URL(page.url()).pathname).toBe("/healthz");
+  await page.close();
+}, 180_000);
+
+afterAll(async () => {
+  await chromium?.close();
+  await proxy?.close();
+  await stack?.stop();
+  await embedding?.close();
+}, 60_000);
+
+interface Viewer {
+  readonly page: Page;
+  /** Uncaught exceptions in the page. */
+  readonly errors: string[];
+  /** Paths the page requested. */
+  readonly requests: string[];
+  readonly dialogs: string[];
+}
+
+// Set up before the page's own script runs (through the DevTools protocol, not subject to CSP).
+const RECORD_CSP_VIOLATIONS = "window.__cspViolations = []; document.addEventListener('securitypolicyviolation', (event) => window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`));";
+
+async function openViewer(jobId: string): Promise<Viewer> {
+  const page = await chromium.context.newPage();
+  pages.push(page);
+  const viewer: Viewer = { page, errors: [], requests: [], dialogs: [] };
+  page.on("pageerror", (error) => viewer.errors.push(error.message));
+  page.on("request", (request) => viewer.requests.push(new URL(request.url()).pathname));
+  page.on("dialog", (dialog) => {
+    viewer.dialogs.push(dialog.message());
+    void dialog.dismiss();
+  });
+  await page.addInitScript({ content: RECORD_CSP_VIOLATIONS });
+  const response = await page.goto(`${proxy.url}/jobs/${jobId}`);
+  expect(response?.status()).toBe(200);
+  return viewer;
+}
+
+afterEach(async () => {
+  for (const page of pages.splice(0)) await page.close();
+});
+
+const countText = (page: Page): Promise<string | null> => page.locator("#count").textContent();
+const statusOf = (page: Page): Promise<string | null> => page.locator("#status").getAttribute("data-status");
+const connectionOf = (page: Page): Promise<string | null> => page.locator("#connection").getAttribute("data-state");
+const linesText = (count: number): string => `${count.toLocaleString("en-US")} ${count === 1 ? "line" : "lines"}`;
+
+interface Row {
+  readonly index: number;
+  readonly text: string;
+  readonly className: string;
+}
+
+/** The rows in the DOM right now (the window around what is on screen). */
+function renderedRows(page: Page): Promise<Row[]> {
+  return page.locator("#rows > div").evaluateAll((rows) =>
+    rows.map((row) => ({ index: Number(row.dataset.index), text: row.querySelector(".text")?.textContent ?? "", className: row.className })),
+  );
+}
+
+function nextFrames(page: Page): Promise<unknown> {
+  return page.evaluate("new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))");
+}
+
+function atBottom(page: Page): Promise<boolean> {
+  return page.locator("#log").evaluate((log) => log.scrollTop + log.clientHeight >= log.scrollHeight - 1);
+}
+
+/** Every line the page holds, read off the screen: scrolls from the top to the bottom. */
+async function readAllRows(page: Page): Promise<Row[]> {
+  const log = page.locator("#log");
+  await log.evaluate((element) => {
+    element.scrollTop = 0;
+  });
+  const rows: Row[] = [];
+  for (let guard = 0; guard < 20_000; guard++) {
+    await nextFrames(page);
+    for (const row of await renderedRows(page)) rows[row.index] = row;
+    const moved = await log.evaluate((element) => {
+      const before = element.scrollTop;
+      element.scrollTop = before + element.clientHeight;
+      return element.scrollTop !== before;
+    });
+    if (!moved) break;
+  }
+  // Array.from turns holes (lines never shown) into undefined, which no expectation accepts.
+  return Array.from(rows);
+}
+
+const readAllTexts = async (page: Page): Promise<(string | undefined)[]> => (await readAllRows(page)).map((row) => row?.text);
+
+async function screenshot(page: Page, name: string): Promise<string> {
+  const path = `${RESULTS}${name}.png`;
+  await page.screenshot({ path });
+  expect((await stat(path)).size).toBeGreaterThan(5_000);
+  return path;
+}
+
+async function newJob(label: string) {
+  const jobId = uniqueJobId(label);
+  await createJob(redis, jobId, USER);
+  return { jobId, writer: streamWriter(redis, jobId) };
+}
+
+const BUILD_SCRIPT = `
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+for (let i = 1; i <= 40; i++) {
+  console.log("compiling module " + i + " of 40");
+  if (i % 10 === 0) console.error("warning: module " + i + " is large");
+  await sleep(75);
+}
+console.log("build complete");
+`;
+
+describe("the log viewer in a browser", () => {
+  it("shows a real build's lines as the runner writes them, stderr and system lines apart, then its status", async () => {
+    const spec: Partial<JobSpec> = {
+      files: { "package.json": '{"name":"browser-app","version":"1.0.0"}', "build.mjs": BUILD_SCRIPT },
+      steps: [
+        { name: "Installing dependencies", phase: "install", command: "echo 'added 0 packages'" },
+        { name: "Building", phase: "build", command: "node build.mjs" },
+      ],
+    };
+    const created = await fetch(`${stack.workerUrl}/api/jobs`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify(spec),
+    });
+    expect(created.status).toBe(201);
+    const { id: jobId } = (await created.json()) as { id: string };
+    const { page, errors } = await openViewer(jobId);
+
+    // On screen while the build still runs: streamed as it was written, not loaded at the end.
+    await expect.poll(async () => (await renderedRows(page)).some((row) => row.text === "compiling module 5 of 40"), WAIT).toBe(true);
+    expect(await statusOf(page)).not.toMatch(/^(ready|failed)$/);
+    expect(await page.locator("#notice").textContent()).toBe("");
+
+    await expect.poll(() => statusOf(page), WAIT).toBe("ready");
+    expect(await page.locator("#status").textContent()).toBe("ready");
+    expect(await page.locator("#notice").textContent()).toBe("The build finished successfully.");
+    expect(await atBottom(page)).toBe(true);
+    await screenshot(page, "live-build");
+
+    // Every line the API has, once and in order, each styled by its source.
+    const history: LogLine[] = [];
+    let after = "0-0:0";
+    for (let more = true; more; ) {
+      const response = await fetch(`${stack.workerUrl}/api/jobs/${jobId}/logs?after=${after}&limit=500`, { headers: { Authorization: `Bearer ${token}` } });
+      const body = (await response.json()) as { lines: LogLine[]; has_more: boolean; cursors: { after: string } };
+      history.push(...body.lines);
+      after = body.cursors.after;
+      more = body.has_more;
+    }
+    const rows = await readAllRows(page);
+    expect(rows.map((row) => row?.text)).toEqual(history.map((line) => line.text));
+    expect(rows.map((row) => row?.className)).toEqual(history.map((line) => `line ${line.source}`));
+    expect(history.map((line) => line.text)).toEqual(expect.arrayContaining(["--- Building ---", "warning: module 40 is large", "build complete"]));
+    expect(rows.find((row) => row?.text === "warning: module 10 is large")?.className).toBe("line stderr");
+    expect(rows.find((row) => row?.text === "--- Building ---")?.className).toBe("line system");
+    expect(await countText(page)).toBe(linesText(history.length));
+
+    // The raw download link works with the page's cookie.
+    const [download] = await Promise.all([page.waitForEvent("download"), page.locator("#download").click()]);
+    expect(download.suggestedFilename()).toBe(`${jobId}.log`);
+    const text = await readFile(await download.path(), "utf8");
+    expect(text).toContain("compiling module 40 of 40");
+    expect(text.trimEnd().split("\n")).toHaveLength(history.length);
+    expect(errors).toEqual([]);
+  });
+
+  it("resumes by itself after the stream is dropped mid-build: no line missing, none twice", async () => {
+    const { jobId, writer } = await newJob("drop");
+    const { page, errors } = await openViewer(jobId);
+    await expect.poll(() => connectionOf(page), WAIT).toBe("live");
+    const expected: string[] = [];
+    let lastCursor = "";
+    const write = async (label: string, entries: number): Promise<void> => {
+      for (let entry = 0; entry < entries; entry++) {
+        const texts = Array.from({ length: 25 }, (_, i) => `${label} ${entry}.${i}`);
+        const written = await writer.append(...texts);
+        expected.push(...texts);
+        lastCursor = written.cursors.at(-1) ?? lastCursor;
+      }
+    };
+    await write("before the drop", 4);
+    await expect.poll(() => countText(page), WAIT).toBe(linesText(100));
+    const seenBeforeDrop = lastCursor;
+    const streams = () => proxy.streamRequests.filter((request) => request.path.startsWith(`/api/jobs/${jobId}/`));
+    expect(streams()).toHaveLength(1);
+
+    expect(proxy.dropStreams()).toBe(1);
+    await expect.poll(() => connectionOf(page), WAIT).toBe("reconnecting");
+    // Written while the browser is away (it waits the server's `retry:` hint, 2 s).
+    await write("while disconnected", 4);
+    await expect.poll(() => streams().length, WAIT).toBe(2);
+    const [first, reconnect] = streams();
+    // EventSource's own reconnect: the same URL, and the id of the last line it got.
+    expect(reconnect?.path).toBe(first?.path);
+    expect(reconnect?.lastEventId).toBe(seenBeforeDrop);
+    await expect.poll(() => connectionOf(page), WAIT).toBe("live");
+    await write("after the reconnect", 4);
+    await writer.end("failed", "Building failed with exit code 2");
+    expected.push("Building failed with exit code 2");
+
+    await expect.poll(() => statusOf(page), WAIT).toBe("failed");
+    expect(await page.locator("#notice").textContent()).toBe("The build failed.");
+    expect(await countText(page)).toBe(linesText(expected.length));
+    expect(await readAllTexts(page)).toEqual(expected);
+    expect(errors).toEqual([]);
+  });
+
+  it("shows printed HTML as text and never runs it", async () => {
+    const { jobId, writer } = await newJob("html");
+    const { page, errors, requests, dialogs } = await openViewer(jobId);
+    await expect.poll(() => connectionOf(page), WAIT).toBe("live");
+    const printed = [
+      "<script>window.__pwned = 'script'</script>",
+      `<img src=x onerror="window.__pwned = 'img'; alert('img')">`,
+      "<svg onload=alert(1)><b>not bold</b> &amp; &lt;i&gt;",
+      '"><iframe src="javascript:alert(2)"></iframe>',
+    ];
+    await writer.appendLines([{ text: "before", source: "stdout" }, ...printed.map((text) => ({ text, source: "stderr" as const }))]);
+    await expect.poll(() => countText(page), WAIT).toBe(linesText(printed.length + 1));
+    await nextFrames(page);
+    expect((await renderedRows(page)).map((row) => row.text)).toEqual(["before", ...printed]);
+    expect(await page.locator("#log script, #log img, #log svg, #log b, #log iframe").count()).toBe(0);
+    expect(await page.evaluate("window.__pwned")).toBeUndefined();
+    expect(await page.evaluate("window.__cspViolations")).toEqual([]);
+    expect(dialogs).toEqual([]);
+    expect(requests.filter((path) => path === "/x" || path.endsWith("/x"))).toEqual([]);
+    await screenshot(page, "printed-html");
+    expect(errors).toEqual([]);
+  });
+
+  it("follows the tail until the person scrolls up, and follows again from the button", async () => {
+    const { jobId, writer } = await newJob("follow");
+    const { page } = await openViewer(jobId);
+    await expect.poll(() => connectionOf(page), WAIT).toBe("live");
+    await writer.append(...Array.from({ length: 200 }, (_, i) => `tail ${i}`));
+    await expect.poll(() => countText(page), WAIT).toBe(linesText(200));
+    await nextFrames(page);
+    expect(await atBottom(page)).toBe(true);
+    expect(await page.locator("#follow").isHidden()).toBe(true);
+
+    await page.mouse.move(640, 400);
+    await page.mouse.wheel(0, -600);
+    await expect.poll(() => page.locator("#follow").isVisible(), WAIT).toBe(true);
+    // Where the (possibly smooth) wheel scroll comes to rest.
+    const scrollTop = () => page.locator("#log").evaluate((log) => log.scrollTop);
+    let readingAt = -1;
+    await expect
+      .poll(async () => {
+        const previous = readingAt;
+        await page.waitForTimeout(100);
+        readingAt = await scrollTop();
+        return readingAt === previous;
+      }, WAIT)
+      .toBe(true);
+    expect(readingAt).toBeGreaterThan(0);
+    await writer.append(...Array.from({ length: 100 }, (_, i) => `tail ${200 + i}`));
+    await expect.poll(() => countText(page), WAIT).toBe(linesText(300));
+    await nextFrames(page);
+    expect(await scrollTop()).toBe(readingAt);
+    expect(await page.locator("#follow").textContent()).toBe("↓ Follow new lines (100 new)");
+
+    await page.locator("#follow").click();
+    await expect.poll(() => atBottom(page), WAIT).toBe(true);
+    expect(await page.locator("#follow").isHidden()).toBe(true);
+    expect((await renderedRows(page)).at(-1)?.text).toBe("tail 299");
+    await writer.append("tail 300");
+    await expect.poll(async () => (await renderedRows(page)).at(-1)?.text, WAIT).toBe("tail 300");
+    expect(await atBottom(page)).toBe(true);
+  });
+
+  it("loads earlier lines page by page through the history route", async () => {
+    const { jobId, writer } = await newJob("earlier");
+    const all = Array.from({ length: 1_200 }, (_, i) => `history ${i + 1}`);
+    for (let i = 0; i < all.length; i += 100) await writer.append(...all.slice(i, i + 100));
+    const { page, errors } = await openViewer(jobId);
+    await expect.poll(() => countText(page), WAIT).toBe(linesText(500));
+    const loadEarlier = page.locator("#load-earlier");
+    expect(await loadEarlier.isVisible()).toBe(true);
+    // The toolbar appearing above the log does not stop following the tail.
+    await nextFrames(page);
+    expect(await page.locator("#follow").isHidden()).toBe(true);
+    expect(await atBottom(page)).toBe(true);
+    await loadEarlier.click();
+    await expect.poll(() => countText(page), WAIT).toBe(linesText(1_000));
+    await loadEarlier.click();
+    await expect.poll(() => countText(page), WAIT).toBe(linesText(1_200));
+    expect(await loadEarlier.isHidden()).toBe(true);
+    await writer.append("live after history");
+    await expect.poll(() => countText(page), WAIT).toBe(linesText(1_201));
+    await expect.poll(async () => (await renderedRows(page)).at(-1)?.text, WAIT).toBe("live after history");
+    expect(await atBottom(page)).toBe(true);
+    expect(await readAllTexts(page)).toEqual([...all, "live after history"]);
+    expect(errors).toEqual([]);
+  });
+
+  it("stays responsive with 100,000 lines: only the rows on screen are in the DOM", async () => {
+    const { jobId, writer } = await newJob("100k");
+    const { page, errors } = await openViewer(jobId);
+    await expect.poll(() => connectionOf(page), WAIT).toBe("live");
+    const domSizeEmpty = await page.locator("*").count();
+    // 200 entries of 500 lines, about as fast as a noisy build prints them.
+    for (let entry = 0; entry < 200; entry++) {
+      await writer.append(...Array.from({ length: 500 }, (_, i) => `line ${entry * 500 + i + 1} of a very noisy build`));
+      if (entry % 5 === 4) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await expect.poll(() => countText(page), { timeout: 120_000, interval: 250 }).toBe(linesText(100_000));
+    await nextFrames(page);
+    const rowsAtEnd = await renderedRows(page);
+    expect(rowsAtEnd.at(-1)?.text).toBe("line 100000 of a very noisy build");
+    // 720 px of 18 px rows is 40 on screen, plus 20 above and below.
+    expect(rowsAtEnd.length).toBeLessThanOrEqual(80);
+    expect(await page.locator("*").count()).toBeLessThanOrEqual(domSizeEmpty + 3 * 80);
+
+    // Anywhere in the log, the window shows the right lines.
+    await page.locator("#log").evaluate((log) => {
+      log.scrollTop = log.scrollHeight / 2;
+    });
+    await nextFrames(page);
+    const middle = await renderedRows(page);
+    expect(middle.length).toBeLessThanOrEqual(80);
+    expect(middle[0]?.index).toBeGreaterThan(45_000);
+    expect(middle.every((row) => row.text === `line ${row.index + 1} of a very noisy build`)).toBe(true);
+    await screenshot(page, "100k-lines");
+
+    // Still live and still following on request.
+    await page.locator("#follow").click();
+    await writer.append("line 100001 of a very noisy build");
+    await expect.poll(async () => (await renderedRows(page)).at(-1)?.text, WAIT).toBe("line 100001 of a very noisy build");
+    expect(await page.locator("#rows > div").count()).toBeLessThanOrEqual(80);
+    expect(errors).toEqual([]);
+  });
+
+  it("follows a build from another site with a stream ticket, across a dropped connection", async () => {
+    const { jobId, writer } = await newJob("ticket");
+    const page = await chromium.context.newPage();
+    pages.push(page);
+    const hash = new URLSearchParams({ api: proxy.url, job: jobId, token });
+    await page.goto(`${embedding.origin}/#${hash}`);
+    await expect.poll(() => page.evaluate("window.events.includes('open')"), WAIT).toBe(true);
+    expect(await page.evaluate("window.ticketStatus")).toBe(200);
+    const expected: string[] = [];
+    let lastCursor = "";
+    const write = async (label: string): Promise<void> => {
+      const texts = Array.from({ length: 30 }, (_, i) => `${label} ${i}`);
+      lastCursor = (await writer.append(...texts)).cursors.at(-1) ?? lastCursor;
+      expected.push(...texts);
+    };
+    await write("first");
+    await expect.poll(() => page.evaluate("window.received.length"), WAIT).toBe(30);
+    const seenBeforeDrop = lastCursor;
+    const streams = () => proxy.streamRequests.filter((request) => request.path.startsWith(`/api/jobs/${jobId}/`));
+
+    expect(proxy.dropStreams()).toBe(1);
+    await write("while disconnected");
+    // The browser reconnects on its own, to the same URL (so with the same ticket) and with
+    // Last-Event-ID, which makes it a CORS-preflighted request.
+    await expect.poll(() => streams().length, WAIT).toBe(2);
+    const [first, reconnect] = streams();
+    expect(reconnect?.path).toBe(first?.path);
+    expect(reconnect?.path).toContain("ticket=");
+    expect(reconnect?.lastEventId).toBe(seenBeforeDrop);
+    await write("after the reconnect");
+    await writer.end("ready");
+    await expect.poll(() => page.evaluate("window.done"), WAIT).toBe("ready");
+    expect(await page.evaluate("window.received")).toEqual(expected);
+    expect(await page.evaluate("window.events")).toEqual(["open", "reconnecting", "open"]);
+  });
+
+  it("tells a person who is not signed in to sign in, and shows no log", async () => {
+    const { jobId, writer } = await newJob("signed-out");
+    await writer.append("secret-looking line");
+    // Signed out for this test only: the cookie goes, and comes back after.
+    const cookies = await chromium.context.cookies();
+    await chromium.context.clearCookies();
+    try {
+      const { page: signedOut } = await openViewer(jobId);
+      await expect.poll(() => signedOut.locator("#notice").textContent(), WAIT).toMatch(/not signed in/);
+      expect(await signedOut.locator("#rows > div").count()).toBe(0);
+    } finally {
+      await chromium.context.addCookies(cookies);
+      }
+  });
+});
