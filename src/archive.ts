@@ -92,7 +92,11 @@ export interface ArchivedLog {
  */
 export async function archiveJob(redis: Redis, store: ArchiveStore, jobId: string): Promise<{ lines: number; bytes: number } | null> {
   const rawJob = await redis.get<string>(jobKey(jobId));
-  if (rawJob === null) return null;
+  if (rawJob === null) {
+    // Nothing to archive any more: leave the sweep's list, or it would retry this forever.
+    await redis.zrem(UNARCHIVED_JOBS_KEY, jobId);
+    return null;
+  }
   const job = parseJobRecord(rawJob);
   if (!isTerminalStatus(job.status)) return null;
   if (job.archived_at) {
