@@ -135,6 +135,17 @@ export class JobStream extends DurableObject<Env> {
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
+  /**
+   * Closes every viewer's stream, as a deploy or an eviction would (what was sent still
+   * arrives): each EventSource reconnects with its last id and resumes exactly. For draining
+   * a job's viewers by hand; returns how many there were.
+   */
+  async disconnectViewers(): Promise<number> {
+    const count = this.viewers.size;
+    for (const viewer of [...this.viewers]) this.closeViewer(viewer, false);
+    return count;
+  }
+
   override async alarm(): Promise<void> {
     try {
       if (this.viewers.size === 0) return;

@@ -27,6 +27,13 @@ export const internal = new Hono<{ Bindings: Env }>()
     await c.env.JOB_STREAM.get(c.env.JOB_STREAM.idFromName(jobId)).wake();
     return c.body(null, 204);
   })
+  // Closes the job's live streams; viewers reconnect and resume from their last id.
+  .post("/jobs/:id/disconnect", async (c) => {
+    const jobId = c.req.param("id");
+    if (!isValidJobId(jobId)) throw new ApiError(400, "invalid_job_id", "malformed job id");
+    const disconnected = await c.env.JOB_STREAM.get(c.env.JOB_STREAM.idFromName(jobId)).disconnectViewers();
+    return c.json({ disconnected });
+  })
   // The Cron Trigger's sweep, on demand (local development has no cron).
   .post("/sweep", async (c) => c.json(await sweep(c.env)))
   .post("/jobs/:id/finished", async (c) => {

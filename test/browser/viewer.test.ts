@@ -254,8 +254,11 @@ describe("the log viewer in a browser", () => {
     expect(errors).toEqual([]);
   });
 
-  it("resumes by itself after the stream is dropped mid-build: no line missing, none twice", async () => {
-    const { jobId, writer } = await newJob("drop");
+  it.each([
+    ["the connection is cut", "network"],
+    ["the server closes the stream (as a deploy does)", "server"],
+  ] as const)("resumes by itself when %s mid-build: no line missing, none twice", async (_case, how) => {
+    const { jobId, writer } = await newJob(`drop-${how}`);
     const { page, errors } = await openViewer(jobId);
     await expect.poll(() => connectionOf(page), WAIT).toBe("live");
     const expected: string[] = [];
@@ -274,7 +277,12 @@ describe("the log viewer in a browser", () => {
     const streams = () => proxy.streamRequests.filter((request) => request.path.startsWith(`/api/jobs/${jobId}/`));
     expect(streams()).toHaveLength(1);
 
-    expect(proxy.dropStreams()).toBe(1);
+    if (how === "network") {
+      expect(proxy.dropStreams()).toBe(1);
+    } else {
+      const response = await fetch(`${stack.workerUrl}/internal/jobs/${jobId}/disconnect`, { method: "POST", headers: { Authorization: `Bearer ${stack.runnerToken}` } });
+      expect(await response.json()).toEqual({ disconnected: 1 });
+    }
     await expect.poll(() => connectionOf(page), WAIT).toBe("reconnecting");
     // Written while the browser is away (it waits the server's `retry:` hint, 2 s).
     await write("while disconnected", 4);

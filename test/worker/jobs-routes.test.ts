@@ -223,6 +223,22 @@ describe("POST /api/jobs", () => {
   });
 });
 
+describe("POST /internal/jobs/:id/disconnect", () => {
+  it("closes the job's live streams cleanly, so viewers reconnect and resume", async () => {
+    const jobId = uniqueJobId("disconnect");
+    await createJob(redis, jobId, "user_routes_owner");
+    const stream = await get(`/api/jobs/${jobId}/logs/stream`);
+    const reader = stream.body?.getReader();
+    await reader?.read();
+    const response = await exports.default.fetch(`http://example.com/internal/jobs/${jobId}/disconnect`, { method: "POST", headers: { Authorization: `Bearer ${env.RUNNER_TOKEN}` } });
+    expect(await response.json()).toEqual({ disconnected: 1 });
+    let done = false;
+    while (!done && reader) done = (await reader.read()).done;
+    expect(done).toBe(true);
+    expect((await exports.default.fetch(`http://example.com/internal/jobs/${jobId}/disconnect`, { method: "POST" })).status).toBe(401);
+  });
+});
+
 describe("POST /internal/jobs/:id/wake", () => {
   const wake = (id: string, token?: string): Promise<Response> =>
     exports.default.fetch(`http://example.com/internal/jobs/${id}/wake`, { method: "POST", headers: token === undefined ? {} : { Authorization: `Bearer ${token}` } });
