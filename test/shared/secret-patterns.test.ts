@@ -199,7 +199,7 @@ describe("URL user info", () => {
     "https://x-access-token:${GITHUB_TOKEN}@github.com/acme/app.git",
     "https://user:***@github.com/x",
     "webpack://app/./src/index.ts:12:5",
-    "https://registry.npmjs.org/@scope%2fpkg",
+    "https://registry.example.com/@scope%2fpkg",
     "http://[::1]:8080/health",
   ])("keeps %s", (url) => {
     expect(redactSecretPatterns(url)).toBe(url);
@@ -543,7 +543,7 @@ describe("ordinary build output passes unchanged", () => {
     `npm warn deprecated glob@7.2.3: Glob versions prior to v9 are no longer supported`,
     "npm error code E401",
     "npm error Unable to authenticate, your authentication token seems to be invalid.",
-    "npm error 401 Unauthorized - GET https://registry.npmjs.org/@acme%2fui - authentication token not provided",
+    "npm error 401 Unauthorized - GET https://registry.example.com/@acme%2fui - authentication token not provided",
     "npm notice New major version of npm available! 10.2.4 -> 11.0.0",
     "npm notice Run `npm install -g npm@11.0.0` to update!",
     "192 packages are looking for funding",
