@@ -147,17 +147,18 @@ export class JobStream extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    if (this.viewers.size === 0) return;
     try {
-      if (this.viewers.size === 0) return;
       this.lastPollAt = Date.now();
       await this.poll();
-      if (Date.now() - this.lastFrameAt >= this.settings.heartbeatMs) {
-        this.broadcast(encoder.encode(HEARTBEAT_FRAME));
-        this.lastFrameAt = Date.now();
-      }
     } catch (error) {
       console.error(`JobStream:${this.state.jobId ?? "?"} poll failed`, error);
       this.idlePolls += 1;
+    }
+    // Also while Redis fails: the viewers stay connected and resume once it is back.
+    if (Date.now() - this.lastFrameAt >= this.settings.heartbeatMs) {
+      this.broadcast(encoder.encode(HEARTBEAT_FRAME));
+      this.lastFrameAt = Date.now();
     }
     await this.arm();
   }
@@ -166,7 +167,9 @@ export class JobStream extends DurableObject<Env> {
   private async admit(viewer: Viewer, after: Cursor | null, archived: boolean): Promise<void> {
     try {
       if (this.state.position === null) await this.poll();
-      if (archived && this.state.position === "0-0" && this.state.ended === null && (await this.serveFromArchive(viewer, after))) return;
+      // The Worker says the job is archived, so it has ended: if this object never saw the end
+      // (it stopped reading before, and Redis's copy may be gone), the archive has the whole log.
+      if (archived && this.state.ended === null && (await this.serveFromArchive(viewer, after))) return;
       if (after === null) {
         viewer.lastSent = this.state.position ?? "0-0";
         // Give its EventSource a Last-Event-ID from the start (an id-only frame dispatches no
@@ -193,18 +196,6 @@ export class JobStream extends DurableObject<Env> {
   private async catchUp(viewer: Viewer, after: Cursor, archived: boolean): Promise<void> {
     const jobId = this.state.jobId;
     if (jobId === null) return;
-    // The cursor may come from the history route and lie past what this object has read (it
-    // reads only while it has viewers): read up to it first.
-    for (let reads = 0; reads < 64 && this.state.ended === null && compareEntryIds(after.entryId, this.state.position ?? "0-0") > 0; reads++) {
-      const before = this.state.position;
-      await this.poll();
-      if (this.state.position === before) break;
-    }
-    if (compareEntryIds(after.entryId, this.state.position ?? "0-0") > 0) {
-      // The stream holds nothing after it yet: everything from now on is new to this viewer.
-      viewer.lastSent = after.entryId;
-      return;
-    }
     const key = logStreamKey(jobId);
     const redis = createRedis(this.env);
     const paced = async (entry: StreamEntry): Promise<void> => {
@@ -215,25 +206,31 @@ export class JobStream extends DurableObject<Env> {
     for (;;) {
       if (viewer.closed) return;
       const position = this.state.position ?? "0-0";
-      if (compareEntryIds(viewer.lastSent, position) >= 0) return;
-      const covered = compareEntryIds(viewer.lastSent, after.entryId) >= 0 ? viewer.lastSent : after.entryId;
+      const pastCursor = compareEntryIds(viewer.lastSent, after.entryId) >= 0;
+      // Done once the viewer has everything up to the object's position and its own cursor (a
+      // cursor from the history route may lie past what this idle object has read).
+      if (compareEntryIds(viewer.lastSent, position) >= 0 && pastCursor) return;
+      const covered = pastCursor ? viewer.lastSent : after.entryId;
       // What the object read recently is in memory: serve it from there. The last step (the
       // check above finding the viewer at the position) runs without awaiting, so no poll slips
       // in before the viewer goes live.
       const oldest = this.recent[0];
-      if (oldest !== undefined && compareEntryIds(oldest.id, covered) <= 0) {
+      if (oldest !== undefined && compareEntryIds(oldest.id, covered) <= 0 && compareEntryIds(covered, position) <= 0) {
         const next = this.recent.find((entry) => compareEntryIds(entry.id, viewer.lastSent) > 0 && compareEntryIds(entry.id, after.entryId) >= 0);
-        if (next === undefined) return;
-        await paced(next);
-        continue;
+        if (next !== undefined) {
+          await paced(next);
+          continue;
+        }
       }
-      const start = covered === viewer.lastSent ? `(${covered}` : covered;
-      const entries = decodeStreamReply(await redis.xrange(key, start, position, ENTRIES_PER_READ));
+      // From Redis, up to its end (past the object's position if need be): the live fan-out
+      // later sends this viewer only what lies after what it got here.
+      const start = pastCursor ? `(${covered}` : covered;
+      const entries = decodeStreamReply(await redis.xrange(key, start, "+", ENTRIES_PER_READ));
       for (const entry of entries) await paced(entry);
       if (entries.length === 0) {
         // Not in Redis any more (its 24 hours ran out): the archive has it, if the job has one.
         if (archived) await this.sendArchived(viewer, after, position);
-        viewer.lastSent = position;
+        for (const mark of [position, after.entryId]) if (compareEntryIds(viewer.lastSent, mark) < 0) viewer.lastSent = mark;
       }
     }
   }
@@ -353,7 +350,7 @@ export class JobStream extends DurableObject<Env> {
         const rest = entries.filter((entry) => compareEntryIds(entry.id, viewer.lastSent) > 0).map((entry) => formatEntryEvent(entry));
         if (rest.length > 0) this.send(viewer, encoder.encode(rest.join("")));
       }
-      viewer.lastSent = position;
+      if (compareEntryIds(viewer.lastSent, position) < 0) viewer.lastSent = position;
     }
     this.lastFrameAt = Date.now();
     await this.saveState({ ...this.state, position, lastCursor, ended });

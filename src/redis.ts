@@ -12,5 +12,7 @@ export function createRedis(env: Pick<Env, "UPSTASH_REDIS_REST_URL" | "UPSTASH_R
     automaticDeserialization: false,
     enableTelemetry: false,
     retry: { retries: 2, backoff: (attempt) => 50 * 2 ** attempt },
+    // A hung request must not wedge a Durable Object's tail: each request gets 10 s.
+    signal: () => AbortSignal.timeout(10_000),
   });
 }
