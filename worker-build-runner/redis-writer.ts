@@ -85,24 +85,36 @@ class StaleIdsError extends Error {
   }
 }
 
-/** Entry id -> its `lines` field, from a raw XRANGE reply. */
+/** Entry id -> its fields as `name=value` pairs in order, from a raw XRANGE reply. */
 function decodeRawEntries(reply: unknown): Map<string, string> {
   const entries = new Map<string, string>();
   if (!Array.isArray(reply)) return entries;
   for (const item of reply) {
     if (!Array.isArray(item) || typeof item[0] !== "string" || !Array.isArray(item[1])) continue;
-    const fields: unknown[] = item[1];
-    for (let i = 0; i + 1 < fields.length; i += 2) {
-      const value = fields[i + 1];
-      if (fields[i] === "lines" && typeof value === "string") entries.set(item[0], value);
-    }
+    entries.set(item[0], JSON.stringify(item[1]));
   }
   return entries;
 }
+
+/** The same pairs for fields we wrote (XADD keeps their order). */
+function fieldsKey(fields: Record<string, string>): string {
+  return JSON.stringify(Object.entries(fields).flat());
+}
 const RECORD_OVERHEAD_BYTES = 96;
 
+/** Memory a waiting record takes, roughly: what the 16 MiB buffer bound counts. */
 function recordBytes(record: LogRecord): number {
-  return record.text.length + RECORD_OVERHEAD_BYTES;
+  return record.text.length * 2 + RECORD_OVERHEAD_BYTES;
+}
+
+/**
+ * An upper bound of a record's bytes in the Upstash request: the text is JSON-encoded twice
+ * (into the entry's `lines` field, then into the request body), so a `"` or `\` becomes 4
+ * bytes, and a UTF-16 unit is at most 3 bytes of UTF-8. Planning with this bound keeps every
+ * request under Upstash's 10 MB, whatever the build prints.
+ */
+function wireBytes(record: LogRecord): number {
+  return record.text.length * 4 + 160;
 }
 
 function positiveInteger(name: string, value: number): number {
@@ -209,7 +221,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
       while (taken < pending.length && records.length < maxEntryLines) {
         const record = pending[taken];
         if (record === undefined) break;
-        const size = recordBytes(record);
+        const size = wireBytes(record);
         if (records.length > 0 && (entryBytes + size > maxEntryBytes || requestBytes + entryBytes + size > maxRequestBytes)) break;
         records.push(record);
         entryBytes += size;
@@ -266,7 +278,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     stats.requests += 1;
     stats.commands += 1;
     const stored = decodeRawEntries(await redis.xrange(key, first.id, last.id));
-    return new Set(entries.filter((entry) => stored.get(entry.id) === entry.fields.lines).map((entry) => entry.id));
+    return new Set(entries.filter((entry) => stored.get(entry.id) === fieldsKey(entry.fields)).map((entry) => entry.id));
   };
 
   const send = async (batch: Batch): Promise<void> => {
@@ -320,7 +332,8 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
         ledger.splice(0, ledgerHead);
         ledgerHead = 0;
       }
-      if (!trimAnnounced) {
+      // Once the end is written nothing may follow it: a notice then would never be seen.
+      if (!trimAnnounced && !endPlanned) {
         trimAnnounced = true;
         const notice = systemRecord(
           `This log is over ${maxLines} lines: the live copy keeps the newest ${maxLines}.`,
@@ -361,6 +374,8 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
             logger.warn(`build-log-stream: ${error.message}; continuing after its last entry`);
             await readStreamTop().catch(() => undefined);
             const missing = new Set(error.missing);
+            // What did get in is counted (ledger, stats) before the rest goes again.
+            commit({ entries: inflight.entries.filter((entry) => !missing.has(entry)), expire: inflight.expire, trimMinId: null, attempts: 0 });
             inflight = {
               entries: inflight.entries.filter((entry) => missing.has(entry)).map((entry) => ({ ...entry, id: nextId() })),
               expire: inflight.expire,

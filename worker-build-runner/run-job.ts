@@ -22,6 +22,8 @@ export interface RunJobDeps {
   /** The lease lives this long unless refreshed (every third of it). */
   readonly leaseMs?: number;
   readonly now?: () => number;
+  /** How long the end of a job waits for Redis to take its last lines. */
+  readonly endDeadlineMs?: number;
 }
 
 export type JobOutcome =
@@ -29,6 +31,7 @@ export type JobOutcome =
   | { readonly kind: "skipped"; readonly reason: string };
 
 const DEFAULT_STEP_TIMEOUT_MS = 15 * 60_000;
+const END_DEADLINE_MS = 10 * 60_000;
 const DEFAULT_STARTUP_MS = 5_000;
 // The Durable Object polls slowly when idle; wake it when lines follow a quiet spell.
 const WAKE_AFTER_QUIET_MS = 2_000;
@@ -116,9 +119,17 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
     log.writeEvent(`The build could not run: ${error instanceof Error ? error.message : String(error)}`);
     status = "failed";
   } finally {
+    // The lease is held until the log is written: the sweep must not take a job whose runner is
+    // still writing. Past the deadline (Redis down for that long) the job ends anyway, and the
+    // lines still waiting are reported in the runner's log.
+    let deadline: ReturnType<typeof setTimeout> | undefined;
+    const written = await Promise.race([
+      log.flush().then(() => writer.end(status)).then(() => true),
+      new Promise<false>((resolve) => (deadline = setTimeout(() => resolve(false), deps.endDeadlineMs ?? END_DEADLINE_MS))),
+    ]);
+    clearTimeout(deadline);
+    if (!written) logger.warn(`build-log-stream: job ${jobId} ended ${status} but Redis did not take its last lines within the deadline`);
     clearInterval(lease);
-    await log.flush();
-    await writer.end(status);
     const finished: JobRecord = { ...running, status, finished_at: new Date(now()).toISOString(), exit_code: exitCode };
     await withRetries("recording the job's end", logger, async () => {
       const p = redis.pipeline();
