@@ -25,7 +25,7 @@
 // that pipes every request and SSE stream through one Durable Object of its own, a hop
 // production lacks (in a trial at 1,000 viewers it roughly doubled p50). workerd's CPU and
 // memory are read from /proc.
-import { generateKeyPairSync, randomUUID, sign, type KeyObject } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { Redis } from "@upstash/redis";
@@ -34,6 +34,7 @@ import { jobKey } from "../src/shared/keys.ts";
 import { startUpstashBridge, type UpstashBridge } from "../tools/upstash-bridge/bridge.ts";
 import { startRedisServer } from "../tools/upstash-bridge/redis-server.ts";
 import { createUpstashClient } from "../worker-build-runner/redis.ts";
+import { createDevSigner } from "../tools/dev/dev-signer.ts";
 import { startWorkerd } from "../tools/dev/workerd.ts";
 import { createDeliveryLog } from "./fanout-lines.ts";
 import { commandOf, descendantPids, listenerOf, rssMb, sampleUsage } from "./fanout-proc.ts";
@@ -121,22 +122,6 @@ async function waitFor(ready: () => boolean, timeoutMs: number): Promise<boolean
 const teardown = createTeardown({ label: "bench:fanout", deadlineMs: RUN_DEADLINE_MS, stepTimeoutMs: TEARDOWN_STEP_MS });
 
 /** A Clerk-like RS256 session token (Clerk's claims; azp unchecked: no authorized parties set). */
-function sessionToken(privateKey: KeyObject, userId: string): string {
-  const now = Math.floor(Date.now() / 1000);
-  const encode = (value: object): string => Buffer.from(JSON.stringify(value)).toString("base64url");
-  const header = encode({ alg: "RS256", typ: "JWT", kid: "ins_fanout_bench" });
-  const payload = encode({
-    sub: userId,
-    sid: `sess_${randomUUID().replaceAll("-", "")}`,
-    iat: now,
-    nbf: now - 10,
-    exp: now + RUN_DEADLINE_MS / 1000 + 60,
-    iss: "https://clerk.fanout.bench",
-    azp: "http://localhost:3000",
-  });
-  const signature = sign("sha256", Buffer.from(`${header}.${payload}`), privateKey).toString("base64url");
-  return `${header}.${payload}.${signature}`;
-}
 
 async function createJobRecord(redis: Redis, jobId: string): Promise<void> {
   const now = new Date().toISOString();
@@ -348,7 +333,7 @@ try {
   const redisPid = descendantPids(process.pid).find((pid) => ["redis-server", "redis-check-rdb"].includes(commandOf(pid) ?? ""));
   const bridge = await startUpstashBridge({ redisUrl: redisServer.url, token: `bench-${randomUUID()}` });
   teardown.add("the Upstash bridge", () => bridge.close());
-  const clerkKeys = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const signer = createDevSigner({ kid: "ins_fanout_bench", issuer: "https://clerk.fanout.bench" });
   const worker = await startWorkerd({
     configPath: "wrangler.toml",
     readyTimeoutMs: 60_000,
@@ -356,7 +341,7 @@ try {
       UPSTASH_REDIS_REST_URL: bridge.url,
       UPSTASH_REDIS_REST_TOKEN: bridge.token,
       RUNNER_TOKEN,
-      CLERK_JWT_KEY: clerkKeys.publicKey.export({ type: "spki", format: "pem" }).toString(),
+      CLERK_JWT_KEY: signer.jwtKey,
       // .dev.vars may set one; this setup has none, so azp is not checked.
       CLERK_AUTHORIZED_PARTIES: "",
       MAX_VIEWERS_PER_JOB: "2000",
@@ -382,7 +367,7 @@ try {
       enableAutoPipelining: false,
       retry: { retries: 2, backoff: (attempt) => 50 * 2 ** attempt },
     }),
-    token: sessionToken(clerkKeys.privateKey, OWNER),
+    token: signer.sign(OWNER, RUN_DEADLINE_MS / 1000 + 60),
     runTag: randomUUID().slice(0, 8),
   };
   console.log(

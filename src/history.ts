@@ -1,6 +1,6 @@
 import type { Redis } from "@upstash/redis/cloudflare";
 import type { ArchivedLog } from "./archive.ts";
-import { compareEntryIds, decodeStreamReply, type Cursor, type LogLine } from "./shared/entry.ts";
+import { compareToCursor, decodeStreamReply, parseCursor, type Cursor, type LogLine } from "./shared/entry.ts";
 import { logStreamKey } from "./shared/keys.ts";
 
 export const DEFAULT_PAGE_LIMIT = 100;
@@ -21,16 +21,10 @@ export interface HistoryPage {
   readonly hasMore: boolean;
 }
 
-const isAfter = (line: LogLine, cursor: Cursor): boolean => {
-  const [entryId = "", index = "0"] = line.cursor.split(":");
-  const order = compareEntryIds(entryId, cursor.entryId);
-  return order > 0 || (order === 0 && Number(index) > cursor.index);
-};
-const isBefore = (line: LogLine, cursor: Cursor): boolean => {
-  const [entryId = "", index = "0"] = line.cursor.split(":");
-  const order = compareEntryIds(entryId, cursor.entryId);
-  return order < 0 || (order === 0 && Number(index) < cursor.index);
-};
+/** Whether the line at (`entryId`, `index`) lies inside the query's range. */
+function inRange(entryId: string, index: number, query: HistoryQuery): boolean {
+  return (query.after === undefined || compareToCursor(entryId, index, query.after) > 0) && (query.before === undefined || compareToCursor(entryId, index, query.before) < 0);
+}
 
 /**
  * Lines after `after` (oldest first), or before `before` (newest first, then put in order), or
@@ -49,9 +43,9 @@ export async function readHistory(redis: Redis, jobId: string, query: HistoryQue
     for (;;) {
       const entries = decodeStreamReply(await redis.xrange(key, start, end, ENTRIES_PER_READ));
       for (const entry of entries) {
-        for (const line of entry.lines) {
-          if (isAfter(line, after) && (before === undefined || isBefore(line, before))) lines.push(line);
-        }
+        entry.lines.forEach((line, i) => {
+          if (inRange(entry.id, i, query)) lines.push(line);
+        });
       }
       const last = entries.at(-1);
       if (lines.length >= wanted || entries.length < ENTRIES_PER_READ || last === undefined) break;
@@ -65,7 +59,7 @@ export async function readHistory(redis: Redis, jobId: string, query: HistoryQue
     for (const entry of entries) {
       for (let i = entry.lines.length - 1; i >= 0; i--) {
         const line = entry.lines[i];
-        if (line && (before === undefined || isBefore(line, before))) lines.push(line);
+        if (line && inRange(entry.id, i, query)) lines.push(line);
       }
     }
     const last = entries.at(-1);
@@ -77,10 +71,13 @@ export async function readHistory(redis: Redis, jobId: string, query: HistoryQue
 
 /** The same page as readHistory, from a log held whole in memory (the archive). */
 export function pageFromLines(all: readonly LogLine[], query: HistoryQuery): HistoryPage {
-  const { after, before, limit } = query;
-  const inRange = all.filter((line) => (after === undefined || isAfter(line, after)) && (before === undefined || isBefore(line, before)));
-  if (after !== undefined) return { lines: inRange.slice(0, limit), hasMore: inRange.length > limit };
-  return { lines: inRange.slice(Math.max(0, inRange.length - limit)), hasMore: inRange.length > limit };
+  const { after, limit } = query;
+  const selected = all.filter((line) => {
+    const cursor = parseCursor(line.cursor);
+    return cursor !== null && inRange(cursor.entryId, cursor.index, query);
+  });
+  if (after !== undefined) return { lines: selected.slice(0, limit), hasMore: selected.length > limit };
+  return { lines: selected.slice(Math.max(0, selected.length - limit)), hasMore: selected.length > limit };
 }
 
 /** One line of the plain-text download. */

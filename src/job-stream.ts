@@ -1,11 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
 import { archiveStoreFromEnv, readArchivedLog } from "./archive.ts";
 import { createRedis } from "./redis.ts";
-import { compareEntryIds, decodeStreamReply, parseCursor, type Cursor, type StreamEntry } from "./shared/entry.ts";
+import { compareEntryIds, compareToCursor, decodeStreamReply, parseCursor, type Cursor, type LogLine, type StreamEntry } from "./shared/entry.ts";
 import type { TerminalStatus } from "./shared/job.ts";
 import { isValidJobId, logStreamKey } from "./shared/keys.ts";
 import { formatDoneEvent, formatEntryEvent, formatLogEvent, HEARTBEAT_FRAME } from "./shared/sse.ts";
-import type { LogLine } from "./shared/entry.ts";
 
 /** Settings read from the Worker's vars, with their defaults. */
 export interface JobStreamSettings {
@@ -83,8 +82,10 @@ export class JobStream extends DurableObject<Env> {
   private lastFrameAt = Date.now();
   /** When the last poll started: the next is timed from it, so the fan-out's own cost does not stretch the period. */
   private lastPollAt = 0;
-  /** The last poll left entries unread: the next one comes at once. */
-  private backlog = false;
+  /** Entries the last poll read but did not fan out (over its byte budget), in order. */
+  private unread: StreamEntry[] = [];
+  /** The last read from Redis filled its page: there may be more right behind it. */
+  private moreInRedis = false;
   private polling: Promise<void> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -216,11 +217,18 @@ export class JobStream extends DurableObject<Env> {
       // in before the viewer goes live.
       const oldest = this.recent[0];
       if (oldest !== undefined && compareEntryIds(oldest.id, covered) <= 0 && compareEntryIds(covered, position) <= 0) {
-        const next = this.recent.find((entry) => compareEntryIds(entry.id, viewer.lastSent) > 0 && compareEntryIds(entry.id, after.entryId) >= 0);
-        if (next !== undefined) {
-          await paced(next);
-          continue;
+        // Walk the ring from the first entry the viewer needs (one search, not one per entry).
+        // Entries only leave its front, so after a pause the walk finds its place again.
+        let i = this.recent.findIndex((entry) => compareEntryIds(entry.id, viewer.lastSent) > 0 && compareEntryIds(entry.id, after.entryId) >= 0);
+        while (i >= 0 && i < this.recent.length && !viewer.closed) {
+          const entry = this.recent[i];
+          if (entry === undefined) break;
+          await paced(entry);
+          const at = this.recent[i] === entry ? i : this.recent.indexOf(entry);
+          if (at < 0) break; // it left the ring meanwhile: check coverage again above
+          i = at + 1;
         }
+        continue;
       }
       // From Redis, up to its end (past the object's position if need be): the live fan-out
       // later sends this viewer only what lies after what it got here.
@@ -257,22 +265,23 @@ export class JobStream extends DurableObject<Env> {
     if (jobId === null) return null;
     const archived = await readArchivedLog(archiveStoreFromEnv(this.env), jobId);
     if (archived === null || archived.end === null) return null;
+    // Consecutive lines of one entry make one event, as they did live.
     let group: LogLine[] = [];
+    let groupEntry = "";
     const flush = async () => {
       if (group.length === 0) return;
       while (!viewer.closed && (viewer.writer.desiredSize ?? 1) <= 0) await viewer.writer.ready;
       this.send(viewer, encoder.encode(formatLogEvent(group)), true);
-      viewer.lastSent = group[0]?.cursor.split(":")[0] ?? viewer.lastSent;
+      viewer.lastSent = groupEntry;
       group = [];
     };
     for (const line of archived.lines) {
       const cursor = parseCursor(line.cursor);
       if (cursor === null || after === null) continue;
-      const order = compareEntryIds(cursor.entryId, after.entryId);
-      if (order < 0 || (order === 0 && cursor.index <= after.index)) continue;
-      if (compareEntryIds(cursor.entryId, viewer.lastSent) <= 0) continue;
+      if (compareToCursor(cursor.entryId, cursor.index, after) <= 0 || compareEntryIds(cursor.entryId, viewer.lastSent) <= 0) continue;
       if (until !== null && compareEntryIds(cursor.entryId, until) > 0) break;
-      if (group.length > 0 && group[0]?.cursor.split(":")[0] !== cursor.entryId) await flush();
+      if (cursor.entryId !== groupEntry) await flush();
+      groupEntry = cursor.entryId;
       group.push(line);
     }
     await flush();
@@ -309,16 +318,18 @@ export class JobStream extends DurableObject<Env> {
       await this.saveState({ ...this.state, position: top?.id ?? "0-0", lastCursor: top?.lines.at(-1)?.cursor ?? null, ended: top?.end ?? null });
       return;
     }
-    const read = decodeStreamReply(await redis.xrange(key, `(${this.state.position}`, "+", ENTRIES_PER_READ));
+    // Entries read by an earlier poll but not yet fanned out go first: no second read of them.
+    const fromRedis = this.unread.length === 0;
+    const read = fromRedis ? decodeStreamReply(await redis.xrange(key, `(${this.state.position}`, "+", ENTRIES_PER_READ)) : this.unread;
+    if (fromRedis) this.moreInRedis = read.length === ENTRIES_PER_READ;
     if (read.length === 0) {
       this.idlePolls += 1;
-      this.backlog = false;
       return;
     }
     this.idlePolls = 0;
     // Fan out at most a quarter of the lag bound per poll: a backlog (the object was idle, or
     // the runner burst) goes out in slices viewers can drain, instead of closing them all as
-    // slow at once. The rest is read again by the next poll, which comes at once.
+    // slow at once. The rest waits in memory for the next poll, which comes at once.
     const budget = this.settings.maxViewerLagBytes / 4;
     const entries: StreamEntry[] = [];
     const chunks: string[] = [];
@@ -330,7 +341,7 @@ export class JobStream extends DurableObject<Env> {
       chunks.push(chunk);
       bytes += chunk.length;
     }
-    this.backlog = entries.length < read.length || read.length === ENTRIES_PER_READ;
+    this.unread = read.slice(entries.length);
     const firstId = entries[0]?.id ?? "0-0";
     let lastCursor = this.state.lastCursor;
     let ended: TerminalStatus | null = null;
@@ -347,7 +358,7 @@ export class JobStream extends DurableObject<Env> {
         this.send(viewer, shared);
       } else {
         // Rare: it caught up past the start of this batch; send it the rest only.
-        const rest = entries.filter((entry) => compareEntryIds(entry.id, viewer.lastSent) > 0).map((entry) => formatEntryEvent(entry));
+        const rest = chunks.filter((_, i) => compareEntryIds(entries[i]?.id ?? "0-0", viewer.lastSent) > 0);
         if (rest.length > 0) this.send(viewer, encoder.encode(rest.join("")));
       }
       if (compareEntryIds(viewer.lastSent, position) < 0) viewer.lastSent = position;
@@ -408,7 +419,9 @@ export class JobStream extends DurableObject<Env> {
 
   private async arm(): Promise<void> {
     if (this.viewers.size === 0 || this.state.ended !== null) return;
-    const pollIn = this.backlog ? 0 : Math.min(this.settings.idlePollMaxMs, this.settings.activePollMs * 2 ** Math.min(this.idlePolls, 16));
+    // A backlog (entries in memory or a full page last read) is worked off at once.
+    const backlog = this.unread.length > 0 || this.moreInRedis;
+    const pollIn = backlog ? 0 : Math.min(this.settings.idlePollMaxMs, this.settings.activePollMs * 2 ** Math.min(this.idlePolls, 16));
     const at = Math.max(Date.now(), Math.min(this.lastPollAt + pollIn, this.lastFrameAt + this.settings.heartbeatMs));
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);

@@ -62,14 +62,28 @@ export function parseCursor(value: string): Cursor | null {
   return { entryId: match[1], index: Number(match[2]) };
 }
 
-/** Orders two entry ids numerically (`9-0` < `10-0`, which a string comparison gets wrong). */
+/** Orders two decimal digit strings by value, leading zeros ignored. */
+function compareDecimal(a: string, b: string): number {
+  const x = a.replace(/^0+(?=\d)/, "");
+  const y = b.replace(/^0+(?=\d)/, "");
+  if (x.length !== y.length) return x.length < y.length ? -1 : 1;
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/**
+ * Orders two entry ids numerically (`9-0` < `10-0`, which a plain string comparison gets
+ * wrong). On digit strings, not BigInt: this runs per viewer per poll and per entry of a resume.
+ */
 export function compareEntryIds(a: string, b: string): number {
-  const [aMs = "0", aSeq = "0"] = a.split("-");
-  const [bMs = "0", bSeq = "0"] = b.split("-");
-  const ms = BigInt(aMs) - BigInt(bMs);
-  if (ms !== 0n) return ms < 0n ? -1 : 1;
-  const seq = BigInt(aSeq) - BigInt(bSeq);
-  return seq === 0n ? 0 : seq < 0n ? -1 : 1;
+  const i = a.indexOf("-");
+  const j = b.indexOf("-");
+  const ms = compareDecimal(i < 0 ? a : a.slice(0, i), j < 0 ? b : b.slice(0, j));
+  return ms !== 0 ? ms : compareDecimal(i < 0 ? "0" : a.slice(i + 1), j < 0 ? "0" : b.slice(j + 1));
+}
+
+/** Orders the line at (`entryId`, `index`) against a cursor: negative before it, positive after. */
+export function compareToCursor(entryId: string, index: number, cursor: Cursor): number {
+  return compareEntryIds(entryId, cursor.entryId) || index - cursor.index;
 }
 
 /** The stream fields of one entry holding `records`. */

@@ -1,8 +1,6 @@
-import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { once } from "node:events";
-import { createInterface } from "node:readline";
 import type { TestProject } from "vitest/node";
+import { spawnNodeReady } from "../../tools/dev/spawn-ready.ts";
 import { startClerkApiServer } from "./clerk-api-server.ts";
 
 // The workerd project's setup runs the bridge (with its own redis-server) as a separate Node
@@ -11,17 +9,12 @@ import { startClerkApiServer } from "./clerk-api-server.ts";
 // reach Upstash over the internet.
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const token = `test-${crypto.randomUUID()}`;
-  const child = spawn(process.execPath, ["tools/upstash-bridge/cli.ts", "--port", "0", "--token", token], {
-    stdio: ["pipe", "pipe", "inherit"],
+  const bridge = await spawnNodeReady({
+    args: ["tools/upstash-bridge/cli.ts", "--port", "0", "--token", token],
+    ready: /^UPSTASH_REDIS_REST_URL=(\S+)$/,
+    what: "the Upstash bridge",
   });
-  const lines = createInterface({ input: child.stdout });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`the Upstash bridge exited with code ${code} before it was ready`)));
-    lines.on("line", (line) => {
-      const match = /^UPSTASH_REDIS_REST_URL=(\S+)$/.exec(line);
-      if (match?.[1]) resolve(match[1]);
-    });
-  });
+  const url = bridge.match[1] ?? "";
   project.provide("upstashUrl", url);
   project.provide("upstashToken", token);
   project.provide("redisUrl", "");
@@ -37,20 +30,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   });
   project.provide("clerkApiUrl", clerkApi.url);
   // An S3-compatible server for the archive's S3 store, in its own process like the bridge.
-  const s3 = spawn(process.execPath, ["test/support/s3-server.ts"], { stdio: ["ignore", "pipe", "inherit"] });
-  const s3Endpoint = await new Promise<string>((resolve, reject) => {
-    s3.once("exit", (code) => reject(new Error(`the S3 test server exited with code ${code} before it was ready`)));
-    createInterface({ input: s3.stdout }).on("line", (line) => {
-      const match = /^S3_ENDPOINT=(\S+)$/.exec(line);
-      if (match?.[1]) resolve(match[1]);
-    });
-  });
+  const s3 = await spawnNodeReady({ args: ["test/support/s3-server.ts"], ready: /^S3_ENDPOINT=(\S+)$/, what: "the S3 test server" });
+  const s3Endpoint = s3.match[1] ?? "";
   project.provide("s3Endpoint", s3Endpoint);
   return async () => {
-    const exited = once(child, "exit");
-    const s3Exited = once(s3, "exit");
-    child.kill("SIGTERM");
-    s3.kill("SIGTERM");
-    await Promise.all([exited, s3Exited, clerkApi.close()]);
+    await Promise.all([bridge.stop(), s3.stop(), clerkApi.close()]);
   };
 }

@@ -156,8 +156,16 @@ describe("GET /api/jobs/:id/logs", () => {
   });
 
   it("defaults to 100 lines and accepts up to 500", async () => {
-    expect(texts(await page(`/api/jobs/${jobId}/logs`))).toEqual(range(1, 12));
-    expect(texts(await page(`/api/jobs/${jobId}/logs?limit=500`))).toEqual(range(1, 12));
+    const longId = uniqueJobId("long");
+    await createJob(redis, longId, "user_routes_owner");
+    const all = Array.from({ length: 150 }, (_, i) => `long ${i}`);
+    await streamWriter(redis, longId).append(...all);
+    const byDefault = await page(`/api/jobs/${longId}/logs`);
+    expect(texts(byDefault)).toEqual(all.slice(50));
+    expect(byDefault.has_more).toBe(true);
+    const widest = await page(`/api/jobs/${longId}/logs?limit=500`);
+    expect(texts(widest)).toEqual(all);
+    expect(widest.has_more).toBe(false);
   });
 
   it.each(["0", "501", "abc", "-1", "1.5", "", "1e2", "99999"])("rejects limit=%j with 400", async (limit) => {

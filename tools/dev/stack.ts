@@ -2,14 +2,14 @@
 // bridge, the Worker with its Durable Objects, Queue and R2 in local workerd, and the runner
 // service (local sandbox) as its own process. A development key pair stands in for Clerk's.
 // Used by `npm start` and by the end-to-end tests.
-import { spawn, type ChildProcess } from "node:child_process";
-import { createSign, generateKeyPairSync, randomBytes } from "node:crypto";
-import { once } from "node:events";
+import type { ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { startUpstashBridge, type UpstashBridge } from "../upstash-bridge/bridge.ts";
 import { startRedisServer, type RedisServerHandle } from "../upstash-bridge/redis-server.ts";
+import { createDevSigner } from "./dev-signer.ts";
+import { spawnNodeReady } from "./spawn-ready.ts";
 import { startWorkerd, type WorkerdHandle } from "./workerd.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -44,8 +44,6 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-const base64url = (data: string | Buffer): string => Buffer.from(data).toString("base64url");
-
 /** The development sign-in (enabled by DEV_SIGN_IN=1): sets the `__session` cookie, then opens `next`. */
 export function devSignInUrl(workerUrl: string, token: string, next: string): string {
   const url = new URL("/dev/sign-in", workerUrl);
@@ -66,29 +64,17 @@ function freePort(): Promise<number> {
   });
 }
 
-function startRunner(env: Record<string, string>, output: "inherit" | "ignore"): Promise<RunnerProcess> {
-  const child = spawn(process.execPath, ["worker-build-runner/main.ts"], { cwd: ROOT, env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", output] });
-  const lines = createInterface({ input: child.stdout });
-  return new Promise((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`the runner exited with code ${code} before it listened`)));
-    lines.on("line", (line) => {
-      if (output === "inherit") process.stderr.write(`${line}\n`);
-      const match = /listening on (http:\/\/\S+?:\d+)/.exec(line);
-      if (match?.[1]) {
-        const url = match[1].replace("0.0.0.0", "127.0.0.1");
-        resolve({
-          url,
-          child,
-          async stop(signal = "SIGTERM") {
-            if (child.exitCode !== null || child.signalCode !== null) return;
-            const exited = once(child, "exit");
-            child.kill(signal);
-            await exited;
-          },
-        });
-      }
-    });
+async function startRunner(env: Record<string, string>, output: "inherit" | "ignore"): Promise<RunnerProcess> {
+  const runner = await spawnNodeReady({
+    args: ["worker-build-runner/main.ts"],
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stderr: output,
+    echo: output === "inherit",
+    ready: /listening on (http:\/\/\S+?:\d+)/,
+    what: "the runner",
   });
+  return { url: (runner.match[1] ?? "").replace("0.0.0.0", "127.0.0.1"), child: runner.child, stop: runner.stop };
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -104,8 +90,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const bridge = await startUpstashBridge({ redisUrl: redisServer.url, token: upstashToken, ...(options.bridgePort === undefined ? {} : { port: options.bridgePort }) });
     cleanups.push(() => bridge.close());
 
-    const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-    const jwtKey = publicKey.export({ type: "spki", format: "pem" }).toString();
+    const signer = createDevSigner();
     const runnerToken = randomBytes(24).toString("base64url");
     const runnerEnv = (workerUrl: string): Record<string, string> => ({
       UPSTASH_REDIS_REST_URL: bridge.url,
@@ -126,7 +111,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         UPSTASH_REDIS_REST_TOKEN: upstashToken,
         RUNNER_TOKEN: runnerToken,
         RUNNER_URL: `http://127.0.0.1:${port}`,
-        CLERK_JWT_KEY: jwtKey,
+        CLERK_JWT_KEY: signer.jwtKey,
         CLERK_SECRET_KEY: "",
         CLERK_API_URL: "",
         CLERK_AUTHORIZED_PARTIES: "",
@@ -152,13 +137,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       get runner() {
         return current;
       },
-      signToken(userId, ttlSeconds = 3600) {
-        const now = Math.floor(Date.now() / 1000);
-        const header = base64url(JSON.stringify({ alg: "RS256", typ: "JWT", kid: "dev" }));
-        const payload = base64url(JSON.stringify({ sub: userId, sid: `sess_${userId}`, iat: now, nbf: now - 5, exp: now + ttlSeconds, iss: "https://clerk.dev.local" }));
-        const signature = createSign("RSA-SHA256").update(`${header}.${payload}`).sign(privateKey);
-        return `${header}.${payload}.${base64url(signature)}`;
-      },
+      signToken: (userId, ttlSeconds) => signer.sign(userId, ttlSeconds),
       async restartRunner() {
         await current.stop("SIGKILL");
         current = await startRunner(runnerEnvFinal, output);

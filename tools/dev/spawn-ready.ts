@@ -1,0 +1,54 @@
+// Starts a helper process (a service of the local system) and waits until it prints the line
+// that says it is ready, e.g. `UPSTASH_REDIS_REST_URL=http://...`.
+import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+
+export interface ReadyProcess {
+  readonly child: ChildProcess;
+  /** The ready line's match of `ready`. */
+  readonly match: RegExpExecArray;
+  /** Signals the process (default SIGTERM) and waits for it to exit; a no-op once it has. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export interface SpawnReadyOptions {
+  readonly args: readonly string[];
+  /** Matched against each stdout line; the first match means ready. */
+  readonly ready: RegExp;
+  /** Named in the error when the process exits before it is ready. */
+  readonly what: string;
+  readonly cwd?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly stderr?: "inherit" | "ignore";
+  /** Copy its stdout lines to this process's stderr. */
+  readonly echo?: boolean;
+}
+
+/** Runs `node <args>` with this process's Node. */
+export function spawnNodeReady(options: SpawnReadyOptions): Promise<ReadyProcess> {
+  // stdin stays an open pipe: a helper can watch it to notice this process dying.
+  const stdio: StdioOptions = ["pipe", "pipe", options.stderr ?? "inherit"];
+  const child = spawn(process.execPath, [...options.args], { cwd: options.cwd, env: options.env ?? process.env, stdio });
+  const stdout = child.stdout;
+  if (stdout === null) throw new Error(`${options.what}: no stdout pipe`);
+  const lines = createInterface({ input: stdout });
+  return new Promise((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`${options.what} exited with code ${code} before it was ready`)));
+    lines.on("line", (line) => {
+      if (options.echo) process.stderr.write(`${line}\n`);
+      const match = options.ready.exec(line);
+      if (match === null) return;
+      resolve({
+        child,
+        match,
+        async stop(signal = "SIGTERM") {
+          if (child.exitCode !== null || child.signalCode !== null) return;
+          const exited = once(child, "exit");
+          child.kill(signal);
+          await exited;
+        },
+      });
+    });
+  });
+}
