@@ -2,14 +2,14 @@ import { Hono } from "hono";
 import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
-import { ApiError, type ErrorBody } from "./errors.ts";
-import { consumeJobs } from "./queue.ts";
-import { internal } from "./routes/internal.ts";
-import { jobs } from "./routes/jobs.ts";
-import { devSignIn, viewer } from "./routes/viewer.ts";
-import { sweep } from "./sweep.ts";
+import { ApiError, type ErrorBody } from "./http/errors.ts";
+import { consumeJobs } from "./jobs/queue.ts";
+import { internal } from "./http/internal.ts";
+import { jobs } from "./http/jobs.ts";
+import { devSignIn, viewer } from "./http/viewer.ts";
+import { sweep } from "./jobs/sweep.ts";
 
-export { JobStream } from "./job-stream.ts";
+export { JobStream } from "./stream/job-stream.ts";
 
 /**
  * CORS for the origins listed in CORS_ORIGINS (comma-separated, exact origins), with

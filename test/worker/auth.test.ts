@@ -3,8 +3,8 @@ import { Hono } from "hono";
 import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { clerkAuth, clerkAuthFromEnv, type AuthVariables, type ClerkAuthOptions } from "../../src/auth.ts";
-import { ApiError, type ErrorBody } from "../../src/errors.ts";
+import { clerkAuth, clerkAuthFromEnv, type AuthVariables, type ClerkAuthOptions } from "../../src/http/auth.ts";
+import { ApiError, type ErrorBody } from "../../src/http/errors.ts";
 import {
   base64UrlText,
   createTestSigner,

@@ -1,7 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { JobStream } from "../../src/job-stream.ts";
+import type { JobStream } from "../../src/stream/job-stream.ts";
 import { formatDoneEvent, formatEntryEvent } from "../../src/shared/sse.ts";
 import type { LogLine } from "../../src/shared/entry.ts";
 import { createJob, streamWriter, testRedis } from "../support/jobs.ts";

@@ -5,7 +5,7 @@ import worker from "../../src/index.ts";
 import { decodeStreamReply } from "../../src/shared/entry.ts";
 import type { RunRequest } from "../../src/shared/job-spec.ts";
 import { logStreamKey } from "../../src/shared/keys.ts";
-import { MAX_DELIVERIES, retryDelaySeconds } from "../../src/queue.ts";
+import { MAX_DELIVERIES, retryDelaySeconds } from "../../src/jobs/queue.ts";
 import { createJob, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
 

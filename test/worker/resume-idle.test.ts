@@ -1,6 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { archiveJob, r2Store } from "../../src/archive.ts";
+import { archiveJob, r2Store } from "../../src/log/archive.ts";
 import type { LogLine } from "../../src/shared/entry.ts";
 import type { JobRecord } from "../../src/shared/job.ts";
 import { jobKey, logStreamKey } from "../../src/shared/keys.ts";

@@ -3,7 +3,7 @@ import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index.ts";
 import type { LogLine } from "../../src/shared/entry.ts";
-import { DEFAULT_TICKET_TTL_SECONDS, streamTickets } from "../../src/stream-ticket.ts";
+import { DEFAULT_TICKET_TTL_SECONDS, streamTickets } from "../../src/http/stream-ticket.ts";
 import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
 import { isEvent, sseReader, type SseFrame } from "../support/sse.ts";

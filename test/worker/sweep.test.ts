@@ -2,10 +2,10 @@ import { createExecutionContext, createScheduledController, waitOnExecutionConte
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../../src/index.ts";
-import { archiveKey } from "../../src/archive.ts";
+import { archiveKey } from "../../src/log/archive.ts";
 import { decodeStreamReply } from "../../src/shared/entry.ts";
 import { jobKey, leaseKey, logStreamKey, RUNNING_JOBS_KEY } from "../../src/shared/keys.ts";
-import { LOST_RUNNER_MESSAGE } from "../../src/sweep.ts";
+import { LOST_RUNNER_MESSAGE } from "../../src/jobs/sweep.ts";
 import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
 

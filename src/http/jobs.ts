@@ -2,16 +2,16 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
-import { clerkAuthFromEnv, type AuthVariables } from "../auth.ts";
-import { archiveStoreFromEnv, readArchivedLog } from "../archive.ts";
-import { ApiError } from "../errors.ts";
-import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, pageFromLines, readHistory, streamLogText } from "../history.ts";
+import { clerkAuthFromEnv, type AuthVariables } from "./auth.ts";
+import { archiveStoreFromEnv, readArchivedLog } from "../log/archive.ts";
+import { ApiError } from "./errors.ts";
+import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, pageFromLines, readHistory, streamLogText } from "../log/history.ts";
 import { createRedis } from "../redis.ts";
 import { parseCursor, type Cursor } from "../shared/entry.ts";
 import { parseJobRecord, type JobRecord } from "../shared/job.ts";
 import { jobSpecSchema, type RunRequest } from "../shared/job-spec.ts";
 import { isValidJobId, jobKey } from "../shared/keys.ts";
-import { streamTicketsFromEnv } from "../stream-ticket.ts";
+import { streamTicketsFromEnv } from "./stream-ticket.ts";
 
 type JobsEnv = { Bindings: Env; Variables: AuthVariables };
 

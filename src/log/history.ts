@@ -1,7 +1,7 @@
 import type { Redis } from "@upstash/redis/cloudflare";
 import type { ArchivedLog } from "./archive.ts";
-import { compareToCursor, decodeStreamReply, parseCursor, type Cursor, type LogLine } from "./shared/entry.ts";
-import { logStreamKey } from "./shared/keys.ts";
+import { compareToCursor, decodeStreamReply, parseCursor, type Cursor, type LogLine } from "../shared/entry.ts";
+import { logStreamKey } from "../shared/keys.ts";
 
 export const DEFAULT_PAGE_LIMIT = 100;
 export const MAX_PAGE_LIMIT = 500;

@@ -1,7 +1,7 @@
 import type { Redis } from "@upstash/redis/cloudflare";
-import { encodeEndFields } from "./shared/entry.ts";
-import { parseJobRecord, type JobRecord } from "./shared/job.ts";
-import { jobKey, logStreamKey, RUNNING_JOBS_KEY, UNARCHIVED_JOBS_KEY } from "./shared/keys.ts";
+import { encodeEndFields } from "../shared/entry.ts";
+import { parseJobRecord, type JobRecord } from "../shared/job.ts";
+import { jobKey, logStreamKey, RUNNING_JOBS_KEY, UNARCHIVED_JOBS_KEY } from "../shared/keys.ts";
 
 /**
  * Fails a job from the Worker's side (its runner was lost, or no runner would take it): a

@@ -1,9 +1,9 @@
 import { Hono } from "hono";
 import { setCookie } from "hono/cookie";
-import { verifySessionTokenFromEnv } from "../auth.ts";
-import { ApiError } from "../errors.ts";
+import { verifySessionTokenFromEnv } from "./auth.ts";
+import { ApiError } from "./errors.ts";
 import { isValidJobId } from "../shared/keys.ts";
-import viewerHtml from "../viewer/log-viewer.html";
+import viewerHtml from "./log-viewer.html";
 
 // The page's script and styles are inline and allowed by their SHA-256 alone: no other script
 // or style runs, not even one a build's output managed to get into the DOM.

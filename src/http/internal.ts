@@ -1,10 +1,10 @@
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { timingSafeEqual } from "hono/utils/buffer";
-import { archiveJob, archiveStoreFromEnv } from "../archive.ts";
-import { ApiError } from "../errors.ts";
+import { archiveJob, archiveStoreFromEnv } from "../log/archive.ts";
+import { ApiError } from "./errors.ts";
 import { createRedis } from "../redis.ts";
-import { sweep } from "../sweep.ts";
+import { sweep } from "../jobs/sweep.ts";
 import { isValidJobId } from "../shared/keys.ts";
 
 /** The runner's shared token, as a Bearer token; compared in constant time. */

@@ -1,10 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
-import { archiveStoreFromEnv, readArchivedLog } from "./archive.ts";
-import { createRedis } from "./redis.ts";
-import { compareEntryIds, compareToCursor, decodeStreamReply, parseCursor, type Cursor, type LogLine, type StreamEntry } from "./shared/entry.ts";
-import type { TerminalStatus } from "./shared/job.ts";
-import { isValidJobId, logStreamKey } from "./shared/keys.ts";
-import { formatDoneEvent, formatEntryEvent, formatLogEvent, HEARTBEAT_FRAME } from "./shared/sse.ts";
+import { archiveStoreFromEnv, readArchivedLog } from "../log/archive.ts";
+import { createRedis } from "../redis.ts";
+import { compareEntryIds, compareToCursor, decodeStreamReply, parseCursor, type Cursor, type LogLine, type StreamEntry } from "../shared/entry.ts";
+import type { TerminalStatus } from "../shared/job.ts";
+import { isValidJobId, logStreamKey } from "../shared/keys.ts";
+import { formatDoneEvent, formatEntryEvent, formatLogEvent, HEARTBEAT_FRAME } from "../shared/sse.ts";
 
 /** Settings read from the Worker's vars, with their defaults. */
 export interface JobStreamSettings {

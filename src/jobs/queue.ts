@@ -1,6 +1,6 @@
 import { failJob } from "./lifecycle.ts";
-import { createRedis } from "./redis.ts";
-import { runRequestSchema, type RunRequest } from "./shared/job-spec.ts";
+import { createRedis } from "../redis.ts";
+import { runRequestSchema, type RunRequest } from "../shared/job-spec.ts";
 
 /** After this many deliveries no runner took the job: it fails instead of waiting forever. */
 export const MAX_DELIVERIES = 10;

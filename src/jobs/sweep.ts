@@ -1,7 +1,7 @@
-import { archiveJob, archiveStoreFromEnv } from "./archive.ts";
+import { archiveJob, archiveStoreFromEnv } from "../log/archive.ts";
 import { failJob } from "./lifecycle.ts";
-import { createRedis } from "./redis.ts";
-import { leaseKey, RUNNING_JOBS_KEY, UNARCHIVED_JOBS_KEY } from "./shared/keys.ts";
+import { createRedis } from "../redis.ts";
+import { leaseKey, RUNNING_JOBS_KEY, UNARCHIVED_JOBS_KEY } from "../shared/keys.ts";
 
 export const LOST_RUNNER_MESSAGE = "The build runner was lost (it stopped reporting); this job has been marked failed.";
 const ARCHIVES_PER_SWEEP = 25;

@@ -1,8 +1,8 @@
 import { AwsClient } from "aws4fetch";
 import type { Redis } from "@upstash/redis/cloudflare";
-import { decodeStreamReply, type LogLine } from "./shared/entry.ts";
-import { isTerminalStatus, parseJobRecord, type TerminalStatus } from "./shared/job.ts";
-import { jobKey, logStreamKey, UNARCHIVED_JOBS_KEY } from "./shared/keys.ts";
+import { decodeStreamReply, type LogLine } from "../shared/entry.ts";
+import { isTerminalStatus, parseJobRecord, type TerminalStatus } from "../shared/job.ts";
+import { jobKey, logStreamKey, UNARCHIVED_JOBS_KEY } from "../shared/keys.ts";
 
 /** Where ended logs go: R2 through its binding, or any S3-compatible store. */
 export interface ArchiveStore {
