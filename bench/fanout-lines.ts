@@ -98,7 +98,8 @@ export function createDeliveryLog(readers: number, capacityPerReader: number): D
       let missing = 0;
       let complete = 0;
       for (let reader = 0; reader < readers; reader++) {
-        const gap = (skipped[reader] ?? 0) + Math.max(0, expectedPerReader - (nextSeq[reader] ?? 0));
+        const gap =
+          (skipped[reader] ?? 0) + Math.max(0, expectedPerReader - (nextSeq[reader] ?? 0));
         missing += gap;
         if (gap === 0) complete++;
       }
@@ -121,7 +122,11 @@ export function createDeliveryLog(readers: number, capacityPerReader: number): D
 
 function latencySummary(samples: Float64Array): LatencySummary {
   const sorted = Float64Array.from(samples).sort();
-  return { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), max: sorted.at(-1) ?? Number.NaN };
+  return {
+    p50: quantile(sorted, 0.5),
+    p99: quantile(sorted, 0.99),
+    max: sorted.at(-1) ?? Number.NaN,
+  };
 }
 
 function quantile(sorted: Float64Array, q: number): number {

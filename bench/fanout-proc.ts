@@ -1,7 +1,7 @@
 // CPU and memory of the processes under load, read from /proc (Linux), for bench/fanout.ts:
 // whether workerd, this process (viewers and bridge) or the machine's 2 cores ran out.
 import { execFileSync } from "node:child_process";
-import { readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
@@ -34,7 +34,9 @@ function statFields(pid: number): string[] | undefined {
 function cpuSeconds(pid: number): number {
   const fields = statFields(pid);
   // utime and stime are fields 14 and 15 of stat, 12th and 13th after the name.
-  return (Number(fields?.[11] ?? Number.NaN) + Number(fields?.[12] ?? Number.NaN)) / CLOCK_TICKS_PER_S;
+  return (
+    (Number(fields?.[11] ?? Number.NaN) + Number(fields?.[12] ?? Number.NaN)) / CLOCK_TICKS_PER_S
+  );
 }
 
 /** The process's resident set now, in MB. */
@@ -90,7 +92,8 @@ export function listenerOf(pids: readonly number[], port: number): number | unde
     for (const row of (readProc(table) ?? "").split("\n").slice(1)) {
       const cols = row.trim().split(/\s+/);
       // local_address is HEXIP:HEXPORT; state 0A is LISTEN; the inode is the 10th column.
-      if (cols[1]?.endsWith(`:${portHex}`) && cols[3] === "0A" && cols[9] !== undefined) inodes.add(`socket:[${cols[9]}]`);
+      if (cols[1]?.endsWith(`:${portHex}`) && cols[3] === "0A" && cols[9] !== undefined)
+        inodes.add(`socket:[${cols[9]}]`);
     }
   }
   for (const pid of pids) {
@@ -131,7 +134,10 @@ export interface UsageReport {
  * Samples the processes from now until stop(): CPU from the difference of their counters,
  * memory as the largest RSS seen (checked every `everyMs`).
  */
-export function sampleUsage(targets: ReadonlyArray<{ readonly label: string; readonly pid: number }>, everyMs = 250): { stop(): UsageReport } {
+export function sampleUsage(
+  targets: ReadonlyArray<{ readonly label: string; readonly pid: number }>,
+  everyMs = 250,
+): { stop(): UsageReport } {
   const startedAt = performance.now();
   const machineStart = machineSeconds();
   const cpuStart = targets.map((target) => cpuSeconds(target.pid));
@@ -152,7 +158,8 @@ export function sampleUsage(targets: ReadonlyArray<{ readonly label: string; rea
         cpuPercent: ((cpuSeconds(target.pid) - (cpuStart[i] ?? Number.NaN)) / seconds) * 100,
         maxRssMb: Math.max(maxRss[i] ?? 0, rssMb(target.pid)),
       }));
-      const busyShare = (machineEnd.busy - machineStart.busy) / (machineEnd.total - machineStart.total);
+      const busyShare =
+        (machineEnd.busy - machineStart.busy) / (machineEnd.total - machineStart.total);
       const ours = processes.reduce((sum, usage) => sum + usage.cpuPercent, 0);
       return {
         processes,

@@ -54,8 +54,10 @@ const FLAT_READS_FACTOR = 1.25;
 // Upstash bills $0.20 per 100,000 commands.
 const DOLLARS_PER_COMMAND = 0.2 / 100_000;
 
-const fixed = (value: number, digits = 0): string => (Number.isFinite(value) ? value.toFixed(digits) : "-");
-const usageOf = (result: ScenarioResult, label: string) => result.usage.processes.find((process) => process.label === label);
+const fixed = (value: number, digits = 0): string =>
+  Number.isFinite(value) ? value.toFixed(digits) : "-";
+const usageOf = (result: ScenarioResult, label: string) =>
+  result.usage.processes.find((process) => process.label === label);
 const keyOf = (mode: string, viewers: number): string => `${mode.replaceAll("-", "_")}_v${viewers}`;
 
 /** Prints everything; true when a problem (a missing or repeated line, a drop, ...) was found. */
@@ -63,27 +65,47 @@ export function printReport(results: readonly ScenarioResult[], run: RunDescript
   console.log("");
   console.log(table(results));
   console.log("");
-  console.log("latency: append (runner's clock) to receipt (viewer's, same process), over every viewer x line; warm p99: lines appended 2 s or more after the first");
-  console.log("reads/s: Upstash commands/s while appending, minus the XADDs; lines/s, events/s: received over all viewers");
-  console.log("node lag p99: this process's event-loop delay (ms): how late, at p99, its viewers may have noted what had arrived");
-  console.log(`cpu%: of one core (the machine has ${os.availableParallelism()}), over appends + drain; others: every process not part of this bench; run took ${fixed(run.elapsedSeconds)} s`);
+  console.log(
+    "latency: append (runner's clock) to receipt (viewer's, same process), over every viewer x line; warm p99: lines appended 2 s or more after the first",
+  );
+  console.log(
+    "reads/s: Upstash commands/s while appending, minus the XADDs; lines/s, events/s: received over all viewers",
+  );
+  console.log(
+    "node lag p99: this process's event-loop delay (ms): how late, at p99, its viewers may have noted what had arrived",
+  );
+  console.log(
+    `cpu%: of one core (the machine has ${os.availableParallelism()}), over appends + drain; others: every process not part of this bench; run took ${fixed(run.elapsedSeconds)} s`,
+  );
   const most = Math.max(...results.map((r) => r.viewers));
-  const hourly = results.filter((r) => r.viewers === most || r.mode === BASELINE).map((r) => {
-    const commands = r.readsPerSecond * 3600;
-    return `${r.label} ${fixed(commands / 1000)}k ($${fixed(commands * DOLLARS_PER_COMMAND, 2)})`;
-  });
+  const hourly = results
+    .filter((r) => r.viewers === most || r.mode === BASELINE)
+    .map((r) => {
+      const commands = r.readsPerSecond * 3600;
+      return `${r.label} ${fixed(commands / 1000)}k ($${fixed(commands * DOLLARS_PER_COMMAND, 2)})`;
+    });
   console.log(`Upstash reads for one hour of one watched job: ${hourly.join("; ")}`);
 
   const contended = results.filter((r) => r.usage.othersCpuPercent > 25);
-  if (contended.length > 0) console.log(`note: other processes used over 25% of a core during ${contended.map((r) => r.label).join(", ")}: those figures are pessimistic`);
-  const problems = results.flatMap((r) => problemsOf(r, run).map((problem) => `${r.label}: ${problem}`));
-  if (Number.isFinite(run.idleReads) && run.idleReads > 0) problems.push(`${run.idleReads} Upstash commands in 2 s after every job ended and every viewer left`);
+  if (contended.length > 0)
+    console.log(
+      `note: other processes used over 25% of a core during ${contended.map((r) => r.label).join(", ")}: those figures are pessimistic`,
+    );
+  const problems = results.flatMap((r) =>
+    problemsOf(r, run).map((problem) => `${r.label}: ${problem}`),
+  );
+  if (Number.isFinite(run.idleReads) && run.idleReads > 0)
+    problems.push(
+      `${run.idleReads} Upstash commands in 2 s after every job ended and every viewer left`,
+    );
   if (problems.length > 0) {
     console.log("");
     console.log("!!! PROBLEMS !!!");
     for (const problem of problems) console.log(`!!! ${problem}`);
   } else {
-    console.log(`every viewer got every line exactly once, in order, then \`done\`; ${fixed(run.idleReads)} reads after all jobs ended`);
+    console.log(
+      `every viewer got every line exactly once, in order, then \`done\`; ${fixed(run.idleReads)} reads after all jobs ended`,
+    );
   }
 
   const { fields, goals } = summaryFields(results, run);
@@ -99,9 +121,25 @@ export function printReport(results: readonly ScenarioResult[], run: RunDescript
 
 function table(results: readonly ScenarioResult[]): string {
   const header = [
-    "scenario", "connect s", "delivered", "missing", "repeated", "drops", "done",
-    "p50 ms", "p99 ms", "max ms", "warm p99", "lines/s", "events/s", "reads/s",
-    "workerd cpu%", "node cpu%", "node lag p99", "others cpu%", "workerd MB before/connected/peak",
+    "scenario",
+    "connect s",
+    "delivered",
+    "missing",
+    "repeated",
+    "drops",
+    "done",
+    "p50 ms",
+    "p99 ms",
+    "max ms",
+    "warm p99",
+    "lines/s",
+    "events/s",
+    "reads/s",
+    "workerd cpu%",
+    "node cpu%",
+    "node lag p99",
+    "others cpu%",
+    "workerd MB before/connected/peak",
   ];
   const rows = results.map((r) => [
     r.label,
@@ -122,31 +160,55 @@ function table(results: readonly ScenarioResult[]): string {
     fixed(usageOf(r, "node")?.cpuPercent ?? Number.NaN),
     fixed(r.loopDelayP99Ms, 1),
     fixed(r.usage.othersCpuPercent),
-    r.mode === BASELINE ? "-" : `${fixed(r.rssBeforeMb)}/${fixed(r.rssConnectedMb)}/${fixed(usageOf(r, "workerd")?.maxRssMb ?? Number.NaN)}`,
+    r.mode === BASELINE
+      ? "-"
+      : `${fixed(r.rssBeforeMb)}/${fixed(r.rssConnectedMb)}/${fixed(usageOf(r, "workerd")?.maxRssMb ?? Number.NaN)}`,
   ]);
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] ?? "").length)));
-  const line = (cells: readonly string[]): string => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ");
-  return [line(header), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join("\n");
+  const widths = header.map((title, i) =>
+    Math.max(title.length, ...rows.map((row) => (row[i] ?? "").length)),
+  );
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
+      .join("  ");
+  return [line(header), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join(
+    "\n",
+  );
 }
 
 function problemsOf(r: ScenarioResult, run: RunDescription): string[] {
   const what: string[] = [];
-  if (r.appended.overloaded) what.push(`OVERLOADED: appends fell over ${run.giveUpLateMs} ms behind and stopped after ${r.appended.entries} of ${run.plannedEntries} entries`);
+  if (r.appended.overloaded)
+    what.push(
+      `OVERLOADED: appends fell over ${run.giveUpLateMs} ms behind and stopped after ${r.appended.entries} of ${run.plannedEntries} entries`,
+    );
   if (r.connectFailures > 0) what.push(`${r.connectFailures} viewers failed to connect`);
   if (r.delivery.missing > 0) what.push(`${r.delivery.missing} lines MISSING`);
   if (r.delivery.repeated > 0) what.push(`${r.delivery.repeated} lines REPEATED or out of order`);
-  if (r.drops > 0) what.push(`${r.drops} streams dropped by the server (${r.reconnects} reconnects with Last-Event-ID)`);
+  if (r.drops > 0)
+    what.push(
+      `${r.drops} streams dropped by the server (${r.reconnects} reconnects with Last-Event-ID)`,
+    );
   if (r.badFrames > 0) what.push(`${r.badFrames} unreadable frames`);
-  if (!Number.isNaN(r.done) && r.done !== r.viewers) what.push(`${r.viewers - r.done} viewers never got \`done\``);
+  if (!Number.isNaN(r.done) && r.done !== r.viewers)
+    what.push(`${r.viewers - r.done} viewers never got \`done\``);
   if (r.wakes.failed > 0) what.push(`${r.wakes.failed} of ${r.wakes.sent} wake calls failed`);
   if (what.length > 0 && r.errors.length > 0) what.push(`first errors: ${r.errors.join(" | ")}`);
   return what;
 }
 
-function summaryFields(results: readonly ScenarioResult[], run: RunDescription): { fields: string[]; goals: string[] } {
+function summaryFields(
+  results: readonly ScenarioResult[],
+  run: RunDescription,
+): { fields: string[]; goals: string[] } {
   const byKey = new Map(results.map((r) => [keyOf(r.mode, r.viewers), r]));
   const goals: string[] = [];
-  const fields = [`bench=fanout`, `seconds=${run.seconds}`, `entries_per_s=${run.entriesPerSecond}`, `lines_per_entry=${run.linesPerEntry}`];
+  const fields = [
+    `bench=fanout`,
+    `seconds=${run.seconds}`,
+    `entries_per_s=${run.entriesPerSecond}`,
+    `lines_per_entry=${run.linesPerEntry}`,
+  ];
   for (const r of results) {
     const key = keyOf(r.mode, r.viewers);
     fields.push(
@@ -156,7 +218,10 @@ function summaryFields(results: readonly ScenarioResult[], run: RunDescription):
       `${key}_lines_per_s=${fixed(r.linesPerSecond)}`,
       `${key}_reads_per_s=${fixed(r.readsPerSecond, 1)}`,
     );
-    if (r.mode !== BASELINE) fields.push(`${key}_workerd_cpu_pct=${fixed(usageOf(r, "workerd")?.cpuPercent ?? Number.NaN)}`);
+    if (r.mode !== BASELINE)
+      fields.push(
+        `${key}_workerd_cpu_pct=${fixed(usageOf(r, "workerd")?.cpuPercent ?? Number.NaN)}`,
+      );
   }
 
   // Where the baseline was not run (1,000 pollers are more than this process can drive), its
@@ -168,12 +233,20 @@ function summaryFields(results: readonly ScenarioResult[], run: RunDescription):
   for (const viewers of run.viewerCounts) {
     const measured = byKey.get(keyOf(BASELINE, viewers));
     const projected = measured === undefined || measured.appended.overloaded;
-    const seedReads = !projected ? measured.readsPerSecond : largestSeed === undefined ? Number.NaN : (largestSeed.readsPerSecond / largestSeed.viewers) * viewers;
+    const seedReads = !projected
+      ? measured.readsPerSecond
+      : largestSeed === undefined
+        ? Number.NaN
+        : (largestSeed.readsPerSecond / largestSeed.viewers) * viewers;
     if (!Number.isFinite(seedReads)) continue;
-    if (projected) fields.push(`${keyOf(BASELINE, viewers)}_reads_per_s_projected=${fixed(seedReads, 1)}`);
+    if (projected)
+      fields.push(`${keyOf(BASELINE, viewers)}_reads_per_s_projected=${fixed(seedReads, 1)}`);
     for (const mode of run.modes) {
       const ours = byKey.get(keyOf(mode, viewers));
-      if (ours !== undefined) fields.push(`read_ratio_${keyOf(mode, viewers)}${projected ? "_projected" : ""}=${fixed(seedReads / ours.readsPerSecond, 1)}`);
+      if (ours !== undefined)
+        fields.push(
+          `read_ratio_${keyOf(mode, viewers)}${projected ? "_projected" : ""}=${fixed(seedReads / ours.readsPerSecond, 1)}`,
+        );
     }
   }
 
@@ -182,18 +255,36 @@ function summaryFields(results: readonly ScenarioResult[], run: RunDescription):
     const most = byKey.get(keyOf(mode, Math.max(...run.viewerCounts)));
     if (fewest !== undefined && most !== undefined && most !== fewest) {
       const growth = most.readsPerSecond / fewest.readsPerSecond;
-      fields.push(`reads_growth_${keyOf(mode, fewest.viewers)}_to_${most.viewers}=${fixed(growth, 2)}`);
-      goals.push(`${mode}: reads/s at ${most.viewers} viewers are ${fixed(growth, 2)}x those at ${fewest.viewers}: ${growth <= FLAT_READS_FACTOR ? "flat, PASS" : "they grow, FAIL"}`);
+      fields.push(
+        `reads_growth_${keyOf(mode, fewest.viewers)}_to_${most.viewers}=${fixed(growth, 2)}`,
+      );
+      goals.push(
+        `${mode}: reads/s at ${most.viewers} viewers are ${fixed(growth, 2)}x those at ${fewest.viewers}: ${growth <= FLAT_READS_FACTOR ? "flat, PASS" : "they grow, FAIL"}`,
+      );
     }
     const thousand = byKey.get(keyOf(mode, 1000));
     if (thousand !== undefined) {
       const pass = thousand.delivery.latency.p99 < P99_GOAL_MS && thousand.delivery.missing === 0;
       fields.push(`goal_p99_under_${P99_GOAL_MS}ms_${keyOf(mode, 1000)}=${pass ? "pass" : "fail"}`);
-      goals.push(`${mode}: p99 at 1,000 viewers ${fixed(thousand.delivery.latency.p99, 1)} ms (warm ${fixed(thousand.delivery.warmLatency.p99, 1)} ms) against ${P99_GOAL_MS} ms: ${pass ? "PASS" : "FAIL"}`);
+      goals.push(
+        `${mode}: p99 at 1,000 viewers ${fixed(thousand.delivery.latency.p99, 1)} ms (warm ${fixed(thousand.delivery.warmLatency.p99, 1)} ms) against ${P99_GOAL_MS} ms: ${pass ? "PASS" : "FAIL"}`,
+      );
     }
   }
 
-  const totals = results.reduce((sum, r) => ({ missing: sum.missing + r.delivery.missing, repeated: sum.repeated + r.delivery.repeated, drops: sum.drops + r.drops }), { missing: 0, repeated: 0, drops: 0 });
-  fields.push(`missing_lines=${totals.missing}`, `repeated_lines=${totals.repeated}`, `dropped_streams=${totals.drops}`, `idle_reads=${fixed(run.idleReads)}`);
+  const totals = results.reduce(
+    (sum, r) => ({
+      missing: sum.missing + r.delivery.missing,
+      repeated: sum.repeated + r.delivery.repeated,
+      drops: sum.drops + r.drops,
+    }),
+    { missing: 0, repeated: 0, drops: 0 },
+  );
+  fields.push(
+    `missing_lines=${totals.missing}`,
+    `repeated_lines=${totals.repeated}`,
+    `dropped_streams=${totals.drops}`,
+    `idle_reads=${fixed(run.idleReads)}`,
+  );
   return { fields, goals };
 }

@@ -1,13 +1,19 @@
 // Both sides of Redis for bench/fanout.ts that are not the Worker: the runner appending entries
 // in its own format, and the seed-style baseline where every viewer polls the stream itself.
 import type { Redis } from "@upstash/redis";
-import { decodeStreamReply, encodeEndFields, encodeEntryFields, type LogRecord } from "../src/shared/entry.ts";
+import {
+  decodeStreamReply,
+  encodeEndFields,
+  encodeEntryFields,
+  type LogRecord,
+} from "../src/shared/entry.ts";
 import type { TerminalStatus } from "../src/shared/job.ts";
 import { logStreamKey } from "../src/shared/keys.ts";
 import type { DeliveryLog } from "./fanout-lines.ts";
 import { lineText, nowMs, parseLineText } from "./fanout-lines.ts";
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 export interface AppendPlan {
   readonly entries: number;
@@ -73,12 +79,25 @@ export function streamAppender(redis: Redis, jobId: string) {
         }
         const records: LogRecord[] = [];
         for (let i = 0; i < plan.linesPerEntry; i++) {
-          records.push({ ts: new Date(at).toISOString(), source: "stdout", phase: "build", text: lineText(nextLine++, at) });
+          records.push({
+            ts: new Date(at).toISOString(),
+            source: "stdout",
+            phase: "build",
+            text: lineText(nextLine++, at),
+          });
         }
         await redis.xadd(key, nextId(), encodeEntryFields(records));
         options.afterAppend?.(at);
       }
-      return { entries, lines: entries * plan.linesPerEntry, commands: entries, startedAt, endedAt: nowMs(), maxLateMs, overloaded };
+      return {
+        entries,
+        lines: entries * plan.linesPerEntry,
+        commands: entries,
+        startedAt,
+        endedAt: nowMs(),
+        maxLateMs,
+        overloaded,
+      };
     },
     async end(status: TerminalStatus): Promise<void> {
       await redis.xadd(key, nextId(), encodeEndFields(status));
@@ -119,7 +138,9 @@ export function startPollers(options: PollersOptions): Pollers {
     let lastId = "0-0";
     for (let polls = 0; !stopping && polls < options.maxPolls; polls++) {
       try {
-        const entries = decodeStreamReply(await options.redis.xrange(key, `(${lastId}`, "+", ENTRIES_PER_READ));
+        const entries = decodeStreamReply(
+          await options.redis.xrange(key, `(${lastId}`, "+", ENTRIES_PER_READ),
+        );
         const receivedAt = nowMs();
         for (const entry of entries) {
           for (const line of entry.lines) {

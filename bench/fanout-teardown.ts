@@ -23,7 +23,9 @@ export function createTeardown(options: TeardownOptions): Teardown {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
-        console.error(`${options.label}: teardown: ${name} did not stop within ${options.stepTimeoutMs / 1000} s; going on`);
+        console.error(
+          `${options.label}: teardown: ${name} did not stop within ${options.stepTimeoutMs / 1000} s; going on`,
+        );
         resolve();
       }, options.stepTimeoutMs);
     });
@@ -39,7 +41,8 @@ export function createTeardown(options: TeardownOptions): Teardown {
   const run = (): Promise<void> => {
     running ??= (async () => {
       clearTimeout(deadline);
-      for (let step = steps.pop(); step !== undefined; step = steps.pop()) await runStep(step.name, step.run);
+      for (let step = steps.pop(); step !== undefined; step = steps.pop())
+        await runStep(step.name, step.run);
     })();
     return running;
   };
@@ -58,7 +61,9 @@ export function createTeardown(options: TeardownOptions): Teardown {
     exitAfterTeardown(1);
   });
   const deadline = setTimeout(() => {
-    console.error(`${options.label}: still running after ${options.deadlineMs / 1000} s, tearing down`);
+    console.error(
+      `${options.label}: still running after ${options.deadlineMs / 1000} s, tearing down`,
+    );
     exitAfterTeardown(1);
   }, options.deadlineMs);
   deadline.unref();

@@ -97,7 +97,10 @@ export function createViewerPool(options: ViewerPoolOptions): ViewerPool {
           settle(new Error(`viewer ${this.index}: no first frame within ${timeoutMs} ms`));
           this.request?.destroy();
         }, timeoutMs);
-        const headers: Record<string, string> = { Authorization: `Bearer ${options.token}`, Accept: "text/event-stream" };
+        const headers: Record<string, string> = {
+          Authorization: `Bearer ${options.token}`,
+          Accept: "text/event-stream",
+        };
         if (this.lastEventId !== undefined) headers["Last-Event-ID"] = this.lastEventId;
         const request = http.get(url, { headers, agent: false }, (response) => {
           if (response.statusCode !== 200) {
@@ -106,7 +109,13 @@ export function createViewerPool(options: ViewerPoolOptions): ViewerPool {
             response.on("data", (chunk: string) => {
               body += chunk;
             });
-            response.on("end", () => settle(new Error(`viewer ${this.index}: HTTP ${response.statusCode ?? "?"} ${body.slice(0, 200)}`)));
+            response.on("end", () =>
+              settle(
+                new Error(
+                  `viewer ${this.index}: HTTP ${response.statusCode ?? "?"} ${body.slice(0, 200)}`,
+                ),
+              ),
+            );
             return;
           }
           response.setEncoding("utf8");
@@ -135,7 +144,11 @@ export function createViewerPool(options: ViewerPoolOptions): ViewerPool {
     private onChunk(chunk: string, receivedAt: number): void {
       this.buffer += chunk;
       let start = 0;
-      for (let end = this.buffer.indexOf("\n\n"); end !== -1; end = this.buffer.indexOf("\n\n", start)) {
+      for (
+        let end = this.buffer.indexOf("\n\n");
+        end !== -1;
+        end = this.buffer.indexOf("\n\n", start)
+      ) {
         this.onFrame(this.buffer.slice(start, end), receivedAt);
         start = end + 2;
       }
@@ -149,7 +162,8 @@ export function createViewerPool(options: ViewerPoolOptions): ViewerPool {
         if (line.startsWith(":")) continue;
         const colon = line.indexOf(":");
         const field = colon === -1 ? line : line.slice(0, colon);
-        const value = colon === -1 ? "" : line.slice(line[colon + 1] === " " ? colon + 2 : colon + 1);
+        const value =
+          colon === -1 ? "" : line.slice(line[colon + 1] === " " ? colon + 2 : colon + 1);
         if (field === "data") data = data === undefined ? value : `${data}\n${value}`;
         else if (field === "event") event = value;
         else if (field === "id") this.lastEventId = value;
@@ -181,7 +195,9 @@ export function createViewerPool(options: ViewerPoolOptions): ViewerPool {
       reconnects++;
       this.buffer = "";
       this.reconnectTimer = setTimeout(() => {
-        this.connect(15_000).catch((error: unknown) => noteError(`viewer ${this.index}: reconnect failed: ${String(error)}`));
+        this.connect(15_000).catch((error: unknown) =>
+          noteError(`viewer ${this.index}: reconnect failed: ${String(error)}`),
+        );
       }, this.retryMs);
     }
   }
@@ -228,11 +244,18 @@ function decodeLogEvent(data: string): readonly StampedLine[] | null {
   } catch {
     return null;
   }
-  if (typeof parsed !== "object" || parsed === null || !("lines" in parsed) || !Array.isArray(parsed.lines)) return null;
+  if (
+    typeof parsed !== "object" ||
+    parsed === null ||
+    !("lines" in parsed) ||
+    !Array.isArray(parsed.lines)
+  )
+    return null;
   const lines: StampedLine[] = [];
   const records: unknown[] = parsed.lines;
   for (const line of records) {
-    const text = typeof line === "object" && line !== null && "text" in line ? line.text : undefined;
+    const text =
+      typeof line === "object" && line !== null && "text" in line ? line.text : undefined;
     const stamped = typeof text === "string" ? parseLineText(text) : null;
     if (stamped === null) return null;
     lines.push(stamped);

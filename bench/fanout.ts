@@ -31,15 +31,20 @@ import { parseArgs } from "node:util";
 import { Redis } from "@upstash/redis";
 import type { JobRecord } from "../src/shared/job.ts";
 import { jobKey } from "../src/shared/keys.ts";
+import { createDevSigner } from "../tools/dev/dev-signer.ts";
+import { startWorkerd } from "../tools/dev/workerd.ts";
 import { startUpstashBridge, type UpstashBridge } from "../tools/upstash-bridge/bridge.ts";
 import { startRedisServer } from "../tools/upstash-bridge/redis-server.ts";
 import { createUpstashClient } from "../worker-build-runner/redis.ts";
-import { createDevSigner } from "../tools/dev/dev-signer.ts";
-import { startWorkerd } from "../tools/dev/workerd.ts";
 import { createDeliveryLog } from "./fanout-lines.ts";
 import { commandOf, descendantPids, listenerOf, rssMb, sampleUsage } from "./fanout-proc.ts";
 import { BASELINE, printReport, type ScenarioResult } from "./fanout-report.ts";
-import { startPollers, streamAppender, type AppendPlan, type AppendResult } from "./fanout-runner.ts";
+import {
+  type AppendPlan,
+  type AppendResult,
+  startPollers,
+  streamAppender,
+} from "./fanout-runner.ts";
 import { createTeardown } from "./fanout-teardown.ts";
 import { createViewerPool } from "./fanout-viewers.ts";
 
@@ -61,12 +66,16 @@ const { values: flags } = parseArgs({
 
 function positiveInts(name: string, text: string): number[] {
   const list = text === "" ? [] : text.split(",").map((item) => Number(item.trim()));
-  if (list.some((value) => !Number.isInteger(value) || value < 1)) throw new RangeError(`--${name} takes positive integers separated by commas, got ${JSON.stringify(text)}`);
+  if (list.some((value) => !Number.isInteger(value) || value < 1))
+    throw new RangeError(
+      `--${name} takes positive integers separated by commas, got ${JSON.stringify(text)}`,
+    );
   return list;
 }
 function positiveInt(name: string, text: string): number {
   const [value, ...rest] = positiveInts(name, text);
-  if (value === undefined || rest.length > 0) throw new RangeError(`--${name} takes one positive integer, got ${JSON.stringify(text)}`);
+  if (value === undefined || rest.length > 0)
+    throw new RangeError(`--${name} takes one positive integer, got ${JSON.stringify(text)}`);
   return value;
 }
 
@@ -81,7 +90,8 @@ const viewerCounts = positiveInts("viewers", flags.viewers);
 const baselineCounts = positiveInts("baseline", flags.baseline);
 const requestedModes = flags.modes.split(",").filter((mode) => mode !== "");
 const unknownModes = requestedModes.filter((mode) => !isMode(mode));
-if (unknownModes.length > 0) throw new RangeError(`--modes takes ${MODES.join(", ")}; unknown: ${unknownModes.join(", ")}`);
+if (unknownModes.length > 0)
+  throw new RangeError(`--modes takes ${MODES.join(", ")}; unknown: ${unknownModes.join(", ")}`);
 const modes = requestedModes.filter(isMode);
 const linesPerReader = plan.entries * plan.linesPerEntry;
 
@@ -119,13 +129,24 @@ async function waitFor(ready: () => boolean, timeoutMs: number): Promise<boolean
   return true;
 }
 
-const teardown = createTeardown({ label: "bench:fanout", deadlineMs: RUN_DEADLINE_MS, stepTimeoutMs: TEARDOWN_STEP_MS });
+const teardown = createTeardown({
+  label: "bench:fanout",
+  deadlineMs: RUN_DEADLINE_MS,
+  stepTimeoutMs: TEARDOWN_STEP_MS,
+});
 
 /** A Clerk-like RS256 session token (Clerk's claims; azp unchecked: no authorized parties set). */
 
 async function createJobRecord(redis: Redis, jobId: string): Promise<void> {
   const now = new Date().toISOString();
-  const job: JobRecord = { id: jobId, owner: OWNER, status: "running", created_at: now, started_at: now, finished_at: null };
+  const job: JobRecord = {
+    id: jobId,
+    owner: OWNER,
+    status: "running",
+    created_at: now,
+    started_at: now,
+    finished_at: null,
+  };
   await redis.set(jobKey(jobId), JSON.stringify(job));
 }
 
@@ -159,7 +180,8 @@ function usageTargets(setup: Setup): Array<{ label: string; pid: number }> {
     { label: "node", pid: process.pid },
   ];
   if (setup.redisPid !== undefined) targets.push({ label: "redis", pid: setup.redisPid });
-  if (setup.workerd.proxyPid !== undefined) targets.push({ label: "proxy", pid: setup.workerd.proxyPid });
+  if (setup.workerd.proxyPid !== undefined)
+    targets.push({ label: "proxy", pid: setup.workerd.proxyPid });
   return targets;
 }
 
@@ -174,7 +196,11 @@ function waker(setup: Setup, jobId: string) {
       sent++;
       const start = performance.now();
       pending.push(
-        fetch(`${setup.workerd.url}/internal/jobs/${jobId}/wake`, { method: "POST", headers: { Authorization: `Bearer ${RUNNER_TOKEN}` }, signal: AbortSignal.timeout(10_000) })
+        fetch(`${setup.workerd.url}/internal/jobs/${jobId}/wake`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${RUNNER_TOKEN}` },
+          signal: AbortSignal.timeout(10_000),
+        })
           .then(async (response) => {
             await response.arrayBuffer();
             if (response.status !== 204) failed++;
@@ -198,7 +224,14 @@ async function runFanout(setup: Setup, mode: Mode, viewers: number): Promise<Sce
   const jobId = `fanout-${mode}-${viewers}-${setup.runTag}-${++scenarioCount}`;
   await createJobRecord(setup.runnerRedis, jobId);
   const log = createDeliveryLog(viewers, linesPerReader);
-  const pool = createViewerPool({ origin: setup.workerd.url, path: `/api/jobs/${jobId}/logs/stream`, token: setup.token, log, count: viewers, maxReconnects: 3 });
+  const pool = createViewerPool({
+    origin: setup.workerd.url,
+    path: `/api/jobs/${jobId}/logs/stream`,
+    token: setup.token,
+    log,
+    count: viewers,
+    maxReconnects: 3,
+  });
   const wakes = waker(setup, jobId);
   try {
     const rssBeforeMb = rssMb(setup.workerd.pid);
@@ -210,7 +243,8 @@ async function runFanout(setup: Setup, mode: Mode, viewers: number): Promise<Sce
 
     let lastAppendAt = Number.NEGATIVE_INFINITY;
     const afterAppend = (at: number): void => {
-      if (mode === "wake" || (mode === "quiet-wake" && at - lastAppendAt > QUIET_WAKE_MS)) wakes.wake();
+      if (mode === "wake" || (mode === "quiet-wake" && at - lastAppendAt > QUIET_WAKE_MS))
+        wakes.wake();
       lastAppendAt = at;
     };
     const appender = streamAppender(setup.runnerRedis, jobId);
@@ -267,7 +301,9 @@ async function runBaseline(setup: Setup, viewers: number): Promise<ScenarioResul
     count: viewers,
     intervalMs: BASELINE_POLL_MS,
     log,
-    maxPolls: Math.ceil((seconds * 1000 + GIVE_UP_LATE_MS + DRAIN_TIMEOUT_MS + 10_000) / BASELINE_POLL_MS),
+    maxPolls: Math.ceil(
+      (seconds * 1000 + GIVE_UP_LATE_MS + DRAIN_TIMEOUT_MS + 10_000) / BASELINE_POLL_MS,
+    ),
   });
   try {
     // Every poller has started (they start staggered over one interval).
@@ -324,14 +360,21 @@ let failed = false;
 const started = performance.now();
 const elapsed = (): string => `${((performance.now() - started) / 1000).toFixed(0)} s`;
 const progress = (r: ScenarioResult): void => {
-  console.log(`  ${r.label}: p50 ${r.delivery.latency.p50.toFixed(1)} ms, p99 ${r.delivery.latency.p99.toFixed(1)} ms, ${r.delivery.missing} missing, ${r.readsPerSecond.toFixed(1)} reads/s (${elapsed()})`);
+  console.log(
+    `  ${r.label}: p50 ${r.delivery.latency.p50.toFixed(1)} ms, p99 ${r.delivery.latency.p99.toFixed(1)} ms, ${r.delivery.missing} missing, ${r.readsPerSecond.toFixed(1)} reads/s (${elapsed()})`,
+  );
 };
 try {
   const redisServer = await startRedisServer();
   teardown.add("redis-server", () => redisServer.stop());
   // Debian's redis-server is a link to redis-check-rdb, which is what /proc names.
-  const redisPid = descendantPids(process.pid).find((pid) => ["redis-server", "redis-check-rdb"].includes(commandOf(pid) ?? ""));
-  const bridge = await startUpstashBridge({ redisUrl: redisServer.url, token: `bench-${randomUUID()}` });
+  const redisPid = descendantPids(process.pid).find((pid) =>
+    ["redis-server", "redis-check-rdb"].includes(commandOf(pid) ?? ""),
+  );
+  const bridge = await startUpstashBridge({
+    redisUrl: redisServer.url,
+    token: `bench-${randomUUID()}`,
+  });
   teardown.add("the Upstash bridge", () => bridge.close());
   const signer = createDevSigner({ kid: "ins_fanout_bench", issuer: "https://clerk.fanout.bench" });
   const worker = await startWorkerd({
@@ -350,8 +393,15 @@ try {
   teardown.add("workerd", () => worker.dispose());
   const workerds = descendantPids(process.pid).filter((pid) => commandOf(pid) === "workerd");
   const workerdPid = listenerOf(workerds, Number(new URL(worker.url).port));
-  if (workerdPid === undefined) throw new Error(`none of this process's workerd processes (${workerds.join(", ")}) listens on ${worker.url}`);
-  const workerd: WorkerdUnderTest = { url: worker.url, pid: workerdPid, proxyPid: workerds.find((pid) => pid !== workerdPid) };
+  if (workerdPid === undefined)
+    throw new Error(
+      `none of this process's workerd processes (${workerds.join(", ")}) listens on ${worker.url}`,
+    );
+  const workerd: WorkerdUnderTest = {
+    url: worker.url,
+    pid: workerdPid,
+    proxyPid: workerds.find((pid) => pid !== workerdPid),
+  };
   const setup: Setup = {
     bridge,
     workerd,

@@ -8,8 +8,8 @@ import { createLineSanitizer } from "../src/shared/sanitize/line-sanitizer.ts";
 import { startUpstashBridge } from "../tools/upstash-bridge/bridge.ts";
 import { startRedisServer } from "../tools/upstash-bridge/redis-server.ts";
 import { createLogStreamer } from "../worker-build-runner/log-streamer.ts";
-import { createRedisLogWriter } from "../worker-build-runner/redis-writer.ts";
 import { createUpstashClient } from "../worker-build-runner/redis.ts";
+import { createRedisLogWriter } from "../worker-build-runner/redis-writer.ts";
 import { buildOutputLines } from "./fixture.ts";
 
 const LATENCY_MS = 20;
@@ -18,7 +18,8 @@ const SEED_LINES = 200;
 const TRICKLE_LINES = 200;
 const TRICKLE_GAP_MS = 10;
 
-const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+const quantile = (sorted: number[], q: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 
 const redisServer = await startRedisServer();
 const bridge = await startUpstashBridge({ redisUrl: redisServer.url, token: "bench" });
@@ -75,7 +76,11 @@ try {
   for (let i = 0; i < SEED_LINES; i++) {
     const text = sanitizer.sanitize(lineAt(i));
     if (text === null) continue;
-    await redis.xadd(seedKey, "*", encodeEntryFields([{ ts: new Date().toISOString(), source: "stdout", phase: "build", text }]));
+    await redis.xadd(
+      seedKey,
+      "*",
+      encodeEntryFields([{ ts: new Date().toISOString(), source: "stdout", phase: "build", text }]),
+    );
     await redis.expire(seedKey, 86_400);
   }
   const seedSeconds = (performance.now() - start) / 1000;
@@ -83,10 +88,18 @@ try {
   const seedCommandsPer1000 = (bridge.stats.commands / SEED_LINES) * 1000;
 
   console.log(`bridge latency: ${LATENCY_MS} ms per request`);
-  console.log(`burst:    ${burstWriter.stats.linesWritten} lines in ${burstSeconds.toFixed(2)} s = ${burstLinesPerSecond.toFixed(0)} lines/s; ${commandsPer1000.toFixed(2)} commands and ${requestsPer1000.toFixed(2)} requests per 1,000 lines`);
-  console.log(`trickle:  ${TRICKLE_LINES} lines, one per ${TRICKLE_GAP_MS} ms: newline-to-Redis latency p50 ${quantile(latencies, 0.5).toFixed(1)} ms, p99 ${quantile(latencies, 0.99).toFixed(1)} ms, max ${(latencies.at(-1) ?? NaN).toFixed(1)} ms; ${trickleCommandsPer1000.toFixed(0)} commands per 1,000 lines`);
-  console.log(`seed:     ${SEED_LINES} lines in ${seedSeconds.toFixed(2)} s = ${seedLinesPerSecond.toFixed(1)} lines/s; ${seedCommandsPer1000.toFixed(0)} commands per 1,000 lines`);
-  console.log(`ratio:    ${(burstLinesPerSecond / seedLinesPerSecond).toFixed(0)}x the seed's throughput, ${(seedCommandsPer1000 / commandsPer1000).toFixed(0)}x fewer commands at burst`);
+  console.log(
+    `burst:    ${burstWriter.stats.linesWritten} lines in ${burstSeconds.toFixed(2)} s = ${burstLinesPerSecond.toFixed(0)} lines/s; ${commandsPer1000.toFixed(2)} commands and ${requestsPer1000.toFixed(2)} requests per 1,000 lines`,
+  );
+  console.log(
+    `trickle:  ${TRICKLE_LINES} lines, one per ${TRICKLE_GAP_MS} ms: newline-to-Redis latency p50 ${quantile(latencies, 0.5).toFixed(1)} ms, p99 ${quantile(latencies, 0.99).toFixed(1)} ms, max ${(latencies.at(-1) ?? NaN).toFixed(1)} ms; ${trickleCommandsPer1000.toFixed(0)} commands per 1,000 lines`,
+  );
+  console.log(
+    `seed:     ${SEED_LINES} lines in ${seedSeconds.toFixed(2)} s = ${seedLinesPerSecond.toFixed(1)} lines/s; ${seedCommandsPer1000.toFixed(0)} commands per 1,000 lines`,
+  );
+  console.log(
+    `ratio:    ${(burstLinesPerSecond / seedLinesPerSecond).toFixed(0)}x the seed's throughput, ${(seedCommandsPer1000 / commandsPer1000).toFixed(0)}x fewer commands at burst`,
+  );
   console.log(
     [
       `bench=ingest`,

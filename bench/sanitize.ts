@@ -27,7 +27,10 @@ const lines = buildOutputLines();
 const bytes = lines.reduce((sum, line) => sum + Buffer.byteLength(line) + 1, 0);
 const ROUNDS = 5;
 
-function measure(sanitize: (line: string) => string | null): { mbPerSecond: number; linesPerSecond: number } {
+function measure(sanitize: (line: string) => string | null): {
+  mbPerSecond: number;
+  linesPerSecond: number;
+} {
   for (const line of lines.slice(0, 5000)) sanitize(line); // warm up the JIT
   const times: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
@@ -42,7 +45,9 @@ function measure(sanitize: (line: string) => string | null): { mbPerSecond: numb
 
 const ours = createLineSanitizer();
 const oursWithSecrets = createLineSanitizer({
-  secrets: createSecretValues(Array.from({ length: 20 }, (_, i) => `registered-secret-value-${i}-${"x".repeat(i)}`)),
+  secrets: createSecretValues(
+    Array.from({ length: 20 }, (_, i) => `registered-secret-value-${i}-${"x".repeat(i)}`),
+  ),
 });
 const seed = measure(seedSanitize);
 const plain = measure((line) => ours.sanitize(line));
@@ -72,14 +77,22 @@ for (const [name, make] of Object.entries(HOSTILE)) {
   const t1 = Math.min(timeOne(small), timeOne(small), timeOne(small));
   const t2 = Math.min(timeOne(large), timeOne(large), timeOne(large));
   hostileRatios[name] = t2 / Math.max(t1, 0.001);
-  console.log(`hostile ${name} (patterns, whole input): 1 MB ${t1.toFixed(2)} ms, 2 MB ${t2.toFixed(2)} ms (x${hostileRatios[name]?.toFixed(2)})`);
+  console.log(
+    `hostile ${name} (patterns, whole input): 1 MB ${t1.toFixed(2)} ms, 2 MB ${t2.toFixed(2)} ms (x${hostileRatios[name]?.toFixed(2)})`,
+  );
 }
 const worstHostile = Math.max(...Object.values(hostileRatios));
 
 console.log(`fixture: ${lines.length} lines, ${(bytes / 1e6).toFixed(2)} MB of real build output`);
-console.log(`seed rules:          ${seed.mbPerSecond.toFixed(1)} MB/s, ${seed.linesPerSecond.toFixed(0)} lines/s`);
-console.log(`sanitizer:           ${plain.mbPerSecond.toFixed(1)} MB/s, ${plain.linesPerSecond.toFixed(0)} lines/s (${(plain.mbPerSecond / seed.mbPerSecond).toFixed(2)}x the seed)`);
-console.log(`sanitizer+20 values: ${withSecrets.mbPerSecond.toFixed(1)} MB/s, ${withSecrets.linesPerSecond.toFixed(0)} lines/s (${(withSecrets.mbPerSecond / seed.mbPerSecond).toFixed(2)}x the seed)`);
+console.log(
+  `seed rules:          ${seed.mbPerSecond.toFixed(1)} MB/s, ${seed.linesPerSecond.toFixed(0)} lines/s`,
+);
+console.log(
+  `sanitizer:           ${plain.mbPerSecond.toFixed(1)} MB/s, ${plain.linesPerSecond.toFixed(0)} lines/s (${(plain.mbPerSecond / seed.mbPerSecond).toFixed(2)}x the seed)`,
+);
+console.log(
+  `sanitizer+20 values: ${withSecrets.mbPerSecond.toFixed(1)} MB/s, ${withSecrets.linesPerSecond.toFixed(0)} lines/s (${(withSecrets.mbPerSecond / seed.mbPerSecond).toFixed(2)}x the seed)`,
+);
 console.log(
   [
     "bench=sanitize",

@@ -1,12 +1,12 @@
-import { Hono } from "hono";
 import type { MiddlewareHandler } from "hono";
+import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { ApiError, type ErrorBody } from "./http/errors.ts";
-import { consumeJobs } from "./jobs/queue.ts";
 import { internal } from "./http/internal.ts";
 import { jobs } from "./http/jobs.ts";
 import { devSignIn, viewer } from "./http/viewer.ts";
+import { consumeJobs } from "./jobs/queue.ts";
 import { sweep } from "./jobs/sweep.ts";
 
 export { JobStream } from "./stream/job-stream.ts";
@@ -50,10 +50,17 @@ function corsFromEnv(): MiddlewareHandler<{ Bindings: Env }> {
 }
 
 function corsOrigins(value: string | undefined): string[] {
-  const origins = (value ?? "").split(",").map((item) => item.trim()).filter((item) => item !== "");
-  const bad = origins.filter((origin) => !URL.canParse(origin) || new URL(origin).origin !== origin);
+  const origins = (value ?? "")
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "");
+  const bad = origins.filter(
+    (origin) => !URL.canParse(origin) || new URL(origin).origin !== origin,
+  );
   if (bad.length > 0) {
-    throw new Error(`CORS_ORIGINS must list origins such as https://app.example.com (no path, no trailing slash, no "*"): ${bad.map((item) => JSON.stringify(item)).join(", ")}`);
+    throw new Error(
+      `CORS_ORIGINS must list origins such as https://app.example.com (no path, no trailing slash, no "*"): ${bad.map((item) => JSON.stringify(item)).join(", ")}`,
+    );
   }
   return origins;
 }
@@ -67,14 +74,27 @@ app.route("/internal", internal);
 app.route("/", viewer);
 app.route("/dev", devSignIn);
 
-app.notFound((c) => c.json<ErrorBody>({ error: { code: "not_found", message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` } }, 404));
+app.notFound((c) =>
+  c.json<ErrorBody>(
+    {
+      error: {
+        code: "not_found",
+        message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}`,
+      },
+    },
+    404,
+  ),
+);
 
 app.onError((error, c) => {
   if (error instanceof ApiError) {
     return c.json<ErrorBody>({ error: { code: error.code, message: error.message } }, error.status);
   }
   if (error instanceof HTTPException) {
-    return c.json<ErrorBody>({ error: { code: "http_error", message: error.message } }, error.status);
+    return c.json<ErrorBody>(
+      { error: { code: "http_error", message: error.message } },
+      error.status,
+    );
   }
   console.error("build-log-stream: unhandled error", error);
   return c.json<ErrorBody>({ error: { code: "internal", message: "internal error" } }, 500);
@@ -87,7 +107,10 @@ export default {
     ctx.waitUntil(
       sweep(env).then(
         (result) => {
-          if (result.failed.length + result.archived.length > 0) console.log(`sweep: failed ${result.failed.join(",") || "none"}; archived ${result.archived.join(",") || "none"}`);
+          if (result.failed.length + result.archived.length > 0)
+            console.log(
+              `sweep: failed ${result.failed.join(",") || "none"}; archived ${result.archived.join(",") || "none"}`,
+            );
         },
         (error: unknown) => console.error("sweep failed", error),
       ),

@@ -5,7 +5,9 @@ import { Redis } from "@upstash/redis/cloudflare";
  * (automaticDeserialization would JSON.parse them), and retries are few and quick: a viewer
  * is waiting on this request, and the next poll or page load tries again anyway.
  */
-export function createRedis(env: Pick<Env, "UPSTASH_REDIS_REST_URL" | "UPSTASH_REDIS_REST_TOKEN">): Redis {
+export function createRedis(
+  env: Pick<Env, "UPSTASH_REDIS_REST_URL" | "UPSTASH_REDIS_REST_TOKEN">,
+): Redis {
   return new Redis({
     url: env.UPSTASH_REDIS_REST_URL,
     token: env.UPSTASH_REDIS_REST_TOKEN,

@@ -35,16 +35,25 @@ function upstashFrom(env: Environment, problems: string[]): UpstashSettings {
   const url = env.UPSTASH_REDIS_REST_URL ?? "";
   const token = env.UPSTASH_REDIS_REST_TOKEN ?? "";
   if (url === "") problems.push("UPSTASH_REDIS_REST_URL is not set");
-  else if (!/^https?:\/\/[^\s/]+/.test(url)) problems.push(`UPSTASH_REDIS_REST_URL is not an http(s) URL: ${JSON.stringify(url)}`);
+  else if (!/^https?:\/\/[^\s/]+/.test(url))
+    problems.push(`UPSTASH_REDIS_REST_URL is not an http(s) URL: ${JSON.stringify(url)}`);
   if (token === "") problems.push("UPSTASH_REDIS_REST_TOKEN is not set");
   return { url, token };
 }
 
-function integer(env: Environment, name: string, fallback: number, min: number, max: number, problems: string[]): number {
+function integer(
+  env: Environment,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+  problems: string[],
+): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) problems.push(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    problems.push(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   return value;
 }
 
@@ -54,10 +63,12 @@ export function readRunnerConfig(env: Environment = process.env): RunnerConfig {
   const runnerToken = env.RUNNER_TOKEN ?? "";
   if (runnerToken.length < 16) problems.push("RUNNER_TOKEN must be set to at least 16 characters");
   const sandbox = env.SANDBOX ?? (env.E2B_API_KEY ? "e2b" : "local");
-  if (sandbox !== "local" && sandbox !== "e2b") problems.push(`SANDBOX must be local or e2b, got ${JSON.stringify(sandbox)}`);
+  if (sandbox !== "local" && sandbox !== "e2b")
+    problems.push(`SANDBOX must be local or e2b, got ${JSON.stringify(sandbox)}`);
   if (sandbox === "e2b" && !env.E2B_API_KEY) problems.push("SANDBOX=e2b needs E2B_API_KEY");
   const workerUrl = env.WORKER_URL ?? null;
-  if (workerUrl !== null && !/^https?:\/\/[^\s/]+/.test(workerUrl)) problems.push(`WORKER_URL is not an http(s) URL: ${JSON.stringify(workerUrl)}`);
+  if (workerUrl !== null && !/^https?:\/\/[^\s/]+/.test(workerUrl))
+    problems.push(`WORKER_URL is not an http(s) URL: ${JSON.stringify(workerUrl)}`);
   const config: RunnerConfig = {
     upstash,
     runnerToken,

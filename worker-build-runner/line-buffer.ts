@@ -56,7 +56,9 @@ export function createLineBuffer(options: LineBufferOptions = {}): LineBuffer {
   const bound = (lines: string[]): void => {
     while (pending.length > maxLineLength) {
       if (overflow === "truncate") {
-        const end = isHighSurrogate(pending.charCodeAt(maxLineLength - 1)) ? maxLineLength - 1 : maxLineLength;
+        const end = isHighSurrogate(pending.charCodeAt(maxLineLength - 1))
+          ? maxLineLength - 1
+          : maxLineLength;
         if (!discarding) lines.push(pending.slice(0, end));
         discarding = true;
         pending = "";

@@ -1,4 +1,4 @@
-import { PHASE_PATTERN, type LogSource } from "../src/shared/entry.ts";
+import { type LogSource, PHASE_PATTERN } from "../src/shared/entry.ts";
 import { createLineSanitizer, type LineSanitizer } from "../src/shared/sanitize/line-sanitizer.ts";
 import { createSecretValues, type SecretValues } from "../src/shared/sanitize/secret-values.ts";
 import { createLineBuffer, type LineBuffer } from "./line-buffer.ts";
@@ -32,7 +32,8 @@ export interface LogStreamer {
 }
 
 function checkedPhase(phase: string): string {
-  if (!PHASE_PATTERN.test(phase)) throw new RangeError(`invalid phase ${JSON.stringify(phase)}: expected ${PHASE_PATTERN}`);
+  if (!PHASE_PATTERN.test(phase))
+    throw new RangeError(`invalid phase ${JSON.stringify(phase)}: expected ${PHASE_PATTERN}`);
   return phase;
 }
 
@@ -40,12 +41,19 @@ export function createLogStreamer(options: LogStreamerOptions): LogStreamer {
   const writer = options.writer;
   const secrets = options.secrets ?? createSecretValues();
   const now = options.now ?? Date.now;
-  const bufferOptions = options.maxLineLength === undefined ? {} : { maxLineLength: options.maxLineLength };
+  const bufferOptions =
+    options.maxLineLength === undefined ? {} : { maxLineLength: options.maxLineLength };
   let phase = checkedPhase(options.phase ?? "build");
 
   const streams: Record<LogSource, { sanitizer: LineSanitizer; buffer: LineBuffer | null }> = {
-    stdout: { sanitizer: createLineSanitizer({ secrets }), buffer: createLineBuffer(bufferOptions) },
-    stderr: { sanitizer: createLineSanitizer({ secrets }), buffer: createLineBuffer(bufferOptions) },
+    stdout: {
+      sanitizer: createLineSanitizer({ secrets }),
+      buffer: createLineBuffer(bufferOptions),
+    },
+    stderr: {
+      sanitizer: createLineSanitizer({ secrets }),
+      buffer: createLineBuffer(bufferOptions),
+    },
     system: { sanitizer: createLineSanitizer({ secrets }), buffer: null },
   };
 

@@ -10,7 +10,7 @@ import { e2bSandbox } from "./sandbox/e2b.ts";
 import { localSandbox } from "./sandbox/local.ts";
 import { createRunnerApp } from "./server.ts";
 
-let config;
+let config: ReturnType<typeof readRunnerConfig>;
 try {
   config = readRunnerConfig();
 } catch (error) {
@@ -21,17 +21,32 @@ try {
 
 const redis = createUpstashClient(config.upstash);
 const sandbox = config.sandbox === "e2b" ? e2bSandbox({}) : localSandbox();
-const notifier = config.workerUrl === null ? undefined : workerNotifier({ workerUrl: config.workerUrl, runnerToken: config.runnerToken });
+const notifier =
+  config.workerUrl === null
+    ? undefined
+    : workerNotifier({ workerUrl: config.workerUrl, runnerToken: config.runnerToken });
 const runnerId = `runner-${randomUUID()}`;
 const runner = createRunnerApp({
   runnerToken: config.runnerToken,
   concurrency: config.concurrency,
-  run: (request) => runJob(request, { redis, sandbox, runnerId, leaseMs: config.leaseMs, ...(notifier ? { notifier } : {}) }),
+  run: (request) =>
+    runJob(request, {
+      redis,
+      sandbox,
+      runnerId,
+      leaseMs: config.leaseMs,
+      ...(notifier ? { notifier } : {}),
+    }),
 });
 
-const server = serve({ fetch: runner.app.fetch, port: config.port, hostname: config.host }, (info) => {
-  console.log(`build-log-stream runner ${runnerId}: listening on http://${info.address}:${info.port}, sandbox ${sandbox.name}, ${config.concurrency} jobs at once`);
-});
+const server = serve(
+  { fetch: runner.app.fetch, port: config.port, hostname: config.host },
+  (info) => {
+    console.log(
+      `build-log-stream runner ${runnerId}: listening on http://${info.address}:${info.port}, sandbox ${sandbox.name}, ${config.concurrency} jobs at once`,
+    );
+  },
+);
 
 // On SIGTERM (a deploy), stop taking jobs and let running ones finish their logs.
 process.on("SIGTERM", () => {

@@ -118,7 +118,8 @@ function wireBytes(record: LogRecord): number {
 }
 
 function positiveInteger(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  if (!Number.isInteger(value) || value < 1)
+    throw new RangeError(`${name} must be a positive integer, got ${value}`);
   return value;
 }
 
@@ -135,17 +136,29 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
   const flushIntervalMs = options.flushIntervalMs ?? 30;
   const maxEntryLines = positiveInteger("maxEntryLines", options.maxEntryLines ?? 500);
   const maxEntryBytes = positiveInteger("maxEntryBytes", options.maxEntryBytes ?? 256 * 1024);
-  const maxRequestBytes = positiveInteger("maxRequestBytes", options.maxRequestBytes ?? 4 * 1024 * 1024);
+  const maxRequestBytes = positiveInteger(
+    "maxRequestBytes",
+    options.maxRequestBytes ?? 4 * 1024 * 1024,
+  );
   const maxLines = positiveInteger("maxLines", options.maxLines ?? 50_000);
   const ttlSeconds = positiveInteger("ttlSeconds", options.ttlSeconds ?? 86_400);
   const ttlRefreshMs = options.ttlRefreshMs ?? 60_000;
-  const maxBufferedBytes = positiveInteger("maxBufferedBytes", options.maxBufferedBytes ?? 16 * 1024 * 1024);
+  const maxBufferedBytes = positiveInteger(
+    "maxBufferedBytes",
+    options.maxBufferedBytes ?? 16 * 1024 * 1024,
+  );
   const retryInitialDelayMs = options.retryInitialDelayMs ?? 100;
   const retryMaxDelayMs = options.retryMaxDelayMs ?? 5_000;
   const logger = options.logger ?? console;
   const now = options.now ?? Date.now;
 
-  const stats: WriterStats = { requests: 0, commands: 0, linesWritten: 0, linesDropped: 0, failedRequests: 0 };
+  const stats: WriterStats = {
+    requests: 0,
+    commands: 0,
+    linesWritten: 0,
+    linesDropped: 0,
+    failedRequests: 0,
+  };
   let pending: LogRecord[] = [];
   let pendingBytes = 0;
   let droppedUnannounced = 0;
@@ -164,7 +177,11 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
   let drainWaiters: (() => void)[] = [];
   let endStatus: TerminalStatus | null = null;
   let endPlanned = false;
-  const work = (): boolean => inflight !== null || pending.length > 0 || droppedUnannounced > 0 || (endStatus !== null && !endPlanned);
+  const work = (): boolean =>
+    inflight !== null ||
+    pending.length > 0 ||
+    droppedUnannounced > 0 ||
+    (endStatus !== null && !endPlanned);
 
   const nextId = (): string => {
     const ms = now();
@@ -195,7 +212,9 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     if (dropped === 0) return;
     pending = pending.slice(dropped);
     if (droppedUnannounced === 0) {
-      logger.warn(`build-log-stream: Redis has not taken the log for a while; dropping the oldest unsent lines of job ${options.jobId}`);
+      logger.warn(
+        `build-log-stream: Redis has not taken the log for a while; dropping the oldest unsent lines of job ${options.jobId}`,
+      );
     }
     droppedUnannounced += dropped;
     stats.linesDropped += dropped;
@@ -222,7 +241,11 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
         const record = pending[taken];
         if (record === undefined) break;
         const size = wireBytes(record);
-        if (records.length > 0 && (entryBytes + size > maxEntryBytes || requestBytes + entryBytes + size > maxRequestBytes)) break;
+        if (
+          records.length > 0 &&
+          (entryBytes + size > maxEntryBytes || requestBytes + entryBytes + size > maxRequestBytes)
+        )
+          break;
         records.push(record);
         entryBytes += size;
         taken += 1;
@@ -278,7 +301,11 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     stats.requests += 1;
     stats.commands += 1;
     const stored = decodeRawEntries(await redis.xrange(key, first.id, last.id));
-    return new Set(entries.filter((entry) => stored.get(entry.id) === fieldsKey(entry.fields)).map((entry) => entry.id));
+    return new Set(
+      entries
+        .filter((entry) => stored.get(entry.id) === fieldsKey(entry.fields))
+        .map((entry) => entry.id),
+    );
   };
 
   const send = async (batch: Batch): Promise<void> => {
@@ -286,7 +313,9 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     batch.entries.forEach((entry, i) => {
       const isLast = i === batch.entries.length - 1;
       if (isLast && batch.trimMinId !== null) {
-        pipeline.xadd(key, entry.id, entry.fields, { trim: { type: "MINID", comparison: "=", threshold: batch.trimMinId } });
+        pipeline.xadd(key, entry.id, entry.fields, {
+          trim: { type: "MINID", comparison: "=", threshold: batch.trimMinId },
+        });
       } else {
         pipeline.xadd(key, entry.id, entry.fields);
       }
@@ -308,7 +337,11 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     // identical, and all is well) or another runner wrote ahead of our clock.
     const stored = await alreadyStored(refused);
     const missing = refused.filter((entry) => !stored.has(entry.id));
-    if (missing.length > 0) throw new StaleIdsError(`the stream ${key} already holds entries newer than ${missing[0]?.id}`, missing);
+    if (missing.length > 0)
+      throw new StaleIdsError(
+        `the stream ${key} already holds entries newer than ${missing[0]?.id}`,
+        missing,
+      );
   };
 
   const commit = (batch: Batch): void => {
@@ -365,7 +398,9 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
           commit(inflight);
           inflight = null;
           if (failures > 0) {
-            logger.warn(`build-log-stream: Redis is back for job ${options.jobId} after ${failures} failed attempts; no line was lost`);
+            logger.warn(
+              `build-log-stream: Redis is back for job ${options.jobId} after ${failures} failed attempts; no line was lost`,
+            );
             failures = 0;
           }
         } catch (error) {
@@ -375,9 +410,16 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
             await readStreamTop().catch(() => undefined);
             const missing = new Set(error.missing);
             // What did get in is counted (ledger, stats) before the rest goes again.
-            commit({ entries: inflight.entries.filter((entry) => !missing.has(entry)), expire: inflight.expire, trimMinId: null, attempts: 0 });
+            commit({
+              entries: inflight.entries.filter((entry) => !missing.has(entry)),
+              expire: inflight.expire,
+              trimMinId: null,
+              attempts: 0,
+            });
             inflight = {
-              entries: inflight.entries.filter((entry) => missing.has(entry)).map((entry) => ({ ...entry, id: nextId() })),
+              entries: inflight.entries
+                .filter((entry) => missing.has(entry))
+                .map((entry) => ({ ...entry, id: nextId() })),
               expire: inflight.expire,
               trimMinId: null,
               attempts: 0,
@@ -414,7 +456,9 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
   return {
     append(record) {
       if (endStatus !== null) {
-        logger.warn(`build-log-stream: a line for job ${options.jobId} came after its end and was not written`);
+        logger.warn(
+          `build-log-stream: a line for job ${options.jobId} came after its end and was not written`,
+        );
         return;
       }
       pending.push(record);

@@ -1,6 +1,6 @@
 import type { Redis } from "@upstash/redis";
-import { parseJobRecord, type JobRecord, type TerminalStatus } from "../src/shared/job.ts";
-import { secretValuesOf, type JobStep, type RunRequest } from "../src/shared/job-spec.ts";
+import { type JobRecord, parseJobRecord, type TerminalStatus } from "../src/shared/job.ts";
+import { type JobStep, type RunRequest, secretValuesOf } from "../src/shared/job-spec.ts";
 import { jobKey, leaseKey, RUNNING_JOBS_KEY, UNARCHIVED_JOBS_KEY } from "../src/shared/keys.ts";
 import { createSecretValues } from "../src/shared/sanitize/secret-values.ts";
 import { createLogStreamer, type LogStreamer } from "./log-streamer.ts";
@@ -43,7 +43,9 @@ async function withRetries<T>(what: string, logger: Logger, attempt: () => Promi
       return await attempt();
     } catch (error) {
       if (i >= 8) throw error;
-      logger.warn(`build-log-stream: ${what} failed (attempt ${i}), retrying in ${delay} ms: ${error instanceof Error ? error.message.slice(0, 200) : String(error)}`);
+      logger.warn(
+        `build-log-stream: ${what} failed (attempt ${i}), retrying in ${delay} ms: ${error instanceof Error ? error.message.slice(0, 200) : String(error)}`,
+      );
       await new Promise((resolve) => setTimeout(resolve, delay));
       delay = Math.min(delay * 2, 5_000);
     }
@@ -64,29 +66,50 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
   const jobId = request.job_id;
   const spec = request.spec;
 
-  const claimed = await withRetries("claiming the job", logger, () => redis.set(leaseKey(jobId), runnerId, { nx: true, px: leaseMs }));
+  const claimed = await withRetries("claiming the job", logger, () =>
+    redis.set(leaseKey(jobId), runnerId, { nx: true, px: leaseMs }),
+  );
   if (claimed !== "OK") return { kind: "skipped", reason: "another runner holds the job's lease" };
-  const rawJob = await withRetries("reading the job", logger, () => redis.get<string>(jobKey(jobId)));
-  const job: JobRecord = rawJob === null
-    ? { id: jobId, owner: request.owner, status: "queued", created_at: new Date(now()).toISOString(), started_at: null, finished_at: null }
-    : parseJobRecord(rawJob);
+  const rawJob = await withRetries("reading the job", logger, () =>
+    redis.get<string>(jobKey(jobId)),
+  );
+  const job: JobRecord =
+    rawJob === null
+      ? {
+          id: jobId,
+          owner: request.owner,
+          status: "queued",
+          created_at: new Date(now()).toISOString(),
+          started_at: null,
+          finished_at: null,
+        }
+      : parseJobRecord(rawJob);
   if (job.status !== "queued") {
     await redis.del(leaseKey(jobId)).catch(() => undefined);
     return { kind: "skipped", reason: `the job is already ${job.status}` };
   }
 
-  const running: JobRecord = { ...job, status: "running", started_at: new Date(now()).toISOString() };
+  const running: JobRecord = {
+    ...job,
+    status: "running",
+    started_at: new Date(now()).toISOString(),
+  };
   await withRetries("marking the job running", logger, async () => {
     const p = redis.pipeline();
     p.set(jobKey(jobId), JSON.stringify(running));
     p.zadd(RUNNING_JOBS_KEY, { score: now(), member: jobId });
     await p.exec();
   });
-  const lease = setInterval(() => {
-    redis.set(leaseKey(jobId), runnerId, { xx: true, px: leaseMs }).catch((error: unknown) => {
-      logger.warn(`build-log-stream: refreshing the lease of job ${jobId} failed: ${error instanceof Error ? error.message : String(error)}`);
-    });
-  }, Math.max(1_000, Math.floor(leaseMs / 3)));
+  const lease = setInterval(
+    () => {
+      redis.set(leaseKey(jobId), runnerId, { xx: true, px: leaseMs }).catch((error: unknown) => {
+        logger.warn(
+          `build-log-stream: refreshing the lease of job ${jobId} failed: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      });
+    },
+    Math.max(1_000, Math.floor(leaseMs / 3)),
+  );
 
   let lastWrite = 0;
   const writer = createRedisLogWriter({
@@ -95,7 +118,8 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
     logger,
     onWritten: () => {
       const at = now();
-      if (deps.notifier && at - lastWrite > WAKE_AFTER_QUIET_MS) deps.notifier.wake(jobId).catch(() => undefined);
+      if (deps.notifier && at - lastWrite > WAKE_AFTER_QUIET_MS)
+        deps.notifier.wake(jobId).catch(() => undefined);
       lastWrite = at;
     },
   });
@@ -104,7 +128,8 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
   // Secrets first: nothing has run yet, so nothing can have printed them.
   for (const { name, value } of secretValuesOf(spec)) {
     const result = secrets.add(value);
-    if (!result.added) log.writeEvent(`Warning: the value of ${name} is not masked in this log: ${result.reason}.`);
+    if (!result.added)
+      log.writeEvent(`Warning: the value of ${name} is not masked in this log: ${result.reason}.`);
   }
 
   let status: TerminalStatus = "failed";
@@ -113,10 +138,13 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
   try {
     log.writeEvent("--- Preparing the sandbox ---");
     session = await sandbox.create({ env: { ...spec.env, ...spec.secrets } });
-    for (const [path, content] of Object.entries(spec.files)) await session.writeFile(path, content);
+    for (const [path, content] of Object.entries(spec.files))
+      await session.writeFile(path, content);
     ({ status, exitCode } = await runSteps(session, spec.steps, log));
   } catch (error) {
-    log.writeEvent(`The build could not run: ${error instanceof Error ? error.message : String(error)}`);
+    log.writeEvent(
+      `The build could not run: ${error instanceof Error ? error.message : String(error)}`,
+    );
     status = "failed";
   } finally {
     // The lease is held until the log is written: the sweep must not take a job whose runner is
@@ -124,13 +152,27 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
     // lines still waiting are reported in the runner's log.
     let deadline: ReturnType<typeof setTimeout> | undefined;
     const written = await Promise.race([
-      log.flush().then(() => writer.end(status)).then(() => true),
-      new Promise<false>((resolve) => (deadline = setTimeout(() => resolve(false), deps.endDeadlineMs ?? END_DEADLINE_MS))),
+      log
+        .flush()
+        .then(() => writer.end(status))
+        .then(() => true),
+      new Promise<false>(
+        (resolve) =>
+          (deadline = setTimeout(() => resolve(false), deps.endDeadlineMs ?? END_DEADLINE_MS)),
+      ),
     ]);
     clearTimeout(deadline);
-    if (!written) logger.warn(`build-log-stream: job ${jobId} ended ${status} but Redis did not take its last lines within the deadline`);
+    if (!written)
+      logger.warn(
+        `build-log-stream: job ${jobId} ended ${status} but Redis did not take its last lines within the deadline`,
+      );
     clearInterval(lease);
-    const finished: JobRecord = { ...running, status, finished_at: new Date(now()).toISOString(), exit_code: exitCode };
+    const finished: JobRecord = {
+      ...running,
+      status,
+      finished_at: new Date(now()).toISOString(),
+      exit_code: exitCode,
+    };
     await withRetries("recording the job's end", logger, async () => {
       const p = redis.pipeline();
       p.set(jobKey(jobId), JSON.stringify(finished));
@@ -138,16 +180,26 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
       p.zadd(UNARCHIVED_JOBS_KEY, { score: now(), member: jobId });
       p.del(leaseKey(jobId));
       await p.exec();
-    }).catch((error: unknown) => logger.warn(`build-log-stream: job ${jobId} ended ${status} but its status could not be saved: ${String(error)}`));
+    }).catch((error: unknown) =>
+      logger.warn(
+        `build-log-stream: job ${jobId} ended ${status} but its status could not be saved: ${String(error)}`,
+      ),
+    );
     await deps.notifier?.finished(jobId).catch((error: unknown) => {
-      logger.warn(`build-log-stream: telling the Worker that job ${jobId} ended failed (the sweep will archive it): ${String(error)}`);
+      logger.warn(
+        `build-log-stream: telling the Worker that job ${jobId} ended failed (the sweep will archive it): ${String(error)}`,
+      );
     });
     await session?.kill().catch(() => undefined);
   }
   return { kind: "finished", status, exitCode };
 }
 
-async function runSteps(session: SandboxSession, steps: readonly JobStep[], log: LogStreamer): Promise<{ status: TerminalStatus; exitCode: number | null }> {
+async function runSteps(
+  session: SandboxSession,
+  steps: readonly JobStep[],
+  log: LogStreamer,
+): Promise<{ status: TerminalStatus; exitCode: number | null }> {
   let exitCode: number | null = null;
   for (const step of steps) {
     log.setPhase(step.phase);
@@ -168,7 +220,9 @@ async function runSteps(session: SandboxSession, steps: readonly JobStep[], log:
     await log.flush();
     exitCode = result.exitCode;
     if (result.timedOut) {
-      log.writeEvent(`${step.name} timed out after ${Math.round((step.timeout_ms ?? DEFAULT_STEP_TIMEOUT_MS) / 1000)} s`);
+      log.writeEvent(
+        `${step.name} timed out after ${Math.round((step.timeout_ms ?? DEFAULT_STEP_TIMEOUT_MS) / 1000)} s`,
+      );
       return { status: "failed", exitCode };
     }
     if (result.exitCode !== 0) {
@@ -187,7 +241,11 @@ type StartOutcome = { ok: true } | { ok: false; exitCode: number | null; reason:
  * `startup_ms`, default 60 s), or for `startup_ms` (default 5 s) when it has none; it fails if
  * it exits first or never says it is ready.
  */
-async function startBackground(session: SandboxSession, step: JobStep, log: LogStreamer): Promise<StartOutcome> {
+async function startBackground(
+  session: SandboxSession,
+  step: JobStep,
+  log: LogStreamer,
+): Promise<StartOutcome> {
   const decoder = new TextDecoder();
   let signalReady: () => void = () => undefined;
   const ready = new Promise<void>((resolve) => (signalReady = resolve));
@@ -195,7 +253,9 @@ async function startBackground(session: SandboxSession, step: JobStep, log: LogS
   const watch = (chunk: string | Uint8Array): void => {
     if (step.ready_text === undefined) return;
     // Keep a tail so the ready text is found even when a chunk boundary splits it.
-    seen = (seen + (typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true }))).slice(-4096);
+    seen = (
+      seen + (typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true }))
+    ).slice(-4096);
     if (seen.includes(step.ready_text)) signalReady();
   };
   const process = await session.start(step.command, {
@@ -214,10 +274,22 @@ async function startBackground(session: SandboxSession, step: JobStep, log: LogS
     ready.then(() => ({ ok: true })),
     new Promise<StartOutcome>((resolve) => {
       timer = setTimeout(() => {
-        resolve(step.ready_text === undefined ? { ok: true } : { ok: false, exitCode: null, reason: `did not print "${step.ready_text}" within ${waitMs >= 1000 ? `${Math.round(waitMs / 1000)} s` : `${waitMs} ms`}` });
+        resolve(
+          step.ready_text === undefined
+            ? { ok: true }
+            : {
+                ok: false,
+                exitCode: null,
+                reason: `did not print "${step.ready_text}" within ${waitMs >= 1000 ? `${Math.round(waitMs / 1000)} s` : `${waitMs} ms`}`,
+              },
+        );
       }, waitMs);
     }),
-    process.wait().then((result) => ({ ok: false, exitCode: result.exitCode, reason: `exited with code ${result.exitCode} before it was ready` })),
+    process.wait().then((result) => ({
+      ok: false,
+      exitCode: result.exitCode,
+      reason: `exited with code ${result.exitCode} before it was ready`,
+    })),
   ]);
   clearTimeout(timer);
   await log.flush();

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
-import { runRequestSchema, type RunRequest } from "../src/shared/job-spec.ts";
+import { type RunRequest, runRequestSchema } from "../src/shared/job-spec.ts";
 
 export interface RunnerServerOptions {
   readonly runnerToken: string;
@@ -27,41 +27,79 @@ const MAX_REQUEST_BYTES = 1024 * 1024;
  * The runner's HTTP face: the queue consumer hands it a job with `POST /jobs` and gets 202, or
  * 503 with Retry-After when every slot is busy (the queue then retries with backoff).
  */
-export function createRunnerApp(options: RunnerServerOptions): { app: Hono; readonly active: number; idle(): Promise<void> } {
-  if (options.runnerToken.length < 16) throw new Error("RUNNER_TOKEN must be at least 16 characters");
-  if (!Number.isInteger(options.concurrency) || options.concurrency < 1) throw new RangeError("concurrency must be a positive integer");
+export function createRunnerApp(options: RunnerServerOptions): {
+  app: Hono;
+  readonly active: number;
+  idle(): Promise<void>;
+} {
+  if (options.runnerToken.length < 16)
+    throw new Error("RUNNER_TOKEN must be at least 16 characters");
+  if (!Number.isInteger(options.concurrency) || options.concurrency < 1)
+    throw new RangeError("concurrency must be a positive integer");
   const logger = options.logger ?? console;
   const running = new Set<Promise<unknown>>();
 
   const auth = createMiddleware(async (c, next) => {
     const header = c.req.header("Authorization") ?? "";
     const token = header.startsWith("Bearer ") ? header.slice(7) : "";
-    if (!sameToken(token, options.runnerToken)) return c.json(jsonError("unauthenticated", "the runner token is missing or wrong"), 401);
+    if (!sameToken(token, options.runnerToken))
+      return c.json(jsonError("unauthenticated", "the runner token is missing or wrong"), 401);
     await next();
   });
 
   const app = new Hono()
-    .get("/healthz", (c) => c.json({ ok: true, active: running.size, concurrency: options.concurrency }))
-    .post("/jobs", auth, bodyLimit({ maxSize: MAX_REQUEST_BYTES, onError: (c) => c.json(jsonError("too_large", `a job request is at most ${MAX_REQUEST_BYTES} bytes`), 413) }), async (c) => {
-      let body: unknown;
-      try {
-        body = await c.req.json();
-      } catch {
-        return c.json(jsonError("invalid_json", "the body is not JSON"), 400);
-      }
-      const parsed = runRequestSchema.safeParse(body);
-      if (!parsed.success) return c.json(jsonError("invalid_job", parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")), 400);
-      if (running.size >= options.concurrency) {
-        c.header("Retry-After", "10");
-        return c.json(jsonError("runner_busy", `this runner is running ${running.size} jobs, its limit`), 503);
-      }
-      const job = options
-        .run(parsed.data)
-        .catch((error: unknown) => logger.error(`build-log-stream: job ${parsed.data.job_id} crashed the runner's job loop`, error))
-        .finally(() => running.delete(job));
-      running.add(job);
-      return c.json({ accepted: true, job_id: parsed.data.job_id }, 202);
-    })
+    .get("/healthz", (c) =>
+      c.json({ ok: true, active: running.size, concurrency: options.concurrency }),
+    )
+    .post(
+      "/jobs",
+      auth,
+      bodyLimit({
+        maxSize: MAX_REQUEST_BYTES,
+        onError: (c) =>
+          c.json(
+            jsonError("too_large", `a job request is at most ${MAX_REQUEST_BYTES} bytes`),
+            413,
+          ),
+      }),
+      async (c) => {
+        let body: unknown;
+        try {
+          body = await c.req.json();
+        } catch {
+          return c.json(jsonError("invalid_json", "the body is not JSON"), 400);
+        }
+        const parsed = runRequestSchema.safeParse(body);
+        if (!parsed.success)
+          return c.json(
+            jsonError(
+              "invalid_job",
+              parsed.error.issues
+                .map((issue) => `${issue.path.join(".")}: ${issue.message}`)
+                .join("; "),
+            ),
+            400,
+          );
+        if (running.size >= options.concurrency) {
+          c.header("Retry-After", "10");
+          return c.json(
+            jsonError("runner_busy", `this runner is running ${running.size} jobs, its limit`),
+            503,
+          );
+        }
+        const job = options
+          .run(parsed.data)
+          .catch((error: unknown) =>
+            logger.error(
+              `build-log-stream: job ${parsed.data.job_id} crashed the runner's job loop`,
+              error,
+            ),
+          )
+          .finally(() => running.delete(job));
+        running.add(job);
+        return c.json({ accepted: true, job_id: parsed.data.job_id }, 202);
+      },
+    )
     .notFound((c) => c.json(jsonError("not_found", "no such route"), 404));
 
   return {

@@ -1,4 +1,4 @@
-import { verifyToken, type VerifyTokenOptions } from "@clerk/backend";
+import { type VerifyTokenOptions, verifyToken } from "@clerk/backend";
 import { TokenVerificationError, TokenVerificationErrorReason } from "@clerk/backend/errors";
 import { decodeJwt } from "@clerk/backend/jwt";
 import type { Context, MiddlewareHandler } from "hono";
@@ -31,7 +31,9 @@ const SESSION_COOKIE = "__session";
  * Checks its options once (throws a clear Error naming the problem if neither jwtKey nor secretKey)
  * and returns the per-request middleware.
  */
-export function clerkAuth(options: ClerkAuthOptions): MiddlewareHandler<{ Variables: AuthVariables }> {
+export function clerkAuth(
+  options: ClerkAuthOptions,
+): MiddlewareHandler<{ Variables: AuthVariables }> {
   return sessionMiddleware(verifyOptionsOf(options));
 }
 
@@ -58,7 +60,10 @@ export function clerkAuthFromEnv(): MiddlewareHandler<{ Bindings: Env; Variables
  * token somewhere else than a header or the cookie (the development sign-in's query string).
  * Throws the same 401 / 503 ApiErrors.
  */
-export function verifySessionTokenFromEnv(c: Context<{ Bindings: Env }>, token: string): Promise<AuthVariables> {
+export function verifySessionTokenFromEnv(
+  c: Context<{ Bindings: Env }>,
+  token: string,
+): Promise<AuthVariables> {
   return verifySession(c, token, verifyOptionsFromEnv(c.env));
 }
 
@@ -80,11 +85,17 @@ function verifyOptionsFromEnv(env: Env): VerifyTokenOptions {
   return options;
 }
 
-function sessionMiddleware<E extends { Variables: AuthVariables }>(verifyOptions: VerifyTokenOptions): MiddlewareHandler<E> {
+function sessionMiddleware<E extends { Variables: AuthVariables }>(
+  verifyOptions: VerifyTokenOptions,
+): MiddlewareHandler<E> {
   return createMiddleware<E>(async (c, next) => {
     const token = sessionTokenOf(c);
     if (token === undefined) {
-      throw unauthorized(c, "unauthenticated", "sign in: no session token in the Authorization header or the __session cookie");
+      throw unauthorized(
+        c,
+        "unauthenticated",
+        "sign in: no session token in the Authorization header or the __session cookie",
+      );
     }
     const session = await verifySession(c, token, verifyOptions);
     c.set("userId", session.userId);
@@ -93,7 +104,11 @@ function sessionMiddleware<E extends { Variables: AuthVariables }>(verifyOptions
   });
 }
 
-async function verifySession(c: Context, token: string, verifyOptions: VerifyTokenOptions): Promise<AuthVariables> {
+async function verifySession(
+  c: Context,
+  token: string,
+  verifyOptions: VerifyTokenOptions,
+): Promise<AuthVariables> {
   let claims: Awaited<ReturnType<typeof verifyToken>>;
   try {
     claims = await verifyToken(token, verifyOptions);
@@ -104,7 +119,11 @@ async function verifySession(c: Context, token: string, verifyOptions: VerifyTok
   // Clerk's authenticateRequest() treats a session with pending tasks (say, choosing an
   // organization) as signed out by default; so do we.
   if (claims.sts === "pending") {
-    throw unauthorized(c, "unauthenticated", "the session has pending tasks; finish signing in first");
+    throw unauthorized(
+      c,
+      "unauthenticated",
+      "the session has pending tasks; finish signing in first",
+    );
   }
   return { userId: claims.sub, sessionId: typeof claims.sid === "string" ? claims.sid : null };
 }
@@ -136,14 +155,33 @@ const serverSideReasons = new Set<string>([
 function rejection(c: Context, token: string, error: unknown): ApiError {
   const reason = error instanceof TokenVerificationError ? error.reason : undefined;
   if (reason === TokenVerificationErrorReason.TokenExpired) {
-    return unauthorized(c, "token_expired", "the session token has expired; refresh it and retry", error);
+    return unauthorized(
+      c,
+      "token_expired",
+      "the session token has expired; refresh it and retry",
+      error,
+    );
   }
-  const tokensFault = reason === undefined ? !hasObjectHeaderAndPayload(token) : !serverSideReasons.has(reason);
+  const tokensFault =
+    reason === undefined ? !hasObjectHeaderAndPayload(token) : !serverSideReasons.has(reason);
   if (tokensFault) {
-    return unauthorized(c, "invalid_token", `the session token was rejected (${reason ?? TokenVerificationErrorReason.TokenInvalid})`, error);
+    return unauthorized(
+      c,
+      "invalid_token",
+      `the session token was rejected (${reason ?? TokenVerificationErrorReason.TokenInvalid})`,
+      error,
+    );
   }
-  console.error(`clerkAuth: could not verify a session token (${reason ?? (error instanceof Error ? error.name : "unknown")})`, error instanceof Error ? error.message : "");
-  return new ApiError(503, "auth_unavailable", "session tokens cannot be verified right now; retry shortly", { cause: error });
+  console.error(
+    `clerkAuth: could not verify a session token (${reason ?? (error instanceof Error ? error.name : "unknown")})`,
+    error instanceof Error ? error.message : "",
+  );
+  return new ApiError(
+    503,
+    "auth_unavailable",
+    "session tokens cannot be verified right now; retry shortly",
+    { cause: error },
+  );
 }
 
 // verifyToken throws a bare TypeError, not its TokenVerificationError, for a token whose header or
@@ -151,15 +189,28 @@ function rejection(c: Context, token: string, error: unknown): ApiError {
 function hasObjectHeaderAndPayload(token: string): boolean {
   try {
     const { header, payload }: { header: unknown; payload: unknown } = decodeJwt(token);
-    return typeof header === "object" && header !== null && typeof payload === "object" && payload !== null;
+    return (
+      typeof header === "object" &&
+      header !== null &&
+      typeof payload === "object" &&
+      payload !== null
+    );
   } catch {
     return false;
   }
 }
 
-function unauthorized(c: Context, code: "unauthenticated" | "invalid_token" | "token_expired", message: string, cause?: unknown): ApiError {
+function unauthorized(
+  c: Context,
+  code: "unauthenticated" | "invalid_token" | "token_expired",
+  message: string,
+  cause?: unknown,
+): ApiError {
   // RFC 6750: no error attribute when the request carried no credentials at all.
-  c.header("WWW-Authenticate", code === "unauthenticated" ? "Bearer" : 'Bearer error="invalid_token"');
+  c.header(
+    "WWW-Authenticate",
+    code === "unauthenticated" ? "Bearer" : 'Bearer error="invalid_token"',
+  );
   return new ApiError(401, code, message, { cause });
 }
 
@@ -180,11 +231,15 @@ function verifyOptionsOf(options: ClerkAuthOptions): VerifyTokenOptions {
     );
   }
   if (apiUrl !== undefined && !isHttpUrl(apiUrl)) {
-    problems.push(`apiUrl (CLERK_API_URL) must be an http(s) URL such as https://api.clerk.com: ${JSON.stringify(apiUrl)}`);
+    problems.push(
+      `apiUrl (CLERK_API_URL) must be an http(s) URL such as https://api.clerk.com: ${JSON.stringify(apiUrl)}`,
+    );
   }
   for (const party of authorizedParties) {
     if (!isOrigin(party)) {
-      problems.push(`authorizedParties (CLERK_AUTHORIZED_PARTIES) must be origins such as https://app.example.com, without a path or trailing slash: ${JSON.stringify(party)}`);
+      problems.push(
+        `authorizedParties (CLERK_AUTHORIZED_PARTIES) must be origins such as https://app.example.com, without a path or trailing slash: ${JSON.stringify(party)}`,
+      );
     }
   }
   const { clockSkewInMs } = options;
@@ -195,7 +250,8 @@ function verifyOptionsOf(options: ClerkAuthOptions): VerifyTokenOptions {
   return { jwtKey, secretKey, apiUrl, authorizedParties, clockSkewInMs };
 }
 
-const pemPublicKey = /^\s*-----BEGIN PUBLIC KEY-----[\sA-Za-z0-9+/]+={0,2}\s*-----END PUBLIC KEY-----\s*$/;
+const pemPublicKey =
+  /^\s*-----BEGIN PUBLIC KEY-----[\sA-Za-z0-9+/]+={0,2}\s*-----END PUBLIC KEY-----\s*$/;
 
 // The token's azp is the browser's Origin; anything else configured here would never match.
 function isOrigin(value: string): boolean {
@@ -212,5 +268,8 @@ function nonEmpty(value: string | undefined): string | undefined {
 }
 
 function splitList(value: string | undefined): string[] {
-  return (value ?? "").split(",").map((item) => item.trim()).filter((item) => item !== "");
+  return (value ?? "")
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "");
 }

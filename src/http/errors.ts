@@ -8,7 +8,12 @@ export interface ErrorBody {
 /** An HTTP error with a stable machine code; the body is always `{error: {code, message}}`. */
 export class ApiError extends HTTPException {
   readonly code: string;
-  constructor(status: ContentfulStatusCode, code: string, message: string, options: { cause?: unknown } = {}) {
+  constructor(
+    status: ContentfulStatusCode,
+    code: string,
+    message: string,
+    options: { cause?: unknown } = {},
+  ) {
     super(status, { message, cause: options.cause });
     this.code = code;
   }

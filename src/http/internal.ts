@@ -1,18 +1,23 @@
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { timingSafeEqual } from "hono/utils/buffer";
-import { archiveJob, archiveStoreFromEnv } from "../log/archive.ts";
-import { ApiError } from "./errors.ts";
-import { createRedis } from "../redis.ts";
 import { sweep } from "../jobs/sweep.ts";
+import { archiveJob, archiveStoreFromEnv } from "../log/archive.ts";
+import { createRedis } from "../redis.ts";
 import { isValidJobId } from "../shared/keys.ts";
+import { ApiError } from "./errors.ts";
 
 /** The runner's shared token, as a Bearer token; compared in constant time. */
 const runnerAuth = createMiddleware<{ Bindings: Env }>(async (c, next) => {
   const expected = c.env.RUNNER_TOKEN;
   const header = c.req.header("Authorization") ?? "";
   const token = header.startsWith("Bearer ") ? header.slice("Bearer ".length) : "";
-  if (expected === undefined || expected === "" || token === "" || !(await timingSafeEqual(token, expected))) {
+  if (
+    expected === undefined ||
+    expected === "" ||
+    token === "" ||
+    !(await timingSafeEqual(token, expected))
+  ) {
     throw new ApiError(401, "unauthenticated", "the runner token is missing or wrong");
   }
   await next();
@@ -31,7 +36,9 @@ export const internal = new Hono<{ Bindings: Env }>()
   .post("/jobs/:id/disconnect", async (c) => {
     const jobId = c.req.param("id");
     if (!isValidJobId(jobId)) throw new ApiError(400, "invalid_job_id", "malformed job id");
-    const disconnected = await c.env.JOB_STREAM.get(c.env.JOB_STREAM.idFromName(jobId)).disconnectViewers();
+    const disconnected = await c.env.JOB_STREAM.get(
+      c.env.JOB_STREAM.idFromName(jobId),
+    ).disconnectViewers();
     return c.json({ disconnected });
   })
   // The Cron Trigger's sweep, on demand (local development has no cron).

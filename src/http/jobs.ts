@@ -1,16 +1,22 @@
-import { Hono } from "hono";
 import type { Context } from "hono";
+import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
-import { clerkAuthFromEnv, type AuthVariables } from "./auth.ts";
 import { archiveStoreFromEnv, readArchivedLog } from "../log/archive.ts";
-import { ApiError } from "./errors.ts";
-import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, pageFromLines, readHistory, streamLogText } from "../log/history.ts";
+import {
+  DEFAULT_PAGE_LIMIT,
+  MAX_PAGE_LIMIT,
+  pageFromLines,
+  readHistory,
+  streamLogText,
+} from "../log/history.ts";
 import { createRedis } from "../redis.ts";
-import { parseCursor, type Cursor } from "../shared/entry.ts";
-import { parseJobRecord, type JobRecord } from "../shared/job.ts";
+import { type Cursor, parseCursor } from "../shared/entry.ts";
+import { type JobRecord, parseJobRecord } from "../shared/job.ts";
 import { jobSpecSchema, type RunRequest } from "../shared/job-spec.ts";
 import { isValidJobId, jobKey } from "../shared/keys.ts";
+import { type AuthVariables, clerkAuthFromEnv } from "./auth.ts";
+import { ApiError } from "./errors.ts";
 import { streamTicketsFromEnv } from "./stream-ticket.ts";
 
 type JobsEnv = { Bindings: Env; Variables: AuthVariables };
@@ -20,14 +26,20 @@ type JobsEnv = { Bindings: Env; Variables: AuthVariables };
 const MAX_JOB_REQUEST_BYTES = 512 * 1024;
 
 function checkedJobId(id: string): string {
-  if (!isValidJobId(id)) throw new ApiError(400, "invalid_job_id", "a job id is 1 to 64 letters, digits, '_' or '-'");
+  if (!isValidJobId(id))
+    throw new ApiError(400, "invalid_job_id", "a job id is 1 to 64 letters, digits, '_' or '-'");
   return id;
 }
 
 function cursorParam(name: string, value: string | undefined): Cursor | undefined {
   if (value === undefined) return undefined;
   const cursor = parseCursor(value);
-  if (cursor === null) throw new ApiError(400, "invalid_cursor", `${name} is not a log cursor (<entry id>:<index>, e.g. 1732190000000-0:3)`);
+  if (cursor === null)
+    throw new ApiError(
+      400,
+      "invalid_cursor",
+      `${name} is not a log cursor (<entry id>:<index>, e.g. 1732190000000-0:3)`,
+    );
   return cursor;
 }
 
@@ -35,7 +47,11 @@ function limitParam(value: string | undefined): number {
   if (value === undefined) return DEFAULT_PAGE_LIMIT;
   const limit = /^\d{1,4}$/.test(value) ? Number(value) : Number.NaN;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_LIMIT) {
-    throw new ApiError(400, "invalid_limit", `limit must be an integer from 1 to ${MAX_PAGE_LIMIT}`);
+    throw new ApiError(
+      400,
+      "invalid_limit",
+      `limit must be an integer from 1 to ${MAX_PAGE_LIMIT}`,
+    );
   }
   return limit;
 }
@@ -47,7 +63,8 @@ function limitParam(value: string | undefined): number {
 async function ownedJob(c: Context<JobsEnv>, jobId: string): Promise<JobRecord> {
   const raw = await createRedis(c.env).get<string>(jobKey(jobId));
   const job = raw === null ? null : parseJobRecord(raw);
-  if (job === null || job.owner !== c.var.userId) throw new ApiError(404, "job_not_found", "no such job");
+  if (job === null || job.owner !== c.var.userId)
+    throw new ApiError(404, "job_not_found", "no such job");
   return job;
 }
 
@@ -66,7 +83,10 @@ const sessionAuth = clerkAuthFromEnv();
 const sessionOrStreamTicket = createMiddleware<JobsEnv>(async (c, next) => {
   const ticket = c.req.query("ticket");
   if (ticket === undefined) return sessionAuth(c, next);
-  const claims = await streamTicketsFromEnv(c.env).verify(ticket, checkedJobId(c.req.param("id") ?? ""));
+  const claims = await streamTicketsFromEnv(c.env).verify(
+    ticket,
+    checkedJobId(c.req.param("id") ?? ""),
+  );
   c.set("userId", claims.userId);
   c.set("sessionId", null);
   await next();
@@ -91,25 +111,62 @@ export const jobs = new Hono<JobsEnv>()
     return stub.fetch(new Request(target, { signal: c.req.raw.signal }));
   })
   .use(sessionAuth)
-  .post("/", bodyLimit({ maxSize: MAX_JOB_REQUEST_BYTES, onError: () => { throw new ApiError(413, "too_large", `a job request is at most ${MAX_JOB_REQUEST_BYTES} bytes`); } }), async (c) => {
-    let body: unknown;
-    try {
-      body = await c.req.json();
-    } catch {
-      throw new ApiError(400, "invalid_json", "the body is not JSON");
-    }
-    const parsed = jobSpecSchema.safeParse(body);
-    if (!parsed.success) {
-      throw new ApiError(400, "invalid_job", parsed.error.issues.map((issue) => `${issue.path.join(".") || "body"}: ${issue.message}`).join("; "));
-    }
-    const jobId = newJobId();
-    const job: JobRecord = { id: jobId, owner: c.var.userId, status: "queued", created_at: new Date().toISOString(), started_at: null, finished_at: null };
-    // The record holds no env or secret: those travel only in the queue message to the runner.
-    await createRedis(c.env).set(jobKey(jobId), JSON.stringify(job));
-    const request: RunRequest = { job_id: jobId, owner: job.owner, spec: parsed.data };
-    await c.env.JOB_QUEUE.send(request);
-    return c.json({ ...job, links: { self: `/api/jobs/${jobId}`, logs: `/api/jobs/${jobId}/logs`, stream: `/api/jobs/${jobId}/logs/stream`, text: `/api/jobs/${jobId}/logs.txt` } }, 201);
-  })
+  .post(
+    "/",
+    bodyLimit({
+      maxSize: MAX_JOB_REQUEST_BYTES,
+      onError: () => {
+        throw new ApiError(
+          413,
+          "too_large",
+          `a job request is at most ${MAX_JOB_REQUEST_BYTES} bytes`,
+        );
+      },
+    }),
+    async (c) => {
+      let body: unknown;
+      try {
+        body = await c.req.json();
+      } catch {
+        throw new ApiError(400, "invalid_json", "the body is not JSON");
+      }
+      const parsed = jobSpecSchema.safeParse(body);
+      if (!parsed.success) {
+        throw new ApiError(
+          400,
+          "invalid_job",
+          parsed.error.issues
+            .map((issue) => `${issue.path.join(".") || "body"}: ${issue.message}`)
+            .join("; "),
+        );
+      }
+      const jobId = newJobId();
+      const job: JobRecord = {
+        id: jobId,
+        owner: c.var.userId,
+        status: "queued",
+        created_at: new Date().toISOString(),
+        started_at: null,
+        finished_at: null,
+      };
+      // The record holds no env or secret: those travel only in the queue message to the runner.
+      await createRedis(c.env).set(jobKey(jobId), JSON.stringify(job));
+      const request: RunRequest = { job_id: jobId, owner: job.owner, spec: parsed.data };
+      await c.env.JOB_QUEUE.send(request);
+      return c.json(
+        {
+          ...job,
+          links: {
+            self: `/api/jobs/${jobId}`,
+            logs: `/api/jobs/${jobId}/logs`,
+            stream: `/api/jobs/${jobId}/logs/stream`,
+            text: `/api/jobs/${jobId}/logs.txt`,
+          },
+        },
+        201,
+      );
+    },
+  )
   .get("/:id", async (c) => {
     const job = await ownedJob(c, checkedJobId(c.req.param("id")));
     return c.json(job);
@@ -139,7 +196,11 @@ export const jobs = new Hono<JobsEnv>()
   .get("/:id/logs.txt", async (c) => {
     const jobId = checkedJobId(c.req.param("id"));
     const job = await ownedJob(c, jobId);
-    const body = streamLogText(createRedis(c.env), jobId, job.archived_at ? () => readArchivedLog(archiveStoreFromEnv(c.env), jobId) : null);
+    const body = streamLogText(
+      createRedis(c.env),
+      jobId,
+      job.archived_at ? () => readArchivedLog(archiveStoreFromEnv(c.env), jobId) : null,
+    );
     return new Response(body, {
       headers: {
         "Content-Type": "text/plain; charset=utf-8",

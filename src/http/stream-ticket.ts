@@ -48,7 +48,11 @@ const VERSION = "v1";
 // A ticket is a few hundred bytes; anything much longer is not one, and is not worth decoding.
 const MAX_TICKET_LENGTH = 2_048;
 
-export type StreamTicketErrorCode = "malformed_ticket" | "invalid_ticket" | "ticket_expired" | "ticket_wrong_job";
+export type StreamTicketErrorCode =
+  | "malformed_ticket"
+  | "invalid_ticket"
+  | "ticket_expired"
+  | "ticket_wrong_job";
 
 function rejected(code: StreamTicketErrorCode, message: string): ApiError {
   return new ApiError(401, code, message);
@@ -59,10 +63,18 @@ export function streamTickets(options: StreamTicketOptions): StreamTickets {
   const ttlSeconds = options.ttlSeconds ?? DEFAULT_TICKET_TTL_SECONDS;
   const problems: string[] = [];
   if (options.secret.length < MIN_SECRET_LENGTH) {
-    problems.push(`the secret (STREAM_TICKET_SECRET) must be at least ${MIN_SECRET_LENGTH} characters (openssl rand -base64 32)`);
+    problems.push(
+      `the secret (STREAM_TICKET_SECRET) must be at least ${MIN_SECRET_LENGTH} characters (openssl rand -base64 32)`,
+    );
   }
-  if (!Number.isInteger(ttlSeconds) || ttlSeconds < MIN_TTL_SECONDS || ttlSeconds > MAX_TTL_SECONDS) {
-    problems.push(`ttlSeconds (STREAM_TICKET_TTL_SECONDS) must be an integer from ${MIN_TTL_SECONDS} to ${MAX_TTL_SECONDS}: ${ttlSeconds}`);
+  if (
+    !Number.isInteger(ttlSeconds) ||
+    ttlSeconds < MIN_TTL_SECONDS ||
+    ttlSeconds > MAX_TTL_SECONDS
+  ) {
+    problems.push(
+      `ttlSeconds (STREAM_TICKET_TTL_SECONDS) must be an integer from ${MIN_TTL_SECONDS} to ${MAX_TTL_SECONDS}: ${ttlSeconds}`,
+    );
   }
   if (problems.length > 0) throw new Error(`streamTickets: ${problems.join("; ")}`);
 
@@ -70,14 +82,24 @@ export function streamTickets(options: StreamTicketOptions): StreamTickets {
   // Imported on first use: importKey is async and a factory is not.
   let key: Promise<CryptoKey> | undefined;
   const hmacKey = (): Promise<CryptoKey> =>
-    (key ??= crypto.subtle.importKey("raw", encoder.encode(options.secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]));
+    (key ??= crypto.subtle.importKey(
+      "raw",
+      encoder.encode(options.secret),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign", "verify"],
+    ));
 
   return {
     async issue(jobId, userId, now = Date.now()) {
       const exp = Math.floor(now / 1000) + ttlSeconds;
-      const payload = base64UrlEncode(encoder.encode(JSON.stringify({ job: jobId, sub: userId, exp })));
+      const payload = base64UrlEncode(
+        encoder.encode(JSON.stringify({ job: jobId, sub: userId, exp })),
+      );
       const signed = `${VERSION}.${payload}`;
-      const signature = new Uint8Array(await crypto.subtle.sign("HMAC", await hmacKey(), encoder.encode(signed)));
+      const signature = new Uint8Array(
+        await crypto.subtle.sign("HMAC", await hmacKey(), encoder.encode(signed)),
+      );
       return { ticket: `${signed}.${base64UrlEncode(signature)}`, expiresAt: new Date(exp * 1000) };
     },
 
@@ -85,17 +107,44 @@ export function streamTickets(options: StreamTicketOptions): StreamTickets {
       const parts = ticket.length <= MAX_TICKET_LENGTH ? ticket.split(".") : [];
       const [version, payload, signatureText] = parts;
       const signature = signatureText === undefined ? null : base64UrlDecode(signatureText);
-      if (parts.length !== 3 || version !== VERSION || payload === undefined || payload === "" || signature === null) {
-        throw rejected("malformed_ticket", "the stream ticket is not one this service issues (v1.<payload>.<signature>)");
+      if (
+        parts.length !== 3 ||
+        version !== VERSION ||
+        payload === undefined ||
+        payload === "" ||
+        signature === null
+      ) {
+        throw rejected(
+          "malformed_ticket",
+          "the stream ticket is not one this service issues (v1.<payload>.<signature>)",
+        );
       }
       // The signature is checked before the payload is even parsed; crypto.subtle.verify
       // compares in constant time.
-      const valid = await crypto.subtle.verify("HMAC", await hmacKey(), signature, encoder.encode(`${version}.${payload}`));
-      if (!valid) throw rejected("invalid_ticket", "the stream ticket's signature does not match: it was altered or signed with another key");
+      const valid = await crypto.subtle.verify(
+        "HMAC",
+        await hmacKey(),
+        signature,
+        encoder.encode(`${version}.${payload}`),
+      );
+      if (!valid)
+        throw rejected(
+          "invalid_ticket",
+          "the stream ticket's signature does not match: it was altered or signed with another key",
+        );
       const claims = parseClaims(payload);
-      if (claims === null) throw rejected("malformed_ticket", "the stream ticket's payload is not one this service issues");
-      if (claims.job !== jobId) throw rejected("ticket_wrong_job", "the stream ticket is for another job");
-      if (claims.exp * 1000 <= now) throw rejected("ticket_expired", "the stream ticket has expired; ask for a new one (POST .../logs/ticket) and reconnect with ?after=<last event id>");
+      if (claims === null)
+        throw rejected(
+          "malformed_ticket",
+          "the stream ticket's payload is not one this service issues",
+        );
+      if (claims.job !== jobId)
+        throw rejected("ticket_wrong_job", "the stream ticket is for another job");
+      if (claims.exp * 1000 <= now)
+        throw rejected(
+          "ticket_expired",
+          "the stream ticket has expired; ask for a new one (POST .../logs/ticket) and reconnect with ?after=<last event id>",
+        );
       return { jobId: claims.job, userId: claims.sub, expiresAt: new Date(claims.exp * 1000) };
     },
   };
@@ -115,13 +164,19 @@ export function streamTicketsFromEnv(env: Env): StreamTickets {
     const ttl: string | undefined = env.STREAM_TICKET_TTL_SECONDS;
     tickets = streamTickets({
       secret: env.STREAM_TICKET_SECRET ?? "",
-      ...(ttl === undefined || ttl === "" ? {} : { ttlSeconds: /^\d{1,6}$/.test(ttl) ? Number(ttl) : Number.NaN }),
+      ...(ttl === undefined || ttl === ""
+        ? {}
+        : { ttlSeconds: /^\d{1,6}$/.test(ttl) ? Number(ttl) : Number.NaN }),
     });
     byEnv.set(env, tickets);
   }
   return tickets;
 }
-const ticketPayloadSchema = z.object({ job: z.string(), sub: z.string().min(1), exp: z.number().int() });
+const ticketPayloadSchema = z.object({
+  job: z.string(),
+  sub: z.string().min(1),
+  exp: z.number().int(),
+});
 type TicketPayload = z.infer<typeof ticketPayloadSchema>;
 
 function parseClaims(payload: string): TicketPayload | null {
@@ -151,6 +206,8 @@ const BASE64URL = /^[A-Za-z0-9_-]*$/;
  */
 function base64UrlDecode(text: string): Uint8Array | null {
   if (!BASE64URL.test(text) || text.length % 4 === 1) return null;
-  const bytes = Uint8Array.from(atob(text.replaceAll("-", "+").replaceAll("_", "/")), (char) => char.charCodeAt(0));
+  const bytes = Uint8Array.from(atob(text.replaceAll("-", "+").replaceAll("_", "/")), (char) =>
+    char.charCodeAt(0),
+  );
   return base64UrlEncode(bytes) === text ? bytes : null;
 }

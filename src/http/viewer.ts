@@ -1,8 +1,8 @@
 import { Hono } from "hono";
 import { setCookie } from "hono/cookie";
+import { isValidJobId } from "../shared/keys.ts";
 import { verifySessionTokenFromEnv } from "./auth.ts";
 import { ApiError } from "./errors.ts";
-import { isValidJobId } from "../shared/keys.ts";
 import viewerHtml from "./log-viewer.html";
 
 // The page's script and styles are inline and allowed by their SHA-256 alone: no other script
@@ -10,7 +10,9 @@ import viewerHtml from "./log-viewer.html";
 let pageHeaders: Promise<Record<string, string>> | undefined;
 
 async function sha256Source(text: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
+  );
   let binary = "";
   for (const byte of digest) binary += String.fromCharCode(byte);
   return `'sha256-${btoa(binary)}'`;
@@ -23,25 +25,26 @@ async function inlineSources(pattern: RegExp): Promise<string> {
 }
 
 function viewerPageHeaders(): Promise<Record<string, string>> {
-  pageHeaders ??= Promise.all([inlineSources(/<script type="module">([\s\S]*?)<\/script>/g), inlineSources(/<style>([\s\S]*?)<\/style>/g)]).then(
-    ([scripts, styles]) => ({
-      "Content-Type": "text/html; charset=utf-8",
-      "Content-Security-Policy": [
-        "default-src 'self'",
-        `script-src ${scripts}`,
-        `style-src ${styles}`,
-        // data: for the empty favicon, which spares a request for /favicon.ico.
-        "img-src 'self' data:",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-      ].join("; "),
-      "X-Content-Type-Options": "nosniff",
-      "Referrer-Policy": "no-referrer",
-      "Cache-Control": "no-cache",
-    }),
-  );
+  pageHeaders ??= Promise.all([
+    inlineSources(/<script type="module">([\s\S]*?)<\/script>/g),
+    inlineSources(/<style>([\s\S]*?)<\/style>/g),
+  ]).then(([scripts, styles]) => ({
+    "Content-Type": "text/html; charset=utf-8",
+    "Content-Security-Policy": [
+      "default-src 'self'",
+      `script-src ${scripts}`,
+      `style-src ${styles}`,
+      // data: for the empty favicon, which spares a request for /favicon.ico.
+      "img-src 'self' data:",
+      "object-src 'none'",
+      "base-uri 'none'",
+      "form-action 'none'",
+      "frame-ancestors 'none'",
+    ].join("; "),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+  }));
   return pageHeaders;
 }
 
@@ -52,13 +55,19 @@ function viewerPageHeaders(): Promise<Record<string, string>> {
  * API's answer there, not the log.
  */
 export const viewer = new Hono<{ Bindings: Env }>().get("/jobs/:id", async (c) => {
-  if (!isValidJobId(c.req.param("id"))) throw new ApiError(400, "invalid_job_id", "a job id is 1 to 64 letters, digits, '_' or '-'");
+  if (!isValidJobId(c.req.param("id")))
+    throw new ApiError(400, "invalid_job_id", "a job id is 1 to 64 letters, digits, '_' or '-'");
   return c.body(viewerHtml, 200, await viewerPageHeaders());
 });
 
 // Only a path on this origin: `//evil.example` and `/\evil.example` are other hosts to a browser.
 function isLocalPath(value: string): boolean {
-  return /^\/(?![/\\])/.test(value) && !/[\u0000-\u001f\u007f]/.test(value) && URL.canParse(value, "http://local") && new URL(value, "http://local").origin === "http://local";
+  return (
+    /^\/(?![/\\])/.test(value) &&
+    !/[\u0000-\u001f\u007f]/.test(value) &&
+    URL.canParse(value, "http://local") &&
+    new URL(value, "http://local").origin === "http://local"
+  );
 }
 
 /**
@@ -68,14 +77,26 @@ function isLocalPath(value: string): boolean {
  * `next`. Without the variable it does not exist (404).
  */
 export const devSignIn = new Hono<{ Bindings: Env }>().get("/sign-in", async (c) => {
-  if (c.env.DEV_SIGN_IN !== "1") throw new ApiError(404, "not_found", `no route for GET ${new URL(c.req.url).pathname}`);
+  if (c.env.DEV_SIGN_IN !== "1")
+    throw new ApiError(404, "not_found", `no route for GET ${new URL(c.req.url).pathname}`);
   const token = c.req.query("token") ?? "";
-  if (token === "") throw new ApiError(400, "missing_token", "pass a development session token as ?token=");
+  if (token === "")
+    throw new ApiError(400, "missing_token", "pass a development session token as ?token=");
   const next = c.req.query("next") ?? "/";
-  if (!isLocalPath(next)) throw new ApiError(400, "invalid_next", "next must be a path on this origin, such as /jobs/<id>");
+  if (!isLocalPath(next))
+    throw new ApiError(
+      400,
+      "invalid_next",
+      "next must be a path on this origin, such as /jobs/<id>",
+    );
   await verifySessionTokenFromEnv(c, token);
   // HttpOnly: no script of ours needs it. A session cookie: the token's own exp still applies.
-  setCookie(c, "__session", token, { path: "/", httpOnly: true, sameSite: "Lax", secure: new URL(c.req.url).protocol === "https:" });
+  setCookie(c, "__session", token, {
+    path: "/",
+    httpOnly: true,
+    sameSite: "Lax",
+    secure: new URL(c.req.url).protocol === "https:",
+  });
   c.header("Cache-Control", "no-store");
   c.header("Referrer-Policy", "no-referrer");
   return c.redirect(next, 303);

@@ -1,6 +1,6 @@
-import { failJob } from "./lifecycle.ts";
 import { createRedis } from "../redis.ts";
-import { runRequestSchema, type RunRequest } from "../shared/job-spec.ts";
+import { type RunRequest, runRequestSchema } from "../shared/job-spec.ts";
+import { failJob } from "./lifecycle.ts";
 
 /** After this many deliveries no runner took the job: it fails instead of waiting forever. */
 export const MAX_DELIVERIES = 10;
@@ -28,10 +28,18 @@ export async function consumeJobs(batch: MessageBatch<unknown>, env: Env): Promi
     try {
       const response = await fetch(new URL("/jobs", env.RUNNER_URL), {
         method: "POST",
-        headers: { Authorization: `Bearer ${env.RUNNER_TOKEN}`, "Content-Type": "application/json" },
+        headers: {
+          Authorization: `Bearer ${env.RUNNER_TOKEN}`,
+          "Content-Type": "application/json",
+        },
         body: JSON.stringify(request),
       });
-      outcome = response.status === 202 ? "accepted" : response.status === 503 || response.status >= 500 ? "busy" : "refused";
+      outcome =
+        response.status === 202
+          ? "accepted"
+          : response.status === 503 || response.status >= 500
+            ? "busy"
+            : "refused";
       detail = `the runner answered ${response.status}`;
     } catch (error) {
       outcome = "busy";

@@ -1,9 +1,10 @@
 import { archiveJob, archiveStoreFromEnv } from "../log/archive.ts";
-import { failJob } from "./lifecycle.ts";
 import { createRedis } from "../redis.ts";
 import { leaseKey, RUNNING_JOBS_KEY, UNARCHIVED_JOBS_KEY } from "../shared/keys.ts";
+import { failJob } from "./lifecycle.ts";
 
-export const LOST_RUNNER_MESSAGE = "The build runner was lost (it stopped reporting); this job has been marked failed.";
+export const LOST_RUNNER_MESSAGE =
+  "The build runner was lost (it stopped reporting); this job has been marked failed.";
 const ARCHIVES_PER_SWEEP = 25;
 
 /**
@@ -26,7 +27,11 @@ export async function sweep(env: Env): Promise<{ failed: string[]; archived: str
     }
   }
   const store = archiveStoreFromEnv(env);
-  const unarchived = (await redis.zrange(UNARCHIVED_JOBS_KEY, 0, ARCHIVES_PER_SWEEP - 1)) as unknown as string[];
+  const unarchived = (await redis.zrange(
+    UNARCHIVED_JOBS_KEY,
+    0,
+    ARCHIVES_PER_SWEEP - 1,
+  )) as unknown as string[];
   const archived: string[] = [];
   for (const jobId of unarchived) {
     try {

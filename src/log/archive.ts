@@ -1,5 +1,5 @@
-import { AwsClient } from "aws4fetch";
 import type { Redis } from "@upstash/redis/cloudflare";
+import { AwsClient } from "aws4fetch";
 import { decodeStreamReply, type LogLine } from "../shared/entry.ts";
 import { isTerminalStatus, parseJobRecord, type TerminalStatus } from "../shared/job.ts";
 import { jobKey, logStreamKey, UNARCHIVED_JOBS_KEY } from "../shared/keys.ts";
@@ -19,7 +19,9 @@ export function r2Store(bucket: R2Bucket): ArchiveStore {
   return {
     name: "r2",
     async put(key, body) {
-      await bucket.put(key, body, { httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" } });
+      await bucket.put(key, body, {
+        httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
+      });
     },
     async get(key) {
       const object = await bucket.get(key);
@@ -38,14 +40,24 @@ export interface S3Settings {
 
 /** An S3-compatible bucket through aws4fetch (SigV4), path-style URLs. */
 export function s3Store(settings: S3Settings): ArchiveStore {
-  const client = new AwsClient({ accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey, service: "s3", region: settings.region });
-  const url = (key: string) => `${settings.endpoint.replace(/\/$/, "")}/${settings.bucket}/${key.split("/").map(encodeURIComponent).join("/")}`;
+  const client = new AwsClient({
+    accessKeyId: settings.accessKeyId,
+    secretAccessKey: settings.secretAccessKey,
+    service: "s3",
+    region: settings.region,
+  });
+  const url = (key: string) =>
+    `${settings.endpoint.replace(/\/$/, "")}/${settings.bucket}/${key.split("/").map(encodeURIComponent).join("/")}`;
   return {
     name: "s3",
     async put(key, body) {
       // Stored as a gzip file, not as gzip-encoded NDJSON: with Content-Encoding: gzip, fetch
       // would decompress the object on the way back and the reader would gunzip it twice.
-      const response = await client.fetch(url(key), { method: "PUT", body, headers: { "Content-Type": "application/gzip" } });
+      const response = await client.fetch(url(key), {
+        method: "PUT",
+        body,
+        headers: { "Content-Type": "application/gzip" },
+      });
       if (!response.ok) throw new Error(`S3 PUT ${key} answered ${response.status}`);
     },
     async get(key) {
@@ -62,7 +74,13 @@ export function archiveStoreFromEnv(env: Env): ArchiveStore {
   const vars = env as unknown as Partial<Record<string, string>>;
   const { S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY } = vars;
   if (S3_ENDPOINT && S3_BUCKET && S3_ACCESS_KEY_ID && S3_SECRET_ACCESS_KEY) {
-    return s3Store({ endpoint: S3_ENDPOINT, bucket: S3_BUCKET, region: S3_REGION ?? "auto", accessKeyId: S3_ACCESS_KEY_ID, secretAccessKey: S3_SECRET_ACCESS_KEY });
+    return s3Store({
+      endpoint: S3_ENDPOINT,
+      bucket: S3_BUCKET,
+      region: S3_REGION ?? "auto",
+      accessKeyId: S3_ACCESS_KEY_ID,
+      secretAccessKey: S3_SECRET_ACCESS_KEY,
+    });
   }
   return r2Store(env.ARCHIVE);
 }
@@ -90,7 +108,11 @@ export interface ArchivedLog {
  * `LogLine` per line and a last `{"end": status}` line. Safe to repeat; a job already archived
  * is skipped. Returns null when the job has not ended (or its stream is gone unarchived).
  */
-export async function archiveJob(redis: Redis, store: ArchiveStore, jobId: string): Promise<{ lines: number; bytes: number } | null> {
+export async function archiveJob(
+  redis: Redis,
+  store: ArchiveStore,
+  jobId: string,
+): Promise<{ lines: number; bytes: number } | null> {
   const rawJob = await redis.get<string>(jobKey(jobId));
   if (rawJob === null) {
     // Nothing to archive any more: leave the sweep's list, or it would retry this forever.
@@ -131,7 +153,10 @@ export async function archiveJob(redis: Redis, store: ArchiveStore, jobId: strin
 }
 
 /** The archived log of a job, or null when it has none. */
-export async function readArchivedLog(store: ArchiveStore, jobId: string): Promise<ArchivedLog | null> {
+export async function readArchivedLog(
+  store: ArchiveStore,
+  jobId: string,
+): Promise<ArchivedLog | null> {
   const bytes = await store.get(archiveKey(jobId));
   if (bytes === null) return null;
   const lines: LogLine[] = [];

@@ -1,7 +1,13 @@
 import type { Redis } from "@upstash/redis/cloudflare";
-import type { ArchivedLog } from "./archive.ts";
-import { compareToCursor, decodeStreamReply, parseCursor, type Cursor, type LogLine } from "../shared/entry.ts";
+import {
+  type Cursor,
+  compareToCursor,
+  decodeStreamReply,
+  type LogLine,
+  parseCursor,
+} from "../shared/entry.ts";
 import { logStreamKey } from "../shared/keys.ts";
+import type { ArchivedLog } from "./archive.ts";
 
 export const DEFAULT_PAGE_LIMIT = 100;
 export const MAX_PAGE_LIMIT = 500;
@@ -23,7 +29,10 @@ export interface HistoryPage {
 
 /** Whether the line at (`entryId`, `index`) lies inside the query's range. */
 function inRange(entryId: string, index: number, query: HistoryQuery): boolean {
-  return (query.after === undefined || compareToCursor(entryId, index, query.after) > 0) && (query.before === undefined || compareToCursor(entryId, index, query.before) < 0);
+  return (
+    (query.after === undefined || compareToCursor(entryId, index, query.after) > 0) &&
+    (query.before === undefined || compareToCursor(entryId, index, query.before) < 0)
+  );
 }
 
 /**
@@ -32,7 +41,11 @@ function inRange(entryId: string, index: number, query: HistoryQuery): boolean {
  * entry ranges with XRANGE / XREVRANGE; the cursor's own entry is read again and the lines up
  * to the cursor are skipped, so a page boundary may fall inside an entry.
  */
-export async function readHistory(redis: Redis, jobId: string, query: HistoryQuery): Promise<HistoryPage> {
+export async function readHistory(
+  redis: Redis,
+  jobId: string,
+  query: HistoryQuery,
+): Promise<HistoryPage> {
   const key = logStreamKey(jobId);
   const { after, before, limit } = query;
   const wanted = limit + 1; // one more tells whether there is more
@@ -76,8 +89,12 @@ export function pageFromLines(all: readonly LogLine[], query: HistoryQuery): His
     const cursor = parseCursor(line.cursor);
     return cursor !== null && inRange(cursor.entryId, cursor.index, query);
   });
-  if (after !== undefined) return { lines: selected.slice(0, limit), hasMore: selected.length > limit };
-  return { lines: selected.slice(Math.max(0, selected.length - limit)), hasMore: selected.length > limit };
+  if (after !== undefined)
+    return { lines: selected.slice(0, limit), hasMore: selected.length > limit };
+  return {
+    lines: selected.slice(Math.max(0, selected.length - limit)),
+    hasMore: selected.length > limit,
+  };
 }
 
 /** One line of the plain-text download. */
@@ -89,7 +106,11 @@ export function formatTextLine(line: LogLine): string {
  * The whole log as plain text, streamed a page of entries at a time from Redis, or from the
  * archive when Redis no longer has it.
  */
-export function streamLogText(redis: Redis, jobId: string, archive: (() => Promise<ArchivedLog | null>) | null): ReadableStream<Uint8Array> {
+export function streamLogText(
+  redis: Redis,
+  jobId: string,
+  archive: (() => Promise<ArchivedLog | null>) | null,
+): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
   const key = logStreamKey(jobId);
   let start = "-";

@@ -92,8 +92,13 @@ export function encodeEntryFields(records: readonly LogRecord[]): Record<string,
 }
 
 /** The fields of a job's terminal entry, with its last lines if any. */
-export function encodeEndFields(status: TerminalStatus, records: readonly LogRecord[] = []): Record<string, string> {
-  return records.length > 0 ? { ...encodeEntryFields(records), end: status } : { v: ENTRY_FORMAT_VERSION, end: status };
+export function encodeEndFields(
+  status: TerminalStatus,
+  records: readonly LogRecord[] = [],
+): Record<string, string> {
+  return records.length > 0
+    ? { ...encodeEntryFields(records), end: status }
+    : { v: ENTRY_FORMAT_VERSION, end: status };
 }
 
 const endSchema = z.enum(TERMINAL_STATUSES);
@@ -126,16 +131,21 @@ function fieldsToRecord(fields: readonly string[]): Record<string, string> {
 
 /** Decodes one entry's fields into lines with their cursors. */
 export function decodeEntry(id: string, fields: Record<string, string>): StreamEntry {
-  if (fields.v !== ENTRY_FORMAT_VERSION || (fields.lines === undefined && fields.end === undefined)) {
+  if (
+    fields.v !== ENTRY_FORMAT_VERSION ||
+    (fields.lines === undefined && fields.end === undefined)
+  ) {
     throw new EntryFormatError(`stream entry ${id} is not a v${ENTRY_FORMAT_VERSION} log entry`);
   }
   let end: TerminalStatus | undefined;
   if (fields.end !== undefined) {
     const status = endSchema.safeParse(fields.end);
-    if (!status.success) throw new EntryFormatError(`stream entry ${id} ends with an unknown status`);
+    if (!status.success)
+      throw new EntryFormatError(`stream entry ${id} ends with an unknown status`);
     end = status.data;
   }
-  if (fields.lines === undefined) return end === undefined ? { id, lines: [] } : { id, lines: [], end };
+  if (fields.lines === undefined)
+    return end === undefined ? { id, lines: [] } : { id, lines: [], end };
   let parsed: unknown;
   try {
     parsed = JSON.parse(fields.lines);
@@ -146,7 +156,10 @@ export function decodeEntry(id: string, fields: Record<string, string>): StreamE
   if (!result.success) {
     throw new EntryFormatError(`stream entry ${id} has malformed lines`, { cause: result.error });
   }
-  const lines = result.data.map((record, index) => ({ ...record, cursor: formatCursor(id, index) }));
+  const lines = result.data.map((record, index) => ({
+    ...record,
+    cursor: formatCursor(id, index),
+  }));
   return end === undefined ? { id, lines } : { id, lines, end };
 }
 
@@ -154,7 +167,9 @@ export function decodeEntry(id: string, fields: Record<string, string>): StreamE
 export function decodeStreamReply(reply: unknown): StreamEntry[] {
   const result = rawEntriesSchema.safeParse(reply);
   if (!result.success) {
-    throw new EntryFormatError("the stream reply is not a list of entries", { cause: result.error });
+    throw new EntryFormatError("the stream reply is not a list of entries", {
+      cause: result.error,
+    });
   }
   return result.data.map(([id, fields]) => decodeEntry(id, fieldsToRecord(fields)));
 }

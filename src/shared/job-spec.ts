@@ -3,23 +3,33 @@ import { PHASE_PATTERN } from "./entry.ts";
 import { JOB_ID_PATTERN } from "./keys.ts";
 
 /** Names that say a variable holds a secret: its value is masked even if sent under `env`. */
-export const SECRET_NAME_PATTERN = /SECRET|TOKEN|PASSW(?:OR)?D|PWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH|DATABASE_URL|DSN|CONNECTION_STRING/i;
+export const SECRET_NAME_PATTERN =
+  /SECRET|TOKEN|PASSW(?:OR)?D|PWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH|DATABASE_URL|DSN|CONNECTION_STRING/i;
 
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, "an environment variable name is letters, digits and _");
-const envValues = z.record(envName, z.string().max(32 * 1024)).refine((env) => Object.keys(env).length <= 200, "at most 200 variables");
+const envName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, "an environment variable name is letters, digits and _");
+const envValues = z
+  .record(envName, z.string().max(32 * 1024))
+  .refine((env) => Object.keys(env).length <= 200, "at most 200 variables");
 // A relative path inside the project: no absolute paths, no `..`, no empty or odd segments.
 const filePath = z
   .string()
   .min(1)
   .max(512)
-  .regex(/^(?!\/)(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._@+\-/ ]+$/, "a file path is relative and stays inside the project");
+  .regex(
+    /^(?!\/)(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._@+\-/ ]+$/,
+    "a file path is relative and stays inside the project",
+  );
 
 export const MAX_FILES_BYTES = 96 * 1024;
 
 export const jobStepSchema = z.strictObject({
   /** Shown as the stage's system line: `--- Installing dependencies ---`. */
   name: z.string().min(1).max(200),
-  phase: z.string().regex(PHASE_PATTERN, "a phase is a lowercase name like install, build or dev_server"),
+  phase: z
+    .string()
+    .regex(PHASE_PATTERN, "a phase is a lowercase name like install, build or dev_server"),
   command: z.string().min(1).max(10_000),
   timeout_ms: z.number().int().min(1_000).max(3_600_000).optional(),
   /** A long-running process (a dev server): the job is ready once it prints `ready_text` or runs for `startup_ms`. */
@@ -39,10 +49,14 @@ export const jobSpecSchema = z
     /** A small project to build: path -> UTF-8 content. */
     files: z.record(filePath, z.string()).default({}),
   })
-  .refine((spec) => Object.values(spec.files).reduce((sum, text) => sum + text.length, 0) <= MAX_FILES_BYTES, {
-    message: `files may hold at most ${MAX_FILES_BYTES} bytes in all`,
-    path: ["files"],
-  });
+  .refine(
+    (spec) =>
+      Object.values(spec.files).reduce((sum, text) => sum + text.length, 0) <= MAX_FILES_BYTES,
+    {
+      message: `files may hold at most ${MAX_FILES_BYTES} bytes in all`,
+      path: ["files"],
+    },
+  );
 export type JobSpec = z.infer<typeof jobSpecSchema>;
 
 /** What the queue carries and the runner accepts: a spec with the job's id and owner. */
@@ -54,7 +68,9 @@ export const runRequestSchema = z.strictObject({
 export type RunRequest = z.infer<typeof runRequestSchema>;
 
 /** Every value the build must never show: all secrets, and env values whose names say secret. */
-export function secretValuesOf(spec: Pick<JobSpec, "env" | "secrets">): { name: string; value: string }[] {
+export function secretValuesOf(
+  spec: Pick<JobSpec, "env" | "secrets">,
+): { name: string; value: string }[] {
   const named = Object.entries(spec.env).filter(([name]) => SECRET_NAME_PATTERN.test(name));
   return [...Object.entries(spec.secrets), ...named].map(([name, value]) => ({ name, value }));
 }

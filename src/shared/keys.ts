@@ -11,7 +11,9 @@ export function isValidJobId(value: string): boolean {
 
 function checkedJobId(jobId: string): string {
   if (!isValidJobId(jobId)) {
-    throw new TypeError(`invalid job id ${JSON.stringify(jobId.slice(0, 80))}: expected ${JOB_ID_PATTERN}`);
+    throw new TypeError(
+      `invalid job id ${JSON.stringify(jobId.slice(0, 80))}: expected ${JOB_ID_PATTERN}`,
+    );
   }
   return jobId;
 }

@@ -21,11 +21,13 @@ export class SseFieldError extends Error {
 export function formatSseEvent(event: SseEvent): string {
   let out = "";
   if (event.id !== undefined) {
-    if (LINE_BREAK.test(event.id) || event.id.includes("\u0000")) throw new SseFieldError("an SSE id may not contain CR, LF or NUL");
+    if (LINE_BREAK.test(event.id) || event.id.includes("\u0000"))
+      throw new SseFieldError("an SSE id may not contain CR, LF or NUL");
     out += `id: ${event.id}\n`;
   }
   if (event.event !== undefined) {
-    if (LINE_BREAK.test(event.event)) throw new SseFieldError("an SSE event name may not contain CR or LF");
+    if (LINE_BREAK.test(event.event))
+      throw new SseFieldError("an SSE event name may not contain CR or LF");
     out += `event: ${event.event}\n`;
   }
   for (const line of event.data.split(/\r\n|\r|\n/)) out += `data: ${line}\n`;
@@ -58,5 +60,9 @@ export function formatEntryEvent(entry: StreamEntry, afterIndex = -1): string {
 
 /** The final event: the job's status. The server closes the stream right after it. */
 export function formatDoneEvent(status: string, lastCursor: string | null): string {
-  return formatSseEvent({ ...(lastCursor === null ? {} : { id: lastCursor }), event: "done", data: JSON.stringify({ status }) });
+  return formatSseEvent({
+    ...(lastCursor === null ? {} : { id: lastCursor }),
+    event: "done",
+    data: JSON.stringify({ status }),
+  });
 }

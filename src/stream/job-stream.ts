@@ -1,10 +1,23 @@
 import { DurableObject } from "cloudflare:workers";
 import { archiveStoreFromEnv, readArchivedLog } from "../log/archive.ts";
 import { createRedis } from "../redis.ts";
-import { compareEntryIds, compareToCursor, decodeStreamReply, parseCursor, type Cursor, type LogLine, type StreamEntry } from "../shared/entry.ts";
+import {
+  type Cursor,
+  compareEntryIds,
+  compareToCursor,
+  decodeStreamReply,
+  type LogLine,
+  parseCursor,
+  type StreamEntry,
+} from "../shared/entry.ts";
 import type { TerminalStatus } from "../shared/job.ts";
 import { isValidJobId, logStreamKey } from "../shared/keys.ts";
-import { formatDoneEvent, formatEntryEvent, formatLogEvent, HEARTBEAT_FRAME } from "../shared/sse.ts";
+import {
+  formatDoneEvent,
+  formatEntryEvent,
+  formatLogEvent,
+  HEARTBEAT_FRAME,
+} from "../shared/sse.ts";
 
 /** Settings read from the Worker's vars, with their defaults. */
 export interface JobStreamSettings {
@@ -20,7 +33,8 @@ export interface JobStreamSettings {
 function intVar(value: string | undefined, fallback: number, name: string): number {
   if (value === undefined || value === "") return fallback;
   const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 1) throw new RangeError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(parsed) || parsed < 1)
+    throw new RangeError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
   return parsed;
 }
 
@@ -103,10 +117,15 @@ export class JobStream extends DurableObject<Env> {
     if (!isValidJobId(jobId)) return jsonError(400, "invalid_job_id", "malformed job id");
     const afterParam = url.searchParams.get("after");
     const after = afterParam === null ? null : parseCursor(afterParam);
-    if (afterParam !== null && after === null) return jsonError(400, "invalid_cursor", "malformed cursor");
+    if (afterParam !== null && after === null)
+      return jsonError(400, "invalid_cursor", "malformed cursor");
     if (this.state.jobId === null) await this.saveState({ ...this.state, jobId });
     if (this.viewers.size >= this.settings.maxViewers) {
-      const response = jsonError(429, "too_many_viewers", `this job already has ${this.settings.maxViewers} viewers; try again shortly`);
+      const response = jsonError(
+        429,
+        "too_many_viewers",
+        `this job already has ${this.settings.maxViewers} viewers; try again shortly`,
+      );
       response.headers.set("Retry-After", "5");
       return response;
     }
@@ -115,7 +134,12 @@ export class JobStream extends DurableObject<Env> {
       undefined,
       new ByteLengthQueuingStrategy({ highWaterMark: this.settings.maxViewerLagBytes }),
     );
-    const viewer: Viewer = { writer: writable.getWriter(), lastSent: "0-0", live: false, closed: false };
+    const viewer: Viewer = {
+      writer: writable.getWriter(),
+      lastSent: "0-0",
+      live: false,
+      closed: false,
+    };
     this.viewers.add(viewer);
     request.signal.addEventListener("abort", () => this.dropViewer(viewer));
     this.send(viewer, encoder.encode(RETRY_FRAME));
@@ -170,7 +194,8 @@ export class JobStream extends DurableObject<Env> {
       if (this.state.position === null) await this.poll();
       // The Worker says the job is archived, so it has ended: if this object never saw the end
       // (it stopped reading before, and Redis's copy may be gone), the archive has the whole log.
-      if (archived && this.state.ended === null && (await this.serveFromArchive(viewer, after))) return;
+      if (archived && this.state.ended === null && (await this.serveFromArchive(viewer, after)))
+        return;
       if (after === null) {
         viewer.lastSent = this.state.position ?? "0-0";
         // Give its EventSource a Last-Event-ID from the start (an id-only frame dispatches no
@@ -216,10 +241,18 @@ export class JobStream extends DurableObject<Env> {
       // check above finding the viewer at the position) runs without awaiting, so no poll slips
       // in before the viewer goes live.
       const oldest = this.recent[0];
-      if (oldest !== undefined && compareEntryIds(oldest.id, covered) <= 0 && compareEntryIds(covered, position) <= 0) {
+      if (
+        oldest !== undefined &&
+        compareEntryIds(oldest.id, covered) <= 0 &&
+        compareEntryIds(covered, position) <= 0
+      ) {
         // Walk the ring from the first entry the viewer needs (one search, not one per entry).
         // Entries only leave its front, so after a pause the walk finds its place again.
-        let i = this.recent.findIndex((entry) => compareEntryIds(entry.id, viewer.lastSent) > 0 && compareEntryIds(entry.id, after.entryId) >= 0);
+        let i = this.recent.findIndex(
+          (entry) =>
+            compareEntryIds(entry.id, viewer.lastSent) > 0 &&
+            compareEntryIds(entry.id, after.entryId) >= 0,
+        );
         while (i >= 0 && i < this.recent.length && !viewer.closed) {
           const entry = this.recent[i];
           if (entry === undefined) break;
@@ -238,7 +271,8 @@ export class JobStream extends DurableObject<Env> {
       if (entries.length === 0) {
         // Not in Redis any more (its 24 hours ran out): the archive has it, if the job has one.
         if (archived) await this.sendArchived(viewer, after, position);
-        for (const mark of [position, after.entryId]) if (compareEntryIds(viewer.lastSent, mark) < 0) viewer.lastSent = mark;
+        for (const mark of [position, after.entryId])
+          if (compareEntryIds(viewer.lastSent, mark) < 0) viewer.lastSent = mark;
       }
     }
   }
@@ -260,7 +294,11 @@ export class JobStream extends DurableObject<Env> {
    * `until` when given, grouped by entry as they were live: same events, same ids. Returns how the
    * job ended, or null when there is no archive.
    */
-  private async sendArchived(viewer: Viewer, after: Cursor | null, until: string | null): Promise<{ status: TerminalStatus; lastCursor: string | null } | null> {
+  private async sendArchived(
+    viewer: Viewer,
+    after: Cursor | null,
+    until: string | null,
+  ): Promise<{ status: TerminalStatus; lastCursor: string | null } | null> {
     const jobId = this.state.jobId;
     if (jobId === null) return null;
     const archived = await readArchivedLog(archiveStoreFromEnv(this.env), jobId);
@@ -278,7 +316,11 @@ export class JobStream extends DurableObject<Env> {
     for (const line of archived.lines) {
       const cursor = parseCursor(line.cursor);
       if (cursor === null || after === null) continue;
-      if (compareToCursor(cursor.entryId, cursor.index, after) <= 0 || compareEntryIds(cursor.entryId, viewer.lastSent) <= 0) continue;
+      if (
+        compareToCursor(cursor.entryId, cursor.index, after) <= 0 ||
+        compareEntryIds(cursor.entryId, viewer.lastSent) <= 0
+      )
+        continue;
       if (until !== null && compareEntryIds(cursor.entryId, until) > 0) break;
       if (cursor.entryId !== groupEntry) await flush();
       groupEntry = cursor.entryId;
@@ -287,7 +329,6 @@ export class JobStream extends DurableObject<Env> {
     await flush();
     return { status: archived.end, lastCursor: archived.lines.at(-1)?.cursor ?? null };
   }
-
 
   private sendEntryTo(viewer: Viewer, entry: StreamEntry, after: Cursor): void {
     if (compareEntryIds(entry.id, viewer.lastSent) <= 0) return;
@@ -315,12 +356,19 @@ export class JobStream extends DurableObject<Env> {
     if (this.state.position === null) {
       // A new object starts at the stream's end: viewers without a cursor get live lines only.
       const top = decodeStreamReply(await redis.xrevrange(key, "+", "-", 1))[0];
-      await this.saveState({ ...this.state, position: top?.id ?? "0-0", lastCursor: top?.lines.at(-1)?.cursor ?? null, ended: top?.end ?? null });
+      await this.saveState({
+        ...this.state,
+        position: top?.id ?? "0-0",
+        lastCursor: top?.lines.at(-1)?.cursor ?? null,
+        ended: top?.end ?? null,
+      });
       return;
     }
     // Entries read by an earlier poll but not yet fanned out go first: no second read of them.
     const fromRedis = this.unread.length === 0;
-    const read = fromRedis ? decodeStreamReply(await redis.xrange(key, `(${this.state.position}`, "+", ENTRIES_PER_READ)) : this.unread;
+    const read = fromRedis
+      ? decodeStreamReply(await redis.xrange(key, `(${this.state.position}`, "+", ENTRIES_PER_READ))
+      : this.unread;
     if (fromRedis) this.moreInRedis = read.length === ENTRIES_PER_READ;
     if (read.length === 0) {
       this.idlePolls += 1;
@@ -358,7 +406,9 @@ export class JobStream extends DurableObject<Env> {
         this.send(viewer, shared);
       } else {
         // Rare: it caught up past the start of this batch; send it the rest only.
-        const rest = chunks.filter((_, i) => compareEntryIds(entries[i]?.id ?? "0-0", viewer.lastSent) > 0);
+        const rest = chunks.filter(
+          (_, i) => compareEntryIds(entries[i]?.id ?? "0-0", viewer.lastSent) > 0,
+        );
         if (rest.length > 0) this.send(viewer, encoder.encode(rest.join("")));
       }
       if (compareEntryIds(viewer.lastSent, position) < 0) viewer.lastSent = position;
@@ -401,7 +451,8 @@ export class JobStream extends DurableObject<Env> {
   /** Heartbeats go to live viewers with nothing unread: one still reading needs no keepalive. */
   private broadcast(bytes: Uint8Array): void {
     for (const viewer of this.viewers) {
-      if (viewer.live && (viewer.writer.desiredSize ?? 0) >= this.settings.maxViewerLagBytes) this.send(viewer, bytes);
+      if (viewer.live && (viewer.writer.desiredSize ?? 0) >= this.settings.maxViewerLagBytes)
+        this.send(viewer, bytes);
     }
   }
 
@@ -421,8 +472,16 @@ export class JobStream extends DurableObject<Env> {
     if (this.viewers.size === 0 || this.state.ended !== null) return;
     // A backlog (entries in memory or a full page last read) is worked off at once.
     const backlog = this.unread.length > 0 || this.moreInRedis;
-    const pollIn = backlog ? 0 : Math.min(this.settings.idlePollMaxMs, this.settings.activePollMs * 2 ** Math.min(this.idlePolls, 16));
-    const at = Math.max(Date.now(), Math.min(this.lastPollAt + pollIn, this.lastFrameAt + this.settings.heartbeatMs));
+    const pollIn = backlog
+      ? 0
+      : Math.min(
+          this.settings.idlePollMaxMs,
+          this.settings.activePollMs * 2 ** Math.min(this.idlePolls, 16),
+        );
+    const at = Math.max(
+      Date.now(),
+      Math.min(this.lastPollAt + pollIn, this.lastFrameAt + this.settings.heartbeatMs),
+    );
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }

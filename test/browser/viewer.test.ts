@@ -6,9 +6,9 @@ import type { Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { LogLine } from "../../src/shared/entry.ts";
 import type { JobSpec } from "../../src/shared/job-spec.ts";
-import { devSignInUrl, startStack, type Stack } from "../../tools/dev/stack.ts";
-import { launchChromium, type Chromium } from "../support/chromium.ts";
-import { startDropProxy, type DropProxy } from "../support/drop-proxy.ts";
+import { devSignInUrl, type Stack, startStack } from "../../tools/dev/stack.ts";
+import { type Chromium, launchChromium } from "../support/chromium.ts";
+import { type DropProxy, startDropProxy } from "../support/drop-proxy.ts";
 import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
 
@@ -64,7 +64,8 @@ async function startEmbeddingSite(): Promise<EmbeddingSite> {
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("the embedding site is not listening on TCP");
+  if (address === null || typeof address === "string")
+    throw new Error("the embedding site is not listening on TCP");
   return {
     origin: `http://localhost:${address.port}`,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
@@ -73,11 +74,17 @@ async function startEmbeddingSite(): Promise<EmbeddingSite> {
 
 beforeAll(async () => {
   embedding = await startEmbeddingSite();
-  stack = await startStack({ runnerOutput: "ignore", workerVars: { CORS_ORIGINS: embedding.origin } });
+  stack = await startStack({
+    runnerOutput: "ignore",
+    workerVars: { CORS_ORIGINS: embedding.origin },
+  });
   proxy = await startDropProxy(stack.workerUrl);
   chromium = await launchChromium();
   token = stack.signToken(USER);
-  redis = testRedis({ UPSTASH_REDIS_REST_URL: stack.bridge.url, UPSTASH_REDIS_REST_TOKEN: stack.bridge.token });
+  redis = testRedis({
+    UPSTASH_REDIS_REST_URL: stack.bridge.url,
+    UPSTASH_REDIS_REST_TOKEN: stack.bridge.token,
+  });
   await mkdir(RESULTS, { recursive: true });
   // Signed in once, as npm start's link does it: the development sign-in sets __session.
   const page = await chromium.context.newPage();
@@ -104,7 +111,8 @@ interface Viewer {
 }
 
 // Set up before the page's own script runs (through the DevTools protocol, not subject to CSP).
-const RECORD_CSP_VIOLATIONS = "window.__cspViolations = []; document.addEventListener('securitypolicyviolation', (event) => window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`));";
+const RECORD_CSP_VIOLATIONS =
+  "window.__cspViolations = []; document.addEventListener('securitypolicyviolation', (event) => window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`));";
 
 async function openViewer(jobId: string): Promise<Viewer> {
   const page = await chromium.context.newPage();
@@ -127,9 +135,12 @@ afterEach(async () => {
 });
 
 const countText = (page: Page): Promise<string | null> => page.locator("#count").textContent();
-const statusOf = (page: Page): Promise<string | null> => page.locator("#status").getAttribute("data-status");
-const connectionOf = (page: Page): Promise<string | null> => page.locator("#connection").getAttribute("data-state");
-const linesText = (count: number): string => `${count.toLocaleString("en-US")} ${count === 1 ? "line" : "lines"}`;
+const statusOf = (page: Page): Promise<string | null> =>
+  page.locator("#status").getAttribute("data-status");
+const connectionOf = (page: Page): Promise<string | null> =>
+  page.locator("#connection").getAttribute("data-state");
+const linesText = (count: number): string =>
+  `${count.toLocaleString("en-US")} ${count === 1 ? "line" : "lines"}`;
 
 interface Row {
   readonly index: number;
@@ -140,16 +151,24 @@ interface Row {
 /** The rows in the DOM right now (the window around what is on screen). */
 function renderedRows(page: Page): Promise<Row[]> {
   return page.locator("#rows > div").evaluateAll((rows) =>
-    rows.map((row) => ({ index: Number(row.dataset.index), text: row.querySelector(".text")?.textContent ?? "", className: row.className })),
+    rows.map((row) => ({
+      index: Number(row.dataset.index),
+      text: row.querySelector(".text")?.textContent ?? "",
+      className: row.className,
+    })),
   );
 }
 
 function nextFrames(page: Page): Promise<unknown> {
-  return page.evaluate("new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))");
+  return page.evaluate(
+    "new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))",
+  );
 }
 
 function atBottom(page: Page): Promise<boolean> {
-  return page.locator("#log").evaluate((log) => log.scrollTop + log.clientHeight >= log.scrollHeight - 1);
+  return page
+    .locator("#log")
+    .evaluate((log) => log.scrollTop + log.clientHeight >= log.scrollHeight - 1);
 }
 
 /** Every line the page holds, read off the screen: scrolls from the top to the bottom. */
@@ -173,7 +192,8 @@ async function readAllRows(page: Page): Promise<Row[]> {
   return Array.from(rows);
 }
 
-const readAllTexts = async (page: Page): Promise<(string | undefined)[]> => (await readAllRows(page)).map((row) => row?.text);
+const readAllTexts = async (page: Page): Promise<(string | undefined)[]> =>
+  (await readAllRows(page)).map((row) => row?.text);
 
 async function screenshot(page: Page, name: string): Promise<string> {
   const path = `${RESULTS}${name}.png`;
@@ -201,7 +221,10 @@ console.log("build complete");
 describe("the log viewer in a browser", () => {
   it("shows a real build's lines as the runner writes them, stderr and system lines apart, then its status", async () => {
     const spec: Partial<JobSpec> = {
-      files: { "package.json": '{"name":"browser-app","version":"1.0.0"}', "build.mjs": BUILD_SCRIPT },
+      files: {
+        "package.json": '{"name":"browser-app","version":"1.0.0"}',
+        "build.mjs": BUILD_SCRIPT,
+      },
       steps: [
         { name: "Installing dependencies", phase: "install", command: "echo 'added 0 packages'" },
         { name: "Building", phase: "build", command: "node build.mjs" },
@@ -217,7 +240,13 @@ describe("the log viewer in a browser", () => {
     const { page, errors } = await openViewer(jobId);
 
     // On screen while the build still runs: streamed as it was written, not loaded at the end.
-    await expect.poll(async () => (await renderedRows(page)).some((row) => row.text === "compiling module 5 of 40"), WAIT).toBe(true);
+    await expect
+      .poll(
+        async () =>
+          (await renderedRows(page)).some((row) => row.text === "compiling module 5 of 40"),
+        WAIT,
+      )
+      .toBe(true);
     expect(await statusOf(page)).not.toMatch(/^(ready|failed)$/);
     expect(await page.locator("#notice").textContent()).toBe("");
 
@@ -231,8 +260,15 @@ describe("the log viewer in a browser", () => {
     const history: LogLine[] = [];
     let after = "0-0:0";
     for (let more = true; more; ) {
-      const response = await fetch(`${stack.workerUrl}/api/jobs/${jobId}/logs?after=${after}&limit=500`, { headers: { Authorization: `Bearer ${token}` } });
-      const body = (await response.json()) as { lines: LogLine[]; has_more: boolean; cursors: { after: string } };
+      const response = await fetch(
+        `${stack.workerUrl}/api/jobs/${jobId}/logs?after=${after}&limit=500`,
+        { headers: { Authorization: `Bearer ${token}` } },
+      );
+      const body = (await response.json()) as {
+        lines: LogLine[];
+        has_more: boolean;
+        cursors: { after: string };
+      };
       history.push(...body.lines);
       after = body.cursors.after;
       more = body.has_more;
@@ -240,13 +276,20 @@ describe("the log viewer in a browser", () => {
     const rows = await readAllRows(page);
     expect(rows.map((row) => row?.text)).toEqual(history.map((line) => line.text));
     expect(rows.map((row) => row?.className)).toEqual(history.map((line) => `line ${line.source}`));
-    expect(history.map((line) => line.text)).toEqual(expect.arrayContaining(["--- Building ---", "warning: module 40 is large", "build complete"]));
-    expect(rows.find((row) => row?.text === "warning: module 10 is large")?.className).toBe("line stderr");
+    expect(history.map((line) => line.text)).toEqual(
+      expect.arrayContaining(["--- Building ---", "warning: module 40 is large", "build complete"]),
+    );
+    expect(rows.find((row) => row?.text === "warning: module 10 is large")?.className).toBe(
+      "line stderr",
+    );
     expect(rows.find((row) => row?.text === "--- Building ---")?.className).toBe("line system");
     expect(await countText(page)).toBe(linesText(history.length));
 
     // The raw download link works with the page's cookie.
-    const [download] = await Promise.all([page.waitForEvent("download"), page.locator("#download").click()]);
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.locator("#download").click(),
+    ]);
     expect(download.suggestedFilename()).toBe(`${jobId}.log`);
     const text = await readFile(await download.path(), "utf8");
     expect(text).toContain("compiling module 40 of 40");
@@ -257,51 +300,58 @@ describe("the log viewer in a browser", () => {
   it.each([
     ["the connection is cut", "network"],
     ["the server closes the stream (as a deploy does)", "server"],
-  ] as const)("resumes by itself when %s mid-build: no line missing, none twice", async (_case, how) => {
-    const { jobId, writer } = await newJob(`drop-${how}`);
-    const { page, errors } = await openViewer(jobId);
-    await expect.poll(() => connectionOf(page), WAIT).toBe("live");
-    const expected: string[] = [];
-    let lastCursor = "";
-    const write = async (label: string, entries: number): Promise<void> => {
-      for (let entry = 0; entry < entries; entry++) {
-        const texts = Array.from({ length: 25 }, (_, i) => `${label} ${entry}.${i}`);
-        const written = await writer.append(...texts);
-        expected.push(...texts);
-        lastCursor = written.cursors.at(-1) ?? lastCursor;
+  ] as const)(
+    "resumes by itself when %s mid-build: no line missing, none twice",
+    async (_case, how) => {
+      const { jobId, writer } = await newJob(`drop-${how}`);
+      const { page, errors } = await openViewer(jobId);
+      await expect.poll(() => connectionOf(page), WAIT).toBe("live");
+      const expected: string[] = [];
+      let lastCursor = "";
+      const write = async (label: string, entries: number): Promise<void> => {
+        for (let entry = 0; entry < entries; entry++) {
+          const texts = Array.from({ length: 25 }, (_, i) => `${label} ${entry}.${i}`);
+          const written = await writer.append(...texts);
+          expected.push(...texts);
+          lastCursor = written.cursors.at(-1) ?? lastCursor;
+        }
+      };
+      await write("before the drop", 4);
+      await expect.poll(() => countText(page), WAIT).toBe(linesText(100));
+      const seenBeforeDrop = lastCursor;
+      const streams = () =>
+        proxy.streamRequests.filter((request) => request.path.startsWith(`/api/jobs/${jobId}/`));
+      expect(streams()).toHaveLength(1);
+
+      if (how === "network") {
+        expect(proxy.dropStreams()).toBe(1);
+      } else {
+        const response = await fetch(`${stack.workerUrl}/internal/jobs/${jobId}/disconnect`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${stack.runnerToken}` },
+        });
+        expect(await response.json()).toEqual({ disconnected: 1 });
       }
-    };
-    await write("before the drop", 4);
-    await expect.poll(() => countText(page), WAIT).toBe(linesText(100));
-    const seenBeforeDrop = lastCursor;
-    const streams = () => proxy.streamRequests.filter((request) => request.path.startsWith(`/api/jobs/${jobId}/`));
-    expect(streams()).toHaveLength(1);
+      await expect.poll(() => connectionOf(page), WAIT).toBe("reconnecting");
+      // Written while the browser is away (it waits the server's `retry:` hint, 2 s).
+      await write("while disconnected", 4);
+      await expect.poll(() => streams().length, WAIT).toBe(2);
+      const [first, reconnect] = streams();
+      // EventSource's own reconnect: the same URL, and the id of the last line it got.
+      expect(reconnect?.path).toBe(first?.path);
+      expect(reconnect?.lastEventId).toBe(seenBeforeDrop);
+      await expect.poll(() => connectionOf(page), WAIT).toBe("live");
+      await write("after the reconnect", 4);
+      await writer.end("failed", "Building failed with exit code 2");
+      expected.push("Building failed with exit code 2");
 
-    if (how === "network") {
-      expect(proxy.dropStreams()).toBe(1);
-    } else {
-      const response = await fetch(`${stack.workerUrl}/internal/jobs/${jobId}/disconnect`, { method: "POST", headers: { Authorization: `Bearer ${stack.runnerToken}` } });
-      expect(await response.json()).toEqual({ disconnected: 1 });
-    }
-    await expect.poll(() => connectionOf(page), WAIT).toBe("reconnecting");
-    // Written while the browser is away (it waits the server's `retry:` hint, 2 s).
-    await write("while disconnected", 4);
-    await expect.poll(() => streams().length, WAIT).toBe(2);
-    const [first, reconnect] = streams();
-    // EventSource's own reconnect: the same URL, and the id of the last line it got.
-    expect(reconnect?.path).toBe(first?.path);
-    expect(reconnect?.lastEventId).toBe(seenBeforeDrop);
-    await expect.poll(() => connectionOf(page), WAIT).toBe("live");
-    await write("after the reconnect", 4);
-    await writer.end("failed", "Building failed with exit code 2");
-    expected.push("Building failed with exit code 2");
-
-    await expect.poll(() => statusOf(page), WAIT).toBe("failed");
-    expect(await page.locator("#notice").textContent()).toBe("The build failed.");
-    expect(await countText(page)).toBe(linesText(expected.length));
-    expect(await readAllTexts(page)).toEqual(expected);
-    expect(errors).toEqual([]);
-  });
+      await expect.poll(() => statusOf(page), WAIT).toBe("failed");
+      expect(await page.locator("#notice").textContent()).toBe("The build failed.");
+      expect(await countText(page)).toBe(linesText(expected.length));
+      expect(await readAllTexts(page)).toEqual(expected);
+      expect(errors).toEqual([]);
+    },
+  );
 
   it("shows printed HTML as text and never runs it", async () => {
     const { jobId, writer } = await newJob("html");
@@ -313,11 +363,16 @@ describe("the log viewer in a browser", () => {
       "<svg onload=alert(1)><b>not bold</b> &amp; &lt;i&gt;",
       '"><iframe src="javascript:alert(2)"></iframe>',
     ];
-    await writer.appendLines([{ text: "before", source: "stdout" }, ...printed.map((text) => ({ text, source: "stderr" as const }))]);
+    await writer.appendLines([
+      { text: "before", source: "stdout" },
+      ...printed.map((text) => ({ text, source: "stderr" as const })),
+    ]);
     await expect.poll(() => countText(page), WAIT).toBe(linesText(printed.length + 1));
     await nextFrames(page);
     expect((await renderedRows(page)).map((row) => row.text)).toEqual(["before", ...printed]);
-    expect(await page.locator("#log script, #log img, #log svg, #log b, #log iframe").count()).toBe(0);
+    expect(await page.locator("#log script, #log img, #log svg, #log b, #log iframe").count()).toBe(
+      0,
+    );
     expect(await page.evaluate("window.__pwned")).toBeUndefined();
     expect(await page.evaluate("window.__cspViolations")).toEqual([]);
     expect(dialogs).toEqual([]);
@@ -385,7 +440,9 @@ describe("the log viewer in a browser", () => {
     expect(await loadEarlier.isHidden()).toBe(true);
     await writer.append("live after history");
     await expect.poll(() => countText(page), WAIT).toBe(linesText(1_201));
-    await expect.poll(async () => (await renderedRows(page)).at(-1)?.text, WAIT).toBe("live after history");
+    await expect
+      .poll(async () => (await renderedRows(page)).at(-1)?.text, WAIT)
+      .toBe("live after history");
     expect(await atBottom(page)).toBe(true);
     expect(await readAllTexts(page)).toEqual([...all, "live after history"]);
     expect(errors).toEqual([]);
@@ -398,10 +455,17 @@ describe("the log viewer in a browser", () => {
     const domSizeEmpty = await page.locator("*").count();
     // 200 entries of 500 lines, about as fast as a noisy build prints them.
     for (let entry = 0; entry < 200; entry++) {
-      await writer.append(...Array.from({ length: 500 }, (_, i) => `line ${entry * 500 + i + 1} of a very noisy build`));
+      await writer.append(
+        ...Array.from(
+          { length: 500 },
+          (_, i) => `line ${entry * 500 + i + 1} of a very noisy build`,
+        ),
+      );
       if (entry % 5 === 4) await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    await expect.poll(() => countText(page), { timeout: 120_000, interval: 250 }).toBe(linesText(100_000));
+    await expect
+      .poll(() => countText(page), { timeout: 120_000, interval: 250 })
+      .toBe(linesText(100_000));
     await nextFrames(page);
     const rowsAtEnd = await renderedRows(page);
     expect(rowsAtEnd.at(-1)?.text).toBe("line 100000 of a very noisy build");
@@ -417,13 +481,17 @@ describe("the log viewer in a browser", () => {
     const middle = await renderedRows(page);
     expect(middle.length).toBeLessThanOrEqual(80);
     expect(middle[0]?.index).toBeGreaterThan(45_000);
-    expect(middle.every((row) => row.text === `line ${row.index + 1} of a very noisy build`)).toBe(true);
+    expect(middle.every((row) => row.text === `line ${row.index + 1} of a very noisy build`)).toBe(
+      true,
+    );
     await screenshot(page, "100k-lines");
 
     // Still live and still following on request.
     await page.locator("#follow").click();
     await writer.append("line 100001 of a very noisy build");
-    await expect.poll(async () => (await renderedRows(page)).at(-1)?.text, WAIT).toBe("line 100001 of a very noisy build");
+    await expect
+      .poll(async () => (await renderedRows(page)).at(-1)?.text, WAIT)
+      .toBe("line 100001 of a very noisy build");
     expect(await page.locator("#rows > div").count()).toBeLessThanOrEqual(80);
     expect(errors).toEqual([]);
   });
@@ -446,7 +514,8 @@ describe("the log viewer in a browser", () => {
     await write("first");
     await expect.poll(() => page.evaluate("window.received.length"), WAIT).toBe(30);
     const seenBeforeDrop = lastCursor;
-    const streams = () => proxy.streamRequests.filter((request) => request.path.startsWith(`/api/jobs/${jobId}/`));
+    const streams = () =>
+      proxy.streamRequests.filter((request) => request.path.startsWith(`/api/jobs/${jobId}/`));
 
     expect(proxy.dropStreams()).toBe(1);
     await write("while disconnected");
@@ -472,10 +541,12 @@ describe("the log viewer in a browser", () => {
     await chromium.context.clearCookies();
     try {
       const { page: signedOut } = await openViewer(jobId);
-      await expect.poll(() => signedOut.locator("#notice").textContent(), WAIT).toMatch(/not signed in/);
+      await expect
+        .poll(() => signedOut.locator("#notice").textContent(), WAIT)
+        .toMatch(/not signed in/);
       expect(await signedOut.locator("#rows > div").count()).toBe(0);
     } finally {
       await chromium.context.addCookies(cookies);
-      }
+    }
   });
 });

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LogLine } from "../../src/shared/entry.ts";
 import type { JobSpec } from "../../src/shared/job-spec.ts";
 import { logStreamKey } from "../../src/shared/keys.ts";
-import { startStack, type Stack } from "../../tools/dev/stack.ts";
+import { type Stack, startStack } from "../../tools/dev/stack.ts";
 import { createUpstashClient } from "../../worker-build-runner/redis.ts";
 
 // The whole product on loopback, through its real parts: a job created over HTTP, the Queue
@@ -15,7 +15,11 @@ let token = "";
 const SECRET = "e2e-Secret-Value-7f3a9c1d";
 
 beforeAll(async () => {
-  stack = await startStack({ runnerLeaseMs: 1_500, runnerOutput: "ignore", workerVars: { SSE_HEARTBEAT_MS: "1000" } });
+  stack = await startStack({
+    runnerLeaseMs: 1_500,
+    runnerOutput: "ignore",
+    workerVars: { SSE_HEARTBEAT_MS: "1000" },
+  });
   token = stack.signToken("user_e2e");
 }, 120_000);
 
@@ -24,7 +28,14 @@ afterAll(async () => {
 }, 60_000);
 
 const api = (path: string, init: RequestInit = {}): Promise<Response> =>
-  fetch(`${stack.workerUrl}${path}`, { ...init, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json", ...(init.headers ?? {}) } });
+  fetch(`${stack.workerUrl}${path}`, {
+    ...init,
+    headers: {
+      Authorization: `Bearer ${token}`,
+      "Content-Type": "application/json",
+      ...(init.headers ?? {}),
+    },
+  });
 
 async function createJob(spec: Partial<JobSpec>): Promise<string> {
   const response = await api("/api/jobs", { method: "POST", body: JSON.stringify(spec) });
@@ -40,7 +51,8 @@ function follow(jobId: string): Promise<{ lines: LogLine[]; raw: string[]; statu
     const lines: LogLine[] = [];
     const raw: string[] = [];
     const source = new EventSource(`${stack.workerUrl}/api/jobs/${jobId}/logs/stream?after=0-0:0`, {
-      fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, Authorization: `Bearer ${token}` } }),
+      fetch: (input, init) =>
+        fetch(input, { ...init, headers: { ...init?.headers, Authorization: `Bearer ${token}` } }),
     });
     const timer = setTimeout(() => {
       source.close();
@@ -59,7 +71,10 @@ function follow(jobId: string): Promise<{ lines: LogLine[]; raw: string[]; statu
   });
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | null | undefined | false>,
+): Promise<T> {
   for (let i = 0; i < 300; i++) {
     const value = await probe();
     if (value) return value;
@@ -92,8 +107,21 @@ describe("a job end to end", () => {
     expect(status).toBe("ready");
     const texts = lines.map((line) => line.text);
     const modules = texts.filter((text) => text.startsWith("compiled module "));
-    expect(modules).toEqual(Array.from({ length: 300 }, (_, i) => `compiled module ${i + 1} of 300`));
-    expect(texts).toEqual(expect.arrayContaining(["--- Installing dependencies ---", "added 0 packages", "--- Building ---", "building e2e-app", "token is [REDACTED]", "encoded [REDACTED]", "warning: large chunk", "done"]));
+    expect(modules).toEqual(
+      Array.from({ length: 300 }, (_, i) => `compiled module ${i + 1} of 300`),
+    );
+    expect(texts).toEqual(
+      expect.arrayContaining([
+        "--- Installing dependencies ---",
+        "added 0 packages",
+        "--- Building ---",
+        "building e2e-app",
+        "token is [REDACTED]",
+        "encoded [REDACTED]",
+        "warning: large chunk",
+        "done",
+      ]),
+    );
     expect(new Set(lines.map((line) => line.cursor)).size).toBe(lines.length);
 
     // The history endpoint returns the same lines.
@@ -101,7 +129,11 @@ describe("a job end to end", () => {
     let after = "0-0:0";
     for (let page = 0; page < 20; page++) {
       const response = await api(`/api/jobs/${jobId}/logs?after=${after}&limit=100`);
-      const body = (await response.json()) as { lines: LogLine[]; has_more: boolean; cursors: { after: string } };
+      const body = (await response.json()) as {
+        lines: LogLine[];
+        has_more: boolean;
+        cursors: { after: string };
+      };
       history.push(...body.lines);
       after = body.cursors.after;
       if (!body.has_more) break;
@@ -122,11 +154,17 @@ describe("a job end to end", () => {
 
     // After archiving (the runner told the Worker), with Redis's copy deleted, history and the
     // download still return the same lines, from R2.
-    await waitFor("the archive", async () => ((await (await api(`/api/jobs/${jobId}`)).json()) as { archived_at?: string }).archived_at);
+    await waitFor(
+      "the archive",
+      async () =>
+        ((await (await api(`/api/jobs/${jobId}`)).json()) as { archived_at?: string }).archived_at,
+    );
     const before = await (await api(`/api/jobs/${jobId}/logs.txt`)).text();
     expect(before).not.toContain(SECRET);
     await redis.del(logStreamKey(jobId));
-    const fromArchive = (await (await api(`/api/jobs/${jobId}/logs?after=0-0:0&limit=500`)).json()) as { lines: LogLine[] };
+    const fromArchive = (await (
+      await api(`/api/jobs/${jobId}/logs?after=0-0:0&limit=500`)
+    ).json()) as { lines: LogLine[] };
     expect(fromArchive.lines).toEqual(lines);
     const text = await (await api(`/api/jobs/${jobId}/logs.txt`)).text();
     expect(text).toBe(before);
@@ -139,37 +177,72 @@ describe("a job end to end", () => {
   }, 120_000);
 
   it("fails a job whose command fails, with its exit code in a system line", async () => {
-    const jobId = await createJob({ steps: [{ name: "Building", phase: "build", command: "echo 'Type error in src/app.ts'; exit 2" }] });
+    const jobId = await createJob({
+      steps: [
+        { name: "Building", phase: "build", command: "echo 'Type error in src/app.ts'; exit 2" },
+      ],
+    });
     const { lines, status } = await follow(jobId);
     expect(status).toBe("failed");
-    expect(lines.map((line) => line.text)).toEqual(expect.arrayContaining(["Type error in src/app.ts", "Building failed with exit code 2"]));
-    expect(((await (await api(`/api/jobs/${jobId}`)).json()) as { status: string; exit_code: number }).exit_code).toBe(2);
+    expect(lines.map((line) => line.text)).toEqual(
+      expect.arrayContaining(["Type error in src/app.ts", "Building failed with exit code 2"]),
+    );
+    expect(
+      ((await (await api(`/api/jobs/${jobId}`)).json()) as { status: string; exit_code: number })
+        .exit_code,
+    ).toBe(2);
   }, 120_000);
 
   it("when the runner is killed mid-job, the sweep fails the job, viewers get done, and the log is archived", async () => {
-    const jobId = await createJob({ steps: [{ name: "Long build", phase: "build", command: "echo started; sleep 120" }] });
+    const jobId = await createJob({
+      steps: [{ name: "Long build", phase: "build", command: "echo started; sleep 120" }],
+    });
     const viewer = follow(jobId);
-    await waitFor("the job to start", async () => ((await (await api(`/api/jobs/${jobId}`)).json()) as { status: string }).status === "running");
-    await waitFor("its first line", async () => ((await (await api(`/api/jobs/${jobId}/logs`)).json()) as { lines: LogLine[] }).lines.some((line) => line.text === "started"));
+    await waitFor(
+      "the job to start",
+      async () =>
+        ((await (await api(`/api/jobs/${jobId}`)).json()) as { status: string }).status ===
+        "running",
+    );
+    await waitFor("its first line", async () =>
+      ((await (await api(`/api/jobs/${jobId}/logs`)).json()) as { lines: LogLine[] }).lines.some(
+        (line) => line.text === "started",
+      ),
+    );
     await stack.restartRunner(); // SIGKILL: no goodbye, no terminal entry
     // The lease runs out, then the sweep (a Cron Trigger; here called directly) notices.
     const swept = await waitFor("the sweep to fail the job", async () => {
-      const response = await fetch(`${stack.workerUrl}/internal/sweep`, { method: "POST", headers: { Authorization: `Bearer ${stack.runnerToken}` } });
+      const response = await fetch(`${stack.workerUrl}/internal/sweep`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${stack.runnerToken}` },
+      });
       const result = (await response.json()) as { failed: string[] };
       return result.failed.includes(jobId) ? result : null;
     });
     expect(swept.failed).toContain(jobId);
     const { lines, status } = await viewer;
     expect(status).toBe("failed");
-    expect(lines.map((line) => line.text)).toEqual(expect.arrayContaining(["started", "The build runner was lost (it stopped reporting); this job has been marked failed."]));
+    expect(lines.map((line) => line.text)).toEqual(
+      expect.arrayContaining([
+        "started",
+        "The build runner was lost (it stopped reporting); this job has been marked failed.",
+      ]),
+    );
     await waitFor("the archive", async () => {
-      await fetch(`${stack.workerUrl}/internal/sweep`, { method: "POST", headers: { Authorization: `Bearer ${stack.runnerToken}` } });
-      return ((await (await api(`/api/jobs/${jobId}`)).json()) as { archived_at?: string }).archived_at;
+      await fetch(`${stack.workerUrl}/internal/sweep`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${stack.runnerToken}` },
+      });
+      return ((await (await api(`/api/jobs/${jobId}`)).json()) as { archived_at?: string })
+        .archived_at;
     });
   }, 120_000);
 
   it("refuses a malformed job with 400 and a stable code", async () => {
-    const response = await api("/api/jobs", { method: "POST", body: JSON.stringify({ steps: [{ name: "x", phase: "Bad Phase", command: "true" }] }) });
+    const response = await api("/api/jobs", {
+      method: "POST",
+      body: JSON.stringify({ steps: [{ name: "x", phase: "Bad Phase", command: "true" }] }),
+    });
     expect(response.status).toBe(400);
     expect(await response.json()).toMatchObject({ error: { code: "invalid_job" } });
   });

@@ -69,7 +69,12 @@ describe("LineBuffer", () => {
 
   it("in truncate mode gives exactly one line per input line", () => {
     const buffer = createLineBuffer({ maxLineLength: 10, overflow: "truncate" });
-    const lines = [...buffer.push("short\n"), ...buffer.push("x".repeat(35)), ...buffer.push("y".repeat(20) + "\nnext\n"), ...buffer.end()];
+    const lines = [
+      ...buffer.push("short\n"),
+      ...buffer.push("x".repeat(35)),
+      ...buffer.push(`${"y".repeat(20)}\nnext\n`),
+      ...buffer.end(),
+    ];
     expect(lines).toEqual(["short", "x".repeat(10), "next"]);
   });
 

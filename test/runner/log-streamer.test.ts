@@ -1,12 +1,21 @@
 import type { Redis } from "@upstash/redis";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { CURSOR_PATTERN, compareEntryIds, decodeStreamReply, parseCursor } from "../../src/shared/entry.ts";
+import {
+  CURSOR_PATTERN,
+  compareEntryIds,
+  decodeStreamReply,
+  parseCursor,
+} from "../../src/shared/entry.ts";
 import { logStreamKey } from "../../src/shared/keys.ts";
 import { createSecretValues } from "../../src/shared/sanitize/secret-values.ts";
 import { startUpstashBridge, type UpstashBridge } from "../../tools/upstash-bridge/bridge.ts";
 import { createLogStreamer, type LogStreamer } from "../../worker-build-runner/log-streamer.ts";
-import { createRedisLogWriter, type RedisLogWriter, type RedisLogWriterOptions } from "../../worker-build-runner/redis-writer.ts";
 import { createUpstashClient } from "../../worker-build-runner/redis.ts";
+import {
+  createRedisLogWriter,
+  type RedisLogWriter,
+  type RedisLogWriterOptions,
+} from "../../worker-build-runner/redis-writer.ts";
 import { readLogLines, uniqueJobId } from "../support/redis.ts";
 
 // The runner's whole write path against a real redis-server, through the Upstash bridge and the
@@ -36,12 +45,24 @@ function setup(
 ): { jobId: string; writer: RedisLogWriter; streamer: LogStreamer } {
   const jobId = uniqueJobId(label);
   const { secrets, ...writerOptions } = options;
-  const writer = createRedisLogWriter({ redis, jobId, logger, retryInitialDelayMs: 20, retryMaxDelayMs: 200, ...writerOptions });
-  const streamer = createLogStreamer({ writer, secrets: createSecretValues(secrets ?? []), phase: "build" });
+  const writer = createRedisLogWriter({
+    redis,
+    jobId,
+    logger,
+    retryInitialDelayMs: 20,
+    retryMaxDelayMs: 200,
+    ...writerOptions,
+  });
+  const streamer = createLogStreamer({
+    writer,
+    secrets: createSecretValues(secrets ?? []),
+    phase: "build",
+  });
   return { jobId, writer, streamer };
 }
 
-const texts = async (jobId: string): Promise<string[]> => (await readLogLines(redis, jobId)).map((line) => line.text);
+const texts = async (jobId: string): Promise<string[]> =>
+  (await readLogLines(redis, jobId)).map((line) => line.text);
 
 describe("buffering into lines", () => {
   it("writes a line split across chunks as one line", async () => {
@@ -102,7 +123,9 @@ describe("structured entries", () => {
     for (let i = 0; i < 50; i++) streamer.onStdout(`line ${i}\n`);
     await streamer.flush();
     const lines = await readLogLines(redis, jobId);
-    expect(lines.map((line) => line.text)).toEqual(Array.from({ length: 50 }, (_, i) => `line ${i}`));
+    expect(lines.map((line) => line.text)).toEqual(
+      Array.from({ length: 50 }, (_, i) => `line ${i}`),
+    );
     const cursors = lines.map((line) => parseCursor(line.cursor));
     for (let i = 1; i < cursors.length; i++) {
       const [a, b] = [cursors[i - 1], cursors[i]];
@@ -156,7 +179,11 @@ describe("sanitizing before anything reaches Redis", () => {
     const raw = JSON.stringify(await redis.xrange(logStreamKey(jobId), "-", "+"));
     expect(raw).not.toContain(secret);
     expect(raw).not.toContain(btoa(secret).slice(0, 16));
-    expect(await texts(jobId)).toEqual(["connecting with [REDACTED]", "echo [REDACTED]", "running: deploy --key [REDACTED]"]);
+    expect(await texts(jobId)).toEqual([
+      "connecting with [REDACTED]",
+      "echo [REDACTED]",
+      "running: deploy --key [REDACTED]",
+    ]);
   });
 
   it("truncates long lines and drops blank ones", async () => {
@@ -188,7 +215,9 @@ describe("the stream key", () => {
   it("is capped near 50,000 lines, keeping the newest, and says so", async () => {
     const { jobId, streamer } = setup("cap");
     for (let chunk = 0; chunk < 60; chunk++) {
-      streamer.onStdout(Array.from({ length: 1000 }, (_, i) => `line ${chunk * 1000 + i}\n`).join(""));
+      streamer.onStdout(
+        Array.from({ length: 1000 }, (_, i) => `line ${chunk * 1000 + i}\n`).join(""),
+      );
     }
     await streamer.flush();
     const lines = await texts(jobId);
@@ -288,7 +317,9 @@ describe("Redis faults", () => {
     const lines = await texts(jobId);
     expect(writer.stats.linesDropped).toBeGreaterThan(0);
     const notice = lines.find((text) => /lines were dropped/.test(text));
-    expect(notice).toBe(`${writer.stats.linesDropped} log lines were dropped here: Redis was unreachable for too long to keep them.`);
+    expect(notice).toBe(
+      `${writer.stats.linesDropped} log lines were dropped here: Redis was unreachable for too long to keep them.`,
+    );
     // what survived is the newest lines, in order, each once
     const kept = lines.filter((text) => text.startsWith("line "));
     expect(kept.at(-1)).toBe(`line 999 ${"x".repeat(20)}`);
@@ -310,7 +341,12 @@ describe("Redis faults", () => {
   it("continues after entries another runner wrote, without losing lines", async () => {
     const { jobId, streamer } = setup("takeover");
     const future = `${Date.now() + 60_000}-0`;
-    await redis.xadd(logStreamKey(jobId), future, { v: "1", lines: JSON.stringify([{ ts: new Date().toISOString(), source: "system", phase: "build", text: "earlier runner" }]) });
+    await redis.xadd(logStreamKey(jobId), future, {
+      v: "1",
+      lines: JSON.stringify([
+        { ts: new Date().toISOString(), source: "system", phase: "build", text: "earlier runner" },
+      ]),
+    });
     streamer.onStdout("mine\n");
     await streamer.flush();
     expect(await texts(jobId)).toEqual(["earlier runner", "mine"]);

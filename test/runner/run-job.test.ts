@@ -1,9 +1,15 @@
 import type { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { decodeStreamReply } from "../../src/shared/entry.ts";
-import { parseJobRecord, type JobRecord } from "../../src/shared/job.ts";
+import { type JobRecord, parseJobRecord } from "../../src/shared/job.ts";
 import type { JobSpec, RunRequest } from "../../src/shared/job-spec.ts";
-import { jobKey, leaseKey, logStreamKey, RUNNING_JOBS_KEY, UNARCHIVED_JOBS_KEY } from "../../src/shared/keys.ts";
+import {
+  jobKey,
+  leaseKey,
+  logStreamKey,
+  RUNNING_JOBS_KEY,
+  UNARCHIVED_JOBS_KEY,
+} from "../../src/shared/keys.ts";
 import { startUpstashBridge, type UpstashBridge } from "../../tools/upstash-bridge/bridge.ts";
 import { createUpstashClient } from "../../worker-build-runner/redis.ts";
 import { runJob, type WorkerNotifier } from "../../worker-build-runner/run-job.ts";
@@ -28,33 +34,65 @@ afterAll(async () => {
 
 async function queuedJob(label: string, spec: Partial<JobSpec>): Promise<RunRequest> {
   const jobId = uniqueJobId(label);
-  const job: JobRecord = { id: jobId, owner: "user_runner_test", status: "queued", created_at: new Date().toISOString(), started_at: null, finished_at: null };
+  const job: JobRecord = {
+    id: jobId,
+    owner: "user_runner_test",
+    status: "queued",
+    created_at: new Date().toISOString(),
+    started_at: null,
+    finished_at: null,
+  };
   await redis.set(jobKey(jobId), JSON.stringify(job));
-  return { job_id: jobId, owner: job.owner, spec: { steps: [], env: {}, secrets: {}, files: {}, ...spec } };
+  return {
+    job_id: jobId,
+    owner: job.owner,
+    spec: { steps: [], env: {}, secrets: {}, files: {}, ...spec },
+  };
 }
 
 function recordingNotifier(): WorkerNotifier & { calls: string[] } {
   const calls: string[] = [];
-  return { calls, wake: async (id) => void calls.push(`wake ${id}`), finished: async (id) => void calls.push(`finished ${id}`) };
+  return {
+    calls,
+    wake: async (id) => void calls.push(`wake ${id}`),
+    finished: async (id) => void calls.push(`finished ${id}`),
+  };
 }
 
-const entriesOf = async (jobId: string) => decodeStreamReply(await redis.xrange(logStreamKey(jobId), "-", "+"));
-const jobOf = async (jobId: string) => parseJobRecord((await redis.get<string>(jobKey(jobId))) ?? "null");
+const entriesOf = async (jobId: string) =>
+  decodeStreamReply(await redis.xrange(logStreamKey(jobId), "-", "+"));
+const jobOf = async (jobId: string) =>
+  parseJobRecord((await redis.get<string>(jobKey(jobId))) ?? "null");
 
 describe("runJob", () => {
   it("runs the steps, streams their lines with stage lines, and ends ready", async () => {
     const request = await queuedJob("ready", {
-      files: { "package.json": '{"name":"demo","version":"1.0.0"}', "src/build.js": "console.log('built', require('../package.json').name)" },
+      files: {
+        "package.json": '{"name":"demo","version":"1.0.0"}',
+        "src/build.js": "console.log('built', require('../package.json').name)",
+      },
       steps: [
-        { name: "Installing dependencies", phase: "install", command: "echo installing; echo 'warn: deprecated' >&2" },
+        {
+          name: "Installing dependencies",
+          phase: "install",
+          command: "echo installing; echo 'warn: deprecated' >&2",
+        },
         { name: "Building", phase: "build", command: "node src/build.js" },
       ],
     });
     const notifier = recordingNotifier();
-    const outcome = await runJob(request, { redis, sandbox, runnerId: "test-runner", logger, notifier });
+    const outcome = await runJob(request, {
+      redis,
+      sandbox,
+      runnerId: "test-runner",
+      logger,
+      notifier,
+    });
     expect(outcome).toEqual({ kind: "finished", status: "ready", exitCode: 0 });
     const entries = await entriesOf(request.job_id);
-    const lines = entries.flatMap((entry) => entry.lines).map(({ source, phase, text }) => ({ source, phase, text }));
+    const lines = entries
+      .flatMap((entry) => entry.lines)
+      .map(({ source, phase, text }) => ({ source, phase, text }));
     expect(lines).toEqual([
       { source: "system", phase: "install", text: "--- Preparing the sandbox ---" },
       { source: "system", phase: "install", text: "--- Installing dependencies ---" },
@@ -101,7 +139,8 @@ describe("runJob", () => {
         {
           name: "Leaky build",
           phase: "build",
-          command: 'echo "pw=$DB_PASSWORD"; printf %s "$DB_PASSWORD" | base64; echo "stripe $STRIPE_API_KEY"; echo "env $NODE_ENV"',
+          command:
+            'echo "pw=$DB_PASSWORD"; printf %s "$DB_PASSWORD" | base64; echo "stripe $STRIPE_API_KEY"; echo "env $NODE_ENV"',
         },
       ],
     });
@@ -110,7 +149,9 @@ describe("runJob", () => {
     expect(raw).not.toContain(secret);
     expect(raw).not.toContain(Buffer.from(secret).toString("base64").slice(0, 20));
     expect(raw).not.toContain("stripe-test-key-value-1234");
-    const texts = (await entriesOf(request.job_id)).flatMap((entry) => entry.lines).map((line) => line.text);
+    const texts = (await entriesOf(request.job_id))
+      .flatMap((entry) => entry.lines)
+      .map((line) => line.text);
     expect(texts).toContain("pw=[REDACTED]");
     expect(texts).toContain("env production");
     expect(texts.some((text) => /value of SHORT is not masked/.test(text))).toBe(true);
@@ -120,9 +161,19 @@ describe("runJob", () => {
   it("does not pass the runner's own secrets into the build", async () => {
     process.env.UPSTASH_REDIS_REST_TOKEN_PROBE = "runner-private-token-value";
     try {
-      const request = await queuedJob("isolation", { steps: [{ name: "Env", phase: "build", command: 'echo "probe=${UPSTASH_REDIS_REST_TOKEN_PROBE:-absent}"' }] });
+      const request = await queuedJob("isolation", {
+        steps: [
+          {
+            name: "Env",
+            phase: "build",
+            command: 'echo "probe=${UPSTASH_REDIS_REST_TOKEN_PROBE:-absent}"',
+          },
+        ],
+      });
       await runJob(request, { redis, sandbox, runnerId: "test-runner", logger });
-      const texts = (await entriesOf(request.job_id)).flatMap((entry) => entry.lines).map((line) => line.text);
+      const texts = (await entriesOf(request.job_id))
+        .flatMap((entry) => entry.lines)
+        .map((line) => line.text);
       expect(texts).toContain("probe=absent");
     } finally {
       delete process.env.UPSTASH_REDIS_REST_TOKEN_PROBE;
@@ -130,41 +181,98 @@ describe("runJob", () => {
   });
 
   it("skips a job another runner holds, and a job that already ran", async () => {
-    const request = await queuedJob("skip", { steps: [{ name: "Build", phase: "build", command: "echo once" }] });
+    const request = await queuedJob("skip", {
+      steps: [{ name: "Build", phase: "build", command: "echo once" }],
+    });
     await redis.set(leaseKey(request.job_id), "other-runner", { px: 30_000 });
-    expect(await runJob(request, { redis, sandbox, runnerId: "test-runner", logger })).toMatchObject({ kind: "skipped" });
+    expect(
+      await runJob(request, { redis, sandbox, runnerId: "test-runner", logger }),
+    ).toMatchObject({ kind: "skipped" });
     await redis.del(leaseKey(request.job_id));
-    expect(await runJob(request, { redis, sandbox, runnerId: "test-runner", logger })).toMatchObject({ kind: "finished", status: "ready" });
-    expect(await runJob(request, { redis, sandbox, runnerId: "test-runner", logger })).toMatchObject({ kind: "skipped" });
-    const texts = (await entriesOf(request.job_id)).flatMap((entry) => entry.lines).map((line) => line.text);
+    expect(
+      await runJob(request, { redis, sandbox, runnerId: "test-runner", logger }),
+    ).toMatchObject({ kind: "finished", status: "ready" });
+    expect(
+      await runJob(request, { redis, sandbox, runnerId: "test-runner", logger }),
+    ).toMatchObject({ kind: "skipped" });
+    const texts = (await entriesOf(request.job_id))
+      .flatMap((entry) => entry.lines)
+      .map((line) => line.text);
     expect(texts.filter((text) => text === "once")).toHaveLength(1);
   });
 
   it("starts a dev server in the background and is ready when it says so", async () => {
     const request = await queuedJob("dev-server", {
-      steps: [{ name: "Starting the dev server", phase: "dev_server", command: "echo booting; sleep 0.2; echo 'ready on http://localhost:5173'; sleep 30", background: true, ready_text: "ready on" }],
+      steps: [
+        {
+          name: "Starting the dev server",
+          phase: "dev_server",
+          command: "echo booting; sleep 0.2; echo 'ready on http://localhost:5173'; sleep 30",
+          background: true,
+          ready_text: "ready on",
+        },
+      ],
     });
     const outcome = await runJob(request, { redis, sandbox, runnerId: "test-runner", logger });
     expect(outcome).toMatchObject({ kind: "finished", status: "ready" });
-    const texts = (await entriesOf(request.job_id)).flatMap((entry) => entry.lines).map((line) => line.text);
+    const texts = (await entriesOf(request.job_id))
+      .flatMap((entry) => entry.lines)
+      .map((line) => line.text);
     expect(texts).toEqual(expect.arrayContaining(["booting", "ready on http://localhost:5173"]));
   });
 
   it("fails a dev server that exits before it is ready, or never says so", async () => {
-    const exits = await queuedJob("dev-exits", { steps: [{ name: "Dev server", phase: "dev_server", command: "echo crashing; exit 7", background: true, ready_text: "ready" }] });
-    expect(await runJob(exits, { redis, sandbox, runnerId: "test-runner", logger })).toMatchObject({ status: "failed", exitCode: 7 });
-    const silent = await queuedJob("dev-silent", { steps: [{ name: "Dev server", phase: "dev_server", command: "sleep 30", background: true, ready_text: "ready", startup_ms: 300 }] });
-    expect(await runJob(silent, { redis, sandbox, runnerId: "test-runner", logger })).toMatchObject({ status: "failed" });
-    const texts = (await entriesOf(silent.job_id)).flatMap((entry) => entry.lines).map((line) => line.text);
+    const exits = await queuedJob("dev-exits", {
+      steps: [
+        {
+          name: "Dev server",
+          phase: "dev_server",
+          command: "echo crashing; exit 7",
+          background: true,
+          ready_text: "ready",
+        },
+      ],
+    });
+    expect(await runJob(exits, { redis, sandbox, runnerId: "test-runner", logger })).toMatchObject({
+      status: "failed",
+      exitCode: 7,
+    });
+    const silent = await queuedJob("dev-silent", {
+      steps: [
+        {
+          name: "Dev server",
+          phase: "dev_server",
+          command: "sleep 30",
+          background: true,
+          ready_text: "ready",
+          startup_ms: 300,
+        },
+      ],
+    });
+    expect(await runJob(silent, { redis, sandbox, runnerId: "test-runner", logger })).toMatchObject(
+      { status: "failed" },
+    );
+    const texts = (await entriesOf(silent.job_id))
+      .flatMap((entry) => entry.lines)
+      .map((line) => line.text);
     expect(texts).toContain('Dev server did not print "ready" within 300 ms');
   });
 
   it("fails a job whose sandbox cannot be created, saying why", async () => {
-    const request = await queuedJob("no-sandbox", { steps: [{ name: "Build", phase: "build", command: "true" }] });
+    const request = await queuedJob("no-sandbox", {
+      steps: [{ name: "Build", phase: "build", command: "true" }],
+    });
     const broken = { name: "broken", create: async () => Promise.reject(new Error("no capacity")) };
-    const outcome = await runJob(request, { redis, sandbox: broken, runnerId: "test-runner", logger });
+    const outcome = await runJob(request, {
+      redis,
+      sandbox: broken,
+      runnerId: "test-runner",
+      logger,
+    });
     expect(outcome).toMatchObject({ kind: "finished", status: "failed" });
-    const texts = (await entriesOf(request.job_id)).flatMap((entry) => entry.lines).map((line) => line.text);
+    const texts = (await entriesOf(request.job_id))
+      .flatMap((entry) => entry.lines)
+      .map((line) => line.text);
     expect(texts).toContain("The build could not run: no capacity");
   });
 });

@@ -1,20 +1,28 @@
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, realpath, rm } from "node:fs/promises";
-import { createServer } from "node:http";
 import type { IncomingMessage, Server } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { e2bSandbox } from "../../worker-build-runner/sandbox/e2b.ts";
 import { localSandbox } from "../../worker-build-runner/sandbox/local.ts";
+import type {
+  CommandResult,
+  RunOptions,
+  Sandbox,
+  SandboxSession,
+} from "../../worker-build-runner/sandbox/types.ts";
 import { SandboxError } from "../../worker-build-runner/sandbox/types.ts";
-import type { CommandResult, RunOptions, Sandbox, SandboxSession } from "../../worker-build-runner/sandbox/types.ts";
 
 // One contract for every adapter. E2B's needs its cloud, so it runs only where E2B_API_KEY is
 // set; the e2b tests at the end need no cloud.
 
-const RUNNER_SECRETS = { RUNNER_TOKEN: "fake-runner-token-7c1e0b", UPSTASH_REDIS_REST_TOKEN: "fake-upstash-token-2d94aa" };
+const RUNNER_SECRETS = {
+  RUNNER_TOKEN: "fake-runner-token-7c1e0b",
+  UPSTASH_REDIS_REST_TOKEN: "fake-upstash-token-2d94aa",
+};
 
 interface Adapter {
   readonly name: string;
@@ -28,7 +36,11 @@ const adapters: readonly Adapter[] = [
 ];
 
 /** Output as the callbacks saw it, decoded the way the log pipeline does. */
-function collector(): { readonly chunks: (string | Uint8Array)[]; readonly push: (chunk: string | Uint8Array) => void; text(): string } {
+function collector(): {
+  readonly chunks: (string | Uint8Array)[];
+  readonly push: (chunk: string | Uint8Array) => void;
+  text(): string;
+} {
   const chunks: (string | Uint8Array)[] = [];
   const decoder = new TextDecoder();
   let text = "";
@@ -49,7 +61,11 @@ async function capture(
 ): Promise<{ result: CommandResult; stdout: string; stderr: string }> {
   const stdout = collector();
   const stderr = collector();
-  const result = await session.run(command, { ...options, onStdout: stdout.push, onStderr: stderr.push });
+  const result = await session.run(command, {
+    ...options,
+    onStdout: stdout.push,
+    onStderr: stderr.push,
+  });
   return { result, stdout: stdout.text(), stderr: stderr.text() };
 }
 
@@ -57,7 +73,10 @@ const ignore = (): void => undefined;
 const quiet = { onStdout: ignore, onStderr: ignore };
 
 /** Resolves once the collected output contains `text`. */
-function waitForOutput(text: string): { readonly onStdout: (chunk: string | Uint8Array) => void; readonly seen: Promise<void> } {
+function waitForOutput(text: string): {
+  readonly onStdout: (chunk: string | Uint8Array) => void;
+  readonly seen: Promise<void>;
+} {
   const output = collector();
   let resolveSeen: () => void = ignore;
   const seen = new Promise<void>((resolve) => (resolveSeen = resolve));
@@ -96,7 +115,9 @@ describe.each(adapters)("$name sandbox", ({ available, make }) => {
       vi.unstubAllEnvs();
     });
     beforeEach(async () => {
-      session = await sandbox.create({ env: { SESSION_VAR: "from the session", SHARED: "session" } });
+      session = await sandbox.create({
+        env: { SESSION_VAR: "from the session", SHARED: "session" },
+      });
     });
     afterEach(async () => {
       await session.kill();
@@ -119,17 +140,20 @@ describe.each(adapters)("$name sandbox", ({ available, make }) => {
       // adapter that held output back until the end would time out here.
       const output = collector();
       let released = false;
-      const result = await session.run(`echo waiting; while [ ! -f release ]; do sleep 0.05; done; echo released`, {
-        timeoutMs: 20_000,
-        onStdout: (chunk) => {
-          output.push(chunk);
-          if (!released && output.text().includes("waiting")) {
-            released = true;
-            session.writeFile("release", "").catch(ignore);
-          }
+      const result = await session.run(
+        `echo waiting; while [ ! -f release ]; do sleep 0.05; done; echo released`,
+        {
+          timeoutMs: 20_000,
+          onStdout: (chunk) => {
+            output.push(chunk);
+            if (!released && output.text().includes("waiting")) {
+              released = true;
+              session.writeFile("release", "").catch(ignore);
+            }
+          },
+          onStderr: ignore,
         },
-        onStderr: ignore,
-      });
+      );
       expect(result).toEqual({ exitCode: 0, timedOut: false });
       expect(output.text()).toBe("waiting\nreleased\n");
     });
@@ -141,7 +165,9 @@ describe.each(adapters)("$name sandbox", ({ available, make }) => {
     });
 
     it("gives a command the session's env and its own, never the runner's", async () => {
-      const { result, stdout } = await capture(session, "env", { env: { COMMAND_VAR: "from the command", SHARED: "command" } });
+      const { result, stdout } = await capture(session, "env", {
+        env: { COMMAND_VAR: "from the command", SHARED: "command" },
+      });
       expect(result.exitCode).toBe(0);
       const vars = new Map<string, string>();
       for (const line of stdout.split("\n")) {
@@ -165,16 +191,25 @@ describe.each(adapters)("$name sandbox", ({ available, make }) => {
     it("runs in the workdir, or in a cwd relative to it or absolute inside it", async () => {
       await session.writeFile("sub/dir/marker.txt", "marker\n");
       expect((await capture(session, "pwd")).stdout).toBe(`${session.workdir}\n`);
-      expect((await capture(session, "pwd; cat marker.txt", { cwd: "sub/dir" })).stdout).toBe(`${session.workdir}/sub/dir\nmarker\n`);
-      expect((await capture(session, "pwd", { cwd: `${session.workdir}/sub` })).stdout).toBe(`${session.workdir}/sub\n`);
+      expect((await capture(session, "pwd; cat marker.txt", { cwd: "sub/dir" })).stdout).toBe(
+        `${session.workdir}/sub/dir\nmarker\n`,
+      );
+      expect((await capture(session, "pwd", { cwd: `${session.workdir}/sub` })).stdout).toBe(
+        `${session.workdir}/sub\n`,
+      );
     });
 
     it.each(["..", "/", "sub/../.."])("refuses the cwd %j outside the workdir", async (cwd) => {
-      expect(await rejection(session.run("pwd", { ...quiet, cwd }))).toMatchObject({ name: "SandboxError", code: "bad_path" });
+      expect(await rejection(session.run("pwd", { ...quiet, cwd }))).toMatchObject({
+        name: "SandboxError",
+        code: "bad_path",
+      });
     });
 
     it("reports a cwd that does not exist as command_start_failed", async () => {
-      expect(await rejection(session.run("pwd", { ...quiet, cwd: "missing" }))).toMatchObject({ code: "command_start_failed" });
+      expect(await rejection(session.run("pwd", { ...quiet, cwd: "missing" }))).toMatchObject({
+        code: "command_start_failed",
+      });
     });
 
     it("writes text and bytes, creating parent directories and replacing what was there", async () => {
@@ -185,10 +220,12 @@ describe.each(adapters)("$name sandbox", ({ available, make }) => {
       // A view into a larger buffer: only the view's bytes are written.
       const backing = new Uint8Array(300).fill(0xee);
       const allBytes = backing.subarray(10, 266);
-      allBytes.forEach((_, index) => (allBytes[index] = index));
+      for (let index = 0; index < allBytes.length; index++) allBytes[index] = index;
       await session.writeFile("bin/all-bytes", allBytes);
       const { stdout } = await capture(session, "od -An -tx1 -v bin/all-bytes");
-      expect(stdout.replace(/\s+/g, "")).toBe(Array.from(allBytes, (byte) => byte.toString(16).padStart(2, "0")).join(""));
+      expect(stdout.replace(/\s+/g, "")).toBe(
+        Array.from(allBytes, (byte) => byte.toString(16).padStart(2, "0")).join(""),
+      );
 
       await session.writeFile(`${session.workdir}/absolute.txt`, "inside");
       expect((await capture(session, "cat absolute.txt")).stdout).toBe("inside");
@@ -197,12 +234,19 @@ describe.each(adapters)("$name sandbox", ({ available, make }) => {
     it.each(["../outside.txt", "a/../../outside.txt", "/etc/outside.txt", "/", "", "."])(
       "refuses to write %j, which is not a file inside the workdir",
       async (path) => {
-        expect(await rejection(session.writeFile(path, "x"))).toMatchObject({ name: "SandboxError", code: "bad_path" });
+        expect(await rejection(session.writeFile(path, "x"))).toMatchObject({
+          name: "SandboxError",
+          code: "bad_path",
+        });
       },
     );
 
     it("kills a command that runs past its timeout, and everything it started", async () => {
-      const { result, stdout } = await capture(session, `sh -c 'sleep 30 & echo $! > child.pid; echo started; sleep 30'`, { timeoutMs: 2_000 });
+      const { result, stdout } = await capture(
+        session,
+        `sh -c 'sleep 30 & echo $! > child.pid; echo started; sleep 30'`,
+        { timeoutMs: 2_000 },
+      );
       expect(result).toEqual({ exitCode: 124, timedOut: true });
       expect(stdout).toBe("started\n");
       expect((await capture(session, processState("child.pid"))).stdout).toBe("gone\n");
@@ -210,7 +254,10 @@ describe.each(adapters)("$name sandbox", ({ available, make }) => {
 
     it("runs a background process alongside later commands until it is killed", async () => {
       const ready = waitForOutput("ready");
-      const server = await session.start("echo $$ > server.pid; echo ready; exec sleep 300", { onStdout: ready.onStdout, onStderr: ignore });
+      const server = await session.start("echo $$ > server.pid; echo ready; exec sleep 300", {
+        onStdout: ready.onStdout,
+        onStderr: ignore,
+      });
       await ready.seen;
       expect((await capture(session, processState("server.pid"))).stdout).toBe("running\n");
 
@@ -248,19 +295,31 @@ describe.each(adapters)("$name sandbox", ({ available, make }) => {
           onStderr: ignore,
         }),
       );
-      expect(failure).toMatchObject({ code: "output_callback_failed", cause: { message: "log pipeline down" } });
+      expect(failure).toMatchObject({
+        code: "output_callback_failed",
+        cause: { message: "log pipeline down" },
+      });
     });
 
     it("refuses unusable options with bad_options", async () => {
-      expect(await rejection(session.run("true", { ...quiet, env: { "NOT=A NAME": "x" } }))).toMatchObject({ code: "bad_options" });
-      expect(await rejection(session.run("true", { ...quiet, timeoutMs: 0 }))).toMatchObject({ code: "bad_options" });
-      expect(await rejection(sandbox.create({ timeoutMs: -1 }))).toMatchObject({ code: "bad_options" });
+      expect(
+        await rejection(session.run("true", { ...quiet, env: { "NOT=A NAME": "x" } })),
+      ).toMatchObject({ code: "bad_options" });
+      expect(await rejection(session.run("true", { ...quiet, timeoutMs: 0 }))).toMatchObject({
+        code: "bad_options",
+      });
+      expect(await rejection(sandbox.create({ timeoutMs: -1 }))).toMatchObject({
+        code: "bad_options",
+      });
     });
 
     it("kill() ends running and background commands, is idempotent, and closes the session", async () => {
       const server = await session.start("exec sleep 300", quiet);
       const started = waitForOutput("started");
-      const running = session.run("echo started; sleep 60", { onStdout: started.onStdout, onStderr: ignore });
+      const running = session.run("echo started; sleep 60", {
+        onStdout: started.onStdout,
+        onStderr: ignore,
+      });
       await started.seen;
 
       await Promise.all([session.kill(), session.kill()]);
@@ -271,8 +330,12 @@ describe.each(adapters)("$name sandbox", ({ available, make }) => {
         expect(result.exitCode).toBeGreaterThan(128);
       }
       expect(await rejection(session.run("true", quiet))).toMatchObject({ code: "sandbox_closed" });
-      expect(await rejection(session.start("true", quiet))).toMatchObject({ code: "sandbox_closed" });
-      expect(await rejection(session.writeFile("late.txt", "x"))).toMatchObject({ code: "sandbox_closed" });
+      expect(await rejection(session.start("true", quiet))).toMatchObject({
+        code: "sandbox_closed",
+      });
+      expect(await rejection(session.writeFile("late.txt", "x"))).toMatchObject({
+        code: "sandbox_closed",
+      });
     });
   });
 });
@@ -287,7 +350,9 @@ describe("localSandbox", () => {
   });
 
   it("checks its options when it is made", () => {
-    expect(caught(() => localSandbox({ rootDir: join(rootDir, "missing") }))).toMatchObject({ code: "bad_config" });
+    expect(caught(() => localSandbox({ rootDir: join(rootDir, "missing") }))).toMatchObject({
+      code: "bad_config",
+    });
     expect(caught(() => localSandbox({ killGraceMs: -1 }))).toMatchObject({ code: "bad_config" });
     expect(localSandbox({ rootDir }).name).toBe("local");
   });
@@ -322,7 +387,9 @@ describe("localSandbox", () => {
     const session = await localSandbox({ rootDir }).create();
     try {
       await session.run("ln -s .. up && mkdir real && ln -s real inside", quiet);
-      expect(await rejection(session.writeFile("up/escaped.txt", "x"))).toMatchObject({ code: "bad_path" });
+      expect(await rejection(session.writeFile("up/escaped.txt", "x"))).toMatchObject({
+        code: "bad_path",
+      });
       expect(existsSync(join(dirname(session.workdir), "escaped.txt"))).toBe(false);
       await session.writeFile("inside/fine.txt", "fine");
       expect(readFileSync(join(session.workdir, "real/fine.txt"), "utf8")).toBe("fine");
@@ -412,7 +479,10 @@ describe("e2bSandbox without the cloud", () => {
     vi.stubEnv("E2B_API_KEY", undefined);
     const error = caught(() => e2bSandbox());
     expect(error).toBeInstanceOf(SandboxError);
-    expect(error).toMatchObject({ code: "bad_config", message: expect.stringContaining("E2B_API_KEY") });
+    expect(error).toMatchObject({
+      code: "bad_config",
+      message: expect.stringContaining("E2B_API_KEY"),
+    });
     expect(caught(() => e2bSandbox({ apiKey: "" }))).toMatchObject({ code: "bad_config" });
   });
 
@@ -434,18 +504,30 @@ describe("e2bSandbox without the cloud", () => {
 
   it("asks the API for the template, lifetime and env it was given (not the runner's), and surfaces a refusal", async () => {
     vi.stubEnv("RUNNER_TOKEN", RUNNER_SECRETS.RUNNER_TOKEN);
-    const api = await fakeApi(() => ({ status: 401, body: { code: 401, message: "Invalid API key" } }));
+    const api = await fakeApi(() => ({
+      status: 401,
+      body: { code: 401, message: "Invalid API key" },
+    }));
     try {
       vi.stubEnv("E2B_API_URL", api.url);
       const sandbox = e2bSandbox({ apiKey: "e2b_test_key", template: "node-builder" });
-      const error = await rejection(sandbox.create({ env: { SESSION_VAR: "x" }, timeoutMs: 120_000 }));
-      expect(error).toMatchObject({ code: "sandbox_create_failed", message: expect.stringContaining("Invalid API key") });
+      const error = await rejection(
+        sandbox.create({ env: { SESSION_VAR: "x" }, timeoutMs: 120_000 }),
+      );
+      expect(error).toMatchObject({
+        code: "sandbox_create_failed",
+        message: expect.stringContaining("Invalid API key"),
+      });
       expect(api.requests).toHaveLength(1);
       expect(api.requests[0]).toMatchObject({
         method: "POST",
         url: "/v2/sandboxes",
         apiKey: "e2b_test_key",
-        body: { templateID: "node-builder", timeout: 120, envVars: { CI: "true", SESSION_VAR: "x" } },
+        body: {
+          templateID: "node-builder",
+          timeout: 120,
+          envVars: { CI: "true", SESSION_VAR: "x" },
+        },
       });
       expect(JSON.stringify(api.requests[0]?.body)).not.toContain(RUNNER_SECRETS.RUNNER_TOKEN);
     } finally {
@@ -496,7 +578,12 @@ async function fakeApi(
     request.setEncoding("utf8");
     request.on("data", (chunk: string) => (raw += chunk));
     request.on("end", () => {
-      requests.push({ method: request.method, url: request.url, apiKey: request.headers["x-api-key"], body: raw === "" ? undefined : JSON.parse(raw) });
+      requests.push({
+        method: request.method,
+        url: request.url,
+        apiKey: request.headers["x-api-key"],
+        body: raw === "" ? undefined : JSON.parse(raw),
+      });
       const { status, body } = answer(request);
       response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
     });

@@ -1,14 +1,14 @@
-import { Redis, errors } from "@upstash/redis";
-import type { RedisConfigNodejs } from "@upstash/redis";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
+import type { RedisConfigNodejs } from "@upstash/redis";
+import { errors, Redis } from "@upstash/redis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { startUpstashBridge } from "../../tools/upstash-bridge/bridge.ts";
 import type { UpstashBridge } from "../../tools/upstash-bridge/bridge.ts";
-import { startRedisServer } from "../../tools/upstash-bridge/redis-server.ts";
+import { startUpstashBridge } from "../../tools/upstash-bridge/bridge.ts";
 import type { RedisServerHandle } from "../../tools/upstash-bridge/redis-server.ts";
+import { startRedisServer } from "../../tools/upstash-bridge/redis-server.ts";
 
 const TOKEN = "test-token-d41d8cd98f00b204";
 
@@ -33,7 +33,11 @@ interface WireAnswer {
 }
 
 /** A raw HTTP request to the bridge, to check what goes over the wire. */
-async function post(path: string, body: unknown, headers: Record<string, string> = {}): Promise<WireAnswer> {
+async function post(
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<WireAnswer> {
   const response = await fetch(bridge.url + path, {
     method: "POST",
     headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json", ...headers },
@@ -49,7 +53,12 @@ async function post(path: string, body: unknown, headers: Record<string, string>
   return { status: response.status, headers: response.headers, text, json };
 }
 
-async function admin(method: "GET" | "POST", path: string, body?: unknown, token = TOKEN): Promise<{ status: number; json: unknown }> {
+async function admin(
+  method: "GET" | "POST",
+  path: string,
+  body?: unknown,
+  token = TOKEN,
+): Promise<{ status: number; json: unknown }> {
   const response = await fetch(`${bridge.url}/_bridge/${path}`, {
     method,
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
@@ -132,8 +141,12 @@ describe("values through @upstash/redis", () => {
       [first, ["seq", "1", "line", "npm install"]],
       [second, ["seq", "2", "line", '{"not":"parsed"}']],
     ]);
-    expect(await rawRedis.xrevrange("job:1:logs", "+", "-", 1)).toEqual([[second, ["seq", "2", "line", '{"not":"parsed"}']]]);
-    expect(await rawRedis.xrange("job:1:logs", `(${first}`, "+")).toEqual([[second, ["seq", "2", "line", '{"not":"parsed"}']]]);
+    expect(await rawRedis.xrevrange("job:1:logs", "+", "-", 1)).toEqual([
+      [second, ["seq", "2", "line", '{"not":"parsed"}']],
+    ]);
+    expect(await rawRedis.xrange("job:1:logs", `(${first}`, "+")).toEqual([
+      [second, ["seq", "2", "line", '{"not":"parsed"}']],
+    ]);
     // With it, entries become objects keyed by ID, and values are JSON-parsed.
     expect(await redis.xrange("job:1:logs", "-", "+")).toEqual({
       [first]: { seq: 1, line: "npm install" },
@@ -197,7 +210,9 @@ describe("pipelines and transactions", () => {
   it("discards a whole transaction when Redis refuses a command at queue time", async () => {
     const answer = await post("/multi-exec", [["set", "queued", "v"], ["get"]]);
     expect(answer.status).toBe(400);
-    expect(answer.json).toEqual({ error: expect.stringMatching(/^EXECABORT .*wrong number of arguments/) });
+    expect(answer.json).toEqual({
+      error: expect.stringMatching(/^EXECABORT .*wrong number of arguments/),
+    });
     expect(await rawRedis.get("queued")).toBeNull();
   });
 });
@@ -222,7 +237,10 @@ describe("errors", () => {
     expect(badToken.status).toBe(401);
     expect(badToken.json).toEqual({ error: expect.any(String) });
 
-    const response = await fetch(bridge.url, { method: "POST", body: JSON.stringify(["set", "k", "v"]) });
+    const response = await fetch(bridge.url, {
+      method: "POST",
+      body: JSON.stringify(["set", "k", "v"]),
+    });
     expect(response.status).toBe(401);
     expect(await response.json()).toEqual({ error: expect.any(String) });
 
@@ -273,12 +291,24 @@ describe("errors", () => {
     expect(error).toBeInstanceOf(errors.UpstashError);
     expect(String(error)).toMatch(/blocking/);
 
-    for (const command of [["blpop", "queue", 0], ["brpop", "queue", "0"], ["blmove", "a", "b", "LEFT", "LEFT", 0], ["bzpopmin", "z", 0], ["wait", 1, 0], ["xreadgroup", "GROUP", "g", "c", "BLOCK", 0, "STREAMS", "s", ">"], ["subscribe", "channel"], ["monitor"]]) {
+    for (const command of [
+      ["blpop", "queue", 0],
+      ["brpop", "queue", "0"],
+      ["blmove", "a", "b", "LEFT", "LEFT", 0],
+      ["bzpopmin", "z", 0],
+      ["wait", 1, 0],
+      ["xreadgroup", "GROUP", "g", "c", "BLOCK", 0, "STREAMS", "s", ">"],
+      ["subscribe", "channel"],
+      ["monitor"],
+    ]) {
       const answer = await post("/", command);
       expect(answer.status, JSON.stringify(command)).toBe(400);
       expect(answer.json).toEqual({ error: expect.any(String) });
     }
-    const pipeline = await post("/pipeline", [["set", "k", "v"], ["blpop", "queue", 0]]);
+    const pipeline = await post("/pipeline", [
+      ["set", "k", "v"],
+      ["blpop", "queue", 0],
+    ]);
     expect(pipeline.status).toBe(400);
     expect(await rawRedis.get("k")).toBeNull();
   });
@@ -294,7 +324,15 @@ describe("wire format (what Upstash answers)", () => {
     await rawRedis.xadd("s", "1-1", { line: "héllo" });
     const answer = await post(
       "/pipeline",
-      [["set", "k", "ÿ"], ["get", "k"], ["incrby", "big", "9007199254740993"], ["get", "missing"], ["xrange", "s", "-", "+"], ["ping"], ["incr", "k"]],
+      [
+        ["set", "k", "ÿ"],
+        ["get", "k"],
+        ["incrby", "big", "9007199254740993"],
+        ["get", "missing"],
+        ["xrange", "s", "-", "+"],
+        ["ping"],
+        ["incr", "k"],
+      ],
       { "upstash-encoding": "base64" },
     );
     expect(answer.status).toBe(200);
@@ -376,7 +414,10 @@ describe("faults", () => {
   });
 
   it("failNext reset: a retrying client gets through, and the command runs once", async () => {
-    const retrying = client({ enableAutoPipelining: false, retry: { retries: 5, backoff: () => 5 } });
+    const retrying = client({
+      enableAutoPipelining: false,
+      retry: { retries: 5, backoff: () => 5 },
+    });
     bridge.faults.failNext(3, "reset");
     expect(await retrying.incr("counter")).toBe(1);
     expect(bridge.stats).toEqual({ requests: 4, commands: 1 });
@@ -417,7 +458,10 @@ describe("faults", () => {
   });
 
   it("outage: a retrying client rides out a short outage", async () => {
-    const retrying = client({ enableAutoPipelining: false, retry: { retries: 200, backoff: () => 10 } });
+    const retrying = client({
+      enableAutoPipelining: false,
+      retry: { retries: 200, backoff: () => 10 },
+    });
     bridge.faults.outage(100);
     expect(await retrying.incr("counter")).toBe(1);
     expect(bridge.faultStats.failures).toBeGreaterThan(0);
@@ -435,9 +479,16 @@ describe("faults", () => {
 
 describe("admin HTTP interface", () => {
   it("arms faults, reports them and resets them", async () => {
-    const armed = await admin("POST", "faults", { latencyMs: 5, failNext: { count: 1, mode: "status" } });
+    const armed = await admin("POST", "faults", {
+      latencyMs: 5,
+      failNext: { count: 1, mode: "status" },
+    });
     expect(armed.status).toBe(200);
-    expect(armed.json).toMatchObject({ latencyMs: 5, pendingFailures: [{ mode: "status", count: 1 }], outageRemainingMs: 0 });
+    expect(armed.json).toMatchObject({
+      latencyMs: 5,
+      pendingFailures: [{ mode: "status", count: 1 }],
+      outageRemainingMs: 0,
+    });
     expect((await post("/", ["set", "k", "v"])).status).toBe(503);
     expect((await post("/", ["set", "k", "v"])).json).toEqual({ result: "OK" });
     const report = await admin("GET", "faults");
@@ -461,7 +512,9 @@ describe("admin HTTP interface", () => {
     expect((await admin("GET", "stats", undefined, "wrong")).status).toBe(401);
     expect((await admin("POST", "faults", { reset: true }, "wrong")).status).toBe(401);
     expect((await admin("POST", "faults", { latencyMs: -5 })).status).toBe(400);
-    expect((await admin("POST", "faults", { failNext: { count: 1, mode: "explode" } })).status).toBe(400);
+    expect(
+      (await admin("POST", "faults", { failNext: { count: 1, mode: "explode" } })).status,
+    ).toBe(400);
     expect((await admin("POST", "faults", { surprise: 1 })).status).toBe(400);
     expect((await admin("GET", "nothing-here")).status).toBe(404);
     expect((await admin("GET", "stats/reset")).status).toBe(405);
@@ -471,15 +524,23 @@ describe("admin HTTP interface", () => {
 
 describe("startUpstashBridge options", () => {
   it("throws at once on a missing token or a bad redisUrl", async () => {
-    await expect(startUpstashBridge({ redisUrl: server.url, token: "" })).rejects.toThrow(TypeError);
-    await expect(startUpstashBridge({ redisUrl: "http://127.0.0.1:6379", token: TOKEN })).rejects.toThrow(TypeError);
-    await expect(startUpstashBridge({ redisUrl: "not a url", token: TOKEN })).rejects.toThrow(TypeError);
+    await expect(startUpstashBridge({ redisUrl: server.url, token: "" })).rejects.toThrow(
+      TypeError,
+    );
+    await expect(
+      startUpstashBridge({ redisUrl: "http://127.0.0.1:6379", token: TOKEN }),
+    ).rejects.toThrow(TypeError);
+    await expect(startUpstashBridge({ redisUrl: "not a url", token: TOKEN })).rejects.toThrow(
+      TypeError,
+    );
   });
 
   it("throws when Redis cannot be reached", async () => {
     const stopped = await startRedisServer();
     await stopped.stop();
-    await expect(startUpstashBridge({ redisUrl: stopped.url, token: TOKEN })).rejects.toThrow(/cannot connect to Redis/);
+    await expect(startUpstashBridge({ redisUrl: stopped.url, token: TOKEN })).rejects.toThrow(
+      /cannot connect to Redis/,
+    );
   });
 });
 
@@ -512,16 +573,24 @@ describe("startRedisServer", () => {
       const started = await startRedisServer();
       console.log(started.port);
       setInterval(() => {}, 60_000);`;
-    const child = spawn(existsSync(repoNode) ? repoNode : process.execPath, ["--input-type=module", "-e", script], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const child = spawn(
+      existsSync(repoNode) ? repoNode : process.execPath,
+      ["--input-type=module", "-e", script],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     const port = await new Promise<number>((resolve, reject) => {
       child.stdout.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
-      child.once("exit", (code) => reject(new Error(`the child exited with ${code} before starting redis`)));
+      child.once("exit", (code) =>
+        reject(new Error(`the child exited with ${code} before starting redis`)),
+      );
     });
     expect(await accepts(port)).toBe(true);
     child.kill("SIGKILL");
-    await vi.waitFor(async () => expect(await accepts(port)).toBe(false), { timeout: 10_000, interval: 50 });
+    await vi.waitFor(async () => expect(await accepts(port)).toBe(false), {
+      timeout: 10_000,
+      interval: 50,
+    });
   });
 });
-

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { decodeStreamReply, type LogRecord } from "../../src/shared/entry.ts";
 import { logStreamKey } from "../../src/shared/keys.ts";
 import { startUpstashBridge, type UpstashBridge } from "../../tools/upstash-bridge/bridge.ts";
-import { createRedisLogWriter } from "../../worker-build-runner/redis-writer.ts";
 import { createUpstashClient } from "../../worker-build-runner/redis.ts";
+import { createRedisLogWriter } from "../../worker-build-runner/redis-writer.ts";
 import { uniqueJobId } from "../support/redis.ts";
 
 let bridge: UpstashBridge;
@@ -16,16 +16,29 @@ beforeAll(async () => {
   redis = createUpstashClient({ url: bridge.url, token: bridge.token });
 });
 afterAll(async () => bridge.close());
-const rec = (text: string): LogRecord => ({ ts: new Date().toISOString(), source: "stdout", phase: "build", text });
-const entries = async (jobId: string) => decodeStreamReply(await redis.xrange(logStreamKey(jobId), "-", "+"));
-const race = <T,>(p: Promise<T>, ms: number) => Promise.race([p.then(() => "resolved"), new Promise((r) => setTimeout(() => r("TIMEOUT"), ms))]);
+const rec = (text: string): LogRecord => ({
+  ts: new Date().toISOString(),
+  source: "stdout",
+  phase: "build",
+  text,
+});
+const entries = async (jobId: string) =>
+  decodeStreamReply(await redis.xrange(logStreamKey(jobId), "-", "+"));
+const race = <T>(p: Promise<T>, ms: number) =>
+  Promise.race([p.then(() => "resolved"), new Promise((r) => setTimeout(() => r("TIMEOUT"), ms))]);
 
 // Regressions found in review: hostile text cannot push a request past Upstash's 10 MB, and the
 // terminal entry stays the last entry and is never lost.
 describe("the writer at its edges", () => {
   it("keeps every request under 10 MB when lines are all quotes, and writes them all", async () => {
     const jobId = uniqueJobId("quotes");
-    const writer = createRedisLogWriter({ redis, jobId, logger, retryInitialDelayMs: 20, retryMaxDelayMs: 200 });
+    const writer = createRedisLogWriter({
+      redis,
+      jobId,
+      logger,
+      retryInitialDelayMs: 20,
+      retryMaxDelayMs: 200,
+    });
     // 2,000 lines of 1,900 `"` chars: ~4 MB by recordBytes, ~15 MB as an Upstash request body
     for (let i = 0; i < 2000; i++) writer.append(rec(`${i} ${'"'.repeat(1900)}`));
     const outcome = await race(writer.end("ready"), 8000);
@@ -56,11 +69,18 @@ describe("the writer at its edges", () => {
     await writer.drain();
     // e.g. the sweep's failJob XADD * with a Redis clock ahead of the runner's (or another runner)
     const future = `${Date.now() + 60_000}-0`;
-    await redis.xadd(logStreamKey(jobId), future, { v: "1", lines: JSON.stringify([rec("written by someone else")]) });
+    await redis.xadd(logStreamKey(jobId), future, {
+      v: "1",
+      lines: JSON.stringify([rec("written by someone else")]),
+    });
     writer.append(rec("mine"));
     await writer.end("ready");
     const es = await entries(jobId);
     expect(es.at(-1)?.end).toBe("ready");
-    expect(es.flatMap((e) => e.lines).map((l) => l.text)).toEqual(["first", "written by someone else", "mine"]);
+    expect(es.flatMap((e) => e.lines).map((l) => l.text)).toEqual([
+      "first",
+      "written by someone else",
+      "mine",
+    ]);
   });
 });

@@ -24,7 +24,10 @@ describe("entry ids and cursors", () => {
     expect(compareToCursor("11-0", 0, cursor)).toBeGreaterThan(0);
   });
 
-  it.each(["", "1-0", "1-0:", "a-0:0", "1-0:0:0", "1234567890123456-0:0"])("rejects the cursor %j", (text) => {
-    expect(parseCursor(text)).toBeNull();
-  });
+  it.each(["", "1-0", "1-0:", "a-0:0", "1-0:0:0", "1234567890123456-0:0"])(
+    "rejects the cursor %j",
+    (text) => {
+      expect(parseCursor(text)).toBeNull();
+    },
+  );
 });

@@ -5,7 +5,8 @@ import { createPrivateKeyBlockRedactor } from "../../src/shared/sanitize/private
 import { createSecretValues, MIN_SECRET_LENGTH } from "../../src/shared/sanitize/secret-values.ts";
 import { TRUNCATION_MARKER, truncateLine } from "../../src/shared/sanitize/truncate.ts";
 
-const base64 = (text: string): string => btoa(String.fromCharCode(...new TextEncoder().encode(text)));
+const base64 = (text: string): string =>
+  btoa(String.fromCharCode(...new TextEncoder().encode(text)));
 
 describe("ANSI escape sequences", () => {
   it.each([
@@ -47,7 +48,7 @@ describe("exact secret values", () => {
 
   it.each([
     ["as is", `token is ${value}!`],
-    ["JSON-escaped", `{"k":${JSON.stringify(value + '"q"')}}`],
+    ["JSON-escaped", `{"k":${JSON.stringify(`${value}"q"`)}}`],
     ["URL-encoded", `https://example.com/?v=${encodeURIComponent(value)}`],
     ["base64", `Authorization: Basic ${base64(`user:${value}`)}`],
     ["base64 at offset 0", base64(value)],
@@ -116,7 +117,9 @@ describe("multi-line private keys", () => {
   it("redacts a block on one line, and several per line", () => {
     const redactor = createPrivateKeyBlockRedactor();
     expect(
-      redactor.redactLine('{"key":"-----BEGIN PRIVATE KEY-----\\nMIIB\\n-----END PRIVATE KEY-----\\n","b":"-----BEGIN EC PRIVATE KEY-----x-----END EC PRIVATE KEY-----"}'),
+      redactor.redactLine(
+        '{"key":"-----BEGIN PRIVATE KEY-----\\nMIIB\\n-----END PRIVATE KEY-----\\n","b":"-----BEGIN EC PRIVATE KEY-----x-----END EC PRIVATE KEY-----"}',
+      ),
     ).toBe('{"key":"[REDACTED]\\n","b":"[REDACTED]"}');
     expect(redactor.inBlock).toBe(false);
   });
@@ -136,7 +139,9 @@ describe("multi-line private keys", () => {
     const stderr = createLineSanitizer();
     expect(stdout.sanitize("-----BEGIN PRIVATE KEY-----")).toBe("[REDACTED]");
     expect(stderr.sanitize("warning: something")).toBe("warning: something");
-    expect(stdout.sanitize("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC")).toBe("[REDACTED]");
+    expect(stdout.sanitize("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC")).toBe(
+      "[REDACTED]",
+    );
     expect(stdout.sanitize("-----END PRIVATE KEY-----")).toBe("[REDACTED]");
     expect(stdout.sanitize("after")).toBe("after");
   });
@@ -148,11 +153,13 @@ describe("truncation", () => {
   });
 
   it("cuts a longer line to the limit plus a marker", () => {
-    expect(createLineSanitizer().sanitize("y".repeat(5000))).toBe("y".repeat(MAX_LINE_LENGTH) + TRUNCATION_MARKER);
+    expect(createLineSanitizer().sanitize("y".repeat(5000))).toBe(
+      "y".repeat(MAX_LINE_LENGTH) + TRUNCATION_MARKER,
+    );
   });
 
   it("never splits a surrogate pair", () => {
-    const line = "a".repeat(1999) + "🚀🚀";
+    const line = `${"a".repeat(1999)}🚀🚀`;
     const out = truncateLine(line, 2000);
     expect(out).toBe("a".repeat(1999) + TRUNCATION_MARKER);
     expect(out.toWellFormed()).toBe(out);
@@ -161,7 +168,7 @@ describe("truncation", () => {
   it("truncates after redacting, so a secret across the cut is never half shown", () => {
     const secret = "cut-across-the-limit-secret";
     const sanitizer = createLineSanitizer({ secrets: createSecretValues([secret]) });
-    const out = sanitizer.sanitize("x".repeat(1990) + secret + "tail");
+    const out = sanitizer.sanitize(`${"x".repeat(1990) + secret}tail`);
     expect(out).toBe(`${"x".repeat(1990)}[REDACTED]${TRUNCATION_MARKER}`);
     expect(out).not.toContain("cut-across");
   });
@@ -178,7 +185,9 @@ describe("blank lines and control characters", () => {
   });
 
   it("removes control characters that a viewer cannot show", () => {
-    expect(createLineSanitizer().sanitize("bell\u0007 nul\u0000 del\u007f done\u001b")).toBe("bell nul del done");
+    expect(createLineSanitizer().sanitize("bell\u0007 nul\u0000 del\u007f done\u001b")).toBe(
+      "bell nul del done",
+    );
   });
 
   it("replaces lone surrogates so the line is valid UTF-8", () => {
@@ -193,10 +202,14 @@ describe("blank lines and control characters", () => {
 describe("the sanitizer as a whole", () => {
   it("redacts a secret hidden behind colour codes and progress frames", () => {
     const sanitizer = createLineSanitizer({ secrets: createSecretValues(["topsecretvalue"]) });
-    expect(sanitizer.sanitize("loading\r\u001b[Kkey: top\u001b[1msecret\u001b[0mvalue")).toBe("key: [REDACTED]");
+    expect(sanitizer.sanitize("loading\r\u001b[Kkey: top\u001b[1msecret\u001b[0mvalue")).toBe(
+      "key: [REDACTED]",
+    );
   });
 
   it("applies the credential patterns", () => {
-    expect(createLineSanitizer().sanitize("API_KEY=sk-abc123def456ghi789")).toBe("API_KEY=[REDACTED]");
+    expect(createLineSanitizer().sanitize("API_KEY=sk-abc123def456ghi789")).toBe(
+      "API_KEY=[REDACTED]",
+    );
   });
 });

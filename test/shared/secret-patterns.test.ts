@@ -3,22 +3,36 @@ import { redactSecretPatterns, SECRET_PATTERNS } from "../../src/shared/sanitize
 
 // Sample credentials are built here from obviously fake repeating text, so the repository holds
 // no realistic secret literal. Only the shape of each format matters.
-const cycle = (alphabet: string, length: number): string => alphabet.repeat(Math.ceil(length / alphabet.length)).slice(0, length);
+const cycle = (alphabet: string, length: number): string =>
+  alphabet.repeat(Math.ceil(length / alphabet.length)).slice(0, length);
 const alnum = (length: number): string => cycle("A1b2C3d4", length);
 const hex = (length: number): string => cycle("0a1b2c3d4e5f6789", length);
 const digits = (length: number): string => cycle("1234567890", length);
-const base64url = (text: string): string => btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const base64url = (text: string): string =>
+  btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 const jwt = `${base64url('{"alg":"HS256","typ":"JWT"}')}.${base64url('{"sub":"1234567890","role":"test"}')}.${alnum(43)}`;
 
 const R = "[REDACTED]";
 
 /** [rule id, input, expected]: every rule in SECRET_PATTERNS must appear here at least once. */
 const RULE_EXAMPLES: readonly (readonly [string, string, string])[] = [
-  ["private-key", `-----BEGIN RSA PRIVATE KEY-----MIIE${alnum(64)}-----END RSA PRIVATE KEY-----`, R],
+  [
+    "private-key",
+    `-----BEGIN RSA PRIVATE KEY-----MIIE${alnum(64)}-----END RSA PRIVATE KEY-----`,
+    R,
+  ],
   ["database-url", "postgresql://user:pass@host/db", R],
-  ["webhook-url", `https://hooks.slack.com/services/T${alnum(8)}/B${alnum(8)}/${alnum(24)}`, `https://hooks.slack.com/services/${R}`],
+  [
+    "webhook-url",
+    `https://hooks.slack.com/services/T${alnum(8)}/B${alnum(8)}/${alnum(24)}`,
+    `https://hooks.slack.com/services/${R}`,
+  ],
   ["url-password", "https://user:pass@github.com/x", `https://user:${R}@github.com/x`],
-  ["url-token-user", `git clone https://${alnum(40)}@github.com/acme/app.git`, `git clone https://${R}@github.com/acme/app.git`],
+  [
+    "url-token-user",
+    `git clone https://${alnum(40)}@github.com/acme/app.git`,
+    `git clone https://${R}@github.com/acme/app.git`,
+  ],
   ["authorization-header", `Authorization: Bearer ${alnum(32)}`, `Authorization: Bearer ${R}`],
   ["openai-anthropic-api-key", "sk-abcdefghijklmnopqrstuvwxyz", R],
   ["github-token", `ghp_${alnum(36)}`, R],
@@ -88,22 +102,54 @@ const RULE_EXAMPLES: readonly (readonly [string, string, string])[] = [
   ["render-api-key", `rnd_${alnum(32)}`, R],
   ["dropbox-token", `sl.${alnum(140)}`, R],
   ["mapbox-secret-token", `sk.eyJ${alnum(60)}.${alnum(22)}`, R],
-  ["telegram-bot-token", `https://api.telegram.org/bot123456789:AA${alnum(33)}/getMe`, `https://api.telegram.org/bot${R}/getMe`],
+  [
+    "telegram-bot-token",
+    `https://api.telegram.org/bot123456789:AA${alnum(33)}/getMe`,
+    `https://api.telegram.org/bot${R}/getMe`,
+  ],
   ["discord-bot-token", `M${alnum(25)}.${alnum(6)}.${alnum(38)}`, R],
   ["azure-ad-client-secret", `AZURE_CLIENT_SECRET=abc8Q~${alnum(34)}`, `AZURE_CLIENT_SECRET=${R}`],
-  ["azure-storage-key", `DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=${alnum(86)}==;EndpointSuffix=core.windows.net`, `DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=${R};EndpointSuffix=core.windows.net`],
+  [
+    "azure-storage-key",
+    `DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=${alnum(86)}==;EndpointSuffix=core.windows.net`,
+    `DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=${R};EndpointSuffix=core.windows.net`,
+  ],
   ["jwt", jwt, R],
   ["bearer-token", `curl -H "X-Token: Bearer ${alnum(40)}"`, `curl -H "X-Token: Bearer ${R}"`],
   ["cookie-header", "Cookie: theme=dark; session=abc123", `Cookie: theme=${R}; session=${R}`],
-  ["query-parameter", "https://bucket.s3.amazonaws.com/a.zip?X-Amz-Signature=abc123&X-Amz-Date=20240101T000000Z", `https://bucket.s3.amazonaws.com/a.zip?X-Amz-Signature=${R}&X-Amz-Date=20240101T000000Z`],
-  ["userinfo-password", "Connecting to admin:hunter2@db.internal:5432", `Connecting to admin:${R}@db.internal:5432`],
-  ["curl-user", "curl -u admin:hunter2 https://example.com", `curl -u admin:${R} https://example.com`],
-  ["registry-login-password", "docker login -u ci -p hunter2 ghcr.io", `docker login -u ci -p ${R} ghcr.io`],
+  [
+    "query-parameter",
+    "https://bucket.s3.amazonaws.com/a.zip?X-Amz-Signature=abc123&X-Amz-Date=20240101T000000Z",
+    `https://bucket.s3.amazonaws.com/a.zip?X-Amz-Signature=${R}&X-Amz-Date=20240101T000000Z`,
+  ],
+  [
+    "userinfo-password",
+    "Connecting to admin:hunter2@db.internal:5432",
+    `Connecting to admin:${R}@db.internal:5432`,
+  ],
+  [
+    "curl-user",
+    "curl -u admin:hunter2 https://example.com",
+    `curl -u admin:${R} https://example.com`,
+  ],
+  [
+    "registry-login-password",
+    "docker login -u ci -p hunter2 ghcr.io",
+    `docker login -u ci -p ${R} ghcr.io`,
+  ],
   ["mysql-password", "mysql -u root -phunter2 app", `mysql -u root -p${R} app`],
   ["redis-cli-password", "redis-cli -h cache -a hunter2 ping", `redis-cli -h cache -a ${R} ping`],
   ["github-add-mask", "::add-mask::abc123", `::add-mask::${R}`],
-  ["package-manager-config", "npm config set //registry.example.com/:_authToken abc123", `npm config set //registry.example.com/:_authToken ${R}`],
-  ["netrc-password", "machine github.com login ci password abc123", `machine github.com login ci password ${R}`],
+  [
+    "package-manager-config",
+    "npm config set //registry.example.com/:_authToken abc123",
+    `npm config set //registry.example.com/:_authToken ${R}`,
+  ],
+  [
+    "netrc-password",
+    "machine github.com login ci password abc123",
+    `machine github.com login ci password ${R}`,
+  ],
   ["cli-flag", "mysqladmin --password hunter2 status", `mysqladmin --password ${R} status`],
   ["xml-element", "<password>hunter2</password>", `<password>${R}</password>`],
   ["labelled-value", "API_KEY=sk-abc123def456ghi789", `API_KEY=${R}`],
@@ -180,10 +226,19 @@ describe("database URLs with credentials are redacted whole", () => {
 describe("URL user info", () => {
   it.each([
     ["https://user:pass@github.com/x", `https://user:${R}@github.com/x`],
-    [`https://x-access-token:ghs_${alnum(36)}@github.com/acme/app.git`, `https://x-access-token:${R}@github.com/acme/app.git`],
-    ["git clone https://oauth2:abc123@gitlab.example.com/acme/app.git", `git clone https://oauth2:${R}@gitlab.example.com/acme/app.git`],
+    [
+      `https://x-access-token:ghs_${alnum(36)}@github.com/acme/app.git`,
+      `https://x-access-token:${R}@github.com/acme/app.git`,
+    ],
+    [
+      "git clone https://oauth2:abc123@gitlab.example.com/acme/app.git",
+      `git clone https://oauth2:${R}@gitlab.example.com/acme/app.git`,
+    ],
     ["ftp://admin:p@ss:w0rd@files.example.com/", `ftp://admin:${R}@files.example.com/`],
-    ["Sentry DSN https://pub123:priv456@o1.ingest.sentry.io/42", `Sentry DSN https://pub123:${R}@o1.ingest.sentry.io/42`],
+    [
+      "Sentry DSN https://pub123:priv456@o1.ingest.sentry.io/42",
+      `Sentry DSN https://pub123:${R}@o1.ingest.sentry.io/42`,
+    ],
     [`https://${alnum(40)}@github.com`, `https://${R}@github.com`],
   ])("%s", (input, expected) => {
     expect(redactSecretPatterns(input)).toBe(expected);
@@ -259,16 +314,28 @@ describe("provider token formats", () => {
 
   it.each([
     [`GITHUB_TOKEN=ghp_${alnum(36)}`, `GITHUB_TOKEN=${R}`],
-    [`npm publish failed with token npm_${alnum(36)} (E401)`, `npm publish failed with token ${R} (E401)`],
+    [
+      `npm publish failed with token npm_${alnum(36)} (E401)`,
+      `npm publish failed with token ${R} (E401)`,
+    ],
     [`"key": "AIza${alnum(35)}",`, `"key": "${R}",`],
     [`Using key sk-proj-${alnum(48)}.`, `Using key ${R}.`],
     [`slack: xoxb-${digits(12)}-${digits(13)}-${alnum(24)} ok`, `slack: ${R} ok`],
     [`token=${jwt}; path=/`, `token=${R}; path=/`],
     [`SUPABASE_SERVICE_ROLE_KEY='${jwt}'`, `SUPABASE_SERVICE_ROLE_KEY='${R}'`],
     [`[${jwt}]`, `[${R}]`],
-    [`https://discord.com/api/webhooks/${digits(19)}/${alnum(68)}`, `https://discord.com/api/webhooks/${R}`],
-    [`https://acme.webhook.office.com/webhookb2/${alnum(36)}@${alnum(36)}/IncomingWebhook/${hex(32)}/${alnum(36)}`, `https://acme.webhook.office.com/webhookb2/${R}`],
-    [`aws configure set aws_access_key_id AKIA1234567890ABCDEF`, `aws configure set aws_access_key_id ${R}`],
+    [
+      `https://discord.com/api/webhooks/${digits(19)}/${alnum(68)}`,
+      `https://discord.com/api/webhooks/${R}`,
+    ],
+    [
+      `https://acme.webhook.office.com/webhookb2/${alnum(36)}@${alnum(36)}/IncomingWebhook/${hex(32)}/${alnum(36)}`,
+      `https://acme.webhook.office.com/webhookb2/${R}`,
+    ],
+    [
+      `aws configure set aws_access_key_id AKIA1234567890ABCDEF`,
+      `aws configure set aws_access_key_id ${R}`,
+    ],
   ])("%s", (input, expected) => {
     expect(redactSecretPatterns(input)).toBe(expected);
   });
@@ -302,7 +369,10 @@ describe("labelled values keep the name, separator and quotes", () => {
     ['"SessionToken": "IQoJb3JpZ2luX2Vj"', `"SessionToken": "${R}"`],
     ['"password": "hunter2"', `"password": "${R}"`],
     ['{"user":"bob","password":"correct horse battery"}', `{"user":"bob","password":"${R}"}`],
-    ['{\\"password\\":\\"hunter2\\",\\"user\\":\\"bob\\"}', `{\\"password\\":\\"${R}\\",\\"user\\":\\"bob\\"}`],
+    [
+      '{\\"password\\":\\"hunter2\\",\\"user\\":\\"bob\\"}',
+      `{\\"password\\":\\"${R}\\",\\"user\\":\\"bob\\"}`,
+    ],
     ['export NPM_TOKEN="abc123"', `export NPM_TOKEN="${R}"`],
     ["export API_KEY='abc 123'", `export API_KEY='${R}'`],
     ["//registry.example.com/:_authToken=abc123", `//registry.example.com/:_authToken=${R}`],
@@ -322,13 +392,19 @@ describe("labelled values keep the name, separator and quotes", () => {
     ["DB_PASSWORD=p@ss:w0rd/x", `DB_PASSWORD=${R}`],
     ["export TOKEN=abc123; npm publish", `export TOKEN=${R}; npm publish`],
     ["TOKEN := abc123", `TOKEN := ${R}`],
-    ["Server=db;Database=app;User Id=sa;Password=hunter2;", `Server=db;Database=app;User Id=sa;Password=${R};`],
+    [
+      "Server=db;Database=app;User Id=sa;Password=hunter2;",
+      `Server=db;Database=app;User Id=sa;Password=${R};`,
+    ],
     ["PASSWORD_HASH=$2b$10$abcdefghijklmnopqrstuv", `PASSWORD_HASH=${R}`],
     ["GOOGLE_CREDENTIALS_JSON=eyJ0eXBlIjoic2VydmljZV9hY2NvdW50In0", `GOOGLE_CREDENTIALS_JSON=${R}`],
-    ["const password = \"hunter2\";", `const password = "${R}";`],
+    ['const password = "hunter2";', `const password = "${R}";`],
     ["password = hunter2", `password = ${R}`],
     ["Password: Welcome", `Password: ${R}`],
-    ['curl -H "X-API-Key: abc123" https://api.example.com', `curl -H "X-API-Key: ${R}" https://api.example.com`],
+    [
+      'curl -H "X-API-Key: abc123" https://api.example.com',
+      `curl -H "X-API-Key: ${R}" https://api.example.com`,
+    ],
     ["npmAuthToken: abc123", `npmAuthToken: ${R}`],
     ["yarn config set npmAuthToken abc123", `yarn config set npmAuthToken ${R}`],
     ["heroku config:set SECRET_KEY=abc123", `heroku config:set SECRET_KEY=${R}`],
@@ -422,9 +498,18 @@ describe("Authorization headers and bearer tokens", () => {
     ["Authorization: token abc123", `Authorization: token ${R}`],
     ["Proxy-Authorization: Basic dXNlcjpwYXNz", `Proxy-Authorization: Basic ${R}`],
     ["Authorization: abc123 (from cache)", `Authorization: ${R} (from cache)`],
-    ['"Authorization": "Bearer abc123", "Accept": "*/*"', `"Authorization": "Bearer ${R}", "Accept": "*/*"`],
-    ["{ authorization: 'Bearer abc123', host: 'api' }", `{ authorization: 'Bearer ${R}', host: 'api' }`],
-    ['git -c http.extraheader="AUTHORIZATION: basic eC1hY2Nlc3M=" fetch', `git -c http.extraheader="AUTHORIZATION: basic ${R}" fetch`],
+    [
+      '"Authorization": "Bearer abc123", "Accept": "*/*"',
+      `"Authorization": "Bearer ${R}", "Accept": "*/*"`,
+    ],
+    [
+      "{ authorization: 'Bearer abc123', host: 'api' }",
+      `{ authorization: 'Bearer ${R}', host: 'api' }`,
+    ],
+    [
+      'git -c http.extraheader="AUTHORIZATION: basic eC1hY2Nlc3M=" fetch',
+      `git -c http.extraheader="AUTHORIZATION: basic ${R}" fetch`,
+    ],
     [
       "Authorization: AWS4-HMAC-SHA256 Credential=AKIA1234567890ABCDEF/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=abc123",
       `Authorization: AWS4-HMAC-SHA256 ${R}`,
@@ -455,12 +540,30 @@ describe("signed URL and query parameters keep the parameter name", () => {
       "https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F20240101%2Fus-east-1&X-Amz-Security-Token=IQoJb3&X-Amz-Signature=0a1b2c",
       `https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${R}&X-Amz-Security-Token=${R}&X-Amz-Signature=${R}`,
     ],
-    ["https://storage.googleapis.com/b/o?X-Goog-Credential=sa%40p.iam&X-Goog-Signature=0a1b", `https://storage.googleapis.com/b/o?X-Goog-Credential=${R}&X-Goog-Signature=${R}`],
-    ["https://acme.blob.core.windows.net/c/b?sv=2022-11-02&sp=r&sig=abc%2Bdef%3D", `https://acme.blob.core.windows.net/c/b?sv=2022-11-02&sp=r&sig=${R}`],
-    ["https://cdn.example.com/v.mp4?Expires=1700000000&Signature=abc~def&Key-Pair-Id=K2", `https://cdn.example.com/v.mp4?Expires=1700000000&Signature=${R}&Key-Pair-Id=K2`],
-    ["https://api.example.com/cb?code=x&access_token=abc&refresh_token=def&id_token=ghi", `https://api.example.com/cb?code=x&access_token=${R}&refresh_token=${R}&id_token=${R}`],
-    ["https://oauth.example.com/t?client_id=app&client_secret=abc123", `https://oauth.example.com/t?client_id=app&client_secret=${R}`],
-    ["https://maps.example.com/js?key=abc123&callback=init", `https://maps.example.com/js?key=${R}&callback=init`],
+    [
+      "https://storage.googleapis.com/b/o?X-Goog-Credential=sa%40p.iam&X-Goog-Signature=0a1b",
+      `https://storage.googleapis.com/b/o?X-Goog-Credential=${R}&X-Goog-Signature=${R}`,
+    ],
+    [
+      "https://acme.blob.core.windows.net/c/b?sv=2022-11-02&sp=r&sig=abc%2Bdef%3D",
+      `https://acme.blob.core.windows.net/c/b?sv=2022-11-02&sp=r&sig=${R}`,
+    ],
+    [
+      "https://cdn.example.com/v.mp4?Expires=1700000000&Signature=abc~def&Key-Pair-Id=K2",
+      `https://cdn.example.com/v.mp4?Expires=1700000000&Signature=${R}&Key-Pair-Id=K2`,
+    ],
+    [
+      "https://api.example.com/cb?code=x&access_token=abc&refresh_token=def&id_token=ghi",
+      `https://api.example.com/cb?code=x&access_token=${R}&refresh_token=${R}&id_token=${R}`,
+    ],
+    [
+      "https://oauth.example.com/t?client_id=app&client_secret=abc123",
+      `https://oauth.example.com/t?client_id=app&client_secret=${R}`,
+    ],
+    [
+      "https://maps.example.com/js?key=abc123&callback=init",
+      `https://maps.example.com/js?key=${R}&callback=init`,
+    ],
     ["GET /v1/data?api_key=abc123 200", `GET /v1/data?api_key=${R} 200`],
     ["GET /v1/data?apikey=abc123&token=def456", `GET /v1/data?apikey=${R}&token=${R}`],
     ["see (https://x.example.com/?token=abc123)", `see (https://x.example.com/?token=${R})`],
@@ -480,8 +583,14 @@ describe("signed URL and query parameters keep the parameter name", () => {
 describe("private key blocks on one line", () => {
   it.each([
     [`-----BEGIN RSA PRIVATE KEY-----MIIE${alnum(64)}-----END RSA PRIVATE KEY-----`, R],
-    [`key: -----BEGIN PRIVATE KEY-----MII${alnum(64)}-----END PRIVATE KEY----- (pem)`, `key: ${R} (pem)`],
-    [`"private_key": "-----BEGIN PRIVATE KEY-----\\nMIIE${alnum(64)}\\n-----END PRIVATE KEY-----\\n",`, `"private_key": "${R}\\n",`],
+    [
+      `key: -----BEGIN PRIVATE KEY-----MII${alnum(64)}-----END PRIVATE KEY----- (pem)`,
+      `key: ${R} (pem)`,
+    ],
+    [
+      `"private_key": "-----BEGIN PRIVATE KEY-----\\nMIIE${alnum(64)}\\n-----END PRIVATE KEY-----\\n",`,
+      `"private_key": "${R}\\n",`,
+    ],
     [`-----BEGIN OPENSSH PRIVATE KEY-----b3BlbnNzaC1rZXktdjE${alnum(40)}`, R],
     [`-----BEGIN PGP PRIVATE KEY BLOCK-----${alnum(40)}-----END PGP PRIVATE KEY BLOCK-----`, R],
     ["-----BEGIN ENCRYPTED PRIVATE KEY-----", R],
@@ -509,8 +618,14 @@ describe("command-line flags keep the flag", () => {
     ["--client-secret abc123 --verbose", `--client-secret ${R} --verbose`],
     ["--auth-token abc123", `--auth-token ${R}`],
     ["vercel deploy --prod --token abc123", `vercel deploy --prod --token ${R}`],
-    ["keytool -importkeystore -storepass changeit -keypass hunter2", `keytool -importkeystore -storepass ${R} -keypass ${R}`],
-    ["docker login -u ci --password hunter2 registry.example.com", `docker login -u ci --password ${R} registry.example.com`],
+    [
+      "keytool -importkeystore -storepass changeit -keypass hunter2",
+      `keytool -importkeystore -storepass ${R} -keypass ${R}`,
+    ],
+    [
+      "docker login -u ci --password hunter2 registry.example.com",
+      `docker login -u ci --password ${R} registry.example.com`,
+    ],
     ["curl --user admin:hunter2 https://x", `curl --user admin:${R} https://x`],
     ['curl -u "admin:hunter2" https://x', `curl -u "admin:${R}" https://x`],
   ])("%s", (input, expected) => {
@@ -585,11 +700,11 @@ describe("ordinary build output passes unchanged", () => {
     "SyntaxError: Unexpected token } in JSON at position 12",
     "Loaded tokenizer from ./models/tokenizer.json",
     "  12 |   const token = getToken();",
-    "  13 |   if (!apiKey) throw new Error(\"missing API key\")",
+    '  13 |   if (!apiKey) throw new Error("missing API key")',
     "     |                                ^",
     "  password: string;",
     "Using password authentication",
-    "FATAL:  password authentication failed for user \"postgres\"",
+    'FATAL:  password authentication failed for user "postgres"',
     "process.env.API_KEY is not set",
     "env: NPM_TOKEN: ${{ secrets.NPM_TOKEN }}",
     "echo $NPM_TOKEN | wc -c",
@@ -619,7 +734,7 @@ describe("ordinary build output passes unchanged", () => {
     "warning: in the working copy of 'src/auth.ts', LF will be replaced by CRLF",
     "Serving on http://localhost:3000",
     "  ➜  Local:   http://localhost:5173/",
-    "Sourcemap for \"/app/node_modules/.vite/deps/chunk-ABCD1234.js\" points to missing source files",
+    'Sourcemap for "/app/node_modules/.vite/deps/chunk-ABCD1234.js" points to missing source files',
     "at Object.<anonymous> (/app/node_modules/jsonwebtoken/verify.js:12:5)",
     "at async Promise.all (index 0)",
     "    at verify (/app/src/auth/password.ts:88:11)",
@@ -637,12 +752,12 @@ describe("ordinary build output passes unchanged", () => {
     '"string-width-cjs": "npm:string-width@^4.2.0",',
     "Contact: mailto:security@example.com",
     "Cloning into 'auth-service'...",
-    "warning \"react-dom@18.2.0\" has unmet peer dependency \"react@^18.2.0\".",
-    "Warning: Each child in a list should have a unique \"key\" prop.",
+    'warning "react-dom@18.2.0" has unmet peer dependency "react@^18.2.0".',
+    'Warning: Each child in a list should have a unique "key" prop.',
     "  12:5  error  'token' is assigned a value but never used  no-unused-vars",
     "PASS src/auth.test.ts (4.2 s)",
     "Tests:       1 failed, 12 passed, 13 total",
-    "level=info msg=\"token refreshed\" token_type=bearer expires_in=3600 auth=ok",
+    'level=info msg="token refreshed" token_type=bearer expires_in=3600 auth=ok',
     "WARNING! Your password will be stored unencrypted in /root/.docker/config.json.",
     "Login Succeeded",
     "  + password = (sensitive value)",
@@ -650,7 +765,7 @@ describe("ordinary build output passes unchanged", () => {
     "[command]/usr/bin/git config --local http.https://github.com/.extraheader AUTHORIZATION: basic ***",
     "  persist-credentials: true",
     "Requirement already satisfied: keyring>=15.1 in /usr/lib/python3/dist-packages",
-    "File \"/app/auth/token.py\", line 12, in verify",
+    'File "/app/auth/token.py", line 12, in verify',
     "Uploaded 12 files to https://acme.pages.dev",
     `  "integrity": "sha512-${cycle("q0Kz9vX+3bP/7aLmN2cR4tY6uW8eG1hJ5kS0dF/3gH+9jA2lQ7xZ1cV8bN4mM6pE", 86)}==",`,
   ])("%s", (line) => {
@@ -680,7 +795,10 @@ describe("random identifiers that are not secrets pass unchanged", () => {
   it.each([
     ["git SHAs", () => `commit ${pick(HEX, 40)}`],
     ["short SHAs", () => `HEAD is now at ${pick(HEX, 7)} fix build`],
-    ["UUIDs", () => `${pick(HEX, 8)}-${pick(HEX, 4)}-4${pick(HEX, 3)}-a${pick(HEX, 3)}-${pick(HEX, 12)}`],
+    [
+      "UUIDs",
+      () => `${pick(HEX, 8)}-${pick(HEX, 4)}-4${pick(HEX, 3)}-a${pick(HEX, 3)}-${pick(HEX, 12)}`,
+    ],
     ["lockfile integrity", () => `integrity sha512-${pick(BASE64, 86)}==`],
     ["sha256 digests", () => `sha256:${pick(HEX, 64)}`],
     ["vite chunk names", () => `dist/assets/index-${pick(CHUNK, 8)}.js  143.36 kB`],

@@ -1,12 +1,25 @@
 import { describe, expect, it } from "vitest";
 import type { LogLine } from "../../src/shared/entry.ts";
-import { formatDoneEvent, formatEntryEvent, formatSseEvent, HEARTBEAT_FRAME } from "../../src/shared/sse.ts";
+import {
+  formatDoneEvent,
+  formatEntryEvent,
+  formatSseEvent,
+  HEARTBEAT_FRAME,
+} from "../../src/shared/sse.ts";
 
-const line = (cursor: string, text: string): LogLine => ({ cursor, ts: "2026-11-21T12:00:00.000Z", source: "stdout", phase: "build", text });
+const line = (cursor: string, text: string): LogLine => ({
+  cursor,
+  ts: "2026-11-21T12:00:00.000Z",
+  source: "stdout",
+  phase: "build",
+  text,
+});
 
 describe("SSE framing", () => {
   it("writes id, event and data fields and a blank line", () => {
-    expect(formatSseEvent({ id: "1-0:0", event: "log", data: "hello" })).toBe("id: 1-0:0\nevent: log\ndata: hello\n\n");
+    expect(formatSseEvent({ id: "1-0:0", event: "log", data: "hello" })).toBe(
+      "id: 1-0:0\nevent: log\ndata: hello\n\n",
+    );
   });
 
   it("splits multi-line data over several data fields", () => {
@@ -26,12 +39,19 @@ describe("SSE framing", () => {
   });
 
   it("frames an entry as one log event whose id is its last line's cursor", () => {
-    const entry = { id: "5-1", lines: [line("5-1:0", "a"), line("5-1:1", "b"), line("5-1:2", "c")] };
+    const entry = {
+      id: "5-1",
+      lines: [line("5-1:0", "a"), line("5-1:1", "b"), line("5-1:2", "c")],
+    };
     const all = formatEntryEvent(entry);
     expect(all.startsWith("id: 5-1:2\nevent: log\ndata: ")).toBe(true);
-    expect(JSON.parse(all.split("\n")[2]?.slice("data: ".length) ?? "")).toEqual({ lines: entry.lines });
+    expect(JSON.parse(all.split("\n")[2]?.slice("data: ".length) ?? "")).toEqual({
+      lines: entry.lines,
+    });
     const rest = formatEntryEvent(entry, 0);
-    expect(JSON.parse(rest.split("\n")[2]?.slice("data: ".length) ?? "")).toEqual({ lines: entry.lines.slice(1) });
+    expect(JSON.parse(rest.split("\n")[2]?.slice("data: ".length) ?? "")).toEqual({
+      lines: entry.lines.slice(1),
+    });
     expect(formatEntryEvent(entry, 2)).toBe("");
   });
 
@@ -41,7 +61,9 @@ describe("SSE framing", () => {
   });
 
   it("frames done with the status", () => {
-    expect(formatDoneEvent("ready", "7-0:3")).toBe('id: 7-0:3\nevent: done\ndata: {"status":"ready"}\n\n');
+    expect(formatDoneEvent("ready", "7-0:3")).toBe(
+      'id: 7-0:3\nevent: done\ndata: {"status":"ready"}\n\n',
+    );
     expect(formatDoneEvent("failed", null)).toBe('event: done\ndata: {"status":"failed"}\n\n');
   });
 });

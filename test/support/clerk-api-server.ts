@@ -1,5 +1,5 @@
-import { createServer } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer } from "node:http";
 
 /**
  * How the Clerk instance behind a secret key answers `GET /v1/jwks`: `ok` serves the JWKS,
@@ -7,7 +7,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
  */
 export type ClerkApiMode = "ok" | "fail" | "down";
 const MODES: readonly string[] = ["ok", "fail", "down"] satisfies ClerkApiMode[];
-const isMode = (value: unknown): value is ClerkApiMode => typeof value === "string" && MODES.includes(value);
+const isMode = (value: unknown): value is ClerkApiMode =>
+  typeof value === "string" && MODES.includes(value);
 
 /** A JWKS request as the server saw it. */
 export interface ClerkApiRequest {
@@ -57,28 +58,51 @@ export async function startClerkApiServer(options: ClerkApiServerOptions): Promi
     const mode = secretKey === undefined ? undefined : modes.get(secretKey);
     if (mode === undefined) {
       // Clerk's answer to a missing or unknown secret key; verifyToken reports it as InvalidSecretKey.
-      return sendJson(response, 401, clerkErrors("clerk_key_invalid", "The provided Clerk Secret Key is invalid."));
+      sendJson(
+        response,
+        401,
+        clerkErrors("clerk_key_invalid", "The provided Clerk Secret Key is invalid."),
+      );
+      return;
     }
     if (mode === "down") {
       request.socket.destroy();
       return;
     }
-    if (mode === "fail") return sendJson(response, 500, clerkErrors("internal_clerk_error", "There was an internal error on our servers."));
+    if (mode === "fail") {
+      sendJson(
+        response,
+        500,
+        clerkErrors("internal_clerk_error", "There was an internal error on our servers."),
+      );
+      return;
+    }
     response.writeHead(200, { "Content-Type": "application/json" }).end(jwks);
   }
 
-  async function answerControl(request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> {
+  async function answerControl(
+    request: IncomingMessage,
+    response: ServerResponse,
+    url: URL,
+  ): Promise<void> {
     if (request.method === "GET") {
       const secretKey = url.searchParams.get("secretKey");
-      if (secretKey === null || secretKey === "") return sendJson(response, 400, { error: "secretKey is required" });
-      return sendJson(response, 200, { requests: requests.filter((seen) => seen.authorization?.includes(secretKey) === true) });
+      if (secretKey === null || secretKey === "")
+        return sendJson(response, 400, { error: "secretKey is required" });
+      return sendJson(response, 200, {
+        requests: requests.filter((seen) => seen.authorization?.includes(secretKey) === true),
+      });
     }
     if (request.method !== "POST") return sendJson(response, 405, { error: "GET or POST" });
     const body: unknown = JSON.parse(await readBody(request));
-    const secretKey = typeof body === "object" && body !== null && "secretKey" in body ? body.secretKey : undefined;
-    const mode = typeof body === "object" && body !== null && "mode" in body ? body.mode : undefined;
+    const secretKey =
+      typeof body === "object" && body !== null && "secretKey" in body ? body.secretKey : undefined;
+    const mode =
+      typeof body === "object" && body !== null && "mode" in body ? body.mode : undefined;
     if (typeof secretKey !== "string" || !/^\S+$/.test(secretKey) || !isMode(mode)) {
-      return sendJson(response, 400, { error: 'expected {"secretKey": "<no spaces>", "mode": "ok" | "fail" | "down"}' });
+      return sendJson(response, 400, {
+        error: 'expected {"secretKey": "<no spaces>", "mode": "ok" | "fail" | "down"}',
+      });
     }
     modes.set(secretKey, mode);
     response.writeHead(204).end();
@@ -91,9 +115,19 @@ export async function startClerkApiServer(options: ClerkApiServerOptions): Promi
         ? answerControl(request, response, url)
         : url.pathname === JWKS_PATH && request.method === "GET"
           ? Promise.resolve(answerJwks(request, response))
-          : Promise.resolve(sendJson(response, 404, clerkErrors("resource_not_found", `${request.method} ${url.pathname} is not served here`)));
+          : Promise.resolve(
+              sendJson(
+                response,
+                404,
+                clerkErrors(
+                  "resource_not_found",
+                  `${request.method} ${url.pathname} is not served here`,
+                ),
+              ),
+            );
     answered.catch((error: unknown) => {
-      if (!response.headersSent) sendJson(response, 400, { error: error instanceof Error ? error.message : String(error) });
+      if (!response.headersSent)
+        sendJson(response, 400, { error: error instanceof Error ? error.message : String(error) });
     });
   });
   server.listen(0, options.host ?? "127.0.0.1");
@@ -102,7 +136,8 @@ export async function startClerkApiServer(options: ClerkApiServerOptions): Promi
     server.once("error", reject);
   });
   const bound = server.address();
-  if (bound === null || typeof bound === "string") throw new Error("the Clerk API server is not listening on TCP");
+  if (bound === null || typeof bound === "string")
+    throw new Error("the Clerk API server is not listening on TCP");
   return {
     url: `http://${bound.address}:${bound.port}`,
     close: () =>
@@ -128,7 +163,8 @@ async function readBody(request: IncomingMessage): Promise<string> {
   for await (const chunk of request) {
     const bytes = Buffer.from(chunk);
     size += bytes.length;
-    if (size > MAX_CONTROL_BODY_BYTES) throw new Error(`control body over ${MAX_CONTROL_BODY_BYTES} bytes`);
+    if (size > MAX_CONTROL_BODY_BYTES)
+      throw new Error(`control body over ${MAX_CONTROL_BODY_BYTES} bytes`);
     chunks.push(bytes);
   }
   return Buffer.concat(chunks).toString("utf8");

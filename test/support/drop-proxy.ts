@@ -67,7 +67,8 @@ export async function startDropProxy(target: string): Promise<DropProxy> {
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("the drop proxy is not listening on TCP");
+  if (address === null || typeof address === "string")
+    throw new Error("the drop proxy is not listening on TCP");
 
   return {
     url: `http://127.0.0.1:${address.port}`,

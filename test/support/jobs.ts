@@ -1,21 +1,51 @@
 import { Redis } from "@upstash/redis/cloudflare";
-import { encodeEndFields, encodeEntryFields, formatCursor, type LogRecord, type LogSource } from "../../src/shared/entry.ts";
+import {
+  encodeEndFields,
+  encodeEntryFields,
+  formatCursor,
+  type LogRecord,
+  type LogSource,
+} from "../../src/shared/entry.ts";
 import type { JobRecord, TerminalStatus } from "../../src/shared/job.ts";
 import { jobKey, logStreamKey } from "../../src/shared/keys.ts";
 
 /** The test's hand on Redis, as the runner would hold it: job records and stream entries. */
-export function testRedis(env: { UPSTASH_REDIS_REST_URL: string; UPSTASH_REDIS_REST_TOKEN: string }): Redis {
-  return new Redis({ url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN, automaticDeserialization: false });
+export function testRedis(env: {
+  UPSTASH_REDIS_REST_URL: string;
+  UPSTASH_REDIS_REST_TOKEN: string;
+}): Redis {
+  return new Redis({
+    url: env.UPSTASH_REDIS_REST_URL,
+    token: env.UPSTASH_REDIS_REST_TOKEN,
+    automaticDeserialization: false,
+  });
 }
 
-export async function createJob(redis: Redis, jobId: string, owner: string, status: JobRecord["status"] = "running"): Promise<JobRecord> {
+export async function createJob(
+  redis: Redis,
+  jobId: string,
+  owner: string,
+  status: JobRecord["status"] = "running",
+): Promise<JobRecord> {
   const now = new Date().toISOString();
-  const job: JobRecord = { id: jobId, owner, status, created_at: now, started_at: status === "queued" ? null : now, finished_at: null };
+  const job: JobRecord = {
+    id: jobId,
+    owner,
+    status,
+    created_at: now,
+    started_at: status === "queued" ? null : now,
+    finished_at: null,
+  };
   await redis.set(jobKey(jobId), JSON.stringify(job));
   return job;
 }
 
-const record = (text: string): LogRecord => ({ ts: new Date().toISOString(), source: "stdout", phase: "build", text });
+const record = (text: string): LogRecord => ({
+  ts: new Date().toISOString(),
+  source: "stdout",
+  phase: "build",
+  text,
+});
 
 /**
  * Appends entries as the runner does: explicit increasing ids, several lines per entry.
@@ -32,12 +62,23 @@ export function streamWriter(redis: Redis, jobId: string) {
       return { id, cursors: texts.map((_, i) => formatCursor(id, i)) };
     },
     /** One entry whose lines have their own sources (stderr, system lines). */
-    async appendLines(lines: readonly { readonly text: string; readonly source?: LogSource }[]): Promise<{ id: string; cursors: string[] }> {
+    async appendLines(
+      lines: readonly { readonly text: string; readonly source?: LogSource }[],
+    ): Promise<{ id: string; cursors: string[] }> {
       const id = nextId();
-      await redis.xadd(key, id, encodeEntryFields(lines.map((line) => ({ ...record(line.text), source: line.source ?? "stdout" }))));
+      await redis.xadd(
+        key,
+        id,
+        encodeEntryFields(
+          lines.map((line) => ({ ...record(line.text), source: line.source ?? "stdout" })),
+        ),
+      );
       return { id, cursors: lines.map((_, i) => formatCursor(id, i)) };
     },
-    async end(status: TerminalStatus, ...texts: string[]): Promise<{ id: string; cursors: string[] }> {
+    async end(
+      status: TerminalStatus,
+      ...texts: string[]
+    ): Promise<{ id: string; cursors: string[] }> {
       const id = nextId();
       await redis.xadd(key, id, encodeEndFields(status, texts.map(record)));
       return { id, cursors: texts.map((_, i) => formatCursor(id, i)) };

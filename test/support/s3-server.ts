@@ -7,7 +7,13 @@ import { join } from "node:path";
 import S3rver from "s3rver";
 
 const directory = mkdtempSync(join(tmpdir(), "s3rver-"));
-const server = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory, configureBuckets: [{ name: "build-logs", configs: [] }] });
+const server = new S3rver({
+  port: 0,
+  address: "127.0.0.1",
+  silent: true,
+  directory,
+  configureBuckets: [{ name: "build-logs", configs: [] }],
+});
 const info = (await server.run()) as { port: number };
 console.log(`S3_ENDPOINT=http://127.0.0.1:${info.port}`);
 process.on("SIGTERM", () => {

@@ -9,13 +9,16 @@ export interface SseFrame {
 }
 
 function parseFrame(raw: string): SseFrame {
-  const fields: { id?: string; event?: string; data?: string[]; comment?: string; retry?: number } = {};
+  const fields: { id?: string; event?: string; data?: string[]; comment?: string; retry?: number } =
+    {};
   for (const line of raw.slice(0, -2).split("\n")) {
     if (line.startsWith(":")) fields.comment = line.slice(1).trim();
     else if (line.startsWith("id: ")) fields.id = line.slice(4);
     else if (line.startsWith("event: ")) fields.event = line.slice(7);
-    else if (line.startsWith("data: ")) (fields.data ??= []).push(line.slice(6));
-    else if (line.startsWith("retry: ")) fields.retry = Number(line.slice(7));
+    else if (line.startsWith("data: ")) {
+      fields.data ??= [];
+      fields.data.push(line.slice(6));
+    } else if (line.startsWith("retry: ")) fields.retry = Number(line.slice(7));
   }
   const { data, ...rest } = fields;
   return data === undefined ? { raw, ...rest } : { raw, ...rest, data: data.join("\n") };
@@ -25,7 +28,11 @@ function parseFrame(raw: string): SseFrame {
  * Reads an SSE response frame by frame, at the byte level: `next()` resolves with the next
  * complete frame (text up to a blank line), or null when the server closed the stream.
  */
-export function sseReader(response: Response): { next(): Promise<SseFrame | null>; nextMatching(predicate: (frame: SseFrame) => boolean): Promise<SseFrame | null>; cancel(): Promise<void> } {
+export function sseReader(response: Response): {
+  next(): Promise<SseFrame | null>;
+  nextMatching(predicate: (frame: SseFrame) => boolean): Promise<SseFrame | null>;
+  cancel(): Promise<void>;
+} {
   const body = response.body;
   if (body === null) throw new Error("the response has no body");
   const reader = body.getReader();
@@ -40,7 +47,9 @@ export function sseReader(response: Response): { next(): Promise<SseFrame | null
         return parseFrame(raw);
       }
       // An aborted stream (the server dropped a slow viewer) ends it as a network error would.
-      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true as const }));
+      const { value, done } = await reader
+        .read()
+        .catch(() => ({ value: undefined, done: true as const }));
       if (done) return null;
       buffer += decoder.decode(value, { stream: true });
     }

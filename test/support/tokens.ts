@@ -60,14 +60,18 @@ type PrivateRsaJwk = { kty: "RSA" } & Record<(typeof privateRsaJwkFields)[number
 
 /** Imports the private JWK (the JSON string global setup provides) and signs real RS256 JWTs. */
 export async function createTestSigner(jwkJson: string): Promise<TestSigner> {
-  const key = await crypto.subtle.importKey("jwk", parsePrivateRsaJwk(jwkJson), rs256, false, ["sign"]);
+  const key = await crypto.subtle.importKey("jwk", parsePrivateRsaJwk(jwkJson), rs256, false, [
+    "sign",
+  ]);
   return { sign: (claims, options) => signWith(key, claims, options) };
 }
 
 function parsePrivateRsaJwk(json: string): PrivateRsaJwk {
   const value: unknown = JSON.parse(json);
   if (!isPrivateRsaJwk(value)) {
-    throw new Error("not an RSA private key as a JWK (test/support/worker-global-setup.ts provides one as clerkSigningJwk)");
+    throw new Error(
+      "not an RSA private key as a JWK (test/support/worker-global-setup.ts provides one as clerkSigningJwk)",
+    );
   }
   return value;
 }
@@ -75,12 +79,26 @@ function parsePrivateRsaJwk(json: string): PrivateRsaJwk {
 function isPrivateRsaJwk(value: unknown): value is PrivateRsaJwk {
   if (typeof value !== "object" || value === null) return false;
   const fields: Record<string, unknown> = { ...value };
-  return fields["kty"] === "RSA" && privateRsaJwkFields.every((field) => typeof fields[field] === "string");
+  return (
+    fields.kty === "RSA" && privateRsaJwkFields.every((field) => typeof fields[field] === "string")
+  );
 }
 
 /** A token signed by a key pair generated on the spot, which no verifier trusts. */
-export async function signWithFreshKey(claims: ClaimOverrides = {}, options: SignOptions = {}): Promise<string> {
-  const pair = await crypto.subtle.generateKey({ name: rs256.name, hash: rs256.hash, modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) }, false, ["sign", "verify"]);
+export async function signWithFreshKey(
+  claims: ClaimOverrides = {},
+  options: SignOptions = {},
+): Promise<string> {
+  const pair = await crypto.subtle.generateKey(
+    {
+      name: rs256.name,
+      hash: rs256.hash,
+      modulusLength: 2048,
+      publicExponent: new Uint8Array([1, 0, 1]),
+    },
+    false,
+    ["sign", "verify"],
+  );
   // Workers' types answer CryptoKey | CryptoKeyPair for every algorithm.
   if (!("privateKey" in pair)) throw new Error("RSASSA key generation gave no key pair");
   return signWith(pair.privateKey, claims, options);
@@ -94,9 +112,11 @@ export function unsignedToken(claims: ClaimOverrides = {}): string {
 /** The same token with claims in its payload changed and the original signature kept. */
 export function tamperPayload(token: string, changes: ClaimOverrides): string {
   const [header, payload, signature] = token.split(".");
-  if (header === undefined || payload === undefined || signature === undefined) throw new Error("not a JWT");
+  if (header === undefined || payload === undefined || signature === undefined)
+    throw new Error("not a JWT");
   const claims: unknown = JSON.parse(new TextDecoder().decode(base64UrlDecode(payload)));
-  if (typeof claims !== "object" || claims === null) throw new Error("JWT payload is not an object");
+  if (typeof claims !== "object" || claims === null)
+    throw new Error("JWT payload is not an object");
   return `${header}.${encodeJson({ ...claims, ...changes })}.${signature}`;
 }
 
@@ -105,9 +125,21 @@ export function base64UrlText(text: string): string {
   return base64UrlEncode(new TextEncoder().encode(text));
 }
 
-async function signWith(key: SigningKey, claims: ClaimOverrides = {}, options: SignOptions = {}): Promise<string> {
-  const header = { alg: options.alg ?? "RS256", typ: "JWT", kid: options.kid ?? "ins_test", ...options.header };
-  const payload = options.rawPayload === undefined ? encodeJson(sessionClaims(claims)) : base64UrlText(options.rawPayload);
+async function signWith(
+  key: SigningKey,
+  claims: ClaimOverrides = {},
+  options: SignOptions = {},
+): Promise<string> {
+  const header = {
+    alg: options.alg ?? "RS256",
+    typ: "JWT",
+    kid: options.kid ?? "ins_test",
+    ...options.header,
+  };
+  const payload =
+    options.rawPayload === undefined
+      ? encodeJson(sessionClaims(claims))
+      : base64UrlText(options.rawPayload);
   const signingInput = `${encodeJson(header)}.${payload}`;
   const signature = await crypto.subtle.sign(rs256, key, new TextEncoder().encode(signingInput));
   return `${signingInput}.${base64UrlEncode(new Uint8Array(signature))}`;

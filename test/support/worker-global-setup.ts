@@ -21,16 +21,33 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // A Clerk-like instance key: the Worker gets the public half as CLERK_JWT_KEY (networkless
   // verification); tests sign session tokens inside workerd with the private half.
   const clerkKeys = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  project.provide("clerkJwtKey", clerkKeys.publicKey.export({ type: "spki", format: "pem" }).toString());
-  project.provide("clerkSigningJwk", JSON.stringify(clerkKeys.privateKey.export({ format: "jwk" })));
+  project.provide(
+    "clerkJwtKey",
+    clerkKeys.publicKey.export({ type: "spki", format: "pem" }).toString(),
+  );
+  project.provide(
+    "clerkSigningJwk",
+    JSON.stringify(clerkKeys.privateKey.export({ format: "jwk" })),
+  );
   // The same key as a JWKS behind a local Clerk Backend API, for the CLERK_SECRET_KEY mode. Its
   // kid is the one test/support/tokens.ts signs with by default.
   const clerkApi = await startClerkApiServer({
-    keys: [{ ...clerkKeys.publicKey.export({ format: "jwk" }), kid: "ins_test", alg: "RS256", use: "sig" }],
+    keys: [
+      {
+        ...clerkKeys.publicKey.export({ format: "jwk" }),
+        kid: "ins_test",
+        alg: "RS256",
+        use: "sig",
+      },
+    ],
   });
   project.provide("clerkApiUrl", clerkApi.url);
   // An S3-compatible server for the archive's S3 store, in its own process like the bridge.
-  const s3 = await spawnNodeReady({ args: ["test/support/s3-server.ts"], ready: /^S3_ENDPOINT=(\S+)$/, what: "the S3 test server" });
+  const s3 = await spawnNodeReady({
+    args: ["test/support/s3-server.ts"],
+    ready: /^S3_ENDPOINT=(\S+)$/,
+    what: "the S3 test server",
+  });
   const s3Endpoint = s3.match[1] ?? "";
   project.provide("s3Endpoint", s3Endpoint);
   return async () => {

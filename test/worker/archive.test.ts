@@ -1,6 +1,13 @@
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { archiveJob, archiveKey, archiveStoreFromEnv, r2Store, readArchivedLog, s3Store } from "../../src/log/archive.ts";
+import {
+  archiveJob,
+  archiveKey,
+  archiveStoreFromEnv,
+  r2Store,
+  readArchivedLog,
+  s3Store,
+} from "../../src/log/archive.ts";
 import type { LogLine } from "../../src/shared/entry.ts";
 import type { JobRecord } from "../../src/shared/job.ts";
 import { jobKey, logStreamKey, UNARCHIVED_JOBS_KEY } from "../../src/shared/keys.ts";
@@ -19,7 +26,9 @@ beforeAll(async () => {
 });
 
 const get = (path: string, headers: Record<string, string> = {}) =>
-  exports.default.fetch(`http://example.com${path}`, { headers: { Authorization: `Bearer ${token}`, ...headers } });
+  exports.default.fetch(`http://example.com${path}`, {
+    headers: { Authorization: `Bearer ${token}`, ...headers },
+  });
 
 async function endedJob(label: string) {
   const jobId = uniqueJobId(label);
@@ -43,7 +52,12 @@ describe("the archive", () => {
     expect(object?.httpMetadata?.contentEncoding).toBe("gzip");
     const archived = await readArchivedLog(store, jobId);
     expect(archived?.end).toBe("ready");
-    expect(archived?.lines.map((line) => line.text)).toEqual(["one", "two", "three", "--- Build finished ---"]);
+    expect(archived?.lines.map((line) => line.text)).toEqual([
+      "one",
+      "two",
+      "three",
+      "--- Build finished ---",
+    ]);
     expect(await redis.zscore(UNARCHIVED_JOBS_KEY, jobId)).toBeNull();
     // Again: a no-op, the archive is written once.
     expect(await archiveJob(redis, store, jobId)).toEqual({ lines: 0, bytes: 0 });
@@ -58,24 +72,37 @@ describe("the archive", () => {
 
   it("answers history, download and SSE resume the same once Redis's copy is gone", async () => {
     const { jobId, first } = await endedJob("expired");
-    const fromRedis = (await (await get(`/api/jobs/${jobId}/logs?limit=2&before=${first.cursors[1]}`)).json()) as { lines: LogLine[] };
-    const allFromRedis = (await (await get(`/api/jobs/${jobId}/logs`)).json()) as { lines: LogLine[] };
+    const fromRedis = (await (
+      await get(`/api/jobs/${jobId}/logs?limit=2&before=${first.cursors[1]}`)
+    ).json()) as { lines: LogLine[] };
+    const allFromRedis = (await (await get(`/api/jobs/${jobId}/logs`)).json()) as {
+      lines: LogLine[];
+    };
     const textFromRedis = await (await get(`/api/jobs/${jobId}/logs.txt`)).text();
     await archiveJob(redis, r2Store(env.ARCHIVE), jobId);
     await redis.del(logStreamKey(jobId));
 
-    expect(await (await get(`/api/jobs/${jobId}/logs?limit=2&before=${first.cursors[1]}`)).json()).toMatchObject({ lines: fromRedis.lines });
-    expect(await (await get(`/api/jobs/${jobId}/logs`)).json()).toMatchObject({ lines: allFromRedis.lines, has_more: false });
+    expect(
+      await (await get(`/api/jobs/${jobId}/logs?limit=2&before=${first.cursors[1]}`)).json(),
+    ).toMatchObject({ lines: fromRedis.lines });
+    expect(await (await get(`/api/jobs/${jobId}/logs`)).json()).toMatchObject({
+      lines: allFromRedis.lines,
+      has_more: false,
+    });
     const text = await (await get(`/api/jobs/${jobId}/logs.txt`)).text();
     expect(text).toBe(textFromRedis);
     expect(text.split("\n").filter(Boolean)).toHaveLength(4);
 
     // This job's Durable Object never ran: it finds the stream gone and serves the archive.
-    const stream = sseReader(await get(`/api/jobs/${jobId}/logs/stream`, { "Last-Event-ID": first.cursors[0] ?? "" }));
+    const stream = sseReader(
+      await get(`/api/jobs/${jobId}/logs/stream`, { "Last-Event-ID": first.cursors[0] ?? "" }),
+    );
     const texts: string[] = [];
     let frame = await stream.nextMatching(isEvent);
     while (frame?.event === "log") {
-      texts.push(...(JSON.parse(frame.data ?? "{}") as { lines: LogLine[] }).lines.map((line) => line.text));
+      texts.push(
+        ...(JSON.parse(frame.data ?? "{}") as { lines: LogLine[] }).lines.map((line) => line.text),
+      );
       frame = await stream.nextMatching(isEvent);
     }
     expect(texts).toEqual(["two", "three", "--- Build finished ---"]);
@@ -86,14 +113,25 @@ describe("the archive", () => {
 });
 
 describe("the archive in S3", () => {
-  const settings = () => ({ endpoint: env.TEST_S3_ENDPOINT, bucket: "build-logs", region: "us-east-1", accessKeyId: "S3RVER", secretAccessKey: "S3RVER" });
+  const settings = () => ({
+    endpoint: env.TEST_S3_ENDPOINT,
+    bucket: "build-logs",
+    region: "us-east-1",
+    accessKeyId: "S3RVER",
+    secretAccessKey: "S3RVER",
+  });
 
   it("round-trips a log through an S3-compatible server with SigV4 requests", async () => {
     const { jobId } = await endedJob("s3");
     const store = s3Store(settings());
     expect(await archiveJob(redis, store, jobId)).toMatchObject({ lines: 4 });
     const archived = await readArchivedLog(store, jobId);
-    expect(archived?.lines.map((line) => line.text)).toEqual(["one", "two", "three", "--- Build finished ---"]);
+    expect(archived?.lines.map((line) => line.text)).toEqual([
+      "one",
+      "two",
+      "three",
+      "--- Build finished ---",
+    ]);
     expect(archived?.end).toBe("ready");
     // Not in R2: it went to S3.
     expect(await env.ARCHIVE.get(archiveKey(jobId))).toBeNull();
@@ -104,7 +142,12 @@ describe("the archive in S3", () => {
   });
 
   it("is chosen when every S3 setting is given, R2 otherwise", () => {
-    const s3 = { S3_ENDPOINT: env.TEST_S3_ENDPOINT, S3_BUCKET: "build-logs", S3_ACCESS_KEY_ID: "S3RVER", S3_SECRET_ACCESS_KEY: "S3RVER" };
+    const s3 = {
+      S3_ENDPOINT: env.TEST_S3_ENDPOINT,
+      S3_BUCKET: "build-logs",
+      S3_ACCESS_KEY_ID: "S3RVER",
+      S3_SECRET_ACCESS_KEY: "S3RVER",
+    };
     expect(archiveStoreFromEnv({ ...env, ...s3 } as Env).name).toBe("s3");
     expect(archiveStoreFromEnv({ ...env, ...s3, S3_BUCKET: "" } as Env).name).toBe("r2");
     expect(archiveStoreFromEnv(env).name).toBe("r2");

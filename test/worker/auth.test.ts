@@ -1,18 +1,23 @@
 import { env } from "cloudflare:workers";
-import { Hono } from "hono";
 import type { MiddlewareHandler } from "hono";
+import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { clerkAuth, clerkAuthFromEnv, type AuthVariables, type ClerkAuthOptions } from "../../src/http/auth.ts";
+import {
+  type AuthVariables,
+  type ClerkAuthOptions,
+  clerkAuth,
+  clerkAuthFromEnv,
+} from "../../src/http/auth.ts";
 import { ApiError, type ErrorBody } from "../../src/http/errors.ts";
 import {
   base64UrlText,
   createTestSigner,
   signWithFreshKey,
+  type TestSigner,
   tamperPayload,
   testUserId,
   unsignedToken,
-  type TestSigner,
 } from "../support/tokens.ts";
 
 const authorizedParties = ["http://localhost:3000", "https://app.example.com"];
@@ -20,14 +25,25 @@ const now = (): number => Math.floor(Date.now() / 1000);
 
 // A route behind the middleware, and an onError that renders errors with c.json as src/index.ts
 // does (so headers the middleware sets must survive it).
-function appWith<E extends { Variables: AuthVariables }>(auth: MiddlewareHandler<E>, onError?: (error: Error) => void): Hono<E> {
+function appWith<E extends { Variables: AuthVariables }>(
+  auth: MiddlewareHandler<E>,
+  onError?: (error: Error) => void,
+): Hono<E> {
   const app = new Hono<E>();
   app.use(auth);
   app.get("/me", (c) => c.json({ userId: c.var.userId, sessionId: c.var.sessionId }));
   app.onError((error, c) => {
     onError?.(error);
-    if (error instanceof ApiError) return c.json<ErrorBody>({ error: { code: error.code, message: error.message } }, error.status);
-    if (error instanceof HTTPException) return c.json<ErrorBody>({ error: { code: "http_error", message: error.message } }, error.status);
+    if (error instanceof ApiError)
+      return c.json<ErrorBody>(
+        { error: { code: error.code, message: error.message } },
+        error.status,
+      );
+    if (error instanceof HTTPException)
+      return c.json<ErrorBody>(
+        { error: { code: "http_error", message: error.message } },
+        error.status,
+      );
     return c.json<ErrorBody>({ error: { code: "internal", message: "internal error" } }, 500);
   });
   return app;
@@ -47,10 +63,14 @@ afterEach(() => {
 
 describe("clerkAuth with a PEM public key (networkless)", () => {
   const app = appWith(clerkAuth({ jwtKey: env.CLERK_JWT_KEY, authorizedParties }));
-  const me = (init: RequestInit = {}): Promise<Response> => Promise.resolve(app.request("/me", init));
+  const me = (init: RequestInit = {}): Promise<Response> =>
+    Promise.resolve(app.request("/me", init));
 
   async function expectRejected(response: Response, code: string): Promise<void> {
-    expect({ status: response.status, body: await response.json() }).toMatchObject({ status: 401, body: { error: { code } } });
+    expect({ status: response.status, body: await response.json() }).toMatchObject({
+      status: 401,
+      body: { error: { code } },
+    });
     expect(response.headers.get("WWW-Authenticate")).toMatch(/^Bearer\b/);
   }
 
@@ -70,10 +90,18 @@ describe("clerkAuth with a PEM public key (networkless)", () => {
 
   it("accepts the scheme in any case and a cookie among others", async () => {
     const sub = testUserId();
-    expect(await (await me({ headers: { Authorization: `bearer ${await signer.sign({ sub })}` } })).json()).toMatchObject({ userId: sub });
+    expect(
+      await (
+        await me({ headers: { Authorization: `bearer ${await signer.sign({ sub })}` } })
+      ).json(),
+    ).toMatchObject({ userId: sub });
     const other = testUserId();
     const token = await signer.sign({ sub: other });
-    expect(await (await me({ headers: { Cookie: `theme=dark; __session=${token}; __client_uat=1` } })).json()).toMatchObject({ userId: other });
+    expect(
+      await (
+        await me({ headers: { Cookie: `theme=dark; __session=${token}; __client_uat=1` } })
+      ).json(),
+    ).toMatchObject({ userId: other });
   });
 
   it("accepts every configured authorized party", async () => {
@@ -92,19 +120,32 @@ describe("clerkAuth with a PEM public key (networkless)", () => {
   });
 
   it("passes over another Authorization scheme and falls back to the cookie", async () => {
-    await expectRejected(await me({ headers: { Authorization: "Basic dXNlcjpwYXNz" } }), "unauthenticated");
+    await expectRejected(
+      await me({ headers: { Authorization: "Basic dXNlcjpwYXNz" } }),
+      "unauthenticated",
+    );
     const sub = testUserId();
-    const response = await me({ headers: { Authorization: "Basic dXNlcjpwYXNz", Cookie: `__session=${await signer.sign({ sub })}` } });
+    const response = await me({
+      headers: {
+        Authorization: "Basic dXNlcjpwYXNz",
+        Cookie: `__session=${await signer.sign({ sub })}`,
+      },
+    });
     expect(await response.json()).toMatchObject({ userId: sub });
   });
 
   it("prefers the Bearer token to the cookie and does not fall back when it is invalid", async () => {
     const sub = testUserId();
     const valid = await signer.sign({ sub });
-    const wins = await me({ headers: { Authorization: `Bearer ${valid}`, Cookie: "__session=garbage" } });
+    const wins = await me({
+      headers: { Authorization: `Bearer ${valid}`, Cookie: "__session=garbage" },
+    });
     expect(await wins.json()).toMatchObject({ userId: sub });
     const expired = await signer.sign({ exp: now() - 60 });
-    await expectRejected(await me({ headers: { Authorization: `Bearer ${expired}`, Cookie: `__session=${valid}` } }), "token_expired");
+    await expectRejected(
+      await me({ headers: { Authorization: `Bearer ${expired}`, Cookie: `__session=${valid}` } }),
+      "token_expired",
+    );
   });
 
   it.each([
@@ -114,22 +155,36 @@ describe("clerkAuth with a PEM public key (networkless)", () => {
     ["a header that is not JSON", `${base64UrlText("not json")}.${base64UrlText("{}")}.c2ln`],
     ["an empty Bearer credential", ""],
     ["four parts", "a.b.c.d"],
-    ["a header that is JSON but not an object", `${base64UrlText("null")}.${base64UrlText("{}")}.c2ln`],
-    ["a payload that is JSON but not an object", `${base64UrlText('{"alg":"RS256","kid":"ins_test"}')}.${base64UrlText("null")}.c2ln`],
+    [
+      "a header that is JSON but not an object",
+      `${base64UrlText("null")}.${base64UrlText("{}")}.c2ln`,
+    ],
+    [
+      "a payload that is JSON but not an object",
+      `${base64UrlText('{"alg":"RS256","kid":"ins_test"}')}.${base64UrlText("null")}.c2ln`,
+    ],
   ])("answers 401 invalid_token for a malformed token: %s", async (_name, token) => {
     await expectRejected(await me(bearer(token)), "invalid_token");
     if (token !== "") await expectRejected(await me(cookie(token)), "invalid_token");
   });
 
   it("answers 401 token_expired for an expired token", async () => {
-    const response = await me(bearer(await signer.sign({ iat: now() - 120, nbf: now() - 130, exp: now() - 60 })));
+    const response = await me(
+      bearer(await signer.sign({ iat: now() - 120, nbf: now() - 130, exp: now() - 60 })),
+    );
     await expectRejected(response, "token_expired");
     expect(response.headers.get("WWW-Authenticate")).toBe('Bearer error="invalid_token"');
   });
 
   it("answers 401 invalid_token for a token not yet valid (nbf) or issued in the future (iat)", async () => {
-    await expectRejected(await me(bearer(await signer.sign({ nbf: now() + 600, exp: now() + 900 }))), "invalid_token");
-    await expectRejected(await me(bearer(await signer.sign({ iat: now() + 600, exp: now() + 900 }))), "invalid_token");
+    await expectRejected(
+      await me(bearer(await signer.sign({ nbf: now() + 600, exp: now() + 900 }))),
+      "invalid_token",
+    );
+    await expectRejected(
+      await me(bearer(await signer.sign({ iat: now() + 600, exp: now() + 900 }))),
+      "invalid_token",
+    );
   });
 
   it("answers 401 invalid_token for a token signed by another key", async () => {
@@ -142,16 +197,25 @@ describe("clerkAuth with a PEM public key (networkless)", () => {
   });
 
   it("answers 401 invalid_token when the header claims an algorithm Clerk does not sign with", async () => {
-    await expectRejected(await me(bearer(await signer.sign({}, { alg: "HS256" }))), "invalid_token");
+    await expectRejected(
+      await me(bearer(await signer.sign({}, { alg: "HS256" }))),
+      "invalid_token",
+    );
   });
 
   it("answers 401 invalid_token for a tampered payload (sub changed, signature kept)", async () => {
     const token = await signer.sign({ sub: testUserId() });
-    await expectRejected(await me(bearer(tamperPayload(token, { sub: testUserId() }))), "invalid_token");
+    await expectRejected(
+      await me(bearer(tamperPayload(token, { sub: testUserId() }))),
+      "invalid_token",
+    );
   });
 
   it("answers 401 invalid_token when azp is not an authorized party, or missing", async () => {
-    await expectRejected(await me(bearer(await signer.sign({ azp: "https://evil.example.com" }))), "invalid_token");
+    await expectRejected(
+      await me(bearer(await signer.sign({ azp: "https://evil.example.com" }))),
+      "invalid_token",
+    );
     await expectRejected(await me(bearer(await signer.sign({ azp: undefined }))), "invalid_token");
   });
 
@@ -160,12 +224,21 @@ describe("clerkAuth with a PEM public key (networkless)", () => {
   });
 
   it("answers 401 invalid_token, not an outage, for a correctly signed payload that is not an object", async () => {
-    await expectRejected(await me(bearer(await signer.sign({}, { rawPayload: "null" }))), "invalid_token");
-    await expectRejected(await me(bearer(await signer.sign({}, { rawPayload: "42" }))), "invalid_token");
+    await expectRejected(
+      await me(bearer(await signer.sign({}, { rawPayload: "null" }))),
+      "invalid_token",
+    );
+    await expectRejected(
+      await me(bearer(await signer.sign({}, { rawPayload: "42" }))),
+      "invalid_token",
+    );
   });
 
   it("treats a session with pending tasks as signed out, as Clerk does by default", async () => {
-    await expectRejected(await me(bearer(await signer.sign({ sts: "pending" }))), "unauthenticated");
+    await expectRejected(
+      await me(bearer(await signer.sign({ sts: "pending" }))),
+      "unauthenticated",
+    );
     expect((await me(bearer(await signer.sign({ sts: "active" })))).status).toBe(200);
   });
 
@@ -221,7 +294,10 @@ describe("clerkAuth with a secret key (JWKS from Clerk's Backend API)", () => {
   const uniqueSecretKey = (): string => `sk_test_${crypto.randomUUID().replaceAll("-", "")}`;
 
   async function setMode(secretKey: string, mode: ClerkApiMode): Promise<void> {
-    const response = await fetch(`${apiUrl}/__control`, { method: "POST", body: JSON.stringify({ secretKey, mode }) });
+    const response = await fetch(`${apiUrl}/__control`, {
+      method: "POST",
+      body: JSON.stringify({ secretKey, mode }),
+    });
     expect(response.status).toBe(204);
   }
 
@@ -257,40 +333,54 @@ describe("clerkAuth with a secret key (JWKS from Clerk's Backend API)", () => {
       const response = await app.request("/me", bearer(await signer.sign({ sub })));
       expect(await response.json()).toMatchObject({ userId: sub });
     }
-    expect(await requestsWith(secretKey)).toEqual([{ method: "GET", path: "/v1/jwks", authorization: `Bearer ${secretKey}` }]);
+    expect(await requestsWith(secretKey)).toEqual([
+      { method: "GET", path: "/v1/jwks", authorization: `Bearer ${secretKey}` },
+    ]);
   });
 
   it("answers 401 invalid_token for a token whose kid is not in the JWKS", async () => {
     const secretKey = await clerkInstance("ok");
     const app = appWith(clerkAuth({ secretKey, apiUrl }));
     const response = await app.request("/me", bearer(await signer.sign({}, { kid: "ins_other" })));
-    expect({ status: response.status, body: await response.json() }).toMatchObject({ status: 401, body: { error: { code: "invalid_token" } } });
+    expect({ status: response.status, body: await response.json() }).toMatchObject({
+      status: 401,
+      body: { error: { code: "invalid_token" } },
+    });
     expect((await requestsWith(secretKey)).length).toBeGreaterThan(0);
   });
 
   it("answers 401 invalid_token for a token signed by another key with the JWKS's kid", async () => {
     const app = appWith(clerkAuth({ secretKey: await clerkInstance("ok"), apiUrl }));
     const response = await app.request("/me", bearer(await signWithFreshKey()));
-    expect({ status: response.status, body: await response.json() }).toMatchObject({ status: 401, body: { error: { code: "invalid_token" } } });
+    expect({ status: response.status, body: await response.json() }).toMatchObject({
+      status: 401,
+      body: { error: { code: "invalid_token" } },
+    });
   });
 
   it.each<[string, () => Promise<string>]>([
     ["Clerk's API fails", () => clerkInstance("fail")],
     ["the connection is lost", () => clerkInstance("down")],
     ["Clerk does not know the secret key", () => Promise.resolve(uniqueSecretKey())],
-  ])("answers 503 auth_unavailable, not 401, when the JWKS cannot be loaded (%s), and logs no token", async (_name, instance) => {
-    const secretKey = await instance();
-    const logged: unknown[][] = [];
-    vi.spyOn(console, "error").mockImplementation((...args: unknown[]) => void logged.push(args));
-    const app = appWith(clerkAuth({ secretKey, apiUrl }));
-    const token = await signer.sign();
-    const response = await withoutBackoff(() => app.request("/me", bearer(token)));
-    expect({ status: response.status, body: await response.json() }).toMatchObject({ status: 503, body: { error: { code: "auth_unavailable" } } });
-    expect(response.headers.get("WWW-Authenticate")).toBeNull();
-    expect((await requestsWith(secretKey)).length).toBeGreaterThan(1); // Clerk retried before giving up
-    expect(logged.length).toBe(1);
-    expect(JSON.stringify(logged)).not.toContain(token);
-  });
+  ])(
+    "answers 503 auth_unavailable, not 401, when the JWKS cannot be loaded (%s), and logs no token",
+    async (_name, instance) => {
+      const secretKey = await instance();
+      const logged: unknown[][] = [];
+      vi.spyOn(console, "error").mockImplementation((...args: unknown[]) => void logged.push(args));
+      const app = appWith(clerkAuth({ secretKey, apiUrl }));
+      const token = await signer.sign();
+      const response = await withoutBackoff(() => app.request("/me", bearer(token)));
+      expect({ status: response.status, body: await response.json() }).toMatchObject({
+        status: 503,
+        body: { error: { code: "auth_unavailable" } },
+      });
+      expect(response.headers.get("WWW-Authenticate")).toBeNull();
+      expect((await requestsWith(secretKey)).length).toBeGreaterThan(1); // Clerk retried before giving up
+      expect(logged.length).toBe(1);
+      expect(JSON.stringify(logged)).not.toContain(token);
+    },
+  );
 
   it("verifies again once Clerk's API is back, having cached no failure", async () => {
     const secretKey = await clerkInstance("fail");
@@ -308,7 +398,10 @@ describe("clerkAuth with a secret key (JWKS from Clerk's Backend API)", () => {
 describe("clerkAuth's authorized parties", () => {
   it("are not enforced when none are configured", async () => {
     const app = appWith(clerkAuth({ jwtKey: env.CLERK_JWT_KEY, authorizedParties: [] }));
-    const response = await app.request("/me", bearer(await signer.sign({ azp: "https://anywhere.example.com" })));
+    const response = await app.request(
+      "/me",
+      bearer(await signer.sign({ azp: "https://anywhere.example.com" })),
+    );
     expect(response.status).toBe(200);
   });
 });
@@ -318,17 +411,39 @@ describe("clerkAuth's options", () => {
     ["no options", {}],
     ["empty keys", { jwtKey: "", secretKey: " " }],
   ])("throws at creation, naming both keys, without jwtKey or secretKey: %s", (_name, options) => {
-    expect(() => clerkAuth(options)).toThrow(/jwtKey \(CLERK_JWT_KEY.*secretKey \(CLERK_SECRET_KEY/);
+    expect(() => clerkAuth(options)).toThrow(
+      /jwtKey \(CLERK_JWT_KEY.*secretKey \(CLERK_SECRET_KEY/,
+    );
   });
 
   it.each<[string, ClerkAuthOptions, RegExp]>([
     ["a jwtKey that is not a PEM public key", { jwtKey: "sk_test_not_a_pem" }, /jwtKey/],
-    ["a PEM with escaped newlines", { jwtKey: "-----BEGIN PUBLIC KEY-----\\nMIIBIjAN\\n-----END PUBLIC KEY-----" }, /jwtKey/],
-    ["an authorized party with a trailing slash", { secretKey: "sk_test_x", authorizedParties: ["https://app.example.com/"] }, /authorizedParties/],
-    ["an authorized party without a scheme", { secretKey: "sk_test_x", authorizedParties: ["app.example.com"] }, /authorizedParties/],
+    [
+      "a PEM with escaped newlines",
+      { jwtKey: "-----BEGIN PUBLIC KEY-----\\nMIIBIjAN\\n-----END PUBLIC KEY-----" },
+      /jwtKey/,
+    ],
+    [
+      "an authorized party with a trailing slash",
+      { secretKey: "sk_test_x", authorizedParties: ["https://app.example.com/"] },
+      /authorizedParties/,
+    ],
+    [
+      "an authorized party without a scheme",
+      { secretKey: "sk_test_x", authorizedParties: ["app.example.com"] },
+      /authorizedParties/,
+    ],
     ["a negative clock skew", { secretKey: "sk_test_x", clockSkewInMs: -1 }, /clockSkewInMs/],
-    ["an API URL that is not a URL", { secretKey: "sk_test_x", apiUrl: "api.clerk.com" }, /apiUrl \(CLERK_API_URL\)/],
-    ["an API URL that is not http(s)", { secretKey: "sk_test_x", apiUrl: "ftp://api.clerk.com" }, /apiUrl \(CLERK_API_URL\)/],
+    [
+      "an API URL that is not a URL",
+      { secretKey: "sk_test_x", apiUrl: "api.clerk.com" },
+      /apiUrl \(CLERK_API_URL\)/,
+    ],
+    [
+      "an API URL that is not http(s)",
+      { secretKey: "sk_test_x", apiUrl: "ftp://api.clerk.com" },
+      /apiUrl \(CLERK_API_URL\)/,
+    ],
   ])("throws at creation for %s", (_name, options, problem) => {
     expect(() => clerkAuth(options)).toThrow(problem);
   });
@@ -340,7 +455,9 @@ describe("clerkAuth's options", () => {
 
   it("applies clockSkewInMs to expiry", async () => {
     const lenient = appWith(clerkAuth({ jwtKey: env.CLERK_JWT_KEY, clockSkewInMs: 120_000 }));
-    expect((await lenient.request("/me", bearer(await signer.sign({ exp: now() - 60 })))).status).toBe(200);
+    expect(
+      (await lenient.request("/me", bearer(await signer.sign({ exp: now() - 60 })))).status,
+    ).toBe(200);
   });
 });
 
@@ -348,28 +465,52 @@ describe("clerkAuthFromEnv", () => {
   it("verifies with CLERK_JWT_KEY and CLERK_AUTHORIZED_PARTIES from the Worker env", async () => {
     const app = appWith(clerkAuthFromEnv());
     const sub = testUserId();
-    const ok = await app.request("/me", bearer(await signer.sign({ sub, azp: "https://app.example.com" })), env);
+    const ok = await app.request(
+      "/me",
+      bearer(await signer.sign({ sub, azp: "https://app.example.com" })),
+      env,
+    );
     expect(ok.status).toBe(200);
     expect(await ok.json()).toMatchObject({ userId: sub });
     const cookieOk = await app.request("/me", cookie(await signer.sign({ sub })), env);
     expect(await cookieOk.json()).toMatchObject({ userId: sub });
-    const foreign = await app.request("/me", bearer(await signer.sign({ azp: "https://evil.example.com" })), env);
-    expect({ status: foreign.status, body: await foreign.json() }).toMatchObject({ status: 401, body: { error: { code: "invalid_token" } } });
+    const foreign = await app.request(
+      "/me",
+      bearer(await signer.sign({ azp: "https://evil.example.com" })),
+      env,
+    );
+    expect({ status: foreign.status, body: await foreign.json() }).toMatchObject({
+      status: 401,
+      body: { error: { code: "invalid_token" } },
+    });
     const missing = await app.request("/me", {}, env);
-    expect({ status: missing.status, body: await missing.json() }).toMatchObject({ status: 401, body: { error: { code: "unauthenticated" } } });
+    expect({ status: missing.status, body: await missing.json() }).toMatchObject({
+      status: 401,
+      body: { error: { code: "unauthenticated" } },
+    });
   });
 
   it("fetches the JWKS from CLERK_API_URL with CLERK_SECRET_KEY when CLERK_JWT_KEY is empty", async () => {
     const secretKey = `sk_test_${crypto.randomUUID().replaceAll("-", "")}`;
-    const control = await fetch(`${env.TEST_CLERK_API_URL}/__control`, { method: "POST", body: JSON.stringify({ secretKey, mode: "ok" }) });
+    const control = await fetch(`${env.TEST_CLERK_API_URL}/__control`, {
+      method: "POST",
+      body: JSON.stringify({ secretKey, mode: "ok" }),
+    });
     expect(control.status).toBe(204);
     const app = appWith(clerkAuthFromEnv());
-    const bySecretKey: Env = { ...env, CLERK_JWT_KEY: "", CLERK_SECRET_KEY: secretKey, CLERK_API_URL: env.TEST_CLERK_API_URL };
+    const bySecretKey: Env = {
+      ...env,
+      CLERK_JWT_KEY: "",
+      CLERK_SECRET_KEY: secretKey,
+      CLERK_API_URL: env.TEST_CLERK_API_URL,
+    };
     const sub = testUserId();
     const response = await app.request("/me", bearer(await signer.sign({ sub })), bySecretKey);
     expect(await response.json()).toMatchObject({ userId: sub });
     const seen = await fetch(`${env.TEST_CLERK_API_URL}/__control?secretKey=${secretKey}`);
-    expect(await seen.json()).toMatchObject({ requests: [{ path: "/v1/jwks", authorization: `Bearer ${secretKey}` }] });
+    expect(await seen.json()).toMatchObject({
+      requests: [{ path: "/v1/jwks", authorization: `Bearer ${secretKey}` }],
+    });
   });
 
   it("keeps one configuration per env object", async () => {

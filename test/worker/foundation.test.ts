@@ -1,5 +1,5 @@
-import { Redis } from "@upstash/redis/cloudflare";
 import { env, exports } from "cloudflare:workers";
+import { Redis } from "@upstash/redis/cloudflare";
 import { describe, expect, it } from "vitest";
 import { decodeStreamReply, encodeEntryFields, type LogRecord } from "../../src/shared/entry.ts";
 import { logStreamKey } from "../../src/shared/keys.ts";
@@ -29,7 +29,12 @@ describe("Redis from inside workerd", () => {
     const jobId = uniqueJobId("workerd");
     const records: LogRecord[] = [
       { ts: "2026-11-21T12:00:00.000Z", source: "stdout", phase: "build", text: "42" },
-      { ts: "2026-11-21T12:00:00.001Z", source: "stderr", phase: "build", text: "ünïcode ✓ \"quoted\"" },
+      {
+        ts: "2026-11-21T12:00:00.001Z",
+        source: "stderr",
+        phase: "build",
+        text: 'ünïcode ✓ "quoted"',
+      },
     ];
     await redis.xadd(logStreamKey(jobId), "1000-0", encodeEntryFields(records));
     const entries = decodeStreamReply(await redis.xrange(logStreamKey(jobId), "-", "+"));

@@ -1,12 +1,12 @@
-import { env, exports } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { JobStream } from "../../src/stream/job-stream.ts";
-import { formatDoneEvent, formatEntryEvent } from "../../src/shared/sse.ts";
 import type { LogLine } from "../../src/shared/entry.ts";
+import { formatDoneEvent, formatEntryEvent } from "../../src/shared/sse.ts";
+import type { JobStream } from "../../src/stream/job-stream.ts";
 import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
-import { isEvent, sseReader, type SseFrame } from "../support/sse.ts";
+import { isEvent, type SseFrame, sseReader } from "../support/sse.ts";
 import { createTestSigner } from "../support/tokens.ts";
 
 // The live path end to end inside workerd: Worker route (Clerk auth, ownership) -> the job's
@@ -22,15 +22,24 @@ beforeAll(async () => {
   strangerToken = await signer.sign({ sub: "user_stranger" });
 });
 
-function connect(jobId: string, options: { token?: string; lastEventId?: string; after?: string; signal?: AbortSignal } = {}): Promise<Response> {
+function connect(
+  jobId: string,
+  options: { token?: string; lastEventId?: string; after?: string; signal?: AbortSignal } = {},
+): Promise<Response> {
   const url = new URL(`http://example.com/api/jobs/${jobId}/logs/stream`);
   if (options.after !== undefined) url.searchParams.set("after", options.after);
-  const headers: Record<string, string> = { Authorization: `Bearer ${options.token ?? ownerToken}` };
+  const headers: Record<string, string> = {
+    Authorization: `Bearer ${options.token ?? ownerToken}`,
+  };
   if (options.lastEventId !== undefined) headers["Last-Event-ID"] = options.lastEventId;
-  return exports.default.fetch(url, { headers, ...(options.signal ? { signal: options.signal } : {}) });
+  return exports.default.fetch(url, {
+    headers,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
 }
 
-const linesOf = (frame: SseFrame | null): LogLine[] => (frame?.data ? (JSON.parse(frame.data) as { lines: LogLine[] }).lines : []);
+const linesOf = (frame: SseFrame | null): LogLine[] =>
+  frame?.data ? (JSON.parse(frame.data) as { lines: LogLine[] }).lines : [];
 const textsOf = (frame: SseFrame | null): string[] => linesOf(frame).map((line) => line.text);
 
 async function newJob(label: string) {
@@ -52,7 +61,10 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     expect((await stream.next())?.raw).toBe("retry: 2000\n\n");
     const { id } = await writer.append("first", "second");
     const frame = await stream.nextMatching(isEvent);
-    const expected = formatEntryEvent({ id, lines: linesOf(frame).map((line, i) => ({ ...line, cursor: `${id}:${i}` })) });
+    const expected = formatEntryEvent({
+      id,
+      lines: linesOf(frame).map((line, i) => ({ ...line, cursor: `${id}:${i}` })),
+    });
     expect(frame?.raw).toBe(expected);
     expect(frame?.id).toBe(`${id}:1`);
     expect(frame?.event).toBe("log");
@@ -62,11 +74,18 @@ describe("GET /api/jobs/:id/logs/stream", () => {
 
   it("gives several viewers identical bytes", async () => {
     const { jobId, writer } = await newJob("identical");
-    const streams = await Promise.all([connect(jobId), connect(jobId), connect(jobId)]).then((responses) => responses.map(sseReader));
+    const streams = await Promise.all([connect(jobId), connect(jobId), connect(jobId)]).then(
+      (responses) => responses.map(sseReader),
+    );
     for (const stream of streams) await stream.next();
     await writer.append("shared line 1", "shared line 2");
     await writer.append("shared line 3");
-    const frames = await Promise.all(streams.map(async (stream) => [(await stream.nextMatching(isEvent))?.raw, (await stream.nextMatching(isEvent))?.raw]));
+    const frames = await Promise.all(
+      streams.map(async (stream) => [
+        (await stream.nextMatching(isEvent))?.raw,
+        (await stream.nextMatching(isEvent))?.raw,
+      ]),
+    );
     expect(frames[0]?.[0]).toContain("shared line 1");
     expect(frames[1]).toEqual(frames[0]);
     expect(frames[2]).toEqual(frames[0]);
@@ -106,11 +125,15 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     const seen = await stream.nextMatching(isEvent);
     expect(textsOf(seen)).toEqual(["r1", "r2"]);
     const stub = env.JOB_STREAM.get(env.JOB_STREAM.idFromName(jobId));
-    const stored = await runInDurableObject(stub, async (_instance: JobStream, state) => state.storage.get<{ position: string }>("state"));
+    const stored = await runInDurableObject(stub, async (_instance: JobStream, state) =>
+      state.storage.get<{ position: string }>("state"),
+    );
     expect(stored?.position).toBe(seen?.id?.split(":")[0]);
     // The runner writes on while the object is gone, e.g. during a deploy.
     await stream.cancel();
-    await runInDurableObject(stub, (_instance: JobStream, state) => state.abort("simulated eviction")).catch(() => undefined);
+    await runInDurableObject(stub, (_instance: JobStream, state) =>
+      state.abort("simulated eviction"),
+    ).catch(() => undefined);
     await writer.append("r3");
     await writer.append("r4", "r5");
     const resumed = sseReader(await connect(jobId, { lastEventId: seen?.id ?? "" }));
@@ -167,7 +190,9 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     const { jobId } = await newJob("cap");
     const max = Number(env.MAX_VIEWERS_PER_JOB);
     const controllers = Array.from({ length: max }, () => new AbortController());
-    const open = await Promise.all(controllers.map((controller) => connect(jobId, { signal: controller.signal })));
+    const open = await Promise.all(
+      controllers.map((controller) => connect(jobId, { signal: controller.signal })),
+    );
     const readers = open.map(sseReader);
     await Promise.all(readers.map((reader) => reader.next()));
     expect(open.every((response) => response.status === 200)).toBe(true);
@@ -193,14 +218,19 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     const stranger = await connect(jobId, { token: strangerToken });
     expect(stranger.status).toBe(404);
     expect(await stranger.json()).toMatchObject({ error: { code: "job_not_found" } });
-    const anonymous = await exports.default.fetch(`http://example.com/api/jobs/${jobId}/logs/stream`);
+    const anonymous = await exports.default.fetch(
+      `http://example.com/api/jobs/${jobId}/logs/stream`,
+    );
     expect(anonymous.status).toBe(401);
   });
 
-  it.each(["nonsense", "1-0", "1-0:x", "1-0:0\r\nevent: done"])("rejects the malformed cursor %j with 400", async (cursor) => {
-    const { jobId } = await newJob("bad-cursor");
-    const response = await connect(jobId, { after: cursor });
-    expect(response.status).toBe(400);
-    expect(await response.json()).toMatchObject({ error: { code: "invalid_cursor" } });
-  });
+  it.each(["nonsense", "1-0", "1-0:x", "1-0:0\r\nevent: done"])(
+    "rejects the malformed cursor %j with 400",
+    async (cursor) => {
+      const { jobId } = await newJob("bad-cursor");
+      const response = await connect(jobId, { after: cursor });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ error: { code: "invalid_cursor" } });
+    },
+  );
 });

@@ -15,11 +15,16 @@ beforeAll(async () => {
   owner = await signer.sign({ sub: "user_routes_owner" });
   stranger = await signer.sign({ sub: "user_routes_stranger" });
   const past = Math.floor(Date.now() / 1000) - 3600;
-  expired = await signer.sign(sessionClaims({ sub: "user_routes_owner", iat: past, nbf: past - 10, exp: past + 60 }));
+  expired = await signer.sign(
+    sessionClaims({ sub: "user_routes_owner", iat: past, nbf: past - 10, exp: past + 60 }),
+  );
 });
 
 const get = (path: string, token: string | null = owner): Promise<Response> =>
-  exports.default.fetch(`http://example.com${path}`, token === null ? {} : { headers: { Authorization: `Bearer ${token}` } });
+  exports.default.fetch(
+    `http://example.com${path}`,
+    token === null ? {} : { headers: { Authorization: `Bearer ${token}` } },
+  );
 
 interface Page {
   lines: LogLine[];
@@ -63,11 +68,14 @@ describe("GET /api/jobs/:id", () => {
     expect(await response.json()).toMatchObject({ error: { code } });
   });
 
-  it.each(["bad*id", "a:b", "a%2Fb", "%20", "x".repeat(65), "-leading-dash", "caf%C3%A9"])("rejects the job id %j with 400 before touching Redis", async (id) => {
-    const response = await get(`/api/jobs/${id}`);
-    expect(response.status).toBe(400);
-    expect(await response.json()).toMatchObject({ error: { code: "invalid_job_id" } });
-  });
+  it.each(["bad*id", "a:b", "a%2Fb", "%20", "x".repeat(65), "-leading-dash", "caf%C3%A9"])(
+    "rejects the job id %j with 400 before touching Redis",
+    async (id) => {
+      const response = await get(`/api/jobs/${id}`);
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ error: { code: "invalid_job_id" } });
+    },
+  );
 });
 
 describe("GET /api/jobs/:id/logs", () => {
@@ -75,7 +83,8 @@ describe("GET /api/jobs/:id/logs", () => {
   let jobId = "";
   let cursors: string[] = [];
   const texts = (p: Page): string[] => p.lines.map((line) => line.text);
-  const range = (from: number, to: number): string[] => Array.from({ length: to - from + 1 }, (_, i) => `l${from + i}`);
+  const range = (from: number, to: number): string[] =>
+    Array.from({ length: to - from + 1 }, (_, i) => `l${from + i}`);
 
   beforeAll(async () => {
     jobId = uniqueJobId("history");
@@ -168,20 +177,28 @@ describe("GET /api/jobs/:id/logs", () => {
     expect(widest.has_more).toBe(false);
   });
 
-  it.each(["0", "501", "abc", "-1", "1.5", "", "1e2", "99999"])("rejects limit=%j with 400", async (limit) => {
-    const response = await get(`/api/jobs/${jobId}/logs?limit=${limit}`);
-    expect(response.status).toBe(400);
-    expect(await response.json()).toMatchObject({ error: { code: "invalid_limit" } });
-  });
-
-  it.each(["before=abc", "after=1-0", "after=1-0:", "before=-1-0:0", "after=1-0:0:0", "before=99999999999999999-0:0", "after=1-0:0%0d%0a"])(
-    "rejects the cursor in %s with 400",
-    async (query) => {
-      const response = await get(`/api/jobs/${jobId}/logs?${query}`);
+  it.each(["0", "501", "abc", "-1", "1.5", "", "1e2", "99999"])(
+    "rejects limit=%j with 400",
+    async (limit) => {
+      const response = await get(`/api/jobs/${jobId}/logs?limit=${limit}`);
       expect(response.status).toBe(400);
-      expect(await response.json()).toMatchObject({ error: { code: "invalid_cursor" } });
+      expect(await response.json()).toMatchObject({ error: { code: "invalid_limit" } });
     },
   );
+
+  it.each([
+    "before=abc",
+    "after=1-0",
+    "after=1-0:",
+    "before=-1-0:0",
+    "after=1-0:0:0",
+    "before=99999999999999999-0:0",
+    "after=1-0:0%0d%0a",
+  ])("rejects the cursor in %s with 400", async (query) => {
+    const response = await get(`/api/jobs/${jobId}/logs?${query}`);
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error: { code: "invalid_cursor" } });
+  });
 
   it("hides another user's log behind 404", async () => {
     const response = await get(`/api/jobs/${jobId}/logs`, stranger);
@@ -192,13 +209,29 @@ describe("GET /api/jobs/:id/logs", () => {
 
 describe("POST /api/jobs", () => {
   const post = (body: string, token: string | null = owner) =>
-    exports.default.fetch("http://example.com/api/jobs", { method: "POST", body, headers: { "Content-Type": "application/json", ...(token === null ? {} : { Authorization: `Bearer ${token}` }) } });
+    exports.default.fetch("http://example.com/api/jobs", {
+      method: "POST",
+      body,
+      headers: {
+        "Content-Type": "application/json",
+        ...(token === null ? {} : { Authorization: `Bearer ${token}` }),
+      },
+    });
 
   it("creates a queued job owned by the caller, and stores no env or secret", async () => {
-    const spec = { steps: [{ name: "Build", phase: "build", command: "npm run build" }], env: { NODE_ENV: "production" }, secrets: { API_TOKEN: "route-test-secret-value" } };
+    const spec = {
+      steps: [{ name: "Build", phase: "build", command: "npm run build" }],
+      env: { NODE_ENV: "production" },
+      secrets: { API_TOKEN: "route-test-secret-value" },
+    };
     const response = await post(JSON.stringify(spec));
     expect(response.status).toBe(201);
-    const job = (await response.json()) as { id: string; status: string; owner: string; links: { stream: string } };
+    const job = (await response.json()) as {
+      id: string;
+      status: string;
+      owner: string;
+      links: { stream: string };
+    };
     expect(job).toMatchObject({ status: "queued", owner: "user_routes_owner" });
     expect(job.links.stream).toBe(`/api/jobs/${job.id}/logs/stream`);
     const stored = (await redis.get<string>(`job:${job.id}:meta`)) ?? "";
@@ -211,9 +244,24 @@ describe("POST /api/jobs", () => {
   it.each([
     ["not JSON", "{", "invalid_json"],
     ["no steps", JSON.stringify({ steps: [] }), "invalid_job"],
-    ["a bad phase", JSON.stringify({ steps: [{ name: "x", phase: "Build!", command: "true" }] }), "invalid_job"],
-    ["a file outside the project", JSON.stringify({ steps: [{ name: "x", phase: "build", command: "true" }], files: { "../x": "" } }), "invalid_job"],
-    ["an unknown field", JSON.stringify({ steps: [{ name: "x", phase: "build", command: "true" }], repo: "x" }), "invalid_job"],
+    [
+      "a bad phase",
+      JSON.stringify({ steps: [{ name: "x", phase: "Build!", command: "true" }] }),
+      "invalid_job",
+    ],
+    [
+      "a file outside the project",
+      JSON.stringify({
+        steps: [{ name: "x", phase: "build", command: "true" }],
+        files: { "../x": "" },
+      }),
+      "invalid_job",
+    ],
+    [
+      "an unknown field",
+      JSON.stringify({ steps: [{ name: "x", phase: "build", command: "true" }], repo: "x" }),
+      "invalid_job",
+    ],
   ])("rejects %s with 400", async (_case, body, code) => {
     const response = await post(body);
     expect(response.status).toBe(400);
@@ -238,28 +286,43 @@ describe("POST /internal/jobs/:id/disconnect", () => {
     const stream = await get(`/api/jobs/${jobId}/logs/stream`);
     const reader = stream.body?.getReader();
     await reader?.read();
-    const response = await exports.default.fetch(`http://example.com/internal/jobs/${jobId}/disconnect`, { method: "POST", headers: { Authorization: `Bearer ${env.RUNNER_TOKEN}` } });
+    const response = await exports.default.fetch(
+      `http://example.com/internal/jobs/${jobId}/disconnect`,
+      { method: "POST", headers: { Authorization: `Bearer ${env.RUNNER_TOKEN}` } },
+    );
     expect(await response.json()).toEqual({ disconnected: 1 });
     let done = false;
     while (!done && reader) done = (await reader.read()).done;
     expect(done).toBe(true);
-    expect((await exports.default.fetch(`http://example.com/internal/jobs/${jobId}/disconnect`, { method: "POST" })).status).toBe(401);
+    expect(
+      (
+        await exports.default.fetch(`http://example.com/internal/jobs/${jobId}/disconnect`, {
+          method: "POST",
+        })
+      ).status,
+    ).toBe(401);
   });
 });
 
 describe("POST /internal/jobs/:id/wake", () => {
   const wake = (id: string, token?: string): Promise<Response> =>
-    exports.default.fetch(`http://example.com/internal/jobs/${id}/wake`, { method: "POST", headers: token === undefined ? {} : { Authorization: `Bearer ${token}` } });
+    exports.default.fetch(`http://example.com/internal/jobs/${id}/wake`, {
+      method: "POST",
+      headers: token === undefined ? {} : { Authorization: `Bearer ${token}` },
+    });
 
   it("wakes the job's object for the runner", async () => {
     expect((await wake(uniqueJobId("wake"), env.RUNNER_TOKEN)).status).toBe(204);
   });
 
-  it.each([undefined, "wrong-token", `${"test-runner-token"}x`, ""])("refuses the token %j with 401", async (token) => {
-    const response = await wake(uniqueJobId("wake"), token);
-    expect(response.status).toBe(401);
-    expect(await response.json()).toMatchObject({ error: { code: "unauthenticated" } });
-  });
+  it.each([undefined, "wrong-token", `${"test-runner-token"}x`, ""])(
+    "refuses the token %j with 401",
+    async (token) => {
+      const response = await wake(uniqueJobId("wake"), token);
+      expect(response.status).toBe(401);
+      expect(await response.json()).toMatchObject({ error: { code: "unauthenticated" } });
+    },
+  );
 
   it("refuses a user's session token", async () => {
     expect((await wake(uniqueJobId("wake"), owner)).status).toBe(401);

@@ -2,10 +2,10 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../../src/index.ts";
+import { MAX_DELIVERIES, retryDelaySeconds } from "../../src/jobs/queue.ts";
 import { decodeStreamReply } from "../../src/shared/entry.ts";
 import type { RunRequest } from "../../src/shared/job-spec.ts";
 import { logStreamKey } from "../../src/shared/keys.ts";
-import { MAX_DELIVERIES, retryDelaySeconds } from "../../src/jobs/queue.ts";
 import { createJob, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
 
@@ -15,11 +15,22 @@ import { uniqueJobId } from "../support/redis.ts";
 const redis = testRedis(env);
 
 function request(jobId: string): RunRequest {
-  return { job_id: jobId, owner: "user_queue", spec: { steps: [{ name: "Build", phase: "build", command: "true" }], env: {}, secrets: {}, files: {} } };
+  return {
+    job_id: jobId,
+    owner: "user_queue",
+    spec: {
+      steps: [{ name: "Build", phase: "build", command: "true" }],
+      env: {},
+      secrets: {},
+      files: {},
+    },
+  };
 }
 
 async function deliver(body: unknown, attempts: number) {
-  const batch = createMessageBatch("build-jobs", [{ id: crypto.randomUUID(), timestamp: new Date(), attempts, body }]);
+  const batch = createMessageBatch("build-jobs", [
+    { id: crypto.randomUUID(), timestamp: new Date(), attempts, body },
+  ]);
   const ctx = createExecutionContext();
   await worker.queue(batch, env);
   return getQueueResult(batch, ctx);
@@ -36,7 +47,9 @@ describe("the queue consumer", () => {
     expect(later.retryMessages).toHaveLength(1);
     // The harness does not report the delay; the backoff it asks for grows, up to 5 minutes.
     expect([1, 2, 3, 4, 10, 20].map(retryDelaySeconds)).toEqual([5, 10, 20, 40, 300, 300]);
-    const job = JSON.parse((await redis.get<string>(`job:${jobId}:meta`)) ?? "{}") as { status: string };
+    const job = JSON.parse((await redis.get<string>(`job:${jobId}:meta`)) ?? "{}") as {
+      status: string;
+    };
     expect(job.status).toBe("queued");
   });
 
@@ -46,11 +59,15 @@ describe("the queue consumer", () => {
     const result = await deliver(request(jobId), MAX_DELIVERIES);
     expect(result.retryMessages).toEqual([]);
     expect(result.explicitAcks).toHaveLength(1);
-    const job = JSON.parse((await redis.get<string>(`job:${jobId}:meta`)) ?? "{}") as { status: string };
+    const job = JSON.parse((await redis.get<string>(`job:${jobId}:meta`)) ?? "{}") as {
+      status: string;
+    };
     expect(job.status).toBe("failed");
     const entries = decodeStreamReply(await redis.xrange(logStreamKey(jobId), "-", "+"));
     expect(entries.at(-1)?.end).toBe("failed");
-    expect(entries.flatMap((entry) => entry.lines)[0]?.text).toMatch(/^No build runner took this job/);
+    expect(entries.flatMap((entry) => entry.lines)[0]?.text).toMatch(
+      /^No build runner took this job/,
+    );
   });
 
   it("drops a malformed message instead of retrying it forever", async () => {

@@ -6,7 +6,7 @@ import type { JobRecord } from "../../src/shared/job.ts";
 import { jobKey, logStreamKey } from "../../src/shared/keys.ts";
 import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
-import { isEvent, sseReader, type SseFrame } from "../support/sse.ts";
+import { isEvent, type SseFrame, sseReader } from "../support/sse.ts";
 import { createTestSigner } from "../support/tokens.ts";
 
 const redis = testRedis(env);
@@ -15,9 +15,12 @@ beforeAll(async () => {
   token = await (await createTestSigner(env.TEST_CLERK_SIGNING_JWK)).sign({ sub: "user_resume" });
 });
 const get = (path: string, headers: Record<string, string> = {}) =>
-  exports.default.fetch(`http://example.com${path}`, { headers: { Authorization: `Bearer ${token}`, ...headers } });
-const textsOf = (f: SseFrame | null): string[] => (f?.data ? (JSON.parse(f.data) as { lines: LogLine[] }).lines.map((l) => l.text) : []);
-const withTimeout = <T,>(p: Promise<T>, ms: number): Promise<T | "TIMEOUT"> =>
+  exports.default.fetch(`http://example.com${path}`, {
+    headers: { Authorization: `Bearer ${token}`, ...headers },
+  });
+const textsOf = (f: SseFrame | null): string[] =>
+  f?.data ? (JSON.parse(f.data) as { lines: LogLine[] }).lines.map((l) => l.text) : [];
+const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T | "TIMEOUT"> =>
   Promise.race([p, new Promise<"TIMEOUT">((r) => setTimeout(() => r("TIMEOUT"), ms))]);
 
 // Regressions found in review: a resuming viewer must get exactly the lines after its cursor
@@ -37,7 +40,14 @@ describe("resuming against an object that stopped reading", () => {
     await new Promise((r) => setTimeout(r, 300));
     const three = await w.append("three");
     await w.end("ready", "fin");
-    await redis.set(jobKey(jobId), JSON.stringify({ ...job, status: "ready", finished_at: new Date().toISOString() } satisfies JobRecord));
+    await redis.set(
+      jobKey(jobId),
+      JSON.stringify({
+        ...job,
+        status: "ready",
+        finished_at: new Date().toISOString(),
+      } satisfies JobRecord),
+    );
     await archiveJob(redis, r2Store(env.ARCHIVE), jobId);
     await redis.del(logStreamKey(jobId)); // 24 h later
     const s2 = sseReader(await get(`/api/jobs/${jobId}/logs/stream?after=${three.cursors[0]}`));
@@ -48,7 +58,9 @@ describe("resuming against an object that stopped reading", () => {
       if (f === "TIMEOUT" || f === null || f.event === "done") break;
     }
     await s2.cancel();
-    expect(frames.flatMap((f) => (f === "TIMEOUT" || f === null || f.event !== "log" ? [] : textsOf(f)))).toEqual(["fin"]);
+    expect(
+      frames.flatMap((f) => (f === "TIMEOUT" || f === null || f.event !== "log" ? [] : textsOf(f))),
+    ).toEqual(["fin"]);
     expect(frames.some((f) => f !== "TIMEOUT" && f?.event === "done")).toBe(true);
   });
 
@@ -63,7 +75,8 @@ describe("resuming against an object that stopped reading", () => {
     await new Promise((r) => setTimeout(r, 300));
     // 70 entries of ~36 KB: with MAX_VIEWER_LAG_BYTES=262144 (budget 64 KiB) one entry per poll
     const big = "x".repeat(1800);
-    for (let i = 0; i < 70; i++) await w.append(...Array.from({ length: 20 }, (_, j) => `${i}-${j} ${big}`));
+    for (let i = 0; i < 70; i++)
+      await w.append(...Array.from({ length: 20 }, (_, j) => `${i}-${j} ${big}`));
     const target = await w.append("t0", "t1", "t2");
     const s2 = sseReader(await get(`/api/jobs/${jobId}/logs/stream?after=${target.cursors[0]}`));
     await new Promise((r) => setTimeout(r, 1500));
@@ -71,7 +84,10 @@ describe("resuming against an object that stopped reading", () => {
     const got: string[] = [];
     while (!got.includes("after")) {
       const f = await withTimeout(s2.nextMatching(isEvent), 20000);
-      if (f === "TIMEOUT" || f === null) { got.push(String(f)); break; }
+      if (f === "TIMEOUT" || f === null) {
+        got.push(String(f));
+        break;
+      }
       got.push(...textsOf(f).map((t) => t.slice(0, 8)));
     }
     await s2.cancel();

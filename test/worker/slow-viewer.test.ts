@@ -12,7 +12,12 @@ beforeAll(async () => {
   token = await (await createTestSigner(env.TEST_CLERK_SIGNING_JWK)).sign({ sub: "user_slow" });
 });
 const connect = (jobId: string, lastEventId?: string) =>
-  exports.default.fetch(`http://example.com/api/jobs/${jobId}/logs/stream`, { headers: { Authorization: `Bearer ${token}`, ...(lastEventId ? { "Last-Event-ID": lastEventId } : {}) } });
+  exports.default.fetch(`http://example.com/api/jobs/${jobId}/logs/stream`, {
+    headers: {
+      Authorization: `Bearer ${token}`,
+      ...(lastEventId ? { "Last-Event-ID": lastEventId } : {}),
+    },
+  });
 
 describe("a viewer that cannot keep up", () => {
   it("is closed rather than fed a gap, and resumes exactly from its last id", async () => {
@@ -36,7 +41,12 @@ describe("a viewer that cannot keep up", () => {
       const frame = await stream.next();
       if (frame === null) break;
       lastId = frame.id ?? lastId;
-      if (frame.event === "log") got.push(...(JSON.parse(frame.data ?? "{}") as { lines: LogLine[] }).lines.map((line) => line.text));
+      if (frame.event === "log")
+        got.push(
+          ...(JSON.parse(frame.data ?? "{}") as { lines: LogLine[] }).lines.map(
+            (line) => line.text,
+          ),
+        );
       if (got.length === expected.length) break;
     }
     expect(got).toEqual(expected.slice(0, got.length));
@@ -45,7 +55,9 @@ describe("a viewer that cannot keep up", () => {
     while (got.length < expected.length) {
       const frame = await resumed.nextMatching(isEvent);
       if (frame === null) break;
-      got.push(...(JSON.parse(frame.data ?? "{}") as { lines: LogLine[] }).lines.map((line) => line.text));
+      got.push(
+        ...(JSON.parse(frame.data ?? "{}") as { lines: LogLine[] }).lines.map((line) => line.text),
+      );
     }
     expect(got).toEqual(expected);
     await resumed.cancel();

@@ -1,12 +1,12 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_TICKET_TTL_SECONDS, streamTickets } from "../../src/http/stream-ticket.ts";
 import worker from "../../src/index.ts";
 import type { LogLine } from "../../src/shared/entry.ts";
-import { DEFAULT_TICKET_TTL_SECONDS, streamTickets } from "../../src/http/stream-ticket.ts";
 import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
-import { isEvent, sseReader, type SseFrame } from "../support/sse.ts";
+import { isEvent, type SseFrame, sseReader } from "../support/sse.ts";
 import { base64UrlText, createTestSigner, testUserId } from "../support/tokens.ts";
 
 // Stream tickets and CORS: what a page on another origin needs to follow a build with
@@ -24,8 +24,11 @@ beforeAll(async () => {
   strangerToken = await signer.sign({ sub: testUserId() });
 });
 
-const call = (path: string, init: RequestInit = {}): Promise<Response> => exports.default.fetch(`http://example.com${path}`, init);
-const bearer = (token: string, headers: Record<string, string> = {}): RequestInit => ({ headers: { Authorization: `Bearer ${token}`, ...headers } });
+const call = (path: string, init: RequestInit = {}): Promise<Response> =>
+  exports.default.fetch(`http://example.com${path}`, init);
+const bearer = (token: string, headers: Record<string, string> = {}): RequestInit => ({
+  headers: { Authorization: `Bearer ${token}`, ...headers },
+});
 
 async function newJob(label: string) {
   const jobId = uniqueJobId(label);
@@ -39,24 +42,38 @@ interface TicketBody {
 }
 
 async function ticketFor(jobId: string, token = ownerToken): Promise<TicketBody> {
-  const response = await call(`/api/jobs/${jobId}/logs/ticket`, { method: "POST", ...bearer(token) });
+  const response = await call(`/api/jobs/${jobId}/logs/ticket`, {
+    method: "POST",
+    ...bearer(token),
+  });
   expect(response.status).toBe(200);
   return (await response.json()) as TicketBody;
 }
 
-const streamUrl = (jobId: string, ticket: string): string => `/api/jobs/${jobId}/logs/stream?ticket=${encodeURIComponent(ticket)}`;
-const textsOf = (frame: SseFrame | null): string[] => (frame?.data ? (JSON.parse(frame.data) as { lines: LogLine[] }).lines.map((line) => line.text) : []);
+const streamUrl = (jobId: string, ticket: string): string =>
+  `/api/jobs/${jobId}/logs/stream?ticket=${encodeURIComponent(ticket)}`;
+const textsOf = (frame: SseFrame | null): string[] =>
+  frame?.data
+    ? (JSON.parse(frame.data) as { lines: LogLine[] }).lines.map((line) => line.text)
+    : [];
 
 async function expectRejected(response: Response, code: string): Promise<void> {
-  expect({ status: response.status, body: await response.json() }).toMatchObject({ status: 401, body: { error: { code } } });
+  expect({ status: response.status, body: await response.json() }).toMatchObject({
+    status: 401,
+    body: { error: { code } },
+  });
 }
 
 describe("streamTickets()", () => {
   const secret = "s".repeat(32);
 
   it("refuses a short secret and an out-of-range TTL when created, naming both", () => {
-    expect(() => streamTickets({ secret: "short", ttlSeconds: 5 })).toThrow(/STREAM_TICKET_SECRET.*32.*STREAM_TICKET_TTL_SECONDS/);
-    expect(() => streamTickets({ secret, ttlSeconds: 86_400 })).toThrow(/STREAM_TICKET_TTL_SECONDS/);
+    expect(() => streamTickets({ secret: "short", ttlSeconds: 5 })).toThrow(
+      /STREAM_TICKET_SECRET.*32.*STREAM_TICKET_TTL_SECONDS/,
+    );
+    expect(() => streamTickets({ secret, ttlSeconds: 86_400 })).toThrow(
+      /STREAM_TICKET_TTL_SECONDS/,
+    );
   });
 
   it("issues v1.<payload>.<signature> tickets that expire after the TTL", async () => {
@@ -65,19 +82,31 @@ describe("streamTickets()", () => {
     const issued = await tickets.issue("job-a", "user_a", now);
     expect(issued.ticket).toMatch(/^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
     expect(issued.expiresAt.getTime()).toBe(now + 60_000);
-    await expect(tickets.verify(issued.ticket, "job-a", now + 59_000)).resolves.toEqual({ jobId: "job-a", userId: "user_a", expiresAt: issued.expiresAt });
-    await expect(tickets.verify(issued.ticket, "job-a", now + 60_000)).rejects.toMatchObject({ status: 401, code: "ticket_expired" });
+    await expect(tickets.verify(issued.ticket, "job-a", now + 59_000)).resolves.toEqual({
+      jobId: "job-a",
+      userId: "user_a",
+      expiresAt: issued.expiresAt,
+    });
+    await expect(tickets.verify(issued.ticket, "job-a", now + 60_000)).rejects.toMatchObject({
+      status: 401,
+      code: "ticket_expired",
+    });
   });
 
   it("defaults to five minutes", async () => {
     const now = Date.now();
     const issued = await streamTickets({ secret }).issue("job-a", "user_a", now);
-    expect(issued.expiresAt.getTime()).toBe((Math.floor(now / 1000) + DEFAULT_TICKET_TTL_SECONDS) * 1000);
+    expect(issued.expiresAt.getTime()).toBe(
+      (Math.floor(now / 1000) + DEFAULT_TICKET_TTL_SECONDS) * 1000,
+    );
   });
 
   it("rejects a ticket signed with another secret", async () => {
     const other = await streamTickets({ secret: "t".repeat(32) }).issue("job-a", "user_a");
-    await expect(streamTickets({ secret }).verify(other.ticket, "job-a")).rejects.toMatchObject({ status: 401, code: "invalid_ticket" });
+    await expect(streamTickets({ secret }).verify(other.ticket, "job-a")).rejects.toMatchObject({
+      status: 401,
+      code: "invalid_ticket",
+    });
   });
 });
 
@@ -85,7 +114,10 @@ describe("POST /api/jobs/:id/logs/ticket", () => {
   it("gives the owner a ticket for the job's stream, valid for five minutes, not to be cached", async () => {
     const { jobId } = await newJob("ticket");
     const before = Date.now();
-    const response = await call(`/api/jobs/${jobId}/logs/ticket`, { method: "POST", ...bearer(ownerToken) });
+    const response = await call(`/api/jobs/${jobId}/logs/ticket`, {
+      method: "POST",
+      ...bearer(ownerToken),
+    });
     expect(response.status).toBe(200);
     expect(response.headers.get("Cache-Control")).toBe("no-store");
     const body = (await response.json()) as TicketBody;
@@ -97,21 +129,36 @@ describe("POST /api/jobs/:id/logs/ticket", () => {
 
   it("answers anyone but the owner as for a job that does not exist", async () => {
     const { jobId } = await newJob("ticket-stranger");
-    const stranger = await call(`/api/jobs/${jobId}/logs/ticket`, { method: "POST", ...bearer(strangerToken) });
-    const missing = await call(`/api/jobs/${uniqueJobId("nowhere")}/logs/ticket`, { method: "POST", ...bearer(ownerToken) });
+    const stranger = await call(`/api/jobs/${jobId}/logs/ticket`, {
+      method: "POST",
+      ...bearer(strangerToken),
+    });
+    const missing = await call(`/api/jobs/${uniqueJobId("nowhere")}/logs/ticket`, {
+      method: "POST",
+      ...bearer(ownerToken),
+    });
     expect(stranger.status).toBe(404);
     expect(await stranger.json()).toEqual(await missing.json());
   });
 
   it("needs a session: 401 without one, and a ticket is not one", async () => {
     const { jobId } = await newJob("ticket-anon");
-    await expectRejected(await call(`/api/jobs/${jobId}/logs/ticket`, { method: "POST" }), "unauthenticated");
+    await expectRejected(
+      await call(`/api/jobs/${jobId}/logs/ticket`, { method: "POST" }),
+      "unauthenticated",
+    );
     const { ticket } = await ticketFor(jobId);
-    await expectRejected(await call(`/api/jobs/${jobId}/logs/ticket?ticket=${ticket}`, { method: "POST" }), "unauthenticated");
+    await expectRejected(
+      await call(`/api/jobs/${jobId}/logs/ticket?ticket=${ticket}`, { method: "POST" }),
+      "unauthenticated",
+    );
   });
 
   it("rejects a malformed job id with 400", async () => {
-    const response = await call("/api/jobs/bad*id/logs/ticket", { method: "POST", ...bearer(ownerToken) });
+    const response = await call("/api/jobs/bad*id/logs/ticket", {
+      method: "POST",
+      ...bearer(ownerToken),
+    });
     expect(response.status).toBe(400);
     expect(await response.json()).toMatchObject({ error: { code: "invalid_job_id" } });
   });
@@ -143,7 +190,9 @@ describe("GET /api/jobs/:id/logs/stream?ticket=", () => {
     await writer.append("b1");
     await writer.append("b2", "b3");
     // What EventSource does after a drop: the same URL, with the last id it saw.
-    const again = await call(streamUrl(jobId, ticket), { headers: { "Last-Event-ID": seen?.id ?? "" } });
+    const again = await call(streamUrl(jobId, ticket), {
+      headers: { "Last-Event-ID": seen?.id ?? "" },
+    });
     expect(again.status).toBe(200);
     const resumed = sseReader(again);
     const texts: string[] = [];
@@ -177,7 +226,11 @@ describe("GET /api/jobs/:id/logs/stream?ticket=", () => {
   it("rejects an expired ticket", async () => {
     const { jobId } = await newJob("ticket-expired");
     const tickets = streamTickets({ secret: env.STREAM_TICKET_SECRET });
-    const { ticket } = await tickets.issue(jobId, owner, Date.now() - (DEFAULT_TICKET_TTL_SECONDS + 1) * 1000);
+    const { ticket } = await tickets.issue(
+      jobId,
+      owner,
+      Date.now() - (DEFAULT_TICKET_TTL_SECONDS + 1) * 1000,
+    );
     await expectRejected(await call(streamUrl(jobId, ticket)), "ticket_expired");
   });
 
@@ -208,7 +261,11 @@ describe("GET /api/jobs/:id/logs/stream?ticket=", () => {
   it("opens the stream and nothing else: history and download still need a session", async () => {
     const { jobId } = await newJob("ticket-scope");
     const { ticket } = await ticketFor(jobId);
-    for (const path of [`/api/jobs/${jobId}?ticket=${ticket}`, `/api/jobs/${jobId}/logs?ticket=${ticket}`, `/api/jobs/${jobId}/logs.txt?ticket=${ticket}`]) {
+    for (const path of [
+      `/api/jobs/${jobId}?ticket=${ticket}`,
+      `/api/jobs/${jobId}/logs?ticket=${ticket}`,
+      `/api/jobs/${jobId}/logs.txt?ticket=${ticket}`,
+    ]) {
       await expectRejected(await call(path), "unauthenticated");
     }
   });
@@ -217,7 +274,9 @@ describe("GET /api/jobs/:id/logs/stream?ticket=", () => {
 describe("the stream with Clerk's same-origin __session cookie", () => {
   it("streams to a plain EventSource request that carries only the cookie", async () => {
     const { jobId, writer } = await newJob("cookie");
-    const response = await call(`/api/jobs/${jobId}/logs/stream`, { headers: { Cookie: `__session=${ownerToken}` } });
+    const response = await call(`/api/jobs/${jobId}/logs/stream`, {
+      headers: { Cookie: `__session=${ownerToken}` },
+    });
     expect(response.status).toBe(200);
     const stream = sseReader(response);
     await stream.next();
@@ -228,17 +287,23 @@ describe("the stream with Clerk's same-origin __session cookie", () => {
 
   it("answers a stranger's cookie with 404", async () => {
     const { jobId } = await newJob("cookie-stranger");
-    const response = await call(`/api/jobs/${jobId}/logs/stream`, { headers: { Cookie: `__session=${strangerToken}` } });
+    const response = await call(`/api/jobs/${jobId}/logs/stream`, {
+      headers: { Cookie: `__session=${strangerToken}` },
+    });
     expect(response.status).toBe(404);
   });
 });
 
 describe("CORS on /api/*", () => {
-  const corsHeaders = (response: Response): string[] => [...response.headers.keys()].filter((name) => name.startsWith("access-control-"));
+  const corsHeaders = (response: Response): string[] =>
+    [...response.headers.keys()].filter((name) => name.startsWith("access-control-"));
 
   it("lets a configured origin read answers, with credentials", async () => {
     const { jobId } = await newJob("cors");
-    const response = await call(`/api/jobs/${jobId}`, bearer(ownerToken, { Origin: ALLOWED_ORIGIN }));
+    const response = await call(
+      `/api/jobs/${jobId}`,
+      bearer(ownerToken, { Origin: ALLOWED_ORIGIN }),
+    );
     expect(response.status).toBe(200);
     expect(response.headers.get("Access-Control-Allow-Origin")).toBe(ALLOWED_ORIGIN);
     expect(response.headers.get("Access-Control-Allow-Credentials")).toBe("true");
@@ -246,7 +311,9 @@ describe("CORS on /api/*", () => {
   });
 
   it("lets it read errors too, so its page can tell why", async () => {
-    const response = await call(`/api/jobs/${uniqueJobId("cors-error")}`, { headers: { Origin: ALLOWED_ORIGIN } });
+    const response = await call(`/api/jobs/${uniqueJobId("cors-error")}`, {
+      headers: { Origin: ALLOWED_ORIGIN },
+    });
     expect(response.status).toBe(401);
     expect(response.headers.get("Access-Control-Allow-Origin")).toBe(ALLOWED_ORIGIN);
     expect(response.headers.get("Access-Control-Expose-Headers")).toMatch(/WWW-Authenticate/);
@@ -262,7 +329,12 @@ describe("CORS on /api/*", () => {
     await sseReader(response).cancel();
   });
 
-  it.each(["https://evil.example.com", "https://app.example.com.evil.example", "http://app.example.com", "null"])("gives the origin %s no CORS header at all", async (origin) => {
+  it.each([
+    "https://evil.example.com",
+    "https://app.example.com.evil.example",
+    "http://app.example.com",
+    "null",
+  ])("gives the origin %s no CORS header at all", async (origin) => {
     const { jobId } = await newJob("cors-other");
     const response = await call(`/api/jobs/${jobId}`, bearer(ownerToken, { Origin: origin }));
     expect(response.status).toBe(200);
@@ -273,20 +345,32 @@ describe("CORS on /api/*", () => {
   it("answers a configured origin's preflight: the ticket POST and a reconnect's Last-Event-ID", async () => {
     const preflight = await call("/api/jobs/some-job/logs/ticket", {
       method: "OPTIONS",
-      headers: { Origin: ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization" },
+      headers: {
+        Origin: ALLOWED_ORIGIN,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization",
+      },
     });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get("Access-Control-Allow-Origin")).toBe(ALLOWED_ORIGIN);
     expect(preflight.headers.get("Access-Control-Allow-Credentials")).toBe("true");
-    expect(preflight.headers.get("Access-Control-Allow-Methods")?.split(",")).toEqual(expect.arrayContaining(["GET", "POST"]));
-    expect(preflight.headers.get("Access-Control-Allow-Headers")?.split(",")).toEqual(expect.arrayContaining(["Authorization", "Last-Event-ID"]));
+    expect(preflight.headers.get("Access-Control-Allow-Methods")?.split(",")).toEqual(
+      expect.arrayContaining(["GET", "POST"]),
+    );
+    expect(preflight.headers.get("Access-Control-Allow-Headers")?.split(",")).toEqual(
+      expect.arrayContaining(["Authorization", "Last-Event-ID"]),
+    );
     expect(preflight.headers.get("Access-Control-Max-Age")).toBe("600");
   });
 
   it("answers another origin's preflight without any CORS header, and without reaching auth", async () => {
     const preflight = await call("/api/jobs/some-job/logs/stream", {
       method: "OPTIONS",
-      headers: { Origin: "https://evil.example.com", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "last-event-id" },
+      headers: {
+        Origin: "https://evil.example.com",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "last-event-id",
+      },
     });
     expect(preflight.status).toBe(204);
     expect(corsHeaders(preflight)).toEqual([]);
@@ -299,11 +383,18 @@ describe("CORS on /api/*", () => {
     }
   });
 
-  it.each(["*", "https://app.example.com/", "app.example.com"])("fails loudly, never wider, on CORS_ORIGINS=%j", async (origins) => {
-    // A cast: the generated Env types CORS_ORIGINS as wrangler.toml's literal value.
-    const misconfigured = { ...env, CORS_ORIGINS: origins } as Env;
-    const response = await worker.fetch(new Request("http://example.com/api/jobs/x", { headers: { Origin: ALLOWED_ORIGIN } }), misconfigured, createExecutionContext());
-    expect(response.status).toBe(500);
-    expect(response.headers.get("Access-Control-Allow-Origin")).toBeNull();
-  });
+  it.each(["*", "https://app.example.com/", "app.example.com"])(
+    "fails loudly, never wider, on CORS_ORIGINS=%j",
+    async (origins) => {
+      // A cast: the generated Env types CORS_ORIGINS as wrangler.toml's literal value.
+      const misconfigured = { ...env, CORS_ORIGINS: origins } as Env;
+      const response = await worker.fetch(
+        new Request("http://example.com/api/jobs/x", { headers: { Origin: ALLOWED_ORIGIN } }),
+        misconfigured,
+        createExecutionContext(),
+      );
+      expect(response.status).toBe(500);
+      expect(response.headers.get("Access-Control-Allow-Origin")).toBeNull();
+    },
+  );
 });

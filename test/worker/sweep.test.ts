@@ -1,11 +1,15 @@
-import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createScheduledController,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../../src/index.ts";
+import { LOST_RUNNER_MESSAGE } from "../../src/jobs/sweep.ts";
 import { archiveKey } from "../../src/log/archive.ts";
 import { decodeStreamReply } from "../../src/shared/entry.ts";
 import { jobKey, leaseKey, logStreamKey, RUNNING_JOBS_KEY } from "../../src/shared/keys.ts";
-import { LOST_RUNNER_MESSAGE } from "../../src/jobs/sweep.ts";
 import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
 
@@ -23,7 +27,11 @@ async function runningJob(label: string, withLease: boolean): Promise<string> {
 
 async function runCron(): Promise<void> {
   const ctx = createExecutionContext();
-  await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "* * * * *" }), env, ctx);
+  await worker.scheduled(
+    createScheduledController({ scheduledTime: Date.now(), cron: "* * * * *" }),
+    env,
+    ctx,
+  );
   await waitOnExecutionContext(ctx);
 }
 
@@ -32,17 +40,25 @@ describe("the scheduled sweep", () => {
     const lost = await runningJob("lost", false);
     const alive = await runningJob("alive", true);
     await runCron();
-    const lostJob = JSON.parse((await redis.get<string>(jobKey(lost))) ?? "{}") as { status: string; archived_at?: string };
+    const lostJob = JSON.parse((await redis.get<string>(jobKey(lost))) ?? "{}") as {
+      status: string;
+      archived_at?: string;
+    };
     expect(lostJob.status).toBe("failed");
     const entries = decodeStreamReply(await redis.xrange(logStreamKey(lost), "-", "+"));
     expect(entries.at(-1)?.end).toBe("failed");
-    expect(entries.flatMap((entry) => entry.lines).map((line) => line.text)).toEqual(["working...", LOST_RUNNER_MESSAGE]);
+    expect(entries.flatMap((entry) => entry.lines).map((line) => line.text)).toEqual([
+      "working...",
+      LOST_RUNNER_MESSAGE,
+    ]);
     expect(await redis.zscore(RUNNING_JOBS_KEY, lost)).toBeNull();
     // Archived by the same sweep, since the job ended before its archive pass.
     expect(lostJob.archived_at).toBeTruthy();
     expect(await env.ARCHIVE.get(archiveKey(lost))).not.toBeNull();
 
-    const aliveJob = JSON.parse((await redis.get<string>(jobKey(alive))) ?? "{}") as { status: string };
+    const aliveJob = JSON.parse((await redis.get<string>(jobKey(alive))) ?? "{}") as {
+      status: string;
+    };
     expect(aliveJob.status).toBe("running");
     expect(await redis.zscore(RUNNING_JOBS_KEY, alive)).not.toBeNull();
   });

@@ -18,11 +18,15 @@ beforeAll(async () => {
   owner = testUserId();
   ownerToken = await signer.sign({ sub: owner });
   const past = Math.floor(Date.now() / 1000) - 3600;
-  expiredToken = await signer.sign(sessionClaims({ sub: owner, iat: past, nbf: past - 10, exp: past + 60 }));
+  expiredToken = await signer.sign(
+    sessionClaims({ sub: owner, iat: past, nbf: past - 10, exp: past + 60 }),
+  );
 });
 
 async function sha256Base64(text: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
+  );
   return btoa(String.fromCharCode(...digest));
 }
 
@@ -61,25 +65,38 @@ describe("GET /jobs/:id", () => {
     expect(scripts).toHaveLength(1);
     expect(scripts[0]?.[1]).toBe(' type="module"');
     expect(styles).toHaveLength(1);
-    expect(csp.get("script-src")).toEqual([`'sha256-${await sha256Base64(scripts[0]?.[2] ?? "")}'`]);
+    expect(csp.get("script-src")).toEqual([
+      `'sha256-${await sha256Base64(scripts[0]?.[2] ?? "")}'`,
+    ]);
     expect(csp.get("style-src")).toEqual([`'sha256-${await sha256Base64(styles[0]?.[1] ?? "")}'`]);
-    expect(response.headers.get("Content-Security-Policy")).not.toMatch(/unsafe-inline|unsafe-eval/);
+    expect(response.headers.get("Content-Security-Policy")).not.toMatch(
+      /unsafe-inline|unsafe-eval/,
+    );
     // No inline event handler or style attribute: the policy would block them anyway.
     expect(html).not.toMatch(/\son[a-z]+\s*=/i);
     expect(html).not.toMatch(/\sstyle\s*=/i);
   });
 
-  it.each(["bad*id", "a%3Ab", "x".repeat(65), "-leading-dash"])("answers the malformed id %j with 400", async (id) => {
-    const response = await exports.default.fetch(`http://example.com/jobs/${id}`);
-    expect(response.status).toBe(400);
-    expect(await response.json()).toMatchObject({ error: { code: "invalid_job_id" } });
-  });
+  it.each(["bad*id", "a%3Ab", "x".repeat(65), "-leading-dash"])(
+    "answers the malformed id %j with 400",
+    async (id) => {
+      const response = await exports.default.fetch(`http://example.com/jobs/${id}`);
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ error: { code: "invalid_job_id" } });
+    },
+  );
 });
 
 describe("GET /dev/sign-in", () => {
   const devEnv = { ...env, DEV_SIGN_IN: "1" };
   const signIn = (query: string, vars: Env = devEnv): Promise<Response> =>
-    Promise.resolve(worker.fetch(new Request(`http://example.com/dev/sign-in?${query}`, { redirect: "manual" }), vars, createExecutionContext()));
+    Promise.resolve(
+      worker.fetch(
+        new Request(`http://example.com/dev/sign-in?${query}`, { redirect: "manual" }),
+        vars,
+        createExecutionContext(),
+      ),
+    );
 
   it("does not exist unless DEV_SIGN_IN=1", async () => {
     for (const vars of [env, { ...env, DEV_SIGN_IN: "true" }]) {
@@ -93,13 +110,21 @@ describe("GET /dev/sign-in", () => {
   it("verifies the token, sets the __session cookie the API accepts and redirects to next", async () => {
     const jobId = uniqueJobId("dev-sign-in");
     await createJob(redis, jobId, owner);
-    const response = await signIn(`token=${ownerToken}&next=${encodeURIComponent(`/jobs/${jobId}`)}`);
+    const response = await signIn(
+      `token=${ownerToken}&next=${encodeURIComponent(`/jobs/${jobId}`)}`,
+    );
     expect(response.status).toBe(303);
     expect(response.headers.get("Location")).toBe(`/jobs/${jobId}`);
     expect(response.headers.get("Cache-Control")).toBe("no-store");
     const cookie = response.headers.get("Set-Cookie") ?? "";
-    expect(cookie).toMatch(new RegExp(`^__session=${ownerToken.replaceAll(".", "\\.")}; Path=/; HttpOnly; SameSite=Lax$`));
-    const job = await exports.default.fetch(`http://example.com/api/jobs/${jobId}`, { headers: { Cookie: cookie.split(";")[0] ?? "" } });
+    expect(cookie).toMatch(
+      new RegExp(
+        `^__session=${ownerToken.replaceAll(".", "\\.")}; Path=/; HttpOnly; SameSite=Lax$`,
+      ),
+    );
+    const job = await exports.default.fetch(`http://example.com/api/jobs/${jobId}`, {
+      headers: { Cookie: cookie.split(";")[0] ?? "" },
+    });
     expect(job.status).toBe(200);
     expect(await job.json()).toMatchObject({ id: jobId, owner });
   });
@@ -120,8 +145,16 @@ describe("GET /dev/sign-in", () => {
     expect(await response.json()).toMatchObject({ error: { code: "missing_token" } });
   });
 
-  it.each(["//evil.example.com/x", "/\\evil.example.com", "https://evil.example.com/", "jobs/x", "/jobs/x%0d%0aSet-Cookie:%20a=b"])("redirects only within this origin, not to %j", async (next) => {
-    const response = await signIn(`token=${ownerToken}&next=${encodeURIComponent(decodeURIComponent(next))}`);
+  it.each([
+    "//evil.example.com/x",
+    "/\\evil.example.com",
+    "https://evil.example.com/",
+    "jobs/x",
+    "/jobs/x%0d%0aSet-Cookie:%20a=b",
+  ])("redirects only within this origin, not to %j", async (next) => {
+    const response = await signIn(
+      `token=${ownerToken}&next=${encodeURIComponent(decodeURIComponent(next))}`,
+    );
     expect(response.status).toBe(400);
     expect(await response.json()).toMatchObject({ error: { code: "invalid_next" } });
     expect(response.headers.get("Set-Cookie")).toBeNull();

@@ -12,7 +12,9 @@ export interface DevSigner {
 
 const base64url = (data: string | Buffer): string => Buffer.from(data).toString("base64url");
 
-export function createDevSigner(options: { readonly kid?: string; readonly issuer?: string } = {}): DevSigner {
+export function createDevSigner(
+  options: { readonly kid?: string; readonly issuer?: string } = {},
+): DevSigner {
   const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
   const kid = options.kid ?? "dev";
   const issuer = options.issuer ?? "https://clerk.dev.local";
@@ -21,7 +23,16 @@ export function createDevSigner(options: { readonly kid?: string; readonly issue
     sign(userId, ttlSeconds = 3600) {
       const now = Math.floor(Date.now() / 1000);
       const header = base64url(JSON.stringify({ alg: "RS256", typ: "JWT", kid }));
-      const payload = base64url(JSON.stringify({ sub: userId, sid: `sess_${userId}`, iat: now, nbf: now - 5, exp: now + ttlSeconds, iss: issuer }));
+      const payload = base64url(
+        JSON.stringify({
+          sub: userId,
+          sid: `sess_${userId}`,
+          iat: now,
+          nbf: now - 5,
+          exp: now + ttlSeconds,
+          iss: issuer,
+        }),
+      );
       const signature = createSign("RSA-SHA256").update(`${header}.${payload}`).sign(privateKey);
       return `${header}.${payload}.${base64url(signature)}`;
     },

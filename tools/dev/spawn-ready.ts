@@ -1,6 +1,6 @@
 // Starts a helper process (a service of the local system) and waits until it prints the line
 // that says it is ready, e.g. `UPSTASH_REDIS_REST_URL=http://...`.
-import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
+import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 
@@ -29,12 +29,18 @@ export interface SpawnReadyOptions {
 export function spawnNodeReady(options: SpawnReadyOptions): Promise<ReadyProcess> {
   // stdin stays an open pipe: a helper can watch it to notice this process dying.
   const stdio: StdioOptions = ["pipe", "pipe", options.stderr ?? "inherit"];
-  const child = spawn(process.execPath, [...options.args], { cwd: options.cwd, env: options.env ?? process.env, stdio });
+  const child = spawn(process.execPath, [...options.args], {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    stdio,
+  });
   const stdout = child.stdout;
   if (stdout === null) throw new Error(`${options.what}: no stdout pipe`);
   const lines = createInterface({ input: stdout });
   return new Promise((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`${options.what} exited with code ${code} before it was ready`)));
+    child.once("exit", (code) =>
+      reject(new Error(`${options.what} exited with code ${code} before it was ready`)),
+    );
     lines.on("line", (line) => {
       if (options.echo) process.stderr.write(`${line}\n`);
       const match = options.ready.exec(line);

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { startUpstashBridge, type UpstashBridge } from "../upstash-bridge/bridge.ts";
-import { startRedisServer, type RedisServerHandle } from "../upstash-bridge/redis-server.ts";
+import { type RedisServerHandle, startRedisServer } from "../upstash-bridge/redis-server.ts";
 import { createDevSigner } from "./dev-signer.ts";
 import { spawnNodeReady } from "./spawn-ready.ts";
 import { startWorkerd, type WorkerdHandle } from "./workerd.ts";
@@ -64,7 +64,10 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startRunner(env: Record<string, string>, output: "inherit" | "ignore"): Promise<RunnerProcess> {
+async function startRunner(
+  env: Record<string, string>,
+  output: "inherit" | "ignore",
+): Promise<RunnerProcess> {
   const runner = await spawnNodeReady({
     args: ["worker-build-runner/main.ts"],
     cwd: ROOT,
@@ -74,7 +77,11 @@ async function startRunner(env: Record<string, string>, output: "inherit" | "ign
     ready: /listening on (http:\/\/\S+?:\d+)/,
     what: "the runner",
   });
-  return { url: (runner.match[1] ?? "").replace("0.0.0.0", "127.0.0.1"), child: runner.child, stop: runner.stop };
+  return {
+    url: (runner.match[1] ?? "").replace("0.0.0.0", "127.0.0.1"),
+    child: runner.child,
+    stop: runner.stop,
+  };
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -87,7 +94,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const redisServer = await startRedisServer();
     cleanups.push(() => redisServer.stop());
     const upstashToken = randomBytes(18).toString("base64url");
-    const bridge = await startUpstashBridge({ redisUrl: redisServer.url, token: upstashToken, ...(options.bridgePort === undefined ? {} : { port: options.bridgePort }) });
+    const bridge = await startUpstashBridge({
+      redisUrl: redisServer.url,
+      token: upstashToken,
+      ...(options.bridgePort === undefined ? {} : { port: options.bridgePort }),
+    });
     cleanups.push(() => bridge.close());
 
     const signer = createDevSigner();

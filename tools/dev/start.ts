@@ -6,35 +6,55 @@ import { EventSource } from "eventsource";
 import type { LogLine } from "../../src/shared/entry.ts";
 import type { JobSpec } from "../../src/shared/job-spec.ts";
 import { REDIS_INSTALL_COMMAND } from "../upstash-bridge/redis-server.ts";
-import { devSignInUrl, startStack, type Stack } from "./stack.ts";
+import { devSignInUrl, type Stack, startStack } from "./stack.ts";
 
 const DEMO_DIR = new URL("./demo-app/", import.meta.url);
 const DEV_USER = "user_dev";
 
 function demoSpec(): JobSpec {
-  const files = Object.fromEntries(readdirSync(DEMO_DIR).map((name) => [name, readFileSync(new URL(name, DEMO_DIR), "utf8")]));
+  const files = Object.fromEntries(
+    readdirSync(DEMO_DIR).map((name) => [name, readFileSync(new URL(name, DEMO_DIR), "utf8")]),
+  );
   return {
     files,
     env: { NODE_ENV: "production" },
     secrets: { DEPLOY_TOKEN: `dpl_${crypto.randomUUID().replaceAll("-", "")}` },
     steps: [
-      { name: "Installing dependencies", phase: "install", command: "npm install --no-audit --no-fund" },
+      {
+        name: "Installing dependencies",
+        phase: "install",
+        command: "npm install --no-audit --no-fund",
+      },
       { name: "Building", phase: "build", command: "npm run build" },
-      { name: "Starting the dev server", phase: "dev_server", command: "npm start", background: true, ready_text: "Listening on" },
+      {
+        name: "Starting the dev server",
+        phase: "dev_server",
+        command: "npm start",
+        background: true,
+        ready_text: "Listening on",
+      },
     ],
   };
 }
 
-const colour = (source: string, text: string): string => (source === "stderr" ? `\u001b[33m${text}\u001b[39m` : source === "system" ? `\u001b[36m${text}\u001b[39m` : text);
+const colour = (source: string, text: string): string =>
+  source === "stderr"
+    ? `\u001b[33m${text}\u001b[39m`
+    : source === "system"
+      ? `\u001b[36m${text}\u001b[39m`
+      : text;
 
 function follow(stack: Stack, jobId: string, token: string): Promise<string> {
   return new Promise((resolve) => {
     const source = new EventSource(`${stack.workerUrl}/api/jobs/${jobId}/logs/stream?after=0-0:0`, {
-      fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, Authorization: `Bearer ${token}` } }),
+      fetch: (input, init) =>
+        fetch(input, { ...init, headers: { ...init?.headers, Authorization: `Bearer ${token}` } }),
     });
     source.addEventListener("log", (event) => {
       for (const line of (JSON.parse(event.data) as { lines: LogLine[] }).lines) {
-        console.log(`  ${line.ts.slice(11, 23)} ${line.phase.padEnd(10)} ${colour(line.source, line.text)}`);
+        console.log(
+          `  ${line.ts.slice(11, 23)} ${line.phase.padEnd(10)} ${colour(line.source, line.text)}`,
+        );
       }
     });
     source.addEventListener("done", (event) => {
@@ -46,11 +66,15 @@ function follow(stack: Stack, jobId: string, token: string): Promise<string> {
 
 let stack: Stack;
 try {
-  stack = await startStack({ bridgePort: Number(process.env.BRIDGE_PORT ?? 0) || 0, runnerOutput: "ignore" });
+  stack = await startStack({
+    bridgePort: Number(process.env.BRIDGE_PORT ?? 0) || 0,
+    runnerOutput: "ignore",
+  });
 } catch (error) {
   const message = error instanceof Error ? error.message : String(error);
   console.error(`npm start: ${message}`);
-  if (/redis-server/.test(message) && !message.includes(REDIS_INSTALL_COMMAND)) console.error(`Install it with: ${REDIS_INSTALL_COMMAND}`);
+  if (/redis-server/.test(message) && !message.includes(REDIS_INSTALL_COMMAND))
+    console.error(`Install it with: ${REDIS_INSTALL_COMMAND}`);
   process.exit(1);
 }
 let stopping = false;

@@ -32,9 +32,12 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 function addressOf(event: unknown): Address | undefined {
-  if (!isRecord(event) || !isRecord(event.proxyData) || !isRecord(event.proxyData.userWorkerUrl)) return undefined;
+  if (!isRecord(event) || !isRecord(event.proxyData) || !isRecord(event.proxyData.userWorkerUrl))
+    return undefined;
   const { protocol, hostname, port } = event.proxyData.userWorkerUrl;
-  return typeof protocol === "string" && typeof hostname === "string" && typeof port === "string" ? { protocol, hostname, port } : undefined;
+  return typeof protocol === "string" && typeof hostname === "string" && typeof port === "string"
+    ? { protocol, hostname, port }
+    : undefined;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -60,7 +63,12 @@ export async function startWorkerd(options: StartWorkerdOptions): Promise<Worker
     const found = addressOf(event);
     if (found) reloaded(found);
   });
-  const bindings = Object.fromEntries(Object.entries(options.bindings).map(([name, value]) => [name, { type: "secret_text" as const, value }]));
+  const bindings = Object.fromEntries(
+    Object.entries(options.bindings).map(([name, value]) => [
+      name,
+      { type: "secret_text" as const, value },
+    ]),
+  );
   const dispose = async (): Promise<void> => {
     await devEnv.teardown();
   };
@@ -83,7 +91,11 @@ export async function startWorkerd(options: StartWorkerdOptions): Promise<Worker
       "starting the Worker",
     );
     await withTimeout(worker.ready, timeoutMs, "the Worker's readiness");
-    const { protocol, hostname, port } = await withTimeout(address, timeoutMs, "the Worker's address");
+    const { protocol, hostname, port } = await withTimeout(
+      address,
+      timeoutMs,
+      "the Worker's address",
+    );
     return { url: `${protocol}//${hostname}:${port}`, dispose };
   } catch (error) {
     await dispose().catch(() => undefined);

@@ -1,13 +1,18 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import http from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import http from "node:http";
 import { z } from "zod";
-import { parseCommandListBody, parseSingleCommandBody } from "./commands.ts";
 import type { RedisCommand } from "./commands.ts";
-import { createFaultInjector, FAILURE_MODES } from "./faults.ts";
+import { parseCommandListBody, parseSingleCommandBody } from "./commands.ts";
 import type { BridgeFaults, FaultInjector, FaultState, FaultStats } from "./faults.ts";
-import { connectRedisExecutor, isRedisUrl, RedisUnavailableError, redactUrl } from "./redis-executor.ts";
+import { createFaultInjector, FAILURE_MODES } from "./faults.ts";
 import type { CommandOutcome, RedisExecutor } from "./redis-executor.ts";
+import {
+  connectRedisExecutor,
+  isRedisUrl,
+  RedisUnavailableError,
+  redactUrl,
+} from "./redis-executor.ts";
 import { encodeResult } from "./reply-encoding.ts";
 
 export type { BridgeFaults, FailureMode, FaultState, FaultStats } from "./faults.ts";
@@ -61,7 +66,9 @@ const API_ROUTES: ReadonlyMap<string, ApiRoute> = new Map([
 
 const FaultsRequest = z.strictObject({
   latencyMs: z.number().nonnegative().optional(),
-  failNext: z.strictObject({ count: z.number().int().nonnegative(), mode: z.enum(FAILURE_MODES).optional() }).optional(),
+  failNext: z
+    .strictObject({ count: z.number().int().nonnegative(), mode: z.enum(FAILURE_MODES).optional() })
+    .optional(),
   outageMs: z.number().nonnegative().optional(),
   reset: z.literal(true).optional(),
 });
@@ -82,11 +89,15 @@ export async function startUpstashBridge(options: UpstashBridgeOptions): Promise
     throw new TypeError("startUpstashBridge: token is required (a non-empty string)");
   }
   if (!isRedisUrl(redisUrl)) {
-    throw new TypeError(`startUpstashBridge: redisUrl must be a redis:// or rediss:// URL, got ${JSON.stringify(redactUrl(String(redisUrl)))}`);
+    throw new TypeError(
+      `startUpstashBridge: redisUrl must be a redis:// or rediss:// URL, got ${JSON.stringify(redactUrl(String(redisUrl)))}`,
+    );
   }
   const port = options.port ?? 0;
   if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-    throw new RangeError(`startUpstashBridge: port must be an integer from 0 to 65535, got ${port}`);
+    throw new RangeError(
+      `startUpstashBridge: port must be an integer from 0 to 65535, got ${port}`,
+    );
   }
   const host = options.host ?? "127.0.0.1";
 
@@ -102,13 +113,20 @@ export async function startUpstashBridge(options: UpstashBridgeOptions): Promise
     return presented !== undefined && timingSafeEqual(sha256(presented), tokenDigest);
   };
 
-  const handleApi = async (req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> => {
+  const handleApi = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    pathname: string,
+  ): Promise<void> => {
     stats.requests++;
     const failure = injector.takeFailure();
     if (failure === "status" || failure === "reset") {
       await injector.delay();
       if (failure === "reset") return resetConnection(req);
-      return send(res, { status: 503, body: errorBody("ERR service unavailable (fault injected by the bridge)") });
+      return send(res, {
+        status: 503,
+        body: errorBody("ERR service unavailable (fault injected by the bridge)"),
+      });
     }
     const answer = await answerApi(req, pathname);
     await injector.delay();
@@ -117,17 +135,24 @@ export async function startUpstashBridge(options: UpstashBridgeOptions): Promise
   };
 
   const answerApi = async (req: IncomingMessage, pathname: string): Promise<Answer> => {
-    if (!isAuthorized(req)) return { status: 401, body: errorBody("Unauthorized: missing or invalid bearer token") };
+    if (!isAuthorized(req))
+      return { status: 401, body: errorBody("Unauthorized: missing or invalid bearer token") };
     const route = API_ROUTES.get(pathname);
     if (route === undefined) {
-      return { status: 404, body: errorBody(`ERR unknown endpoint ${pathname}: use POST /, /pipeline or /multi-exec`) };
+      return {
+        status: 404,
+        body: errorBody(`ERR unknown endpoint ${pathname}: use POST /, /pipeline or /multi-exec`),
+      };
     }
-    if (req.method !== "POST") return { status: 405, body: errorBody(`ERR ${req.method ?? "?"} is not allowed: use POST`) };
+    if (req.method !== "POST")
+      return { status: 405, body: errorBody(`ERR ${req.method ?? "?"} is not allowed: use POST`) };
     const raw = await readBody(req, MAX_BODY_BYTES);
-    if (raw === undefined) return { status: 413, body: errorBody("ERR request body is larger than 10 MB") };
+    if (raw === undefined)
+      return { status: 413, body: errorBody("ERR request body is larger than 10 MB") };
     const json = parseJson(raw);
     if (!json.ok) return { status: 400, body: errorBody("ERR request body is not valid JSON") };
-    const parsed = route === "single" ? parseSingleCommandBody(json.value) : parseCommandListBody(json.value);
+    const parsed =
+      route === "single" ? parseSingleCommandBody(json.value) : parseCommandListBody(json.value);
     if (!parsed.ok) return { status: 400, body: errorBody(parsed.error) };
     const base64 = headerValue(req, "upstash-encoding")?.toLowerCase() === "base64";
     try {
@@ -138,7 +163,11 @@ export async function startUpstashBridge(options: UpstashBridgeOptions): Promise
     }
   };
 
-  const execute = async (route: ApiRoute, commands: readonly RedisCommand[], base64: boolean): Promise<Answer> => {
+  const execute = async (
+    route: ApiRoute,
+    commands: readonly RedisCommand[],
+    base64: boolean,
+  ): Promise<Answer> => {
     stats.commands += commands.length;
     const [first] = commands;
     if (route === "single" && first !== undefined) {
@@ -148,14 +177,28 @@ export async function startUpstashBridge(options: UpstashBridgeOptions): Promise
     if (route === "transaction") {
       const transaction = await redis.transaction(commands);
       if (!transaction.ok) return { status: 400, body: errorBody(transaction.error) };
-      return { status: 200, body: `[${transaction.outcomes.map((outcome) => outcomeBody(outcome, base64)).join(",")}]` };
+      return {
+        status: 200,
+        body: `[${transaction.outcomes.map((outcome) => outcomeBody(outcome, base64)).join(",")}]`,
+      };
     }
     const outcomes = await redis.pipeline(commands);
-    return { status: 200, body: `[${outcomes.map((outcome) => outcomeBody(outcome, base64)).join(",")}]` };
+    return {
+      status: 200,
+      body: `[${outcomes.map((outcome) => outcomeBody(outcome, base64)).join(",")}]`,
+    };
   };
 
-  const handleAdmin = async (req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> => {
-    if (!isAuthorized(req)) return send(res, { status: 401, body: errorBody("Unauthorized: missing or invalid bearer token") });
+  const handleAdmin = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    pathname: string,
+  ): Promise<void> => {
+    if (!isAuthorized(req))
+      return send(res, {
+        status: 401,
+        body: errorBody("Unauthorized: missing or invalid bearer token"),
+      });
     const route = `${req.method ?? ""} ${pathname}`;
     switch (route) {
       case "GET /_bridge/stats":
@@ -169,7 +212,12 @@ export async function startUpstashBridge(options: UpstashBridgeOptions): Promise
         return send(res, await applyFaultsRequest(req, injector));
     }
     const known = ["/_bridge/stats", "/_bridge/stats/reset", "/_bridge/faults"].includes(pathname);
-    send(res, known ? { status: 405, body: errorBody(`ERR ${req.method ?? "?"} is not allowed on ${pathname}`) } : { status: 404, body: errorBody(`ERR unknown admin endpoint ${pathname}`) });
+    send(
+      res,
+      known
+        ? { status: 405, body: errorBody(`ERR ${req.method ?? "?"} is not allowed on ${pathname}`) }
+        : { status: 404, body: errorBody(`ERR unknown admin endpoint ${pathname}`) },
+    );
   };
 
   const resetStats = (): void => {
@@ -188,7 +236,12 @@ export async function startUpstashBridge(options: UpstashBridgeOptions): Promise
         return;
       }
       console.error("[upstash-bridge] unexpected error", error);
-      send(res, { status: 500, body: errorBody(`ERR bridge error: ${error instanceof Error ? error.message : String(error)}`) });
+      send(res, {
+        status: 500,
+        body: errorBody(
+          `ERR bridge error: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      });
     });
   });
 
@@ -205,7 +258,8 @@ export async function startUpstashBridge(options: UpstashBridgeOptions): Promise
     throw error;
   }
   const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("the bridge did not get a TCP port");
+  if (address === null || typeof address === "string")
+    throw new Error("the bridge did not get a TCP port");
   const boundPort = address.port;
   const urlHost = host.includes(":") ? `[${host}]` : host;
 
@@ -242,7 +296,11 @@ async function applyFaultsRequest(req: IncomingMessage, injector: FaultInjector)
   const json = parseJson(raw);
   if (!json.ok) return { status: 400, body: errorBody("ERR request body is not valid JSON") };
   const request = FaultsRequest.safeParse(json.value);
-  if (!request.success) return { status: 400, body: errorBody(`ERR invalid faults request: ${z.prettifyError(request.error)}`) };
+  if (!request.success)
+    return {
+      status: 400,
+      body: errorBody(`ERR invalid faults request: ${z.prettifyError(request.error)}`),
+    };
   const { reset, latencyMs, failNext, outageMs } = request.data;
   const { faults } = injector;
   if (reset === true) faults.reset();
@@ -257,7 +315,9 @@ function faultReport(injector: FaultInjector): FaultState & { readonly injected:
 }
 
 function outcomeBody(outcome: CommandOutcome, base64: boolean): string {
-  return outcome.ok ? `{"result":${encodeResult(outcome.reply, base64)}}` : errorBody(outcome.error);
+  return outcome.ok
+    ? `{"result":${encodeResult(outcome.reply, base64)}}`
+    : errorBody(outcome.error);
 }
 
 function errorBody(message: string): string {
@@ -268,7 +328,11 @@ function jsonAnswer(status: number, value: unknown): Answer {
   return { status, body: JSON.stringify(value) };
 }
 
-function send(res: ServerResponse, answer: Answer, headers: Readonly<Record<string, string>> = {}): void {
+function send(
+  res: ServerResponse,
+  answer: Answer,
+  headers: Readonly<Record<string, string>> = {},
+): void {
   res.writeHead(answer.status, {
     ...headers,
     "content-type": "application/json",
@@ -302,7 +366,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefin
     req.once("end", () => resolve(tooLarge ? undefined : Buffer.concat(chunks, size)));
     req.once("error", reject);
     req.once("close", () => {
-      if (!req.complete) reject(new Error("the client closed the connection before sending the whole body"));
+      if (!req.complete)
+        reject(new Error("the client closed the connection before sending the whole body"));
     });
   });
 }

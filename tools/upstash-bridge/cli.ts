@@ -3,13 +3,14 @@
 // Without --redis-url it starts its own redis-server (no persistence) and stops it on exit.
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
-import { startUpstashBridge } from "./bridge.ts";
 import type { UpstashBridge } from "./bridge.ts";
+import { startUpstashBridge } from "./bridge.ts";
 import { isRedisUrl, redactUrl } from "./redis-executor.ts";
-import { startRedisServer } from "./redis-server.ts";
 import type { RedisServerHandle } from "./redis-server.ts";
+import { startRedisServer } from "./redis-server.ts";
 
-const USAGE = "usage: node tools/upstash-bridge/cli.ts [--port 8079] [--host 127.0.0.1] [--token TOKEN] [--redis-url redis://HOST:PORT]";
+const USAGE =
+  "usage: node tools/upstash-bridge/cli.ts [--port 8079] [--host 127.0.0.1] [--token TOKEN] [--redis-url redis://HOST:PORT]";
 const DEFAULT_PORT = 8079;
 const EXIT_USAGE = 2;
 
@@ -20,7 +21,10 @@ interface CliOptions {
   readonly redisUrl: string | undefined;
 }
 
-type ParsedCli = { readonly kind: "run"; readonly options: CliOptions } | { readonly kind: "help" } | { readonly kind: "error"; readonly message: string };
+type ParsedCli =
+  | { readonly kind: "run"; readonly options: CliOptions }
+  | { readonly kind: "help" }
+  | { readonly kind: "error"; readonly message: string };
 
 const CLI_OPTIONS = {
   port: { type: "string" },
@@ -32,26 +36,43 @@ const CLI_OPTIONS = {
 
 function parseCli(argv: readonly string[]): ParsedCli {
   try {
-    const { values } = parseArgs({ args: [...argv], options: CLI_OPTIONS, strict: true, allowPositionals: false });
+    const { values } = parseArgs({
+      args: [...argv],
+      options: CLI_OPTIONS,
+      strict: true,
+      allowPositionals: false,
+    });
     return checkValues(values);
   } catch (error) {
     return { kind: "error", message: error instanceof Error ? error.message : String(error) };
   }
 }
 
-function checkValues(values: { port?: string; host?: string; token?: string; "redis-url"?: string; help?: boolean }): ParsedCli {
+function checkValues(values: {
+  port?: string;
+  host?: string;
+  token?: string;
+  "redis-url"?: string;
+  help?: boolean;
+}): ParsedCli {
   if (values.help === true) return { kind: "help" };
 
   const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
   if (values.port !== undefined && (!/^\d+$/.test(values.port) || port > 65_535)) {
-    return { kind: "error", message: `--port must be an integer from 0 to 65535, got ${JSON.stringify(values.port)}` };
+    return {
+      kind: "error",
+      message: `--port must be an integer from 0 to 65535, got ${JSON.stringify(values.port)}`,
+    };
   }
   if (values.token !== undefined && !/^\S+$/.test(values.token)) {
     return { kind: "error", message: "--token must be a non-empty string without spaces" };
   }
   const redisUrl = values["redis-url"];
   if (redisUrl !== undefined && !isRedisUrl(redisUrl)) {
-    return { kind: "error", message: `--redis-url must be a redis:// or rediss:// URL, got ${JSON.stringify(redactUrl(redisUrl))}` };
+    return {
+      kind: "error",
+      message: `--redis-url must be a redis:// or rediss:// URL, got ${JSON.stringify(redactUrl(redisUrl))}`,
+    };
   }
   if (values.host === "") return { kind: "error", message: "--host must not be empty" };
   return {
@@ -75,9 +96,16 @@ async function run(options: CliOptions): Promise<void> {
   try {
     if (options.redisUrl === undefined) server = await startRedisServer();
     const redisUrl = options.redisUrl ?? server?.url ?? "";
-    bridge = await startUpstashBridge({ redisUrl, token: options.token, port: options.port, host: options.host });
+    bridge = await startUpstashBridge({
+      redisUrl,
+      token: options.token,
+      port: options.port,
+      host: options.host,
+    });
     const origin = server === undefined ? "given" : "started by the bridge, no persistence";
-    console.log(`upstash-bridge: listening on ${bridge.url} in front of ${redactUrl(redisUrl)} (${origin})`);
+    console.log(
+      `upstash-bridge: listening on ${bridge.url} in front of ${redactUrl(redisUrl)} (${origin})`,
+    );
     console.log(`UPSTASH_REDIS_REST_URL=${bridge.url}`);
     console.log(`UPSTASH_REDIS_REST_TOKEN=${bridge.token}`);
   } catch (error) {

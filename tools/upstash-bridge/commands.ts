@@ -1,7 +1,9 @@
 /** One Redis command as it goes to Redis: the name, then its arguments, all strings. */
 export type RedisCommand = readonly [name: string, ...args: string[]];
 
-export type ParsedCommands = { readonly ok: true; readonly commands: readonly RedisCommand[] } | { readonly ok: false; readonly error: string };
+export type ParsedCommands =
+  | { readonly ok: true; readonly commands: readonly RedisCommand[] }
+  | { readonly ok: false; readonly error: string };
 
 /** Body of `POST /`: one command, `["set", "k", "v"]`. */
 export function parseSingleCommandBody(body: unknown): ParsedCommands {
@@ -35,25 +37,57 @@ function parseCommand(value: unknown, where: string): RedisCommand | string {
   for (const [index, arg] of rest.entries()) {
     if (typeof arg === "string") args.push(arg);
     else if (typeof arg === "number") args.push(String(arg));
-    else return `ERR argument ${index + 1} of ${where} must be a string or a number, got ${arg === null ? "null" : typeof arg}`;
+    else
+      return `ERR argument ${index + 1} of ${where} must be a string or a number, got ${arg === null ? "null" : typeof arg}`;
   }
   return [name, ...args];
 }
 
 // Over REST each request may share one Redis connection with every other request, so a command
 // must neither wait for another client nor change the connection's state.
-const BLOCKING = new Set(["blpop", "brpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax", "bzmpop", "wait", "waitaof"]);
+const BLOCKING = new Set([
+  "blpop",
+  "brpop",
+  "brpoplpush",
+  "blmove",
+  "blmpop",
+  "bzpopmin",
+  "bzpopmax",
+  "bzmpop",
+  "wait",
+  "waitaof",
+]);
 const CONNECTION_STATE = new Set([
-  "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe",
-  "monitor", "multi", "exec", "discard", "watch", "unwatch",
-  "select", "hello", "auth", "reset", "quit", "sync", "psync", "shutdown",
+  "subscribe",
+  "psubscribe",
+  "ssubscribe",
+  "unsubscribe",
+  "punsubscribe",
+  "sunsubscribe",
+  "monitor",
+  "multi",
+  "exec",
+  "discard",
+  "watch",
+  "unwatch",
+  "select",
+  "hello",
+  "auth",
+  "reset",
+  "quit",
+  "sync",
+  "psync",
+  "shutdown",
 ]);
 
 /** Why `command` cannot run over REST, as a Redis-style error, or undefined when it can. */
 export function restrictionOf(command: RedisCommand): string | undefined {
   const [name, ...args] = command;
   const lower = name.toLowerCase();
-  if (BLOCKING.has(lower) || ((lower === "xread" || lower === "xreadgroup") && hasBlockOption(args))) {
+  if (
+    BLOCKING.has(lower) ||
+    ((lower === "xread" || lower === "xreadgroup") && hasBlockOption(args))
+  ) {
     return `ERR blocking command ${name.toUpperCase()} is not supported over REST`;
   }
   if (CONNECTION_STATE.has(lower) || (lower === "client" && args[0]?.toLowerCase() === "reply")) {

@@ -76,7 +76,9 @@ export function createFaultInjector(): FaultInjector {
         throw new RangeError(`failNext: count must be an integer >= 0, got ${count}`);
       }
       if (!isFailureMode(mode)) {
-        throw new RangeError(`failNext: mode must be one of ${FAILURE_MODES.join(", ")}, got ${String(mode)}`);
+        throw new RangeError(
+          `failNext: mode must be one of ${FAILURE_MODES.join(", ")}, got ${String(mode)}`,
+        );
       }
       if (count === 0) return;
       const last = pending.at(-1);

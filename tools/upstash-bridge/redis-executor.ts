@@ -2,7 +2,9 @@ import { Redis } from "ioredis";
 import type { RedisCommand } from "./commands.ts";
 
 /** A command's answer: its raw reply (see encodeResult), or the Redis error message. */
-export type CommandOutcome = { readonly ok: true; readonly reply: unknown } | { readonly ok: false; readonly error: string };
+export type CommandOutcome =
+  | { readonly ok: true; readonly reply: unknown }
+  | { readonly ok: false; readonly error: string };
 
 /** A transaction either ran (each command has its outcome) or was discarded as a whole (EXECABORT). */
 export type TransactionOutcome =
@@ -100,7 +102,9 @@ function wireName(name: string): string {
 
 function toOutcomes(results: [error: Error | null, reply: unknown][] | null): CommandOutcome[] {
   if (results === null) throw new RedisUnavailableError("Redis returned no results for the batch");
-  return results.map(([error, reply]) => (error === null ? { ok: true, reply } : { ok: false, error: replyErrorMessage(error) }));
+  return results.map(([error, reply]) =>
+    error === null ? { ok: true, reply } : { ok: false, error: replyErrorMessage(error) },
+  );
 }
 
 function isReplyError(error: unknown): error is Error {
@@ -121,8 +125,13 @@ function rethrowUnavailable(error: unknown): never {
 // the errors that caused it, which are what the caller needs to see.
 function execAbortMessage(error: unknown): string {
   const message = replyErrorMessage(error);
-  const previous = error instanceof Error && "previousErrors" in error && Array.isArray(error.previousErrors) ? error.previousErrors : [];
-  const reasons = previous.map((item: unknown) => (item instanceof Error ? item.message : String(item)));
+  const previous =
+    error instanceof Error && "previousErrors" in error && Array.isArray(error.previousErrors)
+      ? error.previousErrors
+      : [];
+  const reasons = previous.map((item: unknown) =>
+    item instanceof Error ? item.message : String(item),
+  );
   return reasons.length === 0 ? message : `${message} ${reasons.join("; ")}`;
 }
 

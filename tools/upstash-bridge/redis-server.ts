@@ -1,5 +1,5 @@
-import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
 import { access } from "node:fs/promises";
@@ -51,13 +51,19 @@ exit "$status"
  * Starts Debian's `redis-server` on a loopback port with persistence off and resolves once it
  * answers. Throws, naming the install command, when redis-server is not installed.
  */
-export async function startRedisServer(options: StartRedisServerOptions = {}): Promise<RedisServerHandle> {
+export async function startRedisServer(
+  options: StartRedisServerOptions = {},
+): Promise<RedisServerHandle> {
   if (options.port !== undefined && !isPort(options.port)) {
-    throw new RangeError(`startRedisServer: port must be an integer from 1 to 65535, got ${options.port}`);
+    throw new RangeError(
+      `startRedisServer: port must be an integer from 1 to 65535, got ${options.port}`,
+    );
   }
   const binary = await findRedisServer();
   if (binary === undefined) {
-    throw new Error(`redis-server is not installed (not found on PATH). Install it with: ${REDIS_INSTALL_COMMAND}`);
+    throw new Error(
+      `redis-server is not installed (not found on PATH). Install it with: ${REDIS_INSTALL_COMMAND}`,
+    );
   }
   for (let attempt = 1; ; attempt++) {
     const port = options.port ?? (await findFreePort());
@@ -80,15 +86,24 @@ async function launch(binary: string, port: number): Promise<RedisServerHandle> 
   const marker = `upstash-bridge-${process.pid}-${randomBytes(6).toString("hex")}.rdb`;
   const args = [
     binary,
-    "--port", String(port),
-    "--bind", HOST,
-    "--protected-mode", "yes",
-    "--daemonize", "no",
-    "--save", "",
-    "--appendonly", "no",
-    "--dir", os.tmpdir(),
-    "--dbfilename", marker,
-    "--loglevel", "warning",
+    "--port",
+    String(port),
+    "--bind",
+    HOST,
+    "--protected-mode",
+    "yes",
+    "--daemonize",
+    "no",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    os.tmpdir(),
+    "--dbfilename",
+    marker,
+    "--loglevel",
+    "warning",
   ];
   const child = spawn("/bin/sh", ["-c", WATCHDOG_SCRIPT, "redis-watchdog", ...args], {
     stdio: ["pipe", "pipe", "pipe"],
@@ -114,12 +129,16 @@ async function launch(binary: string, port: number): Promise<RedisServerHandle> 
       if (output.includes("Address already in use")) {
         throw new PortInUseError(`redis-server could not bind ${HOST}:${port}: port in use`);
       }
-      throw new Error(`redis-server exited with code ${code} before accepting connections: ${output.trim()}`);
+      throw new Error(
+        `redis-server exited with code ${code} before accepting connections: ${output.trim()}`,
+      );
     }
     if (await probe(port, marker)) break;
     if (performance.now() > deadline) {
       await terminate(child, exited);
-      throw new Error(`redis-server did not answer on ${HOST}:${port} within ${READY_TIMEOUT_MS} ms: ${output.trim()}`);
+      throw new Error(
+        `redis-server did not answer on ${HOST}:${port} within ${READY_TIMEOUT_MS} ms: ${output.trim()}`,
+      );
     }
     await sleep(POLL_INTERVAL_MS);
   }

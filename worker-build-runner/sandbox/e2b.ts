@@ -1,5 +1,12 @@
-import { CommandExitError, Sandbox as E2BSandbox, TimeoutError } from "e2b";
 import type { CommandHandle } from "e2b";
+import { CommandExitError, Sandbox as E2BSandbox, TimeoutError } from "e2b";
+import type {
+  BackgroundProcess,
+  CommandResult,
+  RunOptions,
+  Sandbox,
+  SandboxSession,
+} from "./types.ts";
 import {
   checkEnv,
   checkTimeout,
@@ -9,7 +16,6 @@ import {
   SandboxError,
   TIMEOUT_EXIT_CODE,
 } from "./types.ts";
-import type { BackgroundProcess, CommandResult, RunOptions, Sandbox, SandboxSession } from "./types.ts";
 
 export interface E2BSandboxOptions {
   /** Default: the E2B_API_KEY environment variable. */
@@ -27,7 +33,13 @@ const KILL_GRACE_SECONDS = 5;
 const SDK_DEADLINE_SLACK_MS = 30_000;
 const KILLED_EXIT_CODE = 128 + 9;
 // envd reports a command killed by a signal as exit code -1 and Go's name for the signal.
-const SIGNAL_NUMBERS: Readonly<Record<string, number>> = { hangup: 1, interrupt: 2, quit: 3, killed: 9, terminated: 15 };
+const SIGNAL_NUMBERS: Readonly<Record<string, number>> = {
+  hangup: 1,
+  interrupt: 2,
+  quit: 3,
+  killed: 9,
+  terminated: 15,
+};
 
 /**
  * Builds run in an E2B cloud sandbox, one per session, in /home/user/app. The runner's
@@ -40,7 +52,8 @@ export function e2bSandbox(options: E2BSandboxOptions = {}): Sandbox {
   if (apiKey === "") problems.push("E2B_API_KEY is not set (nor the apiKey option)");
   if (options.template === "") problems.push("template is empty");
   if (options.domain === "") problems.push("domain is empty");
-  if (problems.length > 0) throw new SandboxError("bad_config", `e2b sandbox: ${problems.join("; ")}`);
+  if (problems.length > 0)
+    throw new SandboxError("bad_config", `e2b sandbox: ${problems.join("; ")}`);
   const connection = { apiKey, domain: options.domain };
 
   return {
@@ -57,13 +70,21 @@ export function e2bSandbox(options: E2BSandboxOptions = {}): Sandbox {
           envs: { CI: "true", ...createOptions.env },
         });
       } catch (cause) {
-        throw new SandboxError("sandbox_create_failed", `e2b sandbox: cannot create a sandbox: ${messageOf(cause)}`, { cause });
+        throw new SandboxError(
+          "sandbox_create_failed",
+          `e2b sandbox: cannot create a sandbox: ${messageOf(cause)}`,
+          { cause },
+        );
       }
       try {
         await sandbox.files.makeDir(WORKDIR);
       } catch (cause) {
         await sandbox.kill().catch(() => undefined);
-        throw new SandboxError("sandbox_create_failed", `e2b sandbox: cannot create ${WORKDIR}: ${messageOf(cause)}`, { cause });
+        throw new SandboxError(
+          "sandbox_create_failed",
+          `e2b sandbox: cannot create ${WORKDIR}: ${messageOf(cause)}`,
+          { cause },
+        );
       }
       return createSession(sandbox);
     },
@@ -80,7 +101,8 @@ function createSession(sandbox: E2BSandbox): SandboxSession {
   let closing: Promise<void> | undefined;
 
   const assertOpen = (what: string): void => {
-    if (closed) throw new SandboxError("sandbox_closed", `${what}: the sandbox session has been killed`);
+    if (closed)
+      throw new SandboxError("sandbox_closed", `${what}: the sandbox session has been killed`);
   };
 
   // TERM to the command's process group, KILL to whatever is left after the grace period. A
@@ -94,12 +116,18 @@ function createSession(sandbox: E2BSandbox): SandboxSession {
       `kill -TERM -${pgid} 2>/dev/null || exit 0; ` +
       `i=0; while [ $i -lt ${KILL_GRACE_SECONDS * 10} ] && alive; do sleep 0.1; i=$((i + 1)); done; ` +
       `kill -KILL -${pgid} 2>/dev/null; exit 0`;
-    await sandbox.commands.run(script, { timeoutMs: KILL_GRACE_SECONDS * 1000 + SDK_DEADLINE_SLACK_MS }).catch(() => undefined);
+    await sandbox.commands
+      .run(script, { timeoutMs: KILL_GRACE_SECONDS * 1000 + SDK_DEADLINE_SLACK_MS })
+      .catch(() => undefined);
     // The shell itself, should the group be gone or never have been its own.
     await handle.kill().catch(() => false);
   };
 
-  const launch = async (command: string, options: RunOptions, timeoutMs: number | undefined): Promise<E2BProcess> => {
+  const launch = async (
+    command: string,
+    options: RunOptions,
+    timeoutMs: number | undefined,
+  ): Promise<E2BProcess> => {
     assertOpen("run");
     checkEnv(options.env, "run");
     checkTimeout(options.timeoutMs, "run");
@@ -137,8 +165,15 @@ function createSession(sandbox: E2BSandbox): SandboxSession {
         timeoutMs: timeoutMs === undefined ? 0 : timeoutMs + SDK_DEADLINE_SLACK_MS, // 0: no deadline
       });
     } catch (cause) {
-      if (closed) throw new SandboxError("sandbox_closed", "run: the sandbox session has been killed", { cause });
-      throw new SandboxError("command_start_failed", `run: cannot start ${JSON.stringify(command)}: ${messageOf(cause)}`, { cause });
+      if (closed)
+        throw new SandboxError("sandbox_closed", "run: the sandbox session has been killed", {
+          cause,
+        });
+      throw new SandboxError(
+        "command_start_failed",
+        `run: cannot start ${JSON.stringify(command)}: ${messageOf(cause)}`,
+        { cause },
+      );
     }
     const started = handle;
     if (stopRequested) void killTree();
@@ -167,17 +202,27 @@ function createSession(sandbox: E2BSandbox): SandboxSession {
           exitCode = TIMEOUT_EXIT_CODE;
           await killTree();
         } else {
-          throw new SandboxError("command_failed", `run: lost ${JSON.stringify(command)}: ${messageOf(error)}`, { cause: error });
+          throw new SandboxError(
+            "command_failed",
+            `run: lost ${JSON.stringify(command)}: ${messageOf(error)}`,
+            { cause: error },
+          );
         }
       } finally {
         clearTimeout(timer);
       }
       if (callbackFailure !== undefined) {
-        throw new SandboxError("output_callback_failed", `run: an output callback threw; ${JSON.stringify(command)} was killed`, {
-          cause: callbackFailure.cause,
-        });
+        throw new SandboxError(
+          "output_callback_failed",
+          `run: an output callback threw; ${JSON.stringify(command)} was killed`,
+          {
+            cause: callbackFailure.cause,
+          },
+        );
       }
-      return timedOut ? { exitCode: TIMEOUT_EXIT_CODE, timedOut: true } : { exitCode, timedOut: false };
+      return timedOut
+        ? { exitCode: TIMEOUT_EXIT_CODE, timedOut: true }
+        : { exitCode, timedOut: false };
     })();
     // Marks the rejection as handled: a background process nobody waits for must not crash the runner.
     done.catch(() => undefined);
@@ -207,9 +252,16 @@ function createSession(sandbox: E2BSandbox): SandboxSession {
       const target = resolveInWorkdir(WORKDIR, path, "writeFile", false);
       try {
         // The SDK takes an ArrayBuffer, not a view: copy exactly the view's bytes.
-        await sandbox.files.write(target, typeof content === "string" ? content : content.slice().buffer);
+        await sandbox.files.write(
+          target,
+          typeof content === "string" ? content : content.slice().buffer,
+        );
       } catch (cause) {
-        throw new SandboxError("write_failed", `writeFile: cannot write ${JSON.stringify(path)}: ${messageOf(cause)}`, { cause });
+        throw new SandboxError(
+          "write_failed",
+          `writeFile: cannot write ${JSON.stringify(path)}: ${messageOf(cause)}`,
+          { cause },
+        );
       }
     },
     kill() {
@@ -218,7 +270,11 @@ function createSession(sandbox: E2BSandbox): SandboxSession {
         () => undefined,
         (cause: unknown) => {
           closing = undefined; // a later kill() tries again
-          throw new SandboxError("sandbox_kill_failed", `e2b sandbox: cannot kill ${sandbox.sandboxId}: ${messageOf(cause)}`, { cause });
+          throw new SandboxError(
+            "sandbox_kill_failed",
+            `e2b sandbox: cannot kill ${sandbox.sandboxId}: ${messageOf(cause)}`,
+            { cause },
+          );
         },
       );
       return closing;

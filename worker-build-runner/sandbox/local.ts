@@ -6,6 +6,13 @@ import { lstat, mkdir, mkdtemp, realpath, rm, stat, writeFile } from "node:fs/pr
 import { constants, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import type {
+  BackgroundProcess,
+  CommandResult,
+  RunOptions,
+  Sandbox,
+  SandboxSession,
+} from "./types.ts";
 import {
   checkEnv,
   checkTimeout,
@@ -15,7 +22,6 @@ import {
   SandboxError,
   TIMEOUT_EXIT_CODE,
 } from "./types.ts";
-import type { BackgroundProcess, CommandResult, RunOptions, Sandbox, SandboxSession } from "./types.ts";
 
 export interface LocalSandboxOptions {
   /** Where session directories are made; default the OS temporary directory. */
@@ -39,13 +45,19 @@ const DRAIN_CAP_MS = 1_000;
  */
 export function localSandbox(options: LocalSandboxOptions = {}): Sandbox {
   const rootDir = resolve(options.rootDir ?? tmpdir());
-  if (statSync(rootDir, { throwIfNoEntry: false })?.isDirectory() !== true) throw new SandboxError("bad_config", `local sandbox: rootDir ${rootDir} is not a directory`);
+  if (statSync(rootDir, { throwIfNoEntry: false })?.isDirectory() !== true)
+    throw new SandboxError("bad_config", `local sandbox: rootDir ${rootDir} is not a directory`);
   const killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   if (!(Number.isSafeInteger(killGraceMs) && killGraceMs >= 0)) {
-    throw new SandboxError("bad_config", `local sandbox: killGraceMs must be a non-negative integer, got ${String(killGraceMs)}`);
+    throw new SandboxError(
+      "bad_config",
+      `local sandbox: killGraceMs must be a non-negative integer, got ${String(killGraceMs)}`,
+    );
   }
   // Only what a build needs from the runner's environment; read once, like any configuration.
-  const inherited: Record<string, string> = { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin" };
+  const inherited: Record<string, string> = {
+    PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+  };
   for (const name of ["LANG", "LC_ALL"]) {
     const value = process.env[name];
     if (value !== undefined) inherited[name] = value;
@@ -61,10 +73,19 @@ export function localSandbox(options: LocalSandboxOptions = {}): Sandbox {
         // realpath: the workdir is compared with resolved paths (os.tmpdir() may be a symlink).
         workdir = await realpath(await mkdtemp(join(rootDir, "build-")));
       } catch (cause) {
-        throw new SandboxError("sandbox_create_failed", `local sandbox: cannot create a directory in ${rootDir}`, { cause });
+        throw new SandboxError(
+          "sandbox_create_failed",
+          `local sandbox: cannot create a directory in ${rootDir}`,
+          { cause },
+        );
       }
       const env = { ...inherited, HOME: workdir, CI: "true", ...createOptions.env };
-      return createSession(workdir, env, createOptions.timeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS, killGraceMs);
+      return createSession(
+        workdir,
+        env,
+        createOptions.timeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
+        killGraceMs,
+      );
     },
   };
 }
@@ -91,16 +112,25 @@ function createSession(
   let closing: Promise<void> | undefined;
 
   const assertOpen = (what: string): void => {
-    if (closed) throw new SandboxError("sandbox_closed", `${what}: the sandbox session has been killed`);
+    if (closed)
+      throw new SandboxError("sandbox_closed", `${what}: the sandbox session has been killed`);
   };
 
-  const launch = async (command: string, options: RunOptions, defaultTimeoutMs: number | undefined): Promise<LocalProcess> => {
+  const launch = async (
+    command: string,
+    options: RunOptions,
+    defaultTimeoutMs: number | undefined,
+  ): Promise<LocalProcess> => {
     assertOpen("run");
     checkEnv(options.env, "run");
     checkTimeout(options.timeoutMs, "run");
     const cwd = resolveInWorkdir(workdir, options.cwd ?? ".", "run cwd", true);
-    const cwdIsDirectory = await stat(cwd).then((info) => info.isDirectory(), () => false);
-    if (!cwdIsDirectory) throw new SandboxError("command_start_failed", `run: the cwd ${cwd} is not a directory`);
+    const cwdIsDirectory = await stat(cwd).then(
+      (info) => info.isDirectory(),
+      () => false,
+    );
+    if (!cwdIsDirectory)
+      throw new SandboxError("command_start_failed", `run: the cwd ${cwd} is not a directory`);
     assertOpen("run");
     const proc = await spawnCommand(command, {
       cwd,
@@ -140,7 +170,9 @@ function createSession(
         await rm(workdir, { recursive: true, force: true, maxRetries: 3 });
       } catch (cause) {
         closing = undefined; // a later kill() tries the removal again
-        throw new SandboxError("sandbox_kill_failed", `local sandbox: cannot remove ${workdir}`, { cause });
+        throw new SandboxError("sandbox_kill_failed", `local sandbox: cannot remove ${workdir}`, {
+          cause,
+        });
       }
     })();
     return closing;
@@ -165,7 +197,9 @@ function createSession(
         await mkdir(dirname(target), { recursive: true });
         await writeFile(target, content);
       } catch (cause) {
-        throw new SandboxError("write_failed", `writeFile: cannot write ${JSON.stringify(path)}`, { cause });
+        throw new SandboxError("write_failed", `writeFile: cannot write ${JSON.stringify(path)}`, {
+          cause,
+        });
       }
     },
     kill,
@@ -185,7 +219,10 @@ async function assertNoSymlinkEscape(workdir: string, target: string, path: stri
     if (!info.isSymbolicLink()) continue;
     const real = await realpath(current).catch(() => undefined);
     if (real === undefined || !(real === workdir || real.startsWith(`${workdir}/`))) {
-      throw new SandboxError("bad_path", `writeFile: ${JSON.stringify(path)} goes through a symlink that leaves the workdir`);
+      throw new SandboxError(
+        "bad_path",
+        `writeFile: ${JSON.stringify(path)} goes through a symlink that leaves the workdir`,
+      );
     }
     current = real;
   }
@@ -209,9 +246,11 @@ async function spawnCommand(command: string, settings: SpawnSettings): Promise<L
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) => {
-    child.once("exit", (code, signal) => resolveExit({ code, signal }));
-  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+    (resolveExit) => {
+      child.once("exit", (code, signal) => resolveExit({ code, signal }));
+    },
+  );
   let isClosed = false;
   const closed = new Promise<void>((resolveClose) => {
     child.once("close", () => {
@@ -222,10 +261,13 @@ async function spawnCommand(command: string, settings: SpawnSettings): Promise<L
   try {
     await once(child, "spawn");
   } catch (cause) {
-    throw new SandboxError("command_start_failed", `run: cannot start ${JSON.stringify(command)}`, { cause });
+    throw new SandboxError("command_start_failed", `run: cannot start ${JSON.stringify(command)}`, {
+      cause,
+    });
   }
   const pgid = child.pid;
-  if (pgid === undefined) throw new SandboxError("command_start_failed", `run: ${JSON.stringify(command)} has no pid`);
+  if (pgid === undefined)
+    throw new SandboxError("command_start_failed", `run: ${JSON.stringify(command)} has no pid`);
   // After a successful spawn the only 'error' left is a failed kill(), which signalGroup covers.
   child.on("error", () => undefined);
 
@@ -290,9 +332,13 @@ async function spawnCommand(command: string, settings: SpawnSettings): Promise<L
     clearTimeout(timer);
     await drain();
     if (callbackFailure !== undefined) {
-      throw new SandboxError("output_callback_failed", `run: an output callback threw; ${JSON.stringify(command)} was killed`, {
-        cause: callbackFailure.cause,
-      });
+      throw new SandboxError(
+        "output_callback_failed",
+        `run: an output callback threw; ${JSON.stringify(command)} was killed`,
+        {
+          cause: callbackFailure.cause,
+        },
+      );
     }
     if (timedOut) return { exitCode: TIMEOUT_EXIT_CODE, timedOut: true };
     const signalNumber = signal === null ? undefined : constants.signals[signal];
@@ -312,7 +358,8 @@ async function spawnCommand(command: string, settings: SpawnSettings): Promise<L
       await new Promise<void>((resolveImmediate) => setImmediate(resolveImmediate));
       if (isClosed) return;
       const now = Date.now();
-      if (now - Math.max(lastOutputAt, exitAt) >= DRAIN_QUIET_MS || now - exitAt >= DRAIN_CAP_MS) break;
+      if (now - Math.max(lastOutputAt, exitAt) >= DRAIN_QUIET_MS || now - exitAt >= DRAIN_CAP_MS)
+        break;
     }
     if (!isClosed) {
       child.stdout.destroy();

@@ -104,17 +104,26 @@ export class SandboxError extends Error {
 export function checkEnv(env: Readonly<Record<string, string>> | undefined, what: string): void {
   for (const [name, value] of Object.entries(env ?? {})) {
     if (name === "" || name.includes("=") || name.includes("\0")) {
-      throw new SandboxError("bad_options", `${what}: ${JSON.stringify(name)} is not a valid environment variable name`);
+      throw new SandboxError(
+        "bad_options",
+        `${what}: ${JSON.stringify(name)} is not a valid environment variable name`,
+      );
     }
     if (typeof value !== "string" || value.includes("\0")) {
-      throw new SandboxError("bad_options", `${what}: the value of ${name} must be a string without NUL characters`);
+      throw new SandboxError(
+        "bad_options",
+        `${what}: the value of ${name} must be a string without NUL characters`,
+      );
     }
   }
 }
 
 export function checkTimeout(timeoutMs: number | undefined, what: string): void {
   if (timeoutMs !== undefined && !(Number.isSafeInteger(timeoutMs) && timeoutMs > 0)) {
-    throw new SandboxError("bad_options", `${what}: timeoutMs must be a positive integer, got ${String(timeoutMs)}`);
+    throw new SandboxError(
+      "bad_options",
+      `${what}: timeoutMs must be a positive integer, got ${String(timeoutMs)}`,
+    );
   }
 }
 
@@ -122,10 +131,20 @@ export function checkTimeout(timeoutMs: number | undefined, what: string): void 
  * Resolves `path` against `workdir` (POSIX paths, as inside every sandbox) and returns it if it
  * lies inside the workdir (or is the workdir itself, when `allowWorkdir`); throws `bad_path`.
  */
-export function resolveInWorkdir(workdir: string, path: string, what: string, allowWorkdir: boolean): string {
-  if (path.includes("\0")) throw new SandboxError("bad_path", `${what}: the path contains a NUL character`);
+export function resolveInWorkdir(
+  workdir: string,
+  path: string,
+  what: string,
+  allowWorkdir: boolean,
+): string {
+  if (path.includes("\0"))
+    throw new SandboxError("bad_path", `${what}: the path contains a NUL character`);
   const resolved = posix.resolve(workdir, path);
   const inside = resolved.startsWith(`${workdir}/`) || (allowWorkdir && resolved === workdir);
-  if (!inside) throw new SandboxError("bad_path", `${what}: ${JSON.stringify(path)} is not inside the workdir ${workdir}`);
+  if (!inside)
+    throw new SandboxError(
+      "bad_path",
+      `${what}: ${JSON.stringify(path)} is not inside the workdir ${workdir}`,
+    );
   return resolved;
 }

@@ -32,19 +32,82 @@ function token(id: string, keywords: readonly string[], regex: RegExp): SecretPa
 // matched is redacted whatever it looks like.
 
 const NOT_SECRET_WORDS = new Set([
-  "true", "false", "null", "nil", "none", "undefined", "yes", "no", "on", "off", "!0", "!1",
-  "enabled", "disabled", "required", "optional", "missing", "invalid", "expired", "empty",
-  "redacted", "hidden", "masked", "inherit", "include", "omit", "same-origin", "ok", "success",
-  "failed", "failure", "denied", "granted", "valid", "pending", "skipped", "unset", "header",
+  "true",
+  "false",
+  "null",
+  "nil",
+  "none",
+  "undefined",
+  "yes",
+  "no",
+  "on",
+  "off",
+  "!0",
+  "!1",
+  "enabled",
+  "disabled",
+  "required",
+  "optional",
+  "missing",
+  "invalid",
+  "expired",
+  "empty",
+  "redacted",
+  "hidden",
+  "masked",
+  "inherit",
+  "include",
+  "omit",
+  "same-origin",
+  "ok",
+  "success",
+  "failed",
+  "failure",
+  "denied",
+  "granted",
+  "valid",
+  "pending",
+  "skipped",
+  "unset",
+  "header",
   "headers",
   // type names, as TypeScript, Python and friends print them in code frames
-  "string", "number", "boolean", "bigint", "symbol", "object", "any", "unknown", "never", "void",
-  "str", "int", "float", "bool", "bytes", "dict", "list",
+  "string",
+  "number",
+  "boolean",
+  "bigint",
+  "symbol",
+  "object",
+  "any",
+  "unknown",
+  "never",
+  "void",
+  "str",
+  "int",
+  "float",
+  "bool",
+  "bytes",
+  "dict",
+  "list",
   // keywords that start an expression rather than a literal
-  "await", "new", "typeof", "keyof", "unique", "readonly", "function", "async", "this", "require",
-  "import", "return", "yield",
+  "await",
+  "new",
+  "typeof",
+  "keyof",
+  "unique",
+  "readonly",
+  "function",
+  "async",
+  "this",
+  "require",
+  "import",
+  "return",
+  "yield",
   // authorization schemes (the credential is the next word)
-  "bearer", "basic", "token", "digest",
+  "bearer",
+  "basic",
+  "token",
+  "digest",
 ]);
 
 // A reference to a value, not the value: $VAR ${VAR} $(cmd) %VAR% {{ x }} <token> env.X ...
@@ -66,7 +129,11 @@ function isNotSecretValue(value: string): boolean {
   if (value.includes(REDACTED) || value.includes("${") || value.includes("{{")) return true;
   if (value.length <= 24 && NOT_SECRET_WORDS.has(value.toLowerCase())) return true;
   return (
-    REFERENCE.test(value) || ENV_NAME.test(value) || MASK.test(value) || VERSION.test(value) || PATH.test(value)
+    REFERENCE.test(value) ||
+    ENV_NAME.test(value) ||
+    MASK.test(value) ||
+    VERSION.test(value) ||
+    PATH.test(value)
   );
 }
 
@@ -80,38 +147,178 @@ const RANDOM_LOOKING = /^(?=[^\s]{16,}$)(?=.*\d)(?=.*[A-Za-z])|^[A-Za-z0-9+/=_.-
 // max_tokens, openTokenDepth are metadata about a secret, not the secret.
 
 const SECRET_PARTS = new Set([
-  "secret", "token", "password", "passwd", "pwd", "pass", "passphrase", "credential",
-  "credentials", "creds", "auth", "authorization", "pat", "apikey", "authtoken", "accesstoken",
-  "refreshtoken", "idtoken", "sessiontoken", "clientsecret", "privatekey", "secretkey",
-  "accesskey", "signingkey", "encryptionkey", "masterkey", "authkey", "appkey", "servicekey",
-  "accountkey", "sharedaccesskey", "licensekey",
+  "secret",
+  "token",
+  "password",
+  "passwd",
+  "pwd",
+  "pass",
+  "passphrase",
+  "credential",
+  "credentials",
+  "creds",
+  "auth",
+  "authorization",
+  "pat",
+  "apikey",
+  "authtoken",
+  "accesstoken",
+  "refreshtoken",
+  "idtoken",
+  "sessiontoken",
+  "clientsecret",
+  "privatekey",
+  "secretkey",
+  "accesskey",
+  "signingkey",
+  "encryptionkey",
+  "masterkey",
+  "authkey",
+  "appkey",
+  "servicekey",
+  "accountkey",
+  "sharedaccesskey",
+  "licensekey",
   // keytool / openssl spellings
-  "storepass", "keypass", "srcstorepass", "deststorepass", "passin", "passout",
+  "storepass",
+  "keypass",
+  "srcstorepass",
+  "deststorepass",
+  "passin",
+  "passout",
 ]);
 // PGPASSWORD, DBPASS WORD-less concatenations: the part ends with the secret word.
 const SECRET_SUFFIXES = ["password", "passwd", "passphrase", "secret", "token", "apikey", "pwd"];
 // Words that make FOO_KEY a credential for sure. Any other FOO_KEY (STRIPE_KEY, but also
 // STORAGE_KEY = "app-settings") is redacted only when its value looks generated.
 const SECRET_KEY_QUALIFIERS = new Set([
-  "api", "secret", "private", "access", "signing", "sign", "encryption", "encrypt", "decryption",
-  "master", "hmac", "jwt", "auth", "webhook", "crypto", "cipher", "aes",
+  "api",
+  "secret",
+  "private",
+  "access",
+  "signing",
+  "sign",
+  "encryption",
+  "encrypt",
+  "decryption",
+  "master",
+  "hmac",
+  "jwt",
+  "auth",
+  "webhook",
+  "crypto",
+  "cipher",
+  "aes",
 ]);
 // ...and words that make it an identifier or public.
 const NON_SECRET_KEY_QUALIFIERS = new Set([
-  "public", "pub", "cache", "sort", "partition", "primary", "foreign", "object", "idempotency",
-  "dedup", "dedupe", "routing", "hash", "range", "lookup", "translation", "i18n", "react", "row",
-  "unique", "index", "item", "group", "composite", "hot", "tree", "bucket", "shortcut",
-  "sequence", "schema", "natural", "surrogate", "candidate", "compound", "cluster", "shard",
-  "table", "column", "field", "json", "dict", "map", "lock", "queue", "restore", "node", "max",
-  "min", "last", "first", "next", "prev", "sort", "foreign",
+  "public",
+  "pub",
+  "cache",
+  "sort",
+  "partition",
+  "primary",
+  "foreign",
+  "object",
+  "idempotency",
+  "dedup",
+  "dedupe",
+  "routing",
+  "hash",
+  "range",
+  "lookup",
+  "translation",
+  "i18n",
+  "react",
+  "row",
+  "unique",
+  "index",
+  "item",
+  "group",
+  "composite",
+  "hot",
+  "tree",
+  "bucket",
+  "shortcut",
+  "sequence",
+  "schema",
+  "natural",
+  "surrogate",
+  "candidate",
+  "compound",
+  "cluster",
+  "shard",
+  "table",
+  "column",
+  "field",
+  "json",
+  "dict",
+  "map",
+  "lock",
+  "queue",
+  "restore",
+  "node",
+  "max",
+  "min",
+  "last",
+  "first",
+  "next",
+  "prev",
+  "sort",
+  "foreign",
 ]);
 // What may follow the secret word: variants, environments, encodings.
 const TRAILING_PARTS = new Set([
-  "base", "value", "val", "hash", "salt", "b64", "base64", "encoded", "enc", "encrypted", "raw",
-  "plain", "plaintext", "json", "pem", "der", "hex", "string", "str", "data", "content", "text",
-  "prod", "production", "dev", "development", "staging", "stage", "test", "testing", "live",
-  "local", "ci", "ro", "rw", "readonly", "read", "write", "admin", "new", "old", "current",
-  "next", "prev", "previous", "primary", "secondary", "backup", "default", "override",
+  "base",
+  "value",
+  "val",
+  "hash",
+  "salt",
+  "b64",
+  "base64",
+  "encoded",
+  "enc",
+  "encrypted",
+  "raw",
+  "plain",
+  "plaintext",
+  "json",
+  "pem",
+  "der",
+  "hex",
+  "string",
+  "str",
+  "data",
+  "content",
+  "text",
+  "prod",
+  "production",
+  "dev",
+  "development",
+  "staging",
+  "stage",
+  "test",
+  "testing",
+  "live",
+  "local",
+  "ci",
+  "ro",
+  "rw",
+  "readonly",
+  "read",
+  "write",
+  "admin",
+  "new",
+  "old",
+  "current",
+  "next",
+  "prev",
+  "previous",
+  "primary",
+  "secondary",
+  "backup",
+  "default",
+  "override",
 ]);
 const NUMBERED = /^v?\d{1,3}$/;
 // A file name is not a label: `src/auth.ts:12:5`, `credentials.json: 2 kB`.
@@ -210,13 +417,32 @@ const TOKEN_PATTERNS: readonly SecretPattern[] = [
     regex: /(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{20,}/g,
     replace: unlessKebab,
   },
-  token("github-token", ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"], /(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{30,}/g),
-  token("github-fine-grained-pat", ["github_pat_"], /(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9_]{40,}/g),
+  token(
+    "github-token",
+    ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
+    /(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{30,}/g,
+  ),
+  token(
+    "github-fine-grained-pat",
+    ["github_pat_"],
+    /(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9_]{40,}/g,
+  ),
   token(
     "gitlab-token",
     [
-      "glpat-", "gldt-", "glft-", "glrt-", "glptt-", "gloas-", "glimt-", "glagent-", "glsoat-",
-      "glffct-", "glcbt-", "glwt-", "gr1348941",
+      "glpat-",
+      "gldt-",
+      "glft-",
+      "glrt-",
+      "glptt-",
+      "gloas-",
+      "glimt-",
+      "glagent-",
+      "glsoat-",
+      "glffct-",
+      "glcbt-",
+      "glwt-",
+      "gr1348941",
     ],
     /(?<![A-Za-z0-9_.-])(?:gl(?:pat|dt|ft|rt|ptt|oas|imt|agent|soat|ffct|cbt|wt)-|GR1348941)[A-Za-z0-9_.-]{20,}/g,
   ),
@@ -240,20 +466,44 @@ const TOKEN_PATTERNS: readonly SecretPattern[] = [
     /(?<![A-Za-z0-9_])(?:sk|pk|rk)_(?:live|test|prod)_[A-Za-z0-9]{10,}/g,
   ),
   token("stripe-webhook-secret", ["whsec_"], /(?<![A-Za-z0-9_])whsec_[A-Za-z0-9+/=]{20,}/g),
-  token("huggingface-token", ["hf_", "api_org_"], /(?<![A-Za-z0-9_])(?:hf|api_org)_[A-Za-z0-9]{30,}/g),
+  token(
+    "huggingface-token",
+    ["hf_", "api_org_"],
+    /(?<![A-Za-z0-9_])(?:hf|api_org)_[A-Za-z0-9]{30,}/g,
+  ),
   token("groq-api-key", ["gsk_"], /(?<![A-Za-z0-9_])gsk_[A-Za-z0-9]{40,}/g),
   token("replicate-api-token", ["r8_"], /(?<![A-Za-z0-9_-])r8_[A-Za-z0-9_-]{30,}/g),
   token("xai-api-key", ["xai-"], /(?<![A-Za-z0-9_-])xai-[A-Za-z0-9_]{40,}/g),
   token("perplexity-api-key", ["pplx-"], /(?<![A-Za-z0-9_-])pplx-[A-Za-z0-9]{40,}/g),
-  token("sendgrid-api-key", ["sg."], /(?<![A-Za-z0-9_.-])SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{30,}/g),
-  token("sendinblue-api-key", ["xkeysib-"], /(?<![A-Za-z0-9_-])xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}/g),
+  token(
+    "sendgrid-api-key",
+    ["sg."],
+    /(?<![A-Za-z0-9_.-])SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{30,}/g,
+  ),
+  token(
+    "sendinblue-api-key",
+    ["xkeysib-"],
+    /(?<![A-Za-z0-9_-])xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}/g,
+  ),
   token("twilio-api-key", ["sk"], /(?<![A-Za-z0-9])SK[0-9a-fA-F]{32}(?![A-Za-z0-9])/g),
   token("mailgun-api-key", ["key-"], /(?<![A-Za-z0-9_-])key-[0-9a-f]{32}(?![A-Za-z0-9])/g),
   token("mailchimp-api-key", ["-us"], /(?<![A-Za-z0-9])[0-9a-f]{32}-us\d{1,2}(?![A-Za-z0-9])/g),
-  token("shopify-token", ["shpat_", "shpca_", "shppa_", "shpss_", "shptka_"], /(?<![A-Za-z0-9_])shp(?:at|ca|pa|ss|tka)_[a-fA-F0-9]{32,}/g),
+  token(
+    "shopify-token",
+    ["shpat_", "shpca_", "shppa_", "shpss_", "shptka_"],
+    /(?<![A-Za-z0-9_])shp(?:at|ca|pa|ss|tka)_[a-fA-F0-9]{32,}/g,
+  ),
   token("digitalocean-token", ["_v1_"], /(?<![A-Za-z0-9_])do[opr]_v1_[a-f0-9]{64}/g),
-  token("supabase-token", ["sbp_", "sb_secret_"], /(?<![A-Za-z0-9_])(?:sbp_[A-Za-z0-9_]{40,}|sb_secret_[A-Za-z0-9_-]{20,})/g),
-  token("doppler-token", ["dp."], /(?<![A-Za-z0-9_.-])dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}/g),
+  token(
+    "supabase-token",
+    ["sbp_", "sb_secret_"],
+    /(?<![A-Za-z0-9_])(?:sbp_[A-Za-z0-9_]{40,}|sb_secret_[A-Za-z0-9_-]{20,})/g,
+  ),
+  token(
+    "doppler-token",
+    ["dp."],
+    /(?<![A-Za-z0-9_.-])dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}/g,
+  ),
   token("pypi-token", ["pypi-age"], /(?<![A-Za-z0-9_-])pypi-AgE[A-Za-z0-9_-]{50,}/g),
   token("docker-token", ["dckr_"], /(?<![A-Za-z0-9_-])dckr_(?:pat|oat)_[A-Za-z0-9_-]{20,}/g),
   token("linear-api-key", ["lin_"], /(?<![A-Za-z0-9_])lin_(?:api|oauth)_[A-Za-z0-9]{32,}/g),
@@ -261,41 +511,97 @@ const TOKEN_PATTERNS: readonly SecretPattern[] = [
   token("databricks-token", ["dapi"], /(?<![A-Za-z0-9])dapi[a-f0-9]{32}(?:-\d)?(?![A-Za-z0-9])/g),
   token("age-secret-key", ["age-secret-key-"], /AGE-SECRET-KEY-1[0-9A-Z]{50,}/g),
   // secretlint-rule-vercel: vcp_ vci_ vca_ vcr_ vck_
-  token("vercel-token", ["vcp_", "vci_", "vca_", "vcr_", "vck_"], /(?<![A-Za-z0-9_])vc[pikar]_[A-Za-z0-9]{20,}/g),
+  token(
+    "vercel-token",
+    ["vcp_", "vci_", "vca_", "vcr_", "vck_"],
+    /(?<![A-Za-z0-9_])vc[pikar]_[A-Za-z0-9]{20,}/g,
+  ),
   token("netlify-token", ["nfp_"], /(?<![A-Za-z0-9_])nfp_[A-Za-z0-9_]{36,}/g),
   token("heroku-api-key", ["hrku-"], /(?<![A-Za-z0-9_-])HRKU-[A-Za-z0-9_-]{30,}/g),
-  token("cloudflare-api-token", ["cfk_", "cfut_", "cfat_"], /(?<![A-Za-z0-9_])cf(?:k|ut|at)_[A-Za-z0-9]{40,}/g),
-  token("cloudflare-origin-ca-key", ["v1.0-"], /(?<![A-Za-z0-9_.-])v1\.0-[a-f0-9]{24}-[a-f0-9]{100,}/g),
-  token("sentry-token", ["sntrys_", "sntryu_"], /(?<![A-Za-z0-9_])sntry[su]_[A-Za-z0-9+/=_-]{40,}/g),
-  token("grafana-token", ["glsa_", "glc_"], /(?<![A-Za-z0-9_])(?:glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|glc_[A-Za-z0-9+/]{32,}={0,3})/g),
+  token(
+    "cloudflare-api-token",
+    ["cfk_", "cfut_", "cfat_"],
+    /(?<![A-Za-z0-9_])cf(?:k|ut|at)_[A-Za-z0-9]{40,}/g,
+  ),
+  token(
+    "cloudflare-origin-ca-key",
+    ["v1.0-"],
+    /(?<![A-Za-z0-9_.-])v1\.0-[a-f0-9]{24}-[a-f0-9]{100,}/g,
+  ),
+  token(
+    "sentry-token",
+    ["sntrys_", "sntryu_"],
+    /(?<![A-Za-z0-9_])sntry[su]_[A-Za-z0-9+/=_-]{40,}/g,
+  ),
+  token(
+    "grafana-token",
+    ["glsa_", "glc_"],
+    /(?<![A-Za-z0-9_])(?:glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|glc_[A-Za-z0-9+/]{32,}={0,3})/g,
+  ),
   token("grafana-api-key", ["eyjrijoi"], /(?<![A-Za-z0-9+/_-])eyJrIjoi[A-Za-z0-9+/]{50,}={0,3}/g),
   token("vault-token", ["hvs.", "hvb.", "hvr."], /(?<![A-Za-z0-9_.-])hv[sbr]\.[A-Za-z0-9_-]{24,}/g),
-  token("terraform-cloud-token", ["atlasv1"], /(?<![A-Za-z0-9])[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,}/g),
+  token(
+    "terraform-cloud-token",
+    ["atlasv1"],
+    /(?<![A-Za-z0-9])[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,}/g,
+  ),
   token("pulumi-token", ["pul-"], /(?<![A-Za-z0-9_-])pul-[a-f0-9]{40}/g),
   token("1password-token", ["ops_"], /(?<![A-Za-z0-9_])ops_eyJ[A-Za-z0-9+/=_-]{50,}/g),
-  token("atlassian-token", ["atatt3", "atbb"], /(?<![A-Za-z0-9_=-])(?:ATATT3|ATBB)[A-Za-z0-9_=-]{30,}/g),
-  token("notion-token", ["ntn_", "secret_"], /(?<![A-Za-z0-9_])(?:ntn_[A-Za-z0-9]{40,}|secret_[A-Za-z0-9]{43}(?![A-Za-z0-9]))/g),
+  token(
+    "atlassian-token",
+    ["atatt3", "atbb"],
+    /(?<![A-Za-z0-9_=-])(?:ATATT3|ATBB)[A-Za-z0-9_=-]{30,}/g,
+  ),
+  token(
+    "notion-token",
+    ["ntn_", "secret_"],
+    /(?<![A-Za-z0-9_])(?:ntn_[A-Za-z0-9]{40,}|secret_[A-Za-z0-9]{43}(?![A-Za-z0-9]))/g,
+  ),
   token("figma-token", ["figd_"], /(?<![A-Za-z0-9_-])figd_[A-Za-z0-9_-]{40,}/g),
   token("airtable-token", ["pat"], /(?<![A-Za-z0-9_])pat[A-Za-z0-9]{14}\.[a-f0-9]{64}/g),
-  token("square-token", ["sq0atp-", "sq0csp-"], /(?<![A-Za-z0-9_-])sq0(?:atp|csp)-[A-Za-z0-9_-]{22,}/g),
+  token(
+    "square-token",
+    ["sq0atp-", "sq0csp-"],
+    /(?<![A-Za-z0-9_-])sq0(?:atp|csp)-[A-Za-z0-9_-]{22,}/g,
+  ),
   token("facebook-token", ["eaa"], /(?<![A-Za-z0-9_])EAA[A-Z][A-Za-z0-9]{90,}/g),
   token("sonar-token", ["sqp_", "squ_", "sqa_"], /(?<![A-Za-z0-9_])sq[pua]_[a-f0-9]{40}/g),
   token("jfrog-token", ["akcp"], /(?<![A-Za-z0-9])AKCp[A-Za-z0-9]{60,}/g),
   token("rubygems-token", ["rubygems_"], /(?<![A-Za-z0-9_])rubygems_[a-f0-9]{48}/g),
   token("nuget-api-key", ["oy2"], /(?<![A-Za-z0-9])oy2[a-z0-9]{43}(?![A-Za-z0-9])/g),
   token("clojars-token", ["clojars_"], /(?<![A-Za-z0-9_])CLOJARS_[a-z0-9]{60}/g),
-  token("planetscale-token", ["pscale_"], /(?<![A-Za-z0-9_])pscale_(?:tkn|oauth|pw)_[A-Za-z0-9_=.-]{32,}/g),
+  token(
+    "planetscale-token",
+    ["pscale_"],
+    /(?<![A-Za-z0-9_])pscale_(?:tkn|oauth|pw)_[A-Za-z0-9_=.-]{32,}/g,
+  ),
   token("neon-api-key", ["napi_"], /(?<![A-Za-z0-9_])napi_[a-z0-9]{60,}/g),
   token("tailscale-key", ["tskey-"], /(?<![A-Za-z0-9_-])tskey-[a-z]{3,8}-[A-Za-z0-9-]{20,}/g),
-  token("new-relic-key", ["nrak-", "nrii-", "nraa-"], /(?<![A-Za-z0-9_-])NR(?:AK|II|AA)-[A-Za-z0-9]{20,}/g),
+  token(
+    "new-relic-key",
+    ["nrak-", "nrii-", "nraa-"],
+    /(?<![A-Za-z0-9_-])NR(?:AK|II|AA)-[A-Za-z0-9]{20,}/g,
+  ),
   token("contentful-token", ["cfpat-"], /(?<![A-Za-z0-9_-])CFPAT-[A-Za-z0-9_-]{40,}/g),
   token("buildkite-token", ["bkua_"], /(?<![A-Za-z0-9_])bkua_[a-f0-9]{40}/g),
   token("circleci-token", ["ccipat_"], /(?<![A-Za-z0-9_])CCIPAT_[A-Za-z0-9_]{30,}/g),
-  token("flyio-token", ["fo1_", "fm1", "fm2_"], /(?<![A-Za-z0-9_+/])(?:fo1_[A-Za-z0-9_-]{30,}|fm(?:1[ar]|2)_[A-Za-z0-9+/]{60,}={0,3})/g),
+  token(
+    "flyio-token",
+    ["fo1_", "fm1", "fm2_"],
+    /(?<![A-Za-z0-9_+/])(?:fo1_[A-Za-z0-9_-]{30,}|fm(?:1[ar]|2)_[A-Za-z0-9+/]{60,}={0,3})/g,
+  ),
   token("render-api-key", ["rnd_"], /(?<![A-Za-z0-9_])rnd_[A-Za-z0-9]{30,}/g),
   token("dropbox-token", ["sl."], /(?<![A-Za-z0-9_.-])sl\.(?:u\.)?[A-Za-z0-9_-]{100,}/g),
-  token("mapbox-secret-token", ["sk.eyj"], /(?<![A-Za-z0-9_.-])sk\.eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}/g),
-  token("telegram-bot-token", [":aa"], /(?<![0-9])[0-9]{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])/g),
+  token(
+    "mapbox-secret-token",
+    ["sk.eyj"],
+    /(?<![A-Za-z0-9_.-])sk\.eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}/g,
+  ),
+  token(
+    "telegram-bot-token",
+    [":aa"],
+    /(?<![0-9])[0-9]{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])/g,
+  ),
   token(
     "discord-bot-token",
     ["."],
@@ -328,7 +634,7 @@ const PRIVATE_KEY: SecretPattern = token(
   "private-key",
   ["private key"],
   // To END when it is on the line, else to the end of the line (a JSON-escaped key has \n).
-  /-----BEGIN[ A-Z0-9_-]{0,64}PRIVATE KEY(?: BLOCK)?-----[^]*?(?:-----END[ A-Z0-9_-]{0,64}PRIVATE KEY(?: BLOCK)?-----|$)/g,
+  /-----BEGIN[ A-Z0-9_-]{0,64}PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END[ A-Z0-9_-]{0,64}PRIVATE KEY(?: BLOCK)?-----|$)/g,
 );
 
 const DATABASE_SCHEMES =
@@ -359,7 +665,8 @@ const URL_PASSWORD: SecretPattern = {
   keywords: ["://"],
   // scheme://user:password@host: keep scheme, user and host. The password may hold an @; the
   // last @ before the host is the separator.
-  regex: /(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]{0,30}:\/\/)([^\s/?#@:"'`<>\\]*):([^\s/?#"'`<>\\]+)@/g,
+  regex:
+    /(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]{0,30}:\/\/)([^\s/?#@:"'`<>\\]*):([^\s/?#"'`<>\\]+)@/g,
   replace: (match, scheme = "", user = "", password = "") =>
     isNotSecretValue(password) ? match : `${scheme}${user}:${REDACTED}@`,
 };
@@ -369,7 +676,8 @@ const URL_TOKEN_USER: SecretPattern = {
   keywords: ["://"],
   // https://<token>@github.com: a long user name with no password is a token.
   regex: /(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]{0,30}:\/\/)([A-Za-z0-9_-]{20,})@/g,
-  replace: (match, scheme = "", user = "") => (isNotSecretValue(user) ? match : `${scheme}${REDACTED}@`),
+  replace: (match, scheme = "", user = "") =>
+    isNotSecretValue(user) ? match : `${scheme}${REDACTED}@`,
 };
 
 const AUTHORIZATION_SCHEMES =
@@ -390,8 +698,16 @@ const AUTHORIZATION_HEADER: SecretPattern = {
     "gi",
   ),
   replace: (
-    match, name = "", separator = "", quote = "", quotedScheme = "", quoted = "", multiScheme = "",
-    multi = "", scheme = "", word = "",
+    match,
+    name = "",
+    separator = "",
+    quote = "",
+    quotedScheme = "",
+    quoted = "",
+    multiScheme = "",
+    multi = "",
+    scheme = "",
+    word = "",
   ) => {
     const value = quote !== "" ? quoted : multiScheme !== "" ? multi.trimEnd() : word;
     if (isNotSecretValue(value)) return match;
@@ -404,10 +720,13 @@ const BEARER_TOKEN: SecretPattern = {
   id: "bearer-token",
   keywords: ["bearer"],
   // token68 syntax: '=' only as trailing padding, so "bearer expires_in=3600" is not a token.
-  regex: /(?<![A-Za-z0-9_-])(bearer|Bearer|BEARER)([ \t]{1,8})([A-Za-z0-9._~+/-]{8,}=*)(?![A-Za-z0-9._~+/=-])/g,
+  regex:
+    /(?<![A-Za-z0-9_-])(bearer|Bearer|BEARER)([ \t]{1,8})([A-Za-z0-9._~+/-]{8,}=*)(?![A-Za-z0-9._~+/=-])/g,
   // Prose ("Bearer authentication") has no digits; a real token of 20+ characters nearly always does.
   replace: (match, word = "", space = "", value = "") =>
-    isNotSecretValue(value) || (!DIGIT.test(value) && value.length < 20) ? match : `${word}${space}${REDACTED}`,
+    isNotSecretValue(value) || (!DIGIT.test(value) && value.length < 20)
+      ? match
+      : `${word}${space}${REDACTED}`,
 };
 
 // RFC 6265 cookie names are tokens; `cookie: (c: Context) => string` is code, not a header.
@@ -434,10 +753,29 @@ const COOKIE_HEADER: SecretPattern = {
 };
 
 const SIGNED_URL_PARAMETERS = new Set([
-  "x-amz-signature", "x-amz-credential", "x-amz-security-token", "x-goog-signature",
-  "x-goog-credential", "x-goog-security-token", "signature", "sig", "token", "access_token",
-  "refresh_token", "id_token", "client_secret", "api_key", "apikey", "api-key", "key",
-  "password", "secret", "auth", "jwt", "session_token", "private_token",
+  "x-amz-signature",
+  "x-amz-credential",
+  "x-amz-security-token",
+  "x-goog-signature",
+  "x-goog-credential",
+  "x-goog-security-token",
+  "signature",
+  "sig",
+  "token",
+  "access_token",
+  "refresh_token",
+  "id_token",
+  "client_secret",
+  "api_key",
+  "apikey",
+  "api-key",
+  "key",
+  "password",
+  "secret",
+  "auth",
+  "jwt",
+  "session_token",
+  "private_token",
 ]);
 
 const QUERY_PARAMETER: SecretPattern = {
@@ -462,8 +800,19 @@ const CURL_USER: SecretPattern = {
 
 // mailto:a@b.c, and package specs: alias@npm:pkg@1.2.3, github:user/repo, workspace:...
 const NOT_USERS = new Set([
-  "mailto", "npm", "github", "gitlab", "bitbucket", "git", "file", "link", "workspace", "patch",
-  "portal", "jsr", "catalog",
+  "mailto",
+  "npm",
+  "github",
+  "gitlab",
+  "bitbucket",
+  "git",
+  "file",
+  "link",
+  "workspace",
+  "patch",
+  "portal",
+  "jsr",
+  "catalog",
 ]);
 
 const USERINFO_WITHOUT_SCHEME: SecretPattern = {
@@ -472,9 +821,11 @@ const USERINFO_WITHOUT_SCHEME: SecretPattern = {
   // user:password@host with no scheme (connection strings in messages); the host must look like
   // one, so image:tag@sha256:... and scope/pkg@1.2.3 do not match.
   regex:
-    /(?<![A-Za-z0-9_.+\/-])([A-Za-z][A-Za-z0-9_.+-]{0,63}):([^\s@\/:"'`]{3,128})@(?=(?:localhost|\d{1,3}(?:\.\d{1,3}){3}|(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z][A-Za-z0-9-]{0,62})(?::\d{1,5})?(?:[\/\s"'`,;)]|$))/g,
+    /(?<![A-Za-z0-9_.+/-])([A-Za-z][A-Za-z0-9_.+-]{0,63}):([^\s@/:"'`]{3,128})@(?=(?:localhost|\d{1,3}(?:\.\d{1,3}){3}|(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z][A-Za-z0-9-]{0,62})(?::\d{1,5})?(?:[/\s"'`,;)]|$))/g,
   replace: (match, user = "", password = "") =>
-    NOT_USERS.has(user.toLowerCase()) || isNotSecretValue(password) ? match : `${user}:${REDACTED}@`,
+    NOT_USERS.has(user.toLowerCase()) || isNotSecretValue(password)
+      ? match
+      : `${user}:${REDACTED}@`,
 };
 
 // Short password flags that mean a password only for these tools: `docker login -p x`,
@@ -482,7 +833,12 @@ const USERINFO_WITHOUT_SCHEME: SecretPattern = {
 const REGISTRY_LOGIN_PASSWORD: SecretPattern = {
   id: "registry-login-password",
   keywords: [
-    "docker login", "podman login", "buildah login", "helm registry login", "oras login", "skopeo login",
+    "docker login",
+    "podman login",
+    "buildah login",
+    "helm registry login",
+    "oras login",
+    "skopeo login",
   ],
   regex: /(?<![A-Za-z0-9_-])(-p)([ \t]{1,8}|=)(["']?)([^\s"'`]+)/g,
   replace: (match, flag = "", separator = "", quote = "", value = "") =>
@@ -511,7 +867,8 @@ const PACKAGE_MANAGER_CONFIG: SecretPattern = {
   id: "package-manager-config",
   keywords: ["config set"],
   // npm config set //registry.example.com/:_authToken abc, yarn config set npmAuthToken abc
-  regex: /((?:npm|yarn|pnpm)[ \t]+config[ \t]+set[ \t]+(?:--[a-z-]{1,32}[ \t]+)?)([^\s=]{1,256})([ \t]+)(["']?)([^\s"']+)/g,
+  regex:
+    /((?:npm|yarn|pnpm)[ \t]+config[ \t]+set[ \t]+(?:--[a-z-]{1,32}[ \t]+)?)([^\s=]{1,256})([ \t]+)(["']?)([^\s"']+)/g,
   replace: (match, command = "", name = "", space = "", quote = "", value = "") =>
     isLabelledSecret(name, value) ? `${command}${name}${space}${quote}${REDACTED}` : match,
 };
@@ -534,16 +891,46 @@ const GITHUB_ADD_MASK: SecretPattern = {
 
 // Words that follow a flag in prose ("pass --token to the CLI") rather than a value.
 const PROSE_AFTER_FLAG = new Set([
-  "a", "an", "the", "to", "or", "and", "is", "as", "if", "in", "on", "at", "of", "by", "for",
-  "from", "with", "via", "when", "was", "will", "must", "should", "can", "cannot", "not", "only",
-  "instead", "flag", "option", "argument", "parameter",
+  "a",
+  "an",
+  "the",
+  "to",
+  "or",
+  "and",
+  "is",
+  "as",
+  "if",
+  "in",
+  "on",
+  "at",
+  "of",
+  "by",
+  "for",
+  "from",
+  "with",
+  "via",
+  "when",
+  "was",
+  "will",
+  "must",
+  "should",
+  "can",
+  "cannot",
+  "not",
+  "only",
+  "instead",
+  "flag",
+  "option",
+  "argument",
+  "parameter",
 ]);
 
 const CLI_FLAG: SecretPattern = {
   id: "cli-flag",
   keywords: ["secret", "token", "pass", "pwd", "key", "auth", "cred", "pat"],
   // --password x, --api-key "x", -storepass x. The = form is the labelled-value rule's.
-  regex: /(?<![A-Za-z0-9_-])(--?[A-Za-z][A-Za-z0-9_-]{0,64})([ \t]{1,8})(?:"([^"]*)|'([^']*)|([^\s"'`-][^\s"'`]*))/g,
+  regex:
+    /(?<![A-Za-z0-9_-])(--?[A-Za-z][A-Za-z0-9_-]{0,64})([ \t]{1,8})(?:"([^"]*)|'([^']*)|([^\s"'`-][^\s"'`]*))/g,
   replace: (match, flag = "", space = "", doubleQuoted = "", singleQuoted = "", bare = "") => {
     const value = doubleQuoted || singleQuoted || bare;
     if (!isLabelledSecret(flag, value) || PROSE_AFTER_FLAG.has(value.toLowerCase())) return match;
@@ -557,8 +944,7 @@ const CLI_FLAG: SecretPattern = {
 // Labelled values: NAME=value, NAME: value, "name": "value", export NAME="value", name => 'x',
 // npm's //host/:_authToken=value, and JSON-escaped \"name\":\"value\". The name regex only has
 // to find a secret word; nameStrength decides.
-const LABEL_NAME =
-  String.raw`[A-Za-z0-9_.\-]{0,64}?(?:secret|token|pass|pwd|key|auth|cred|pat)[A-Za-z0-9_.\-]{0,64}`;
+const LABEL_NAME = String.raw`[A-Za-z0-9_.\-]{0,64}?(?:secret|token|pass|pwd|key|auth|cred|pat)[A-Za-z0-9_.\-]{0,64}`;
 const LABEL_SEPARATOR = String.raw`\\?["'\x60]?[ \t]{0,8}(?::=|=>|\?=|=(?!=)|:(?!:))[ \t]{0,8}`;
 const LABEL_VALUE = String.raw`(?:\\"([^"]*)|"([^"]*)|'([^']*)|\x60([^\x60]*)|([^\s"'\x60,;&|()<>\[\]}\\]+)([;,()<\[|]?))`;
 
@@ -567,9 +953,19 @@ const CONCATENATION = /^\s*\+|\+\s*$/;
 const LABELLED_VALUE: SecretPattern = {
   id: "labelled-value",
   keywords: ["secret", "token", "pass", "pwd", "key", "auth", "cred", "pat"],
-  regex: new RegExp(String.raw`(?<![A-Za-z0-9_.\-])(${LABEL_NAME})(${LABEL_SEPARATOR})${LABEL_VALUE}`, "gi"),
+  regex: new RegExp(
+    String.raw`(?<![A-Za-z0-9_.\-])(${LABEL_NAME})(${LABEL_SEPARATOR})${LABEL_VALUE}`,
+    "gi",
+  ),
   replace: (
-    match, name = "", separator = "", escaped = "", double = "", single = "", backtick = "", bare = "",
+    match,
+    name = "",
+    separator = "",
+    escaped = "",
+    double = "",
+    single = "",
+    backtick = "",
+    bare = "",
     next = "",
   ) => {
     if (bare !== "") {
@@ -579,7 +975,8 @@ const LABELLED_VALUE: SecretPattern = {
       if (!isLabelledSecret(name, bare) || looksLikeCode(bare, next, separator)) return match;
       // PWD is the shell's working directory; "pass: 3" is a test count.
       const parts = nameParts(name);
-      if (parts.length === 1 && (parts[0] === "pwd" || parts[0] === "oldpwd") && /^[/~]/.test(bare)) return match;
+      if (parts.length === 1 && (parts[0] === "pwd" || parts[0] === "oldpwd") && /^[/~]/.test(bare))
+        return match;
       if (parts.length === 1 && parts[0] === "pass" && /\s/.test(separator)) return match;
       return `${name}${separator}${REDACTED}${next}`;
     }
@@ -636,9 +1033,16 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = [
 // one pass with a first-character check), longest first, and a found keyword also counts for
 // the keywords it contains ("apikey" means "key" is there too). This replaces ~90 includes()
 // calls per line, which were most of the cost of ordinary build output.
-const KEYWORDS = [...new Set(SECRET_PATTERNS.flatMap((rule) => rule.keywords))].sort((a, b) => b.length - a.length);
-const KEYWORD_SCAN = new RegExp(`(?=(${KEYWORDS.map((keyword) => keyword.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&")).join("|")}))`, "g");
-const KEYWORDS_INSIDE = new Map(KEYWORDS.map((keyword) => [keyword, KEYWORDS.filter((other) => keyword.includes(other))]));
+const KEYWORDS = [...new Set(SECRET_PATTERNS.flatMap((rule) => rule.keywords))].sort(
+  (a, b) => b.length - a.length,
+);
+const KEYWORD_SCAN = new RegExp(
+  `(?=(${KEYWORDS.map((keyword) => keyword.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&")).join("|")}))`,
+  "g",
+);
+const KEYWORDS_INSIDE = new Map(
+  KEYWORDS.map((keyword) => [keyword, KEYWORDS.filter((other) => keyword.includes(other))]),
+);
 
 function keywordsIn(lower: string): Set<string> {
   const found = new Set<string>();

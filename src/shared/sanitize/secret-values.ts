@@ -3,7 +3,9 @@ import { REDACTED } from "./redacted.ts";
 /** Values shorter than this are refused: masking "admin" or "1234" would blank half the log. */
 export const MIN_SECRET_LENGTH = 6;
 
-export type AddSecretResult = { readonly added: true } | { readonly added: false; readonly reason: string };
+export type AddSecretResult =
+  | { readonly added: true }
+  | { readonly added: false; readonly reason: string };
 
 /**
  * The exact secret values a job injects into its sandbox. Every occurrence is masked in the

@@ -2,7 +2,11 @@
 // colours a real build prints, and (for the demo) a line that leaks its deploy token.
 const fs = require("node:fs");
 const path = require("node:path");
-const pages = { "index.txt": "Welcome to Acme", "pricing.txt": "Plans from $9", "about.txt": "Made with care" };
+const pages = {
+  "index.txt": "Welcome to Acme",
+  "pricing.txt": "Plans from $9",
+  "about.txt": "Made with care",
+};
 fs.mkdirSync("pages", { recursive: true });
 for (const [name, text] of Object.entries(pages)) fs.writeFileSync(path.join("pages", name), text);
 fs.mkdirSync("dist", { recursive: true });
@@ -24,6 +28,8 @@ const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
   }
   console.error("\u001b[33mwarning\u001b[39m: no favicon.ico found");
   console.log(`deploying with DEPLOY_TOKEN=${process.env.DEPLOY_TOKEN}`);
-  console.log(`Authorization: Basic ${Buffer.from(`ci:${process.env.DEPLOY_TOKEN}`).toString("base64")}`);
+  console.log(
+    `Authorization: Basic ${Buffer.from(`ci:${process.env.DEPLOY_TOKEN}`).toString("base64")}`,
+  );
   console.log("\u001b[32mBuild complete\u001b[39m");
 })();

@@ -7,4 +7,6 @@ const server = http.createServer((req, res) => {
     res.end(error ? "not found" : body);
   });
 });
-server.listen(0, "127.0.0.1", () => console.log(`Listening on http://127.0.0.1:${server.address().port}`));
+server.listen(0, "127.0.0.1", () =>
+  console.log(`Listening on http://127.0.0.1:${server.address().port}`),
+);
