@@ -2,6 +2,9 @@ import type { Redis } from "@upstash/redis";
 import { encodeEndFields, encodeEntryFields, type LogRecord } from "../src/shared/entry.ts";
 import type { TerminalStatus } from "../src/shared/job.ts";
 import { logStreamKey } from "../src/shared/keys.ts";
+import { createEntryIdClock } from "./entry-id-clock.ts";
+import { createPendingLines } from "./pending-lines.ts";
+import { createTrimLedger } from "./trim-ledger.ts";
 
 export interface Logger {
   warn(message: string): void;
@@ -100,23 +103,6 @@ function decodeRawEntries(reply: unknown): Map<string, string> {
 function fieldsKey(fields: Record<string, string>): string {
   return JSON.stringify(Object.entries(fields).flat());
 }
-const RECORD_OVERHEAD_BYTES = 96;
-
-/** Memory a waiting record takes, roughly: what the 16 MiB buffer bound counts. */
-function recordBytes(record: LogRecord): number {
-  return record.text.length * 2 + RECORD_OVERHEAD_BYTES;
-}
-
-/**
- * An upper bound of a record's bytes in the Upstash request: the text is JSON-encoded twice
- * (into the entry's `lines` field, then into the request body), so a `"` or `\` becomes 4
- * bytes, and a UTF-16 unit is at most 3 bytes of UTF-8. Planning with this bound keeps every
- * request under Upstash's 10 MB, whatever the build prints.
- */
-function wireBytes(record: LogRecord): number {
-  return record.text.length * 4 + 160;
-}
-
 function positiveInteger(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1)
     throw new RangeError(`${name} must be a positive integer, got ${value}`);
@@ -159,40 +145,28 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     linesDropped: 0,
     failedRequests: 0,
   };
-  let pending: LogRecord[] = [];
-  let pendingBytes = 0;
-  let droppedUnannounced = 0;
+  const pending = createPendingLines({
+    maxEntryLines,
+    maxEntryBytes,
+    maxRequestBytes,
+    maxBufferedBytes,
+  });
+  const ids = createEntryIdClock(now);
+  const ledger = createTrimLedger(maxLines);
   let inflight: Batch | null = null;
   let running = false;
   let timer: ReturnType<typeof setTimeout> | null = null;
-  let lastMs = -1;
-  let lastSeq = 0;
   let topKnown = false;
   let lastExpireAt = -Infinity;
-  // Entries in the stream, oldest first, with their line counts: what MINID trimming removes.
-  const ledger: { id: string; lines: number }[] = [];
-  let ledgerHead = 0;
-  let ledgerLines = 0;
   let trimAnnounced = false;
   let drainWaiters: (() => void)[] = [];
   let endStatus: TerminalStatus | null = null;
   let endPlanned = false;
   const work = (): boolean =>
     inflight !== null ||
-    pending.length > 0 ||
-    droppedUnannounced > 0 ||
+    pending.count > 0 ||
+    pending.unannouncedDrops > 0 ||
     (endStatus !== null && !endPlanned);
-
-  const nextId = (): string => {
-    const ms = now();
-    if (ms > lastMs) {
-      lastMs = ms;
-      lastSeq = 0;
-    } else {
-      lastSeq += 1;
-    }
-    return `${lastMs}-${lastSeq}`;
-  };
 
   const systemRecord = (text: string, phase: string): LogRecord => ({
     ts: new Date(now()).toISOString(),
@@ -201,78 +175,28 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     text,
   });
 
-  const dropOldest = (): void => {
-    let dropped = 0;
-    while (pendingBytes > maxBufferedBytes && dropped < pending.length) {
-      const record = pending[dropped];
-      if (record === undefined) break;
-      pendingBytes -= recordBytes(record);
-      dropped += 1;
-    }
-    if (dropped === 0) return;
-    pending = pending.slice(dropped);
-    if (droppedUnannounced === 0) {
-      logger.warn(
-        `build-log-stream: Redis has not taken the log for a while; dropping the oldest unsent lines of job ${options.jobId}`,
-      );
-    }
-    droppedUnannounced += dropped;
-    stats.linesDropped += dropped;
-  };
-
   const planBatch = (): Batch => {
-    if (droppedUnannounced > 0) {
-      const first = pending[0];
-      const notice = systemRecord(
-        `${droppedUnannounced} log lines were dropped here: Redis was unreachable for too long to keep them.`,
-        first?.phase ?? "build",
+    const dropped = pending.takeUnannouncedDrops();
+    if (dropped > 0) {
+      pending.pushFront(
+        systemRecord(
+          `${dropped} log lines were dropped here: Redis was unreachable for too long to keep them.`,
+          pending.firstPhase ?? "build",
+        ),
       );
-      pending.unshift(notice);
-      pendingBytes += recordBytes(notice);
-      droppedUnannounced = 0;
     }
-    const entries: PlannedEntry[] = [];
-    let requestBytes = 0;
-    let taken = 0;
-    while (taken < pending.length && requestBytes < maxRequestBytes) {
-      const records: LogRecord[] = [];
-      let entryBytes = 0;
-      while (taken < pending.length && records.length < maxEntryLines) {
-        const record = pending[taken];
-        if (record === undefined) break;
-        const size = wireBytes(record);
-        if (
-          records.length > 0 &&
-          (entryBytes + size > maxEntryBytes || requestBytes + entryBytes + size > maxRequestBytes)
-        )
-          break;
-        records.push(record);
-        entryBytes += size;
-        taken += 1;
-      }
-      if (records.length === 0) break;
-      entries.push({ id: nextId(), fields: encodeEntryFields(records), lines: records.length });
-      requestBytes += entryBytes;
-    }
-    for (const record of pending.slice(0, taken)) pendingBytes -= recordBytes(record);
-    pending = pending.slice(taken);
-    if (pending.length === 0 && endStatus !== null && !endPlanned) {
-      entries.push({ id: nextId(), fields: encodeEndFields(endStatus), lines: 0 });
+    const entries: PlannedEntry[] = pending.takeEntries().map((records) => ({
+      id: ids.next(),
+      fields: encodeEntryFields(records),
+      lines: records.length,
+    }));
+    if (pending.count === 0 && endStatus !== null && !endPlanned) {
+      entries.push({ id: ids.next(), fields: encodeEndFields(endStatus), lines: 0 });
       endPlanned = true;
     }
-
     // Trim so that about maxLines lines remain once this batch is in.
-    let trimMinId: string | null = null;
     const batchLines = entries.reduce((sum, entry) => sum + entry.lines, 0);
-    let keptLines = ledgerLines + batchLines;
-    let cut = ledgerHead;
-    while (cut < ledger.length) {
-      const entry = ledger[cut];
-      if (entry === undefined || keptLines - entry.lines < maxLines) break;
-      keptLines -= entry.lines;
-      cut += 1;
-    }
-    if (cut > ledgerHead) trimMinId = ledger[cut]?.id ?? entries[0]?.id ?? null;
+    const trimMinId = ledger.planTrim(batchLines, entries[0]?.id);
     const expire = now() - lastExpireAt >= ttlRefreshMs;
     return { entries, expire, trimMinId, attempts: 0 };
   };
@@ -282,13 +206,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     stats.commands += 1;
     const reply: unknown = await redis.xrevrange(key, "+", "-", 1);
     const top = Array.isArray(reply) && Array.isArray(reply[0]) ? reply[0][0] : undefined;
-    if (typeof top === "string") {
-      const [ms = 0, seq = 0] = top.split("-").map(Number);
-      if (ms > lastMs || (ms === lastMs && seq > lastSeq)) {
-        lastMs = ms;
-        lastSeq = seq;
-      }
-    }
+    if (typeof top === "string") ids.advancePast(top);
     topKnown = true;
   };
 
@@ -348,32 +266,22 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     if (batch.expire) lastExpireAt = now();
     let written = 0;
     for (const entry of batch.entries) {
-      ledger.push({ id: entry.id, lines: entry.lines });
-      ledgerLines += entry.lines;
+      ledger.record(entry.id, entry.lines);
       written += entry.lines;
     }
     stats.linesWritten += written;
     options.onWritten?.(written);
     if (batch.trimMinId !== null) {
-      while (ledgerHead < ledger.length) {
-        const entry = ledger[ledgerHead];
-        if (entry === undefined || entry.id === batch.trimMinId) break;
-        ledgerLines -= entry.lines;
-        ledgerHead += 1;
-      }
-      if (ledgerHead > 1024 && ledgerHead > ledger.length / 2) {
-        ledger.splice(0, ledgerHead);
-        ledgerHead = 0;
-      }
+      ledger.trimmedTo(batch.trimMinId);
       // Once the end is written nothing may follow it: a notice then would never be seen.
       if (!trimAnnounced && !endPlanned) {
         trimAnnounced = true;
-        const notice = systemRecord(
-          `This log is over ${maxLines} lines: the live copy keeps the newest ${maxLines}.`,
-          pending[0]?.phase ?? "build",
+        stats.linesDropped += pending.push(
+          systemRecord(
+            `This log is over ${maxLines} lines: the live copy keeps the newest ${maxLines}.`,
+            pending.firstPhase ?? "build",
+          ),
         );
-        pending.push(notice);
-        pendingBytes += recordBytes(notice);
       }
     }
   };
@@ -419,7 +327,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
             inflight = {
               entries: inflight.entries
                 .filter((entry) => missing.has(entry))
-                .map((entry) => ({ ...entry, id: nextId() })),
+                .map((entry) => ({ ...entry, id: ids.next() })),
               expire: inflight.expire,
               trimMinId: null,
               attempts: 0,
@@ -431,7 +339,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
           const delay = backoff(failures);
           if (failures === 1 || Number.isInteger(Math.log2(failures))) {
             logger.warn(
-              `build-log-stream: writing the log of job ${options.jobId} to Redis failed (attempt ${failures}, ${pending.length + (inflight?.entries.reduce((n, e) => n + e.lines, 0) ?? 0)} lines waiting); retrying in ${delay} ms: ${shortError(error)}`,
+              `build-log-stream: writing the log of job ${options.jobId} to Redis failed (attempt ${failures}, ${pending.count + (inflight?.entries.reduce((n, e) => n + e.lines, 0) ?? 0)} lines waiting); retrying in ${delay} ms: ${shortError(error)}`,
             );
           }
           await sleep(delay);
@@ -461,9 +369,13 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
         );
         return;
       }
-      pending.push(record);
-      pendingBytes += recordBytes(record);
-      if (pendingBytes > maxBufferedBytes) dropOldest();
+      const dropped = pending.push(record);
+      stats.linesDropped += dropped;
+      if (dropped > 0 && dropped === pending.unannouncedDrops) {
+        logger.warn(
+          `build-log-stream: Redis has not taken the log for a while; dropping the oldest unsent lines of job ${options.jobId}`,
+        );
+      }
       schedule();
     },
     end(status) {
