@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { startE2BLocalServer } from "../../tools/e2b-local/server.ts";
 import { e2bSandbox } from "../../worker-build-runner/sandbox/e2b.ts";
 import { localSandbox } from "../../worker-build-runner/sandbox/local.ts";
 import type {
@@ -19,6 +20,8 @@ import { SandboxError } from "../../worker-build-runner/sandbox/types.ts";
 // One contract for every adapter. E2B's needs its cloud, so it runs only where E2B_API_KEY is
 // set; the e2b tests at the end need no cloud.
 
+const E2B_LOCAL_KEY = "e2b_local_contract_key";
+
 const RUNNER_SECRETS = {
   RUNNER_TOKEN: "fake-runner-token-7c1e0b",
   UPSTASH_REDIS_REST_TOKEN: "fake-upstash-token-2d94aa",
@@ -27,12 +30,25 @@ const RUNNER_SECRETS = {
 interface Adapter {
   readonly name: string;
   readonly available: boolean;
-  readonly make: () => Sandbox;
+  readonly make: () => Sandbox | Promise<Sandbox>;
 }
+
+// What the e2b-local adapter started, stopped after the suite.
+const cleanups: (() => Promise<void>)[] = [];
 
 const adapters: readonly Adapter[] = [
   { name: "local", available: true, make: () => localSandbox() },
   { name: "e2b", available: Boolean(process.env.E2B_API_KEY), make: () => e2bSandbox() },
+  {
+    // The E2B adapter and the unchanged SDK against tools/e2b-local in front of the local sandbox.
+    name: "e2b through e2b-local",
+    available: true,
+    make: async () => {
+      const server = await startE2BLocalServer({ sandbox: localSandbox(), apiKey: E2B_LOCAL_KEY });
+      cleanups.push(() => server.close());
+      return e2bSandbox({ apiKey: E2B_LOCAL_KEY, apiUrl: server.url, sandboxUrl: server.url });
+    },
+  },
 ];
 
 /** Output as the callbacks saw it, decoded the way the log pipeline does. */
@@ -106,13 +122,14 @@ describe.each(adapters)("$name sandbox", ({ available, make }) => {
     let sandbox: Sandbox;
     let session: SandboxSession;
 
-    beforeAll(() => {
+    beforeAll(async () => {
       // The runner's own secrets are in its environment before the adapter is even made.
       for (const [name, value] of Object.entries(RUNNER_SECRETS)) vi.stubEnv(name, value);
-      sandbox = make();
+      sandbox = await make();
     });
-    afterAll(() => {
+    afterAll(async () => {
       vi.unstubAllEnvs();
+      await Promise.all(cleanups.splice(0).map((cleanup) => cleanup()));
     });
     beforeEach(async () => {
       session = await sandbox.create({

@@ -27,6 +27,12 @@ export interface RunOptions {
   /** Called with each piece of output as it arrives; a chunk may end inside a line or a character. */
   readonly onStdout: (chunk: string | Uint8Array) => void;
   readonly onStderr: (chunk: string | Uint8Array) => void;
+  /**
+   * Told what happened to the command that its own output cannot say (the connection to the
+   * sandbox dropped and was resumed, so output may be missing); the runner logs it as a system
+   * line. Adapters that cannot lose their connection never call it.
+   */
+  readonly onNotice?: (message: string) => void;
 }
 
 /**
