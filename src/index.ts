@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
+import { csrfProtection } from "./http/csrf.ts";
 import { ApiError, type ErrorBody } from "./http/errors.ts";
 import { internal } from "./http/internal.ts";
 import { jobs } from "./http/jobs.ts";
@@ -69,6 +70,21 @@ const app = new Hono<{ Bindings: Env }>();
 
 app.get("/healthz", (c) => c.json({ ok: true }));
 app.use("/api/*", corsFromEnv());
+const corsOriginsByEnv = new WeakMap<Env, ReadonlySet<string>>();
+app.use(
+  "/api/*",
+  csrfProtection({
+    allowedOrigins: (c) => {
+      const env = c.env as Env;
+      let origins = corsOriginsByEnv.get(env);
+      if (origins === undefined) {
+        origins = new Set(corsOrigins(env.CORS_ORIGINS));
+        corsOriginsByEnv.set(env, origins);
+      }
+      return origins;
+    },
+  }),
+);
 app.route("/api/jobs", jobs);
 app.route("/internal", internal);
 app.route("/", viewer);

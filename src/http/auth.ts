@@ -89,7 +89,7 @@ function sessionMiddleware<E extends { Variables: AuthVariables }>(
   verifyOptions: VerifyTokenOptions,
 ): MiddlewareHandler<E> {
   return createMiddleware<E>(async (c, next) => {
-    const token = sessionTokenOf(c);
+    const token = sessionCredentialOf(c)?.token;
     if (token === undefined) {
       throw unauthorized(
         c,
@@ -128,17 +128,22 @@ async function verifySession(
   return { userId: claims.sub, sessionId: typeof claims.sid === "string" ? claims.sid : null };
 }
 
-// `Authorization: Bearer <jwt>` wins over the cookie, and an invalid Bearer token is not retried
-// with the cookie (as in Clerk's authenticateRequest). Another scheme (a proxy's Basic auth) is
-// not ours and is passed over. An empty cookie is Clerk's signed-out state.
-function sessionTokenOf(c: Context): string | undefined {
+/**
+ * Where the session token of this request comes from. `Authorization: Bearer <jwt>` wins over
+ * the cookie, and an invalid Bearer token is not retried with the cookie (as in Clerk's
+ * authenticateRequest). Another scheme (a proxy's Basic auth) is not ours and is passed over. An
+ * empty cookie is Clerk's signed-out state.
+ */
+export function sessionCredentialOf(
+  c: Context,
+): { readonly from: "bearer" | "cookie"; readonly token: string } | undefined {
   const authorization = c.req.header("Authorization")?.trim();
   if (authorization !== undefined) {
     const bearer = /^Bearer(?:\s+(.*))?$/i.exec(authorization);
-    if (bearer !== null) return bearer[1]?.trim() ?? "";
+    if (bearer !== null) return { from: "bearer", token: bearer[1]?.trim() ?? "" };
   }
   const cookie = getCookie(c, SESSION_COOKIE);
-  return cookie === undefined || cookie === "" ? undefined : cookie;
+  return cookie === undefined || cookie === "" ? undefined : { from: "cookie", token: cookie };
 }
 
 // Reasons that say our configuration or Clerk's API failed, not the caller's token: answering 401

@@ -1,5 +1,12 @@
 import { z } from "zod";
 import { PHASE_PATTERN } from "./entry.ts";
+import {
+  type AesKey,
+  openJobValues,
+  SEALED_VALUES_PATTERN,
+  SealedValuesError,
+  sealJobValues,
+} from "./job-secrets.ts";
 import { JOB_ID_PATTERN } from "./keys.ts";
 
 /** Names that say a variable holds a secret: its value is masked even if sent under `env`. */
@@ -59,13 +66,44 @@ export const jobSpecSchema = z
   );
 export type JobSpec = z.infer<typeof jobSpecSchema>;
 
-/** What the queue carries and the runner accepts: a spec with the job's id and owner. */
+/** What the runner runs: a spec with the job's id and owner. */
 export const runRequestSchema = z.strictObject({
   job_id: z.string().regex(JOB_ID_PATTERN),
   owner: z.string().min(1).max(200),
   spec: jobSpecSchema,
 });
 export type RunRequest = z.infer<typeof runRequestSchema>;
+
+/**
+ * What the Queue carries and the runner's `POST /jobs` accepts: the run request with the spec's
+ * `env` and `secrets` sealed (src/shared/job-secrets.ts) for this job, the rest in the clear.
+ */
+export const sealedRunRequestSchema = z.strictObject({
+  job_id: z.string().regex(JOB_ID_PATTERN),
+  owner: z.string().min(1).max(200),
+  spec: z.strictObject({ steps: jobSpecSchema.shape.steps, files: jobSpecSchema.shape.files }),
+  sealed: z.string().regex(SEALED_VALUES_PATTERN, "sealed values are v1.<iv>.<data>"),
+});
+export type SealedRunRequest = z.infer<typeof sealedRunRequestSchema>;
+
+export async function sealRunRequest(key: AesKey, request: RunRequest): Promise<SealedRunRequest> {
+  const { env, secrets, ...open } = request.spec;
+  return {
+    job_id: request.job_id,
+    owner: request.owner,
+    spec: open,
+    sealed: await sealJobValues(key, request.job_id, { env, secrets }),
+  };
+}
+
+/** The run request again, its values checked as the user's spec was; throws SealedValuesError. */
+export async function openRunRequest(key: AesKey, sealed: SealedRunRequest): Promise<RunRequest> {
+  const values = await openJobValues(key, sealed.job_id, sealed.sealed);
+  const spec = jobSpecSchema.safeParse({ ...sealed.spec, ...values });
+  if (!spec.success)
+    throw new SealedValuesError("the sealed values are not a job's env and secrets");
+  return { job_id: sealed.job_id, owner: sealed.owner, spec: spec.data };
+}
 
 /** Every value the build must never show: all secrets, and env values whose names say secret. */
 export function secretValuesOf(
