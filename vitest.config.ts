@@ -1,5 +1,6 @@
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+import { TEST_RUNNER_TOKEN } from "./test/support/worker-global-setup.ts";
 
 // Three projects: the runner's tests in Node, the Worker's inside workerd, and the viewer page
 // in a real browser. test/shared runs in the first two, which is what keeps src/shared free of
@@ -31,7 +32,11 @@ export default defineConfig({
                 TEST_CLERK_SIGNING_JWK: inject<string>("clerkSigningJwk"),
                 TEST_CLERK_API_URL: inject<string>("clerkApiUrl"),
                 TEST_S3_ENDPOINT: inject<string>("s3Endpoint"),
-                RUNNER_TOKEN: "test-runner-token",
+                RUNNER_TOKEN: TEST_RUNNER_TOKEN,
+                JOB_SECRETS_KEY: inject<string>("jobSecretsKey"),
+                // The runner service with a job loop the tests hold (test/support/test-runner-server.ts).
+                RUNNER_URL: inject<string>("runnerUrl"),
+                TEST_RUNNER_URL: inject<string>("runnerUrl"),
                 // Small enough that heartbeats and the viewer cap are seen within a test.
                 SSE_HEARTBEAT_MS: "300",
                 MAX_VIEWERS_PER_JOB: "4",

@@ -10,6 +10,7 @@ import { devSignIn, viewer } from "./http/viewer.ts";
 import { consumeJobs } from "./jobs/queue.ts";
 import { sweep } from "./jobs/sweep.ts";
 
+export { JobDispatcher } from "./jobs/dispatcher.ts";
 export { JobStream } from "./stream/job-stream.ts";
 
 /**

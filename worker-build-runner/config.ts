@@ -1,3 +1,4 @@
+import { jobSecretsKeyProblem } from "../src/shared/job-secrets.ts";
 import type { UpstashSettings } from "./redis.ts";
 
 export class ConfigError extends Error {
@@ -10,6 +11,8 @@ type Environment = Readonly<Record<string, string | undefined>>;
 export interface RunnerConfig {
   readonly upstash: UpstashSettings;
   readonly runnerToken: string;
+  /** Opens the env and secrets the Worker seals into each job; the Worker has the same value. */
+  readonly jobSecretsKey: string;
   readonly port: number;
   readonly host: string;
   /** The Worker's base URL, for wake and end notifications; optional (the sweep covers ends). */
@@ -62,6 +65,9 @@ export function readRunnerConfig(env: Environment = process.env): RunnerConfig {
   const upstash = upstashFrom(env, problems);
   const runnerToken = env.RUNNER_TOKEN ?? "";
   if (runnerToken.length < 16) problems.push("RUNNER_TOKEN must be set to at least 16 characters");
+  const jobSecretsKey = env.JOB_SECRETS_KEY ?? "";
+  const keyProblem = jobSecretsKeyProblem(jobSecretsKey);
+  if (keyProblem !== null) problems.push(keyProblem);
   const sandbox = env.SANDBOX ?? (env.E2B_API_KEY ? "e2b" : "local");
   if (sandbox !== "local" && sandbox !== "e2b")
     problems.push(`SANDBOX must be local or e2b, got ${JSON.stringify(sandbox)}`);
@@ -72,6 +78,7 @@ export function readRunnerConfig(env: Environment = process.env): RunnerConfig {
   const config: RunnerConfig = {
     upstash,
     runnerToken,
+    jobSecretsKey,
     port: integer(env, "PORT", 8788, 0, 65_535, problems),
     host: env.HOST ?? "0.0.0.0",
     workerUrl,

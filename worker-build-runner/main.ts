@@ -2,6 +2,7 @@
 //   node worker-build-runner/main.ts   (settings from the environment, see README)
 import { randomUUID } from "node:crypto";
 import { serve } from "@hono/node-server";
+import { importJobSecretsKey } from "../src/shared/job-secrets.ts";
 import { ConfigError, readRunnerConfig } from "./config.ts";
 import { workerNotifier } from "./notifier.ts";
 import { createUpstashClient } from "./redis.ts";
@@ -28,6 +29,7 @@ const notifier =
 const runnerId = `runner-${randomUUID()}`;
 const runner = createRunnerApp({
   runnerToken: config.runnerToken,
+  jobSecretsKey: await importJobSecretsKey(config.jobSecretsKey),
   concurrency: config.concurrency,
   run: (request) =>
     runJob(request, {

@@ -1,11 +1,14 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
-import { type RunRequest, runRequestSchema } from "../src/shared/job-spec.ts";
+import type { AesKey } from "../src/shared/job-secrets.ts";
+import { openRunRequest, type RunRequest, sealedRunRequestSchema } from "../src/shared/job-spec.ts";
 
 export interface RunnerServerOptions {
   readonly runnerToken: string;
+  /** Opens the env and secrets the Worker sealed for each job (JOB_SECRETS_KEY). */
+  readonly jobSecretsKey: AesKey;
   /** Jobs run at once; the next one is answered 503 so the queue retries it later. */
   readonly concurrency: number;
   /** Runs a job to its end; never rejects (failures end the job as failed). */
@@ -47,6 +50,14 @@ export function createRunnerApp(options: RunnerServerOptions): {
     await next();
   });
 
+  const busy = (c: Context) => {
+    c.header("Retry-After", "10");
+    return c.json(
+      jsonError("runner_busy", `this runner is running ${running.size} jobs, its limit`),
+      503,
+    );
+  };
+
   const app = new Hono()
     .get("/healthz", (c) =>
       c.json({ ok: true, active: running.size, concurrency: options.concurrency }),
@@ -63,13 +74,15 @@ export function createRunnerApp(options: RunnerServerOptions): {
           ),
       }),
       async (c) => {
+        // Before the body is even read: the dispatcher asks again as soon as a slot frees.
+        if (running.size >= options.concurrency) return busy(c);
         let body: unknown;
         try {
           body = await c.req.json();
         } catch {
           return c.json(jsonError("invalid_json", "the body is not JSON"), 400);
         }
-        const parsed = runRequestSchema.safeParse(body);
+        const parsed = sealedRunRequestSchema.safeParse(body);
         if (!parsed.success)
           return c.json(
             jsonError(
@@ -80,24 +93,34 @@ export function createRunnerApp(options: RunnerServerOptions): {
             ),
             400,
           );
-        if (running.size >= options.concurrency) {
-          c.header("Retry-After", "10");
+        let request: RunRequest;
+        try {
+          request = await openRunRequest(options.jobSecretsKey, parsed.data);
+        } catch (error) {
+          logger.warn(
+            `build-log-stream: job ${parsed.data.job_id} refused: ${error instanceof Error ? error.message : String(error)}`,
+          );
           return c.json(
-            jsonError("runner_busy", `this runner is running ${running.size} jobs, its limit`),
-            503,
+            jsonError(
+              "sealed_values_invalid",
+              "the job's sealed env and secrets do not open with this runner's JOB_SECRETS_KEY",
+            ),
+            400,
           );
         }
+        // Again: another request may have taken the last slot while this one was opened.
+        if (running.size >= options.concurrency) return busy(c);
         const job = options
-          .run(parsed.data)
+          .run(request)
           .catch((error: unknown) =>
             logger.error(
-              `build-log-stream: job ${parsed.data.job_id} crashed the runner's job loop`,
+              `build-log-stream: job ${request.job_id} crashed the runner's job loop`,
               error,
             ),
           )
           .finally(() => running.delete(job));
         running.add(job);
-        return c.json({ accepted: true, job_id: parsed.data.job_id }, 202);
+        return c.json({ accepted: true, job_id: request.job_id }, 202);
       },
     )
     .notFound((c) => c.json(jsonError("not_found", "no such route"), 404));

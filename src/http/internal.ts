@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { timingSafeEqual } from "hono/utils/buffer";
+import { jobDispatcher } from "../jobs/dispatcher.ts";
 import { sweep } from "../jobs/sweep.ts";
 import { archiveJob, archiveStoreFromEnv } from "../log/archive.ts";
 import { createRedis } from "../redis.ts";
@@ -47,6 +48,8 @@ export const internal = new Hono<{ Bindings: Env }>()
     const jobId = c.req.param("id");
     if (!isValidJobId(jobId)) throw new ApiError(400, "invalid_job_id", "malformed job id");
     await c.env.JOB_STREAM.get(c.env.JOB_STREAM.idFromName(jobId)).wake();
+    // Its runner slot is free: the dispatcher hands over the next job now.
+    await jobDispatcher(c.env).ended(jobId);
     // Archived after the answer; if this fails, the scheduled sweep archives it.
     c.executionCtx.waitUntil(
       archiveJob(createRedis(c.env), archiveStoreFromEnv(c.env), jobId).catch((error: unknown) => {

@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
+import { countJobCreation, creationRateLimit } from "../jobs/quotas.ts";
 import { archiveStoreFromEnv, readArchivedLog } from "../log/archive.ts";
 import {
   DEFAULT_PAGE_LIMIT,
@@ -13,7 +14,8 @@ import {
 import { createRedis } from "../redis.ts";
 import { type Cursor, parseCursor } from "../shared/entry.ts";
 import { type JobRecord, parseJobRecord } from "../shared/job.ts";
-import { jobSpecSchema, type RunRequest } from "../shared/job-spec.ts";
+import { jobSecretsKey } from "../shared/job-secrets.ts";
+import { jobSpecSchema, sealRunRequest } from "../shared/job-spec.ts";
 import { isValidJobId, jobKey } from "../shared/keys.ts";
 import { type AuthVariables, clerkAuthFromEnv } from "./auth.ts";
 import { ApiError } from "./errors.ts";
@@ -24,6 +26,9 @@ type JobsEnv = { Bindings: Env; Variables: AuthVariables };
 // A valid spec holds at most 96 KiB of files plus steps and env; the body is refused past this
 // before it is parsed.
 const MAX_JOB_REQUEST_BYTES = 512 * 1024;
+// Cloudflare Queues take 128 KB per message; what we send is counted as its JSON bytes, and 1 KB
+// is left for the Queue's own envelope.
+const MAX_QUEUE_MESSAGE_BYTES = 127_000;
 
 function checkedJobId(id: string): string {
   if (!isValidJobId(id))
@@ -141,18 +146,48 @@ export const jobs = new Hono<JobsEnv>()
         );
       }
       const jobId = newJobId();
+      const owner = c.var.userId;
+      const key = await jobSecretsKey(c.env.JOB_SECRETS_KEY);
+      const message = await sealRunRequest(key, { job_id: jobId, owner, spec: parsed.data });
+      // Checked before anything is written: a message the Queue refuses would leave a record
+      // `queued` that no runner ever hears of.
+      const messageBytes = new TextEncoder().encode(JSON.stringify(message)).byteLength;
+      if (messageBytes > MAX_QUEUE_MESSAGE_BYTES) {
+        throw new ApiError(
+          413,
+          "too_large",
+          `this job is ${messageBytes} bytes once sealed for the queue, over its ${MAX_QUEUE_MESSAGE_BYTES}; send fewer or smaller files`,
+        );
+      }
+      const redis = createRedis(c.env);
+      const verdict = await countJobCreation(redis, owner, creationRateLimit(c.env));
+      if (!verdict.allowed) {
+        c.header("Retry-After", String(verdict.retryAfterSeconds));
+        throw new ApiError(
+          429,
+          "rate_limited",
+          `too many jobs created in the last minute; retry in ${verdict.retryAfterSeconds} s`,
+        );
+      }
       const job: JobRecord = {
         id: jobId,
-        owner: c.var.userId,
+        owner,
         status: "queued",
         created_at: new Date().toISOString(),
         started_at: null,
         finished_at: null,
       };
-      // The record holds no env or secret: those travel only in the queue message to the runner.
-      await createRedis(c.env).set(jobKey(jobId), JSON.stringify(job));
-      const request: RunRequest = { job_id: jobId, owner: job.owner, spec: parsed.data };
-      await c.env.JOB_QUEUE.send(request);
+      // The record holds no env or secret: those travel sealed, in the queue message only.
+      await redis.set(jobKey(jobId), JSON.stringify(job));
+      try {
+        await c.env.JOB_QUEUE.send(message, { contentType: "json" });
+      } catch (error) {
+        // No job without a message: the caller is told it was not created, and can retry.
+        await redis.del(jobKey(jobId));
+        throw new ApiError(503, "queue_unavailable", "the job queue is unavailable; retry", {
+          cause: error,
+        });
+      }
       return c.json(
         {
           ...job,

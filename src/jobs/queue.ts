@@ -1,8 +1,9 @@
 import { createRedis } from "../redis.ts";
-import { type RunRequest, runRequestSchema } from "../shared/job-spec.ts";
+import { sealedRunRequestSchema } from "../shared/job-spec.ts";
+import { jobDispatcher } from "./dispatcher.ts";
 import { failJob } from "./lifecycle.ts";
 
-/** After this many deliveries no runner took the job: it fails instead of waiting forever. */
+/** After this many deliveries the dispatcher could not take the job: it fails instead. */
 export const MAX_DELIVERIES = 10;
 
 export function retryDelaySeconds(attempts: number): number {
@@ -10,48 +11,36 @@ export function retryDelaySeconds(attempts: number): number {
 }
 
 /**
- * The queue's consumer hands each job to the runner service. 202: done. 503 (the runner is at
- * its concurrency limit) or a network failure: retried with backoff. Any other answer means
- * the runner will never take it: the job fails with a system line saying so.
+ * The Queue's consumer hands each job to the dispatcher (src/jobs/dispatcher.ts), which keeps
+ * it until a runner slot is free and picks fairly between users. The Queue is only the durable
+ * way in: retrying the runner from here, with the Queue's backoff, left slots idle while jobs
+ * waited out their delays. Only a dispatcher that cannot be reached is retried; after the last
+ * delivery the job fails with a system line saying so.
  */
 export async function consumeJobs(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   for (const message of batch.messages) {
-    const parsed = runRequestSchema.safeParse(message.body);
+    const parsed = sealedRunRequestSchema.safeParse(message.body);
     if (!parsed.success) {
       console.error("build-log-stream: dropped a malformed queue message", parsed.error.issues);
       message.ack();
       continue;
     }
-    const request: RunRequest = parsed.data;
-    let outcome: "accepted" | "busy" | "refused";
-    let detail = "";
     try {
-      const response = await fetch(new URL("/jobs", env.RUNNER_URL), {
-        method: "POST",
-        headers: {
-          Authorization: `Bearer ${env.RUNNER_TOKEN}`,
-          "Content-Type": "application/json",
-        },
-        body: JSON.stringify(request),
-      });
-      outcome =
-        response.status === 202
-          ? "accepted"
-          : response.status === 503 || response.status >= 500
-            ? "busy"
-            : "refused";
-      detail = `the runner answered ${response.status}`;
+      await jobDispatcher(env).submit(parsed.data);
+      message.ack();
     } catch (error) {
-      outcome = "busy";
-      detail = `the runner could not be reached: ${error instanceof Error ? error.message : String(error)}`;
-    }
-    if (outcome === "accepted") {
-      message.ack();
-    } else if (outcome === "busy" && message.attempts < MAX_DELIVERIES) {
-      message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
-    } else {
-      await failJob(createRedis(env), request.job_id, `No build runner took this job (${detail}).`);
-      message.ack();
+      const detail = error instanceof Error ? error.message : String(error);
+      if (message.attempts < MAX_DELIVERIES) {
+        console.warn(`build-log-stream: the dispatcher did not take a job, retrying: ${detail}`);
+        message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
+      } else {
+        await failJob(
+          createRedis(env),
+          parsed.data.job_id,
+          `No build runner took this job (the dispatcher failed: ${detail}).`,
+        );
+        message.ack();
+      }
     }
   }
 }

@@ -124,3 +124,17 @@ function decodeBase64(text: string): Uint8Array | null {
     return null;
   }
 }
+
+const importedKeys = new Map<string, Promise<AesKey>>();
+
+/** importJobSecretsKey(), once per key value for the life of the process or isolate. */
+export function jobSecretsKey(value: string): Promise<AesKey> {
+  let key = importedKeys.get(value);
+  if (key === undefined) {
+    key = importJobSecretsKey(value);
+    // A bad value is not kept: the next call reports it again rather than a cached rejection.
+    key.catch(() => importedKeys.delete(value));
+    importedKeys.set(value, key);
+  }
+  return key;
+}

@@ -37,3 +37,14 @@ export function leaseKey(jobId: string): string {
 export const RUNNING_JOBS_KEY = "jobs:running";
 /** Sorted set of ended jobs whose log is not archived yet (score: end time). */
 export const UNARCHIVED_JOBS_KEY = "jobs:unarchived";
+
+// A Clerk user id (`user_...`) as a key part; any other text is escaped so it cannot reach
+// another key (`:`, `{`, `*`).
+function userKeyPart(userId: string): string {
+  return encodeURIComponent(userId);
+}
+
+/** Jobs a user created in one window of the creation rate limit (INCR, expires after two). */
+export function jobsCreatedKey(userId: string, window: number): string {
+  return `quota:${userKeyPart(userId)}:created:${window}`;
+}

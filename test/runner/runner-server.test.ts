@@ -1,21 +1,35 @@
+import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import type { RunRequest } from "../../src/shared/job-spec.ts";
-import { createRunnerApp } from "../../worker-build-runner/server.ts";
+import { type AesKey, importJobSecretsKey } from "../../src/shared/job-secrets.ts";
+import {
+  type RunRequest,
+  type SealedRunRequest,
+  sealRunRequest,
+} from "../../src/shared/job-spec.ts";
+import {
+  createRunnerApp as createRunnerAppWithKey,
+  type RunnerServerOptions,
+} from "../../worker-build-runner/server.ts";
 
 const TOKEN = "runner-token-for-tests-0123456789";
-const request: RunRequest = {
+const plain: RunRequest = {
   job_id: "job_server_test",
   owner: "user_x",
   spec: {
     steps: [{ name: "Build", phase: "build", command: "true" }],
-    env: {},
-    secrets: {},
+    env: { NODE_ENV: "test" },
+    secrets: { DEPLOY_TOKEN: "deploy-token-value-5f1c2e" },
     files: {},
   },
 };
+const key: AesKey = await importJobSecretsKey(randomBytes(32).toString("base64"));
+const request: SealedRunRequest = await sealRunRequest(key, plain);
+
+const createRunnerApp = (options: Omit<RunnerServerOptions, "jobSecretsKey">) =>
+  createRunnerAppWithKey({ ...options, jobSecretsKey: key });
 
 async function post(
-  app: ReturnType<typeof createRunnerApp>["app"],
+  app: ReturnType<typeof createRunnerAppWithKey>["app"],
   body: unknown,
   token = TOKEN,
 ): Promise<Response> {
@@ -27,17 +41,45 @@ async function post(
 }
 
 describe("the runner service", () => {
-  it("accepts a job with 202 and runs it", async () => {
-    const started: string[] = [];
+  it("accepts a job with 202, opens its sealed env and secrets, and runs it", async () => {
+    const started: RunRequest[] = [];
     const runner = createRunnerApp({
       runnerToken: TOKEN,
       concurrency: 1,
-      run: async (r) => void started.push(r.job_id),
+      run: async (r) => void started.push(r),
     });
+    expect(JSON.stringify(request)).not.toContain("deploy-token-value-5f1c2e");
     const response = await post(runner.app, request);
     expect(response.status).toBe(202);
     await runner.idle();
-    expect(started).toEqual(["job_server_test"]);
+    expect(started).toEqual([plain]);
+  });
+
+  it.each([
+    ["sealed with another key", "other-key"],
+    ["sealed for another job", "other-job"],
+  ])("refuses values %s with 400 sealed_values_invalid, running nothing", async (_case, how) => {
+    const otherKey = await importJobSecretsKey(randomBytes(32).toString("base64"));
+    const body =
+      how === "other-key"
+        ? await sealRunRequest(otherKey, plain)
+        : { ...request, job_id: "job_someone_else" };
+    let ran = 0;
+    const runner = createRunnerApp({ runnerToken: TOKEN, concurrency: 1, run: async () => ran++ });
+    const response = await post(runner.app, body);
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error: { code: "sealed_values_invalid" } });
+    expect(ran).toBe(0);
+  });
+
+  it("refuses a request with env or secrets in the clear", async () => {
+    const runner = createRunnerApp({ runnerToken: TOKEN, concurrency: 1, run: async () => 0 });
+    const response = await post(runner.app, {
+      ...request,
+      spec: { ...request.spec, secrets: plain.spec.secrets },
+    });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error: { code: "invalid_job" } });
   });
 
   it("answers 503 with Retry-After at its concurrency limit, and takes jobs again once one ends", async () => {
@@ -76,11 +118,6 @@ describe("the runner service", () => {
     [
       "a file path outside the project",
       { ...request, spec: { ...request.spec, files: { "../etc/passwd": "x" } } },
-      "invalid_job",
-    ],
-    [
-      "a bad env name",
-      { ...request, spec: { ...request.spec, env: { "A-B": "x" } } },
       "invalid_job",
     ],
     ["an unknown field", { ...request, extra: true }, "invalid_job"],

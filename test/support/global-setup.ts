@@ -16,6 +16,10 @@ declare module "vitest" {
     clerkSigningJwk: string;
     /** A local Clerk Backend API (test/support/clerk-api-server.ts) serving that key's JWKS, as CLERK_API_URL. */
     clerkApiUrl: string;
+    /** The Worker's JOB_SECRETS_KEY in the worker project, shared with its test runner service. */
+    jobSecretsKey: string;
+    /** The runner service of the worker project (test/support/test-runner-server.ts). */
+    runnerUrl: string;
   }
 }
 

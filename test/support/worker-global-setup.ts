@@ -1,7 +1,10 @@
-import { generateKeyPairSync } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import type { TestProject } from "vitest/node";
 import { spawnNodeReady } from "../../tools/dev/spawn-ready.ts";
 import { startClerkApiServer } from "./clerk-api-server.ts";
+
+/** The Worker's RUNNER_TOKEN in the workerd tests (vitest.config.ts). */
+export const TEST_RUNNER_TOKEN = "test-runner-token";
 
 // The workerd project's setup runs the bridge (with its own redis-server) as a separate Node
 // process: this project's Vite resolves modules for workerd, not for Node, so the bridge's
@@ -50,7 +53,18 @@ export default async function setup(project: TestProject): Promise<() => Promise
   });
   const s3Endpoint = s3.match[1] ?? "";
   project.provide("s3Endpoint", s3Endpoint);
+  // The runner service the dispatcher hands jobs to (test/support/test-runner-server.ts), with
+  // the key the Worker seals jobs with.
+  const jobSecretsKey = randomBytes(32).toString("base64");
+  project.provide("jobSecretsKey", jobSecretsKey);
+  const runner = await spawnNodeReady({
+    args: ["test/support/test-runner-server.ts"],
+    env: { ...process.env, RUNNER_TOKEN: TEST_RUNNER_TOKEN, JOB_SECRETS_KEY: jobSecretsKey },
+    ready: /^RUNNER_URL=(\S+)$/,
+    what: "the test runner service",
+  });
+  project.provide("runnerUrl", runner.match[1] ?? "");
   return async () => {
-    await Promise.all([bridge.stop(), s3.stop(), clerkApi.close()]);
+    await Promise.all([bridge.stop(), s3.stop(), runner.stop(), clerkApi.close()]);
   };
 }

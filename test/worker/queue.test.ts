@@ -2,32 +2,30 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../../src/index.ts";
-import { MAX_DELIVERIES, retryDelaySeconds } from "../../src/jobs/queue.ts";
-import { decodeStreamReply } from "../../src/shared/entry.ts";
-import type { RunRequest } from "../../src/shared/job-spec.ts";
-import { logStreamKey } from "../../src/shared/keys.ts";
+import { jobDispatcher } from "../../src/jobs/dispatcher.ts";
+import { jobSecretsKey } from "../../src/shared/job-secrets.ts";
+import { type RunRequest, sealRunRequest } from "../../src/shared/job-spec.ts";
 import { createJob, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
 
-// The queue consumer against a runner URL where nothing listens (this project's RUNNER_URL):
-// a network failure is retried with backoff, and after the last delivery the job fails with
-// a system line instead of waiting forever. The happy path (202) runs in test/runner/e2e.test.ts.
+// The Queue's consumer hands each job to the dispatcher and acks it; what happens next is
+// test/worker/dispatcher.test.ts. A message is the run request with env and secrets sealed.
 const redis = testRedis(env);
 
-function request(jobId: string): RunRequest {
+function request(jobId: string, owner: string): RunRequest {
   return {
     job_id: jobId,
-    owner: "user_queue",
+    owner,
     spec: {
       steps: [{ name: "Build", phase: "build", command: "true" }],
       env: {},
-      secrets: {},
+      secrets: { TOKEN: "queue-test-secret-value" },
       files: {},
     },
   };
 }
 
-async function deliver(body: unknown, attempts: number) {
+async function deliver(body: unknown, attempts = 1) {
   const batch = createMessageBatch("build-jobs", [
     { id: crypto.randomUUID(), timestamp: new Date(), attempts, body },
   ]);
@@ -37,42 +35,32 @@ async function deliver(body: unknown, attempts: number) {
 }
 
 describe("the queue consumer", () => {
-  it("retries with backoff while the runner cannot be reached", async () => {
-    const jobId = uniqueJobId("queue-retry");
-    await createJob(redis, jobId, "user_queue", "queued");
-    const first = await deliver(request(jobId), 1);
-    expect(first.explicitAcks).toEqual([]);
-    expect(first.retryMessages).toHaveLength(1);
-    const later = await deliver(request(jobId), 4);
-    expect(later.retryMessages).toHaveLength(1);
-    // The harness does not report the delay; the backoff it asks for grows, up to 5 minutes.
-    expect([1, 2, 3, 4, 10, 20].map(retryDelaySeconds)).toEqual([5, 10, 20, 40, 300, 300]);
-    const job = JSON.parse((await redis.get<string>(`job:${jobId}:meta`)) ?? "{}") as {
-      status: string;
-    };
-    expect(job.status).toBe("queued");
-  });
-
-  it("fails the job, with a system line its viewers see, after the last delivery", async () => {
-    const jobId = uniqueJobId("queue-give-up");
-    await createJob(redis, jobId, "user_queue", "queued");
-    const result = await deliver(request(jobId), MAX_DELIVERIES);
-    expect(result.retryMessages).toEqual([]);
-    expect(result.explicitAcks).toHaveLength(1);
-    const job = JSON.parse((await redis.get<string>(`job:${jobId}:meta`)) ?? "{}") as {
-      status: string;
-    };
-    expect(job.status).toBe("failed");
-    const entries = decodeStreamReply(await redis.xrange(logStreamKey(jobId), "-", "+"));
-    expect(entries.at(-1)?.end).toBe("failed");
-    expect(entries.flatMap((entry) => entry.lines)[0]?.text).toMatch(
-      /^No build runner took this job/,
+  it("hands a sealed job to the dispatcher and acks it", async () => {
+    const jobId = uniqueJobId("queue-handover");
+    // A gateway in front of the runner is down for this owner: the job stays in the dispatcher.
+    const owner = `user_down_${crypto.randomUUID().replaceAll("-", "")}`;
+    await createJob(redis, jobId, owner, "queued");
+    const sealed = await sealRunRequest(
+      await jobSecretsKey(env.JOB_SECRETS_KEY),
+      request(jobId, owner),
     );
+    const result = await deliver(sealed);
+    expect(result.explicitAcks).toHaveLength(1);
+    expect(result.retryMessages).toEqual([]);
+    expect(await jobDispatcher(env).holds(jobId)).toBe("pending");
+    await jobDispatcher(env).ended(jobId);
   });
 
   it("drops a malformed message instead of retrying it forever", async () => {
-    const result = await deliver({ job_id: "../etc", spec: "nope" }, 1);
+    const result = await deliver({ job_id: "../etc", spec: "nope" });
     expect(result.explicitAcks).toHaveLength(1);
     expect(result.retryMessages).toEqual([]);
+  });
+
+  it("drops a message whose env and secrets are in the clear", async () => {
+    const jobId = uniqueJobId("queue-plain");
+    const result = await deliver(request(jobId, "user_queue"));
+    expect(result.explicitAcks).toHaveLength(1);
+    expect(await jobDispatcher(env).holds(jobId)).toBeNull();
   });
 });

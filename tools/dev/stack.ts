@@ -103,10 +103,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
     const signer = createDevSigner();
     const runnerToken = randomBytes(24).toString("base64url");
+    const jobSecretsKey = randomBytes(32).toString("base64");
     const runnerEnv = (workerUrl: string): Record<string, string> => ({
       UPSTASH_REDIS_REST_URL: bridge.url,
       UPSTASH_REDIS_REST_TOKEN: upstashToken,
       RUNNER_TOKEN: runnerToken,
+      JOB_SECRETS_KEY: jobSecretsKey,
       WORKER_URL: workerUrl,
       HOST: "127.0.0.1",
       SANDBOX: "local",
@@ -121,6 +123,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         UPSTASH_REDIS_REST_URL: bridge.url,
         UPSTASH_REDIS_REST_TOKEN: upstashToken,
         RUNNER_TOKEN: runnerToken,
+        JOB_SECRETS_KEY: jobSecretsKey,
         RUNNER_URL: `http://127.0.0.1:${port}`,
         CLERK_JWT_KEY: signer.jwtKey,
         CLERK_SECRET_KEY: "",
