@@ -1,6 +1,6 @@
 import { collapseCarriageReturns } from "./carriage-return.ts";
-import { redactSecretPatterns } from "./patterns.ts";
 import { createPrivateKeyBlockRedactor } from "./private-key-blocks.ts";
+import { redactSecretPatterns } from "./redact-patterns.ts";
 import type { SecretValues } from "./secret-values.ts";
 import { truncateLine } from "./truncate.ts";
 
@@ -16,6 +16,9 @@ export const MAX_INPUT_LENGTH = 16 * 1024;
 // C0 controls other than tab, DEL and C1 controls: a terminal would act on them, a viewer
 // would show garbage, and SSE treats a lone \r as a line break. \n never reaches here.
 const CONTROL_CHARACTERS = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
+// One test for both repairs, so that the common line (neither control characters nor
+// surrogates, emoji included here) is scanned once rather than twice.
+const NEEDS_REPAIR = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\ud800-\udfff]/;
 
 export interface LineSanitizerOptions {
   /** Exact values to mask, shared by every stream of a job. */
@@ -44,7 +47,8 @@ export function createLineSanitizer(options: LineSanitizerOptions = {}): LineSan
   return {
     sanitize(raw) {
       let text = raw.length > MAX_INPUT_LENGTH ? raw.slice(0, MAX_INPUT_LENGTH) : raw;
-      text = collapseCarriageReturns(text).replace(CONTROL_CHARACTERS, "").toWellFormed();
+      text = collapseCarriageReturns(text);
+      if (NEEDS_REPAIR.test(text)) text = text.replace(CONTROL_CHARACTERS, "").toWellFormed();
       text = privateKeys.redactLine(text);
       if (secrets) text = secrets.mask(text);
       text = redactSecretPatterns(text);
