@@ -124,14 +124,56 @@ describe("multi-line private keys", () => {
     expect(redactor.inBlock).toBe(false);
   });
 
-  it("ends a block that never prints its END after a few lines that hold no key material", () => {
+  it("ends a block whose END never comes at the first line that cannot be key body", () => {
     const redactor = createPrivateKeyBlockRedactor();
     redactor.redactLine("-----BEGIN OPENSSH PRIVATE KEY-----");
     expect(redactor.redactLine("b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ")).toBe("[REDACTED]");
-    expect(redactor.redactLine("npm error")).toBe("[REDACTED]");
-    expect(redactor.redactLine("at build.js:1")).toBe("[REDACTED]");
-    expect(redactor.redactLine("at main.js:2")).toBe("[REDACTED]");
-    expect(redactor.redactLine("Build failed")).toBe("Build failed");
+    expect(redactor.redactLine("  AAAAC3NzaC1lZDI1NTE5AAAAIK+/==  ")).toBe("[REDACTED]");
+    // A vite summary line (spaces, a box-drawing character) is shown as it is, at once.
+    const summary = "dist/assets/index-DiwrgTda.js  143.36 kB │ gzip: 46.11 kB";
+    expect(redactor.redactLine(summary)).toBe(summary);
+    expect(redactor.inBlock).toBe(false);
+    expect(redactor.redactLine("b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ")).toBe(
+      "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ",
+    );
+  });
+
+  it("keeps armour headers and blank lines of an encrypted key inside the block", () => {
+    const redactor = createPrivateKeyBlockRedactor();
+    const lines = [
+      "-----BEGIN RSA PRIVATE KEY-----",
+      "Proc-Type: 4,ENCRYPTED",
+      "DEK-Info: AES-128-CBC,0A1B2C3D4E5F60718293A4B5C6D7E8F9",
+      "",
+      "MIIEowIBAAKCAQEA7bq1mZ2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9",
+      "-----END RSA PRIVATE KEY-----",
+    ];
+    expect(lines.map((line) => redactor.redactLine(line))).toEqual([
+      "[REDACTED]",
+      "[REDACTED]",
+      "[REDACTED]",
+      "",
+      "[REDACTED]",
+      "[REDACTED]",
+    ]);
+  });
+
+  it("shows a vite build's summary after a key whose END never comes, through the sanitizer", () => {
+    const sanitizer = createLineSanitizer();
+    const lines = [
+      "-----BEGIN PRIVATE KEY-----",
+      "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC",
+      "\u001b[32m✓\u001b[39m 31 modules transformed.",
+      "dist/index.html                  0.46 kB │ gzip:  0.30 kB",
+      "\u001b[32m✓ built in 812ms\u001b[39m",
+    ];
+    expect(lines.map((line) => sanitizer.sanitize(line))).toEqual([
+      "[REDACTED]",
+      "[REDACTED]",
+      "✓ 31 modules transformed.",
+      "dist/index.html                  0.46 kB │ gzip:  0.30 kB",
+      "✓ built in 812ms",
+    ]);
   });
 
   it("keeps state per stream inside the line sanitizer", () => {

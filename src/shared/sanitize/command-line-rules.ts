@@ -1,14 +1,31 @@
 import { isLabelledSecret } from "./label-names.ts";
 import { REDACTED } from "./redacted.ts";
 import { regexRule } from "./secret-pattern.ts";
-import { isNotSecretValue } from "./value-shapes.ts";
+import { isNotSecretValue, looksGenerated } from "./value-shapes.ts";
 
+// curl -u user:pass, --user user:'pass', -u "user:pass"; -u TOKEN: (an API key as the user).
 export const CURL_USER = regexRule(
   "curl-user",
   ["curl"],
-  /(?<![A-Za-z0-9_-])(-u|--user)([ \t]{1,8}|=)(["']?)([^\s:"'`]{0,256}):([^\s"'`]+)/g,
-  (match, flag = "", separator = "", quote = "", user = "", password = "") =>
-    isNotSecretValue(password) ? match : `${flag}${separator}${quote}${user}:${REDACTED}`,
+  /(?<![A-Za-z0-9_-])(-u|--user)([ \t]{1,8}|=)(["']?)([^\s:"'`]{0,256}):(["']?)([^\s"'`]*)/g,
+  (match, flag = "", separator = "", quote = "", user = "", passwordQuote = "", password = "") => {
+    if (password !== "" && !isNotSecretValue(password)) {
+      return `${flag}${separator}${quote}${user}:${passwordQuote}${REDACTED}`;
+    }
+    if (password === "" && looksGenerated(user) && !isNotSecretValue(user)) {
+      return `${flag}${separator}${quote}${REDACTED}:${passwordQuote}`;
+    }
+    return match;
+  },
+);
+
+// Bundler's credentials: BUNDLE_GEMS__EXAMPLE__COM=user:password, and bundle config set.
+export const BUNDLER_CREDENTIALS = regexRule(
+  "bundler-credentials",
+  ["bundle_", "bundle config"],
+  /((?<![A-Za-z0-9_])BUNDLE_[A-Z0-9_]{0,64}__[A-Z0-9_]{1,64}(?:=|:[ \t]{0,8})(["']?)|bundle[ \t]+config[ \t]+(?:set[ \t]+)?(?:--[a-z]{1,16}[ \t]+)?[A-Za-z0-9.-]{1,128}\.[A-Za-z]{2,24}[ \t]+(["']?))([^:\s"']{1,128}):([^\s"']+)/g,
+  (match, prefix = "", _quote = "", _configQuote = "", user = "", password = "") =>
+    isNotSecretValue(password) ? match : `${prefix}${user}:${REDACTED}`,
 );
 
 // Short password flags that mean a password only for these tools: `docker login -p x`,

@@ -1,42 +1,65 @@
 import { REDACTED } from "./redacted.ts";
-import { regexRule } from "./secret-pattern.ts";
+import { regexRule, type SecretPattern } from "./secret-pattern.ts";
 import { DIGIT, isNotSecretValue } from "./value-shapes.ts";
 
-const AUTHORIZATION_SCHEMES =
-  "bearer|basic|token|bot|digest|negotiate|ntlm|apikey|api-key|sso-key|dpop|hoba|mutual|vapid|aws4-hmac-sha256|hmac-sha256|hmac|oauth|sharedkey|splunk|jwt|key|pat";
-// Schemes whose credential is several comma-separated parameters, some quoted (Digest, SigV4).
-const MULTI_PARAMETER_SCHEMES = "digest|aws4-hmac-sha256|hmac-sha256|hmac|oauth";
+// Where a header's value begins: the name, a separator, and the quote it may be in.
+const AUTHORIZATION_START =
+  /(?<![A-Za-z0-9_-])((?:proxy-)?authorization)(\\?["'\x60]?[ \t]{0,8}[:=][ \t]{0,8})(\\?["'\x60])?/gi;
+// A scheme word (Bearer, Basic, Token, Api-Token, Digest, SSWS, Klaviyo-API-Key, FlyV1,
+// AWS4-HMAC-SHA256): letters and hyphens, a version digit at most, unlike a credential.
+const SCHEME = /^(?:[A-Za-z][A-Za-z-]{1,40}\d?|aws4-hmac-sha256|hmac-sha256)$/i;
+// Parameters (Digest username="x", Token token="x", SigV4 Credential=...): all of them go. A
+// name has no digits, which tells it from base64 ending in "=".
+const PARAMETERS = /^[A-Za-z][A-Za-z_-]{0,30}=[^\s=]/;
+const WORD_END = /[\s,;"'\x60\\]/g;
+const VALUE_END = /["'\x60\\]/g;
 
-// The credential runs to the closing quote when quoted, to the end of the line for a
-// multi-parameter scheme, else it is one word. The scheme word stays.
-export const AUTHORIZATION_HEADER = regexRule(
-  "authorization-header",
-  ["authorization"],
-  new RegExp(
-    String.raw`(?<![A-Za-z0-9_])((?:proxy-)?authorization)(\\?["'\x60]?[ \t]{0,8}[:=][ \t]{0,8})` +
-      String.raw`(?:(\\?["'\x60])((?:${AUTHORIZATION_SCHEMES})[ \t]{1,8})?([^"'\x60\\]*)` +
-      String.raw`|((?:${MULTI_PARAMETER_SCHEMES})[ \t]{1,8})([^]*)` +
-      String.raw`|((?:${AUTHORIZATION_SCHEMES})[ \t]{1,8})?([^\s,;"'\x60\\]*))`,
-    "gi",
-  ),
-  (
-    match,
-    name = "",
-    separator = "",
-    quote = "",
-    quotedScheme = "",
-    quoted = "",
-    multiScheme = "",
-    multi = "",
-    scheme = "",
-    word = "",
-  ) => {
-    const value = quote !== "" ? quoted : multiScheme !== "" ? multi.trimEnd() : word;
-    if (isNotSecretValue(value)) return match;
-    const tail = multiScheme !== "" ? multi.slice(value.length) : "";
-    return `${name}${separator}${quote}${quotedScheme || multiScheme || scheme}${REDACTED}${tail}`;
-  },
-);
+function indexFrom(pattern: RegExp, text: string, from: number): number {
+  pattern.lastIndex = from;
+  return pattern.exec(text)?.index ?? text.length;
+}
+
+/**
+ * Authorization: <scheme> <credential>: whatever the scheme, the scheme word stays and the
+ * credential goes, to the end of the value when it is parameters. A value of one word is
+ * the credential. Parsed by hand from each header name on, so every character is read once.
+ */
+function redactAuthorization(line: string): string {
+  let out = "";
+  let copied = 0;
+  AUTHORIZATION_START.lastIndex = 0;
+  for (let start = AUTHORIZATION_START.exec(line); start; start = AUTHORIZATION_START.exec(line)) {
+    const valueStart = start.index + start[0].length;
+    const quoted = start[3] !== undefined;
+    const valueEnd = quoted ? indexFrom(VALUE_END, line, valueStart) : line.length;
+    const firstEnd = Math.min(indexFrom(WORD_END, line, valueStart), valueEnd);
+    const first = line.slice(valueStart, firstEnd);
+    let credentialStart = valueStart;
+    let rest = line.slice(firstEnd, valueEnd);
+    const gap = /^[ \t]{1,8}/.exec(rest)?.[0] ?? "";
+    if (SCHEME.test(first) && gap !== "" && rest.length > gap.length) {
+      credentialStart = firstEnd + gap.length;
+      rest = line.slice(credentialStart, valueEnd);
+    }
+    const credentialEnd = PARAMETERS.test(rest)
+      ? quoted
+        ? valueEnd
+        : line.length
+      : Math.min(indexFrom(WORD_END, line, credentialStart), valueEnd);
+    const credential = line.slice(credentialStart, credentialEnd);
+    AUTHORIZATION_START.lastIndex = Math.max(credentialEnd, valueStart);
+    if (credential === "" || isNotSecretValue(credential.trim())) continue;
+    out += line.slice(copied, credentialStart) + REDACTED;
+    copied = credentialEnd;
+  }
+  return copied === 0 ? line : out + line.slice(copied);
+}
+
+export const AUTHORIZATION_HEADER: SecretPattern = {
+  id: "authorization-header",
+  keywords: ["authorization"],
+  redact: redactAuthorization,
+};
 
 // token68 syntax: '=' only as trailing padding, so "bearer expires_in=3600" is not a token.
 // Prose ("Bearer authentication") has no digits; a real token of 20+ characters nearly always does.

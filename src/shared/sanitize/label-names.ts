@@ -193,10 +193,10 @@ export function nameParts(name: string): string[] {
     .filter((part) => part !== "");
 }
 
-const NOT_A_SECRET = 0;
+export const NOT_A_SECRET = 0;
 const MAYBE_A_SECRET = 1; // FOO_KEY: redact a generated-looking value only
 const A_SECRET = 2;
-type NameStrength = typeof NOT_A_SECRET | typeof MAYBE_A_SECRET | typeof A_SECRET;
+export type NameStrength = typeof NOT_A_SECRET | typeof MAYBE_A_SECRET | typeof A_SECRET;
 
 function partStrength(parts: readonly string[], i: number): NameStrength {
   const part = parts[i] ?? "";
@@ -205,11 +205,15 @@ function partStrength(parts: readonly string[], i: number): NameStrength {
     if (qualifier === undefined || NON_SECRET_KEY_QUALIFIERS.has(qualifier)) return NOT_A_SECRET;
     return SECRET_KEY_QUALIFIERS.has(qualifier) ? A_SECRET : MAYBE_A_SECRET;
   }
+  // SONAR_LOGIN, TWILIO_ACCOUNT_SID: tokens under names that also hold user names and ids.
+  if (part === "login" || part === "sid") return MAYBE_A_SECRET;
+  // SUMO_ACCESS_ID, as AWS's access key id: half of a key pair.
+  if (part === "id" && parts[i - 1] === "access") return A_SECRET;
   const secret = SECRET_PARTS.has(part) || SECRET_SUFFIXES.some((suffix) => part.endsWith(suffix));
   return secret ? A_SECRET : NOT_A_SECRET;
 }
 
-function nameStrength(name: string): NameStrength {
+export function nameStrength(name: string): NameStrength {
   if (FILE_NAME.test(name)) return NOT_A_SECRET;
   const parts = nameParts(name);
   // Authorization headers have a rule of their own that keeps the scheme; --no-password is a switch.

@@ -32,6 +32,17 @@ export interface LineSanitizer {
 }
 
 /**
+ * What a terminal shows for one raw line, before any redaction: a bounded prefix, escape
+ * sequences and \r frames resolved, controls a viewer cannot show removed, valid UTF-16.
+ */
+export function terminalText(raw: string): string {
+  const text = collapseCarriageReturns(
+    raw.length > MAX_INPUT_LENGTH ? raw.slice(0, MAX_INPUT_LENGTH) : raw,
+  );
+  return NEEDS_REPAIR.test(text) ? text.replace(CONTROL_CHARACTERS, "").toWellFormed() : text;
+}
+
+/**
  * One per output stream (stdout, stderr, system): it remembers whether that stream is inside a
  * private key block. Order matters: the line is made what a terminal shows (escape sequences
  * and \r frames gone) before any redaction looks at it, so colour codes cannot split a secret,
@@ -46,10 +57,7 @@ export function createLineSanitizer(options: LineSanitizerOptions = {}): LineSan
   const privateKeys = createPrivateKeyBlockRedactor();
   return {
     sanitize(raw) {
-      let text = raw.length > MAX_INPUT_LENGTH ? raw.slice(0, MAX_INPUT_LENGTH) : raw;
-      text = collapseCarriageReturns(text);
-      if (NEEDS_REPAIR.test(text)) text = text.replace(CONTROL_CHARACTERS, "").toWellFormed();
-      text = privateKeys.redactLine(text);
+      let text = privateKeys.redactLine(terminalText(raw));
       if (secrets) text = secrets.mask(text);
       text = redactSecretPatterns(text);
       text = truncateLine(text, maxLength);

@@ -2,11 +2,11 @@ import { REDACTED } from "./redacted.ts";
 
 const BEGIN = /-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----/;
 const END = /-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----/;
-// Key material: a run of base64, or an armour header (Proc-Type, DEK-Info, Comment, Version).
-const KEY_MATERIAL = /[A-Za-z0-9+/=]{16}|^\s*(?:Proc-Type|DEK-Info|Comment|Version):/;
-// After this many lines in a row that hold no key material the block was cut short (its END
-// never printed); stop there rather than hide the rest of the build.
-const MAX_NON_KEY_LINES = 3;
+// What a line inside a block can be: base64 (indented, perhaps), or an armour header
+// (Proc-Type, DEK-Info, Comment, Version). Anything else (spaces inside, characters base64
+// never has) means the block was cut short, its END never printed: the line is ordinary
+// output and is shown, rather than the rest of the build being hidden.
+const KEY_BODY = /^\s*[A-Za-z0-9+/=]+\s*$|^\s*(?:Proc-Type|DEK-Info|Comment|Version):/;
 
 /**
  * Redacts multi-line private key blocks. Stateful: one instance per output stream, fed that
@@ -20,7 +20,6 @@ export interface PrivateKeyBlockRedactor {
 
 export function createPrivateKeyBlockRedactor(): PrivateKeyBlockRedactor {
   let inBlock = false;
-  let nonKeyLines = 0;
 
   // Redacts every block that begins in `line` outside a block; enters the block state when the
   // last one does not end on this line.
@@ -35,7 +34,6 @@ export function createPrivateKeyBlockRedactor(): PrivateKeyBlockRedactor {
       const end = END.exec(afterBegin);
       if (!end) {
         inBlock = true;
-        nonKeyLines = 0;
         return out;
       }
       rest = afterBegin.slice(end.index + end[0].length);
@@ -51,9 +49,9 @@ export function createPrivateKeyBlockRedactor(): PrivateKeyBlockRedactor {
         return REDACTED + redactFrom(line.slice(end.index + end[0].length));
       }
       if (line.trim() === "") return line;
-      nonKeyLines = KEY_MATERIAL.test(line) ? 0 : nonKeyLines + 1;
-      if (nonKeyLines >= MAX_NON_KEY_LINES) inBlock = false;
-      return REDACTED;
+      if (KEY_BODY.test(line)) return REDACTED;
+      inBlock = false;
+      return redactFrom(line);
     },
     get inBlock() {
       return inBlock;

@@ -1,4 +1,5 @@
 import {
+  BUNDLER_CREDENTIALS,
   CLI_FLAG,
   CURL_USER,
   GITHUB_ADD_MASK,
@@ -9,7 +10,7 @@ import {
   REGISTRY_LOGIN_PASSWORD,
 } from "./command-line-rules.ts";
 import { AUTHORIZATION_HEADER, BEARER_TOKEN, COOKIE_HEADER } from "./header-rules.ts";
-import { LABELLED_VALUE, XML_ELEMENT } from "./labelled-value-rules.ts";
+import { LABELLED_VALUE, SECRET_PHRASE, XML_ELEMENT } from "./labelled-value-rules.ts";
 import type { SecretPattern } from "./secret-pattern.ts";
 import { PRIVATE_KEY, TOKEN_PATTERNS } from "./token-rules.ts";
 import {
@@ -34,6 +35,7 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = [
   QUERY_PARAMETER,
   USERINFO_WITHOUT_SCHEME,
   CURL_USER,
+  BUNDLER_CREDENTIALS,
   REGISTRY_LOGIN_PASSWORD,
   MYSQL_PASSWORD,
   REDIS_CLI_PASSWORD,
@@ -43,4 +45,5 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = [
   CLI_FLAG,
   XML_ELEMENT,
   LABELLED_VALUE,
+  SECRET_PHRASE,
 ];

@@ -53,6 +53,20 @@ export function regexRule(
   };
 }
 
+const DIGIT = /\d/;
+const UPPER = /[A-Z]/g;
+
+/**
+ * A name in code that merely begins like a token (a C function hf_registerProtocolHandoff):
+ * no digit, and fewer capitals than a random mix of letters has. Generated letters-only
+ * tokens are about half capitals.
+ */
+export function looksLikeIdentifier(match: string): boolean {
+  if (DIGIT.test(match)) return false;
+  const capitals = match.match(UPPER)?.length ?? 0;
+  return capitals < match.length * 0.25;
+}
+
 /**
  * A token format: every match is a credential and is replaced whole. Unless `shortRuns` is
  * set (base64 bodies, where + and / cut the runs), a match holds a long run (needsLongRun).
@@ -68,6 +82,7 @@ export function tokenRule(
     id,
     keywords,
     needsLongRun: options.shortRuns !== true,
-    redact: (line) => line.replace(regex, REDACTED),
+    redact: (line) =>
+      line.replace(regex, (match) => (looksLikeIdentifier(match) ? match : REDACTED)),
   };
 }

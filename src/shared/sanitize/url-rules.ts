@@ -49,7 +49,10 @@ function redactUrlUserinfo(line: string): string {
     const colon = userinfo.indexOf(":");
     const user = colon === -1 ? userinfo : userinfo.slice(0, colon);
     const password = colon === -1 ? "" : userinfo.slice(colon + 1);
-    const passwordIsSecret = colon !== -1 && !isNotSecretValue(password);
+    const passwordIsSecret =
+      colon !== -1 &&
+      !TOKEN_USER_PASSWORDS.has(password.toLowerCase()) &&
+      !isNotSecretValue(password);
     const userIsToken =
       TOKEN_USER_PASSWORDS.has(password.toLowerCase()) &&
       TOKEN_USER.test(user) &&
@@ -81,8 +84,8 @@ export const URL_USERINFO: SecretPattern = {
 // Slack/Discord/Teams webhook URLs are bearer credentials; the host stays so a reader knows what leaked.
 export const WEBHOOK_URL = regexRule(
   "webhook-url",
-  ["hooks.slack.com", "/api/webhooks/", "webhook.office.com"],
-  /(https?:\/\/(?:hooks\.slack\.com\/(?:services|workflows|triggers)\/|(?:ptb\.|canary\.)?discord(?:app)?\.com\/api\/(?:v\d{1,2}\/)?webhooks\/|[A-Za-z0-9-]{1,64}\.webhook\.office\.com\/webhookb2\/))[A-Za-z0-9_@/+.-]+/g,
+  ["hooks.slack.com", "/api/webhooks/", "webhook.office.com", "hooks.zapier.com"],
+  /(https?:\/\/(?:hooks\.zapier\.com\/hooks\/catch\/|hooks\.slack\.com\/(?:services|workflows|triggers)\/|(?:ptb\.|canary\.)?discord(?:app)?\.com\/api\/(?:v\d{1,2}\/)?webhooks\/|[A-Za-z0-9-]{1,64}\.webhook\.office\.com\/webhookb2\/))[A-Za-z0-9_@/+.-]+/g,
   (_match, prefix = "") => prefix + REDACTED,
 );
 
@@ -146,9 +149,11 @@ const NOT_USERS = new Set([
 export const USERINFO_WITHOUT_SCHEME = regexRule(
   "userinfo-password",
   ["@"],
-  /(?<![A-Za-z0-9_.+/-])([A-Za-z][A-Za-z0-9_.+-]{0,63}):([^\s@/:"'`]{3,128})@(?=(?:localhost|\d{1,3}(?:\.\d{1,3}){3}|(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z][A-Za-z0-9-]{0,62})(?::\d{1,5})?(?:[/\s"'`,;)]|$))/g,
+  /(?<![A-Za-z0-9_.+/$-])([A-Za-z][A-Za-z0-9_.+-]{0,63}):([^\s@/:"'`]{3,128})@(?=(?:localhost|\d{1,3}(?:\.\d{1,3}){3}|(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z][A-Za-z0-9-]{0,62})(?::\d{1,5})?(?:[/\s"'`,;)]|$))/g,
   (match, user = "", password = "") =>
-    NOT_USERS.has(user.toLowerCase()) || isNotSecretValue(password)
+    NOT_USERS.has(user.toLowerCase()) ||
+    TOKEN_USER_PASSWORDS.has(password.toLowerCase()) ||
+    isNotSecretValue(password)
       ? match
       : `${user}:${REDACTED}@`,
   { gate: String.raw`:[^\s@/:"'\x60]{3,128}@` },

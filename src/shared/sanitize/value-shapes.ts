@@ -75,6 +75,18 @@ const NOT_SECRET_WORDS = new Set([
   "import",
   "return",
   "yield",
+  // placeholders that documentation and templates put where a secret goes
+  "changeme",
+  "change-me",
+  "change_me",
+  "replaceme",
+  "replace-me",
+  "replace_me",
+  "placeholder",
+  "example",
+  "dummy",
+  "todo",
+  "tbd",
   // authorization schemes (the credential is the next word)
   "bearer",
   "basic",
@@ -82,11 +94,15 @@ const NOT_SECRET_WORDS = new Set([
   "digest",
 ]);
 
-// A reference to a value, not the value: $VAR ${VAR} $(cmd) %VAR% {{ x }} <token> env.X ...
+// A reference to a value, not the value: $VAR ${VAR} $(cmd) %VAR% {{ x }} <token> [token]
+// env.X ...
 const REFERENCE =
-  /^(?:\$[{(A-Za-z_]|%[A-Za-z_][A-Za-z0-9_]*%|\{|<|(?:process\.env|import\.meta\.env|os\.environ|env|secrets|vars|inputs|github|config|settings|options|opts|props|ctx|context|req|request|args|self|this)[.[])/;
-// The name of another variable (`KV_REST_API_TOKEN`) or a placeholder (`YOUR_API_KEY`).
-const ENV_NAME = /^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$/;
+  /^(?:\$[{(A-Za-z_]|%[A-Za-z_][A-Za-z0-9_]*%|\{|<|\[[^\]]*\]$|(?:process\.env|import\.meta\.env|os\.environ|env|secrets|vars|inputs|github|config|settings|options|opts|props|ctx|context|req|request|args|self|this)[.[])/;
+// The name of another variable (`KV_REST_API_TOKEN`) or a placeholder (`YOUR_API_KEY`,
+// `USER:PASSWORD@HOST`): upper-case words say what belongs there.
+const ENV_NAME = /^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$|^[A-Z]{2,24}$/;
+// Password=0, TOKEN=1: a switch or a count, too short to be a secret.
+const TRIVIAL = /^\d{1,3}$/;
 // A mask someone else already applied: ***, xxxx, ••••, ----.
 const MASK = /^[*xX•·#_-]{3,}$/;
 // npm/PyPI version ranges: ^1.2.3, ~1.2, >=2.0.0-beta.1, 1.x
@@ -102,6 +118,7 @@ export function isNotSecretValue(value: string): boolean {
   if (value.includes(REDACTED) || value.includes("${") || value.includes("{{")) return true;
   if (value.length <= 24 && NOT_SECRET_WORDS.has(value.toLowerCase())) return true;
   return (
+    TRIVIAL.test(value) ||
     REFERENCE.test(value) ||
     ENV_NAME.test(value) ||
     MASK.test(value) ||
@@ -112,6 +129,36 @@ export function isNotSecretValue(value: string): boolean {
 
 // Generated credentials are long and mix letters with digits, or are long enough without.
 const RANDOM_LOOKING = /^(?=[^\s]{16,}$)(?=.*\d)(?=.*[A-Za-z])|^[A-Za-z0-9+/=_.-]{32,}$/;
+
+const CREDENTIAL_CHARACTERS = /^[A-Za-z0-9_\-+/=.~]{16,512}$/;
+const WORD_SEGMENT = /^[A-Za-z]{3,}$/;
+
+function entropyBitsPerCharacter(value: string): number {
+  const counts = new Map<string, number>();
+  for (const char of value) counts.set(char, (counts.get(char) ?? 0) + 1);
+  let bits = 0;
+  for (const count of counts.values()) {
+    const p = count / value.length;
+    bits -= p * Math.log2(p);
+  }
+  return bits;
+}
+
+/**
+ * A stricter test than looksGenerated, for values that only a phrase ties to a secret word
+ * ("Your new API token is X"): 16+ token characters with letters and digits, a character
+ * spread that text does not have, and not mostly words (node-cache-Linux-x64-npm-5c2e1f0b).
+ */
+export function looksLikeCredential(value: string): boolean {
+  if (!CREDENTIAL_CHARACTERS.test(value) || !DIGIT.test(value) || !/[A-Za-z]/.test(value)) {
+    return false;
+  }
+  if (isNotSecretValue(value)) return false;
+  const segments = value.split(/[-_./]/);
+  const words = segments.filter((segment) => WORD_SEGMENT.test(segment)).length;
+  if (words >= 2 && words * 2 >= segments.length) return false;
+  return entropyBitsPerCharacter(value) >= 3;
+}
 
 /** Whether a value looks machine-generated, as credentials do. */
 export function looksGenerated(value: string): boolean {
