@@ -18,6 +18,12 @@ export interface RunnerConfig {
   /** The Worker's base URL, for wake and end notifications; optional (the sweep covers ends). */
   readonly workerUrl: string | null;
   readonly sandbox: "local" | "e2b";
+  /** For SANDBOX=e2b: the template builds start from, and where the E2B API and envd are. */
+  readonly e2b: {
+    readonly template: string | undefined;
+    readonly apiUrl: string | undefined;
+    readonly sandboxUrl: string | undefined;
+  };
   readonly concurrency: number;
   /** How long a job's lease lives unless the runner refreshes it; the sweep fails jobs whose lease ran out. */
   readonly leaseMs: number;
@@ -72,6 +78,16 @@ export function readRunnerConfig(env: Environment = process.env): RunnerConfig {
   if (sandbox !== "local" && sandbox !== "e2b")
     problems.push(`SANDBOX must be local or e2b, got ${JSON.stringify(sandbox)}`);
   if (sandbox === "e2b" && !env.E2B_API_KEY) problems.push("SANDBOX=e2b needs E2B_API_KEY");
+  const e2b = {
+    template: env.E2B_TEMPLATE || undefined,
+    apiUrl: env.E2B_API_URL || undefined,
+    sandboxUrl: env.E2B_SANDBOX_URL || undefined,
+  };
+  for (const name of ["E2B_API_URL", "E2B_SANDBOX_URL"] as const) {
+    const url = env[name];
+    if (url && !/^https?:\/\/[^\s/]+/.test(url))
+      problems.push(`${name} is not an http(s) URL: ${JSON.stringify(url)}`);
+  }
   const workerUrl = env.WORKER_URL ?? null;
   if (workerUrl !== null && !/^https?:\/\/[^\s/]+/.test(workerUrl))
     problems.push(`WORKER_URL is not an http(s) URL: ${JSON.stringify(workerUrl)}`);
@@ -83,6 +99,7 @@ export function readRunnerConfig(env: Environment = process.env): RunnerConfig {
     host: env.HOST ?? "0.0.0.0",
     workerUrl,
     sandbox: sandbox === "e2b" ? "e2b" : "local",
+    e2b,
     concurrency: integer(env, "RUNNER_CONCURRENCY", 2, 1, 64, problems),
     leaseMs: integer(env, "RUNNER_LEASE_MS", 30_000, 1_000, 600_000, problems),
   };

@@ -21,24 +21,41 @@ try {
 }
 
 const redis = createUpstashClient(config.upstash);
-const sandbox = config.sandbox === "e2b" ? e2bSandbox({}) : localSandbox();
+const sandbox =
+  config.sandbox === "e2b"
+    ? e2bSandbox({
+        ...(config.e2b.template === undefined ? {} : { template: config.e2b.template }),
+        ...(config.e2b.apiUrl === undefined ? {} : { apiUrl: config.e2b.apiUrl }),
+        ...(config.e2b.sandboxUrl === undefined ? {} : { sandboxUrl: config.e2b.sandboxUrl }),
+      })
+    : localSandbox();
 const notifier =
   config.workerUrl === null
     ? undefined
     : workerNotifier({ workerUrl: config.workerUrl, runnerToken: config.runnerToken });
 const runnerId = `runner-${randomUUID()}`;
+// One per running job: a shutdown that cannot wait stops them, which kills their sandboxes.
+const stops = new Set<AbortController>();
 const runner = createRunnerApp({
   runnerToken: config.runnerToken,
   jobSecretsKey: await importJobSecretsKey(config.jobSecretsKey),
   concurrency: config.concurrency,
-  run: (request) =>
-    runJob(request, {
-      redis,
-      sandbox,
-      runnerId,
-      leaseMs: config.leaseMs,
-      ...(notifier ? { notifier } : {}),
-    }),
+  run: async (request) => {
+    const stop = new AbortController();
+    stops.add(stop);
+    try {
+      return await runJob(request, {
+        redis,
+        sandbox,
+        runnerId,
+        leaseMs: config.leaseMs,
+        signal: stop.signal,
+        ...(notifier ? { notifier } : {}),
+      });
+    } finally {
+      stops.delete(stop);
+    }
+  },
 });
 
 const server = serve(
@@ -50,9 +67,21 @@ const server = serve(
   },
 );
 
-// On SIGTERM (a deploy), stop taking jobs and let running ones finish their logs.
-process.on("SIGTERM", () => {
+// On SIGTERM (a deploy), stop taking jobs and let running ones finish. On SIGINT, or a second
+// SIGTERM, stop them: each kills its sandbox (an E2B sandbox would otherwise live on until its
+// timeout) and ends its log, then the runner exits.
+let stopping = false;
+const stopJobs = (): void => {
+  if (stopping) return;
+  stopping = true;
   server.close();
-  void runner.idle().then(() => process.exit(0));
+  for (const stop of stops) stop.abort(new Error("the runner is shutting down"));
+  void runner.idle().then(() => process.exit(130));
+};
+process.on("SIGTERM", () => {
+  if (server.listening) {
+    server.close();
+    void runner.idle().then(() => process.exit(0));
+  } else stopJobs();
 });
-process.on("SIGINT", () => process.exit(130));
+process.on("SIGINT", stopJobs);

@@ -24,6 +24,11 @@ export interface RunJobDeps {
   readonly now?: () => number;
   /** How long the end of a job waits for Redis to take its last lines. */
   readonly endDeadlineMs?: number;
+  /**
+   * Stops the job when it aborts (the runner shutting down): its sandbox is killed at once, the
+   * log says why (the abort's reason, an Error's message or a string) and the job fails.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export type JobOutcome =
@@ -31,6 +36,13 @@ export type JobOutcome =
   | { readonly kind: "skipped"; readonly reason: string };
 
 const DEFAULT_STEP_TIMEOUT_MS = 15 * 60_000;
+// Beyond its steps' own limits, a job's sandbox lives this long: creating it, writing the files,
+// ending the steps' process groups.
+const SANDBOX_PREPARATION_MS = 5 * 60_000;
+// E2B's longest sandbox lifetime (Pro); a sandbox asked to live longer is refused.
+const MAX_SANDBOX_LIFETIME_MS = 24 * 60 * 60_000;
+// How long the end of a job waits for its sandbox to be killed before it reports it could not be.
+const KILL_DEADLINE_MS = 30_000;
 const END_DEADLINE_MS = 10 * 60_000;
 const DEFAULT_STARTUP_MS = 5_000;
 // The Durable Object polls slowly when idle; wake it when lines follow a quiet spell.
@@ -135,18 +147,46 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
   let status: TerminalStatus = "failed";
   let exitCode: number | null = null;
   let session: SandboxSession | null = null;
+  const sandboxTimeoutMs = jobDeadlineMs(spec);
+  // A stop kills the sandbox at once, which ends whatever command is running.
+  const stop = (): void => void session?.kill().catch(() => undefined);
+  // A function, not a narrowed property: the signal may abort during any await.
+  const stopped = (): boolean => deps.signal?.aborted === true;
+  deps.signal?.addEventListener("abort", stop, { once: true });
   try {
     log.writeEvent("--- Preparing the sandbox ---");
-    session = await sandbox.create({ env: { ...spec.env, ...spec.secrets } });
-    for (const [path, content] of Object.entries(spec.files))
-      await session.writeFile(path, content);
-    ({ status, exitCode } = await runSteps(session, spec.steps, log));
+    if (!stopped()) {
+      session = await sandbox.create({
+        env: { ...spec.env, ...spec.secrets },
+        timeoutMs: sandboxTimeoutMs,
+      });
+      if (stopped()) stop();
+      for (const [path, content] of Object.entries(spec.files))
+        await session.writeFile(path, content);
+      ({ status, exitCode } = await runSteps(session, spec.steps, log, stopped));
+    }
+    if (stopped() && deps.signal) {
+      log.writeEvent(`The build was stopped: ${reasonOf(deps.signal)}`);
+      status = "failed";
+    }
   } catch (error) {
     log.writeEvent(
-      `The build could not run: ${error instanceof Error ? error.message : String(error)}`,
+      stopped() && deps.signal
+        ? `The build was stopped: ${reasonOf(deps.signal)}`
+        : `The build could not run: ${error instanceof Error ? error.message : String(error)}`,
     );
     status = "failed";
   } finally {
+    deps.signal?.removeEventListener("abort", stop);
+    // Killed before the log ends, so nothing of the build runs once the job is reported over,
+    // and a sandbox that cannot be killed is said in the log.
+    if (session !== null) {
+      const killed = await killWithin(session, KILL_DEADLINE_MS);
+      if (killed !== true)
+        log.writeEvent(
+          `The sandbox ${session.id} could not be stopped (${killed}); it ends by itself within ${Math.ceil(sandboxTimeoutMs / 60_000)} minutes of the job's start.`,
+        );
+    }
     // The lease is held until the log is written: the sweep must not take a job whose runner is
     // still writing. Past the deadline (Redis down for that long) the job ends anyway, and the
     // lines still waiting are reported in the runner's log.
@@ -190,15 +230,52 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
         `build-log-stream: telling the Worker that job ${jobId} ended failed (the sweep will archive it): ${String(error)}`,
       );
     });
-    await session?.kill().catch(() => undefined);
   }
   return { kind: "finished", status, exitCode };
+}
+
+/**
+ * How long a job's sandbox may live: every step's own limit (a foreground step's timeout, a
+ * background step's wait to be ready) plus the preparation, capped at E2B's longest lifetime.
+ */
+export function jobDeadlineMs(spec: { readonly steps: readonly JobStep[] }): number {
+  let total = SANDBOX_PREPARATION_MS;
+  for (const step of spec.steps)
+    total += step.background
+      ? (step.startup_ms ?? (step.ready_text === undefined ? DEFAULT_STARTUP_MS : 60_000))
+      : (step.timeout_ms ?? DEFAULT_STEP_TIMEOUT_MS);
+  return Math.min(total, MAX_SANDBOX_LIFETIME_MS);
+}
+
+/** true once the session is killed; otherwise why not (its error, or the deadline passing). */
+async function killWithin(session: SandboxSession, ms: number): Promise<true | string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      session.kill().then(
+        () => true as const,
+        (error: unknown) => (error instanceof Error ? error.message : String(error)),
+      ),
+      new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve(`no answer within ${Math.round(ms / 1000)} s`), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function reasonOf(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) return reason.message;
+  return typeof reason === "string" ? reason : "the runner stopped it";
 }
 
 async function runSteps(
   session: SandboxSession,
   steps: readonly JobStep[],
   log: LogStreamer,
+  stopped: () => boolean,
 ): Promise<{ status: TerminalStatus; exitCode: number | null }> {
   let exitCode: number | null = null;
   for (const step of steps) {
@@ -216,9 +293,12 @@ async function runSteps(
       timeoutMs: step.timeout_ms ?? DEFAULT_STEP_TIMEOUT_MS,
       onStdout: (chunk) => log.onStdout(chunk),
       onStderr: (chunk) => log.onStderr(chunk),
+      onNotice: (message) => log.writeEvent(message),
     });
     await log.flush();
     exitCode = result.exitCode;
+    // Killed because the job was stopped: the caller says so instead.
+    if (stopped()) return { status: "failed", exitCode };
     if (result.timedOut) {
       log.writeEvent(
         `${step.name} timed out after ${Math.round((step.timeout_ms ?? DEFAULT_STEP_TIMEOUT_MS) / 1000)} s`,
@@ -267,6 +347,7 @@ async function startBackground(
       log.onStderr(chunk);
       watch(chunk);
     },
+    onNotice: (message) => log.writeEvent(message),
   });
   const waitMs = step.startup_ms ?? (step.ready_text === undefined ? DEFAULT_STARTUP_MS : 60_000);
   let timer: ReturnType<typeof setTimeout> | undefined;

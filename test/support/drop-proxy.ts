@@ -25,6 +25,9 @@ interface Connection {
   streaming: boolean;
 }
 
+const isLogStream = (method: string, path: string): boolean =>
+  method === "GET" && /\/logs\/stream(?:\?|$)/.test(path);
+
 const REQUEST_LINE = /^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) (\S+) HTTP\/1\.[01]\r\n/;
 
 /**
@@ -32,7 +35,11 @@ const REQUEST_LINE = /^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) (\S+) HTTP\/1\.[
  * browser test sees a stream drop for real and its EventSource reconnects by itself. It reads
  * request heads as they pass (plain HTTP/1.1 only; a test tool, not a general proxy).
  */
-export async function startDropProxy(target: string): Promise<DropProxy> {
+export async function startDropProxy(
+  target: string,
+  /** Which requests carry a stream that dropStreams() cuts; default a log stream's GET. */
+  isStream: (method: string, path: string) => boolean = isLogStream,
+): Promise<DropProxy> {
   const { hostname, port } = new URL(target);
   const connections = new Set<Connection>();
   const streamRequests: StreamRequest[] = [];
@@ -54,7 +61,7 @@ export async function startDropProxy(target: string): Promise<DropProxy> {
       const request = REQUEST_LINE.exec(head);
       const path = request?.[2];
       if (path !== undefined) {
-        connection.streaming = request?.[1] === "GET" && /\/logs\/stream(?:\?|$)/.test(path);
+        connection.streaming = isStream(request?.[1] ?? "", path);
         if (connection.streaming) {
           const lastEventId = /\r\nlast-event-id: *([^\r\n]*)\r\n/i.exec(head)?.[1] ?? null;
           streamRequests.push({ path, lastEventId });

@@ -1,11 +1,14 @@
 // The whole system on this machine with embedded defaults: redis-server behind the Upstash
 // bridge, the Worker with its Durable Objects, Queue and R2 in local workerd, and the runner
-// service (local sandbox) as its own process. A development key pair stands in for Clerk's.
+// service as its own process, with the local sandbox or, with `sandbox: "e2b-local"`, the E2B
+// adapter against tools/e2b-local. A development key pair stands in for Clerk's.
 // Used by `npm start` and by the end-to-end tests.
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
+import { localSandbox } from "../../worker-build-runner/sandbox/local.ts";
+import { type E2BLocalServer, startE2BLocalServer } from "../e2b-local/server.ts";
 import { startUpstashBridge, type UpstashBridge } from "../upstash-bridge/bridge.ts";
 import { type RedisServerHandle, startRedisServer } from "../upstash-bridge/redis-server.ts";
 import { createDevSigner } from "./dev-signer.ts";
@@ -23,6 +26,8 @@ export interface StackOptions {
   readonly workerVars?: Readonly<Record<string, string>>;
   /** Where the runner's output goes; default: this process's stderr. */
   readonly runnerOutput?: "inherit" | "ignore";
+  /** Where builds run: the local sandbox (default), or E2B's adapter against tools/e2b-local. */
+  readonly sandbox?: "local" | "e2b-local";
 }
 
 export interface RunnerProcess {
@@ -37,6 +42,8 @@ export interface Stack {
   readonly redisServer: RedisServerHandle;
   readonly runnerToken: string;
   readonly runner: RunnerProcess;
+  /** The E2B-compatible server builds run through, with `sandbox: "e2b-local"`. */
+  readonly e2bLocal: E2BLocalServer | undefined;
   /** A session token as Clerk would issue it, signed with the development key. */
   signToken(userId: string, ttlSeconds?: number): string;
   /** Starts another runner process (after the first was killed). */
@@ -101,6 +108,25 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     });
     cleanups.push(() => bridge.close());
 
+    let e2bLocal: E2BLocalServer | undefined;
+    if (options.sandbox === "e2b-local") {
+      const server = await startE2BLocalServer({
+        sandbox: localSandbox(),
+        apiKey: `e2b_local_${randomBytes(12).toString("hex")}`,
+      });
+      cleanups.push(() => server.close());
+      e2bLocal = server;
+    }
+    const sandboxEnv: Record<string, string> =
+      e2bLocal === undefined
+        ? { SANDBOX: "local" }
+        : {
+            SANDBOX: "e2b",
+            E2B_API_KEY: e2bLocal.apiKey,
+            E2B_API_URL: e2bLocal.url,
+            E2B_SANDBOX_URL: e2bLocal.url,
+          };
+
     const signer = createDevSigner();
     const runnerToken = randomBytes(24).toString("base64url");
     const jobSecretsKey = randomBytes(32).toString("base64");
@@ -111,7 +137,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       JOB_SECRETS_KEY: jobSecretsKey,
       WORKER_URL: workerUrl,
       HOST: "127.0.0.1",
-      SANDBOX: "local",
+      ...sandboxEnv,
       RUNNER_LEASE_MS: String(options.runnerLeaseMs ?? 30_000),
     });
     // The Worker must know the runner's URL and the runner the Worker's: reserve the runner's
@@ -151,6 +177,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       get runner() {
         return current;
       },
+      e2bLocal,
       signToken: (userId, ttlSeconds) => signer.sign(userId, ttlSeconds),
       async restartRunner() {
         await current.stop("SIGKILL");

@@ -69,6 +69,8 @@ try {
   stack = await startStack({
     bridgePort: Number(process.env.BRIDGE_PORT ?? 0) || 0,
     runnerOutput: "ignore",
+    // SANDBOX=e2b: builds go through the E2B adapter and SDK, against tools/e2b-local.
+    sandbox: process.env.SANDBOX === "e2b" ? "e2b-local" : "local",
   });
 } catch (error) {
   const message = error instanceof Error ? error.message : String(error);
@@ -90,7 +92,9 @@ process.on("SIGTERM", () => void stop());
 
 const token = stack.signToken(DEV_USER, 12 * 3600);
 console.log(`Worker      ${stack.workerUrl}  (Durable Objects, Queue, R2 in local workerd)`);
-console.log(`Runner      ${stack.runner.url}  (local sandbox)`);
+console.log(
+  `Runner      ${stack.runner.url}  (${stack.e2bLocal === undefined ? "local sandbox" : `E2B adapter against e2b-local at ${stack.e2bLocal.url}`})`,
+);
 console.log(`Redis       ${stack.redisServer.url} behind the Upstash bridge ${stack.bridge.url}`);
 
 const created = await fetch(`${stack.workerUrl}/api/jobs`, {
