@@ -42,6 +42,7 @@ export default defineConfig({
                 MAX_VIEWERS_PER_JOB: "4",
                 TAIL_ACTIVE_POLL_MS: "50",
                 TAIL_IDLE_POLL_MAX_MS: "200",
+                TAIL_SAFETY_POLL_MS: "1000",
                 MAX_VIEWER_LAG_BYTES: "262144",
                 STREAM_TICKET_SECRET: "test-stream-ticket-secret-0123456789abcdef",
                 CORS_ORIGINS: "https://app.example.com,http://localhost:3000",

@@ -52,7 +52,7 @@ try {
   const trickleWriter = createRedisLogWriter({
     redis,
     jobId: "bench-trickle",
-    onWritten: (lines) => {
+    onWritten: ({ lines }) => {
       const at = performance.now();
       for (let i = 0; i < lines; i++) latencies.push(at - (appendedAt[acknowledged++] ?? at));
     },

@@ -30,8 +30,33 @@ export interface RedisLogWriterOptions {
   readonly retryMaxDelayMs?: number;
   readonly logger?: Logger;
   readonly now?: () => number;
-  /** Called after each successful request with the number of lines it wrote (for metrics). */
-  readonly onWritten?: (lines: number) => void;
+  /** Called after each successful request with what it wrote (the live push, metrics). */
+  readonly onWritten?: (written: WrittenEntries) => void;
+  /** When the lines waiting go out; default: the first waits `flushIntervalMs` for company. */
+  readonly flushTiming?: FlushTiming;
+}
+
+/** What one request wrote, in stream order. */
+export interface WrittenEntries {
+  readonly lines: number;
+  readonly entries: readonly {
+    readonly id: string;
+    readonly fields: Readonly<Record<string, string>>;
+  }[];
+  /**
+   * The stream entry right before the first of them ("0-0": none), as far as this writer knows
+   * (it is the only writer while it holds the job's lease); null when it cannot tell.
+   */
+  readonly previousId: string | null;
+  /** How long the request took. */
+  readonly requestMs: number;
+}
+
+/** Decides how long the lines waiting may wait for more lines to share their request. */
+export interface FlushTiming {
+  lineAppended?(at: number): void;
+  /** How much longer lines waiting since `oldestAt` may wait; 0 or less sends them now. */
+  delayMs(oldestAt: number, now: number): number;
 }
 
 export interface WriterStats {
@@ -73,6 +98,8 @@ interface Batch {
   readonly entries: PlannedEntry[];
   readonly expire: boolean;
   readonly trimMinId: string | null;
+  /** The stream entry before this batch, as far as known (see WrittenEntries). */
+  readonly previousId: string | null;
   attempts: number;
 }
 
@@ -120,6 +147,9 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
   const redis = options.redis;
   const key = logStreamKey(options.jobId);
   const flushIntervalMs = options.flushIntervalMs ?? 30;
+  const flushTiming: FlushTiming = options.flushTiming ?? {
+    delayMs: (oldestAt, at) => oldestAt + flushIntervalMs - at,
+  };
   const maxEntryLines = positiveInteger("maxEntryLines", options.maxEntryLines ?? 500);
   const maxEntryBytes = positiveInteger("maxEntryBytes", options.maxEntryBytes ?? 256 * 1024);
   const maxRequestBytes = positiveInteger(
@@ -156,7 +186,14 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
   let inflight: Batch | null = null;
   let running = false;
   let timer: ReturnType<typeof setTimeout> | null = null;
+  let timerAt = 0;
   let topKnown = false;
+  // The last entry known to be in the stream (ours, or the top read): the next batch's previous.
+  let lastId: string | null = null;
+  // When the oldest line still waiting arrived; null when none waits.
+  let oldestPendingAt: number | null = null;
+  // drain() or end() asked for everything now, whatever the flush timing says.
+  let flushAll = false;
   let lastExpireAt = -Infinity;
   let trimAnnounced = false;
   let drainWaiters: (() => void)[] = [];
@@ -167,6 +204,15 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     pending.count > 0 ||
     pending.unannouncedDrops > 0 ||
     (endStatus !== null && !endPlanned);
+  // Whether the run loop should send now rather than let the lines waiting wait for company.
+  const due = (): boolean =>
+    flushAll ||
+    inflight !== null ||
+    endStatus !== null ||
+    pending.unannouncedDrops > 0 ||
+    pending.count >= maxEntryLines ||
+    (pending.count > 0 &&
+      (oldestPendingAt === null || flushTiming.delayMs(oldestPendingAt, now()) <= 0));
 
   const systemRecord = (text: string, phase: string): LogRecord => ({
     ts: new Date(now()).toISOString(),
@@ -198,7 +244,9 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     const batchLines = entries.reduce((sum, entry) => sum + entry.lines, 0);
     const trimMinId = ledger.planTrim(batchLines, entries[0]?.id);
     const expire = now() - lastExpireAt >= ttlRefreshMs;
-    return { entries, expire, trimMinId, attempts: 0 };
+    // Lines left over (the request was full) are due at once: their oldest is as old.
+    if (pending.count === 0) oldestPendingAt = null;
+    return { entries, expire, trimMinId, previousId: lastId, attempts: 0 };
   };
 
   const readStreamTop = async (): Promise<void> => {
@@ -207,6 +255,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     const reply: unknown = await redis.xrevrange(key, "+", "-", 1);
     const top = Array.isArray(reply) && Array.isArray(reply[0]) ? reply[0][0] : undefined;
     if (typeof top === "string") ids.advancePast(top);
+    lastId = typeof top === "string" ? top : "0-0";
     topKnown = true;
   };
 
@@ -262,7 +311,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
       );
   };
 
-  const commit = (batch: Batch): void => {
+  const commit = (batch: Batch, requestMs: number): void => {
     if (batch.expire) lastExpireAt = now();
     let written = 0;
     for (const entry of batch.entries) {
@@ -270,12 +319,19 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
       written += entry.lines;
     }
     stats.linesWritten += written;
-    options.onWritten?.(written);
+    lastId = batch.entries.at(-1)?.id ?? lastId;
+    options.onWritten?.({
+      lines: written,
+      entries: batch.entries,
+      previousId: batch.previousId,
+      requestMs,
+    });
     if (batch.trimMinId !== null) {
       ledger.trimmedTo(batch.trimMinId);
       // Once the end is written nothing may follow it: a notice then would never be seen.
       if (!trimAnnounced && !endPlanned) {
         trimAnnounced = true;
+        oldestPendingAt ??= now();
         stats.linesDropped += pending.push(
           systemRecord(
             `This log is over ${maxLines} lines: the live copy keeps the newest ${maxLines}.`,
@@ -298,12 +354,13 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     running = true;
     let failures = 0;
     try {
-      while (work()) {
+      while (work() && due()) {
         try {
           if (!topKnown) await readStreamTop();
           inflight ??= planBatch();
+          const sentAt = now();
           await send(inflight);
-          commit(inflight);
+          commit(inflight, now() - sentAt);
           inflight = null;
           if (failures > 0) {
             logger.warn(
@@ -315,21 +372,28 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
           if (error instanceof StaleIdsError && inflight !== null) {
             // Not a Redis fault: send what is missing again, with ids after the stream's top.
             logger.warn(`build-log-stream: ${error.message}; continuing after its last entry`);
-            await readStreamTop().catch(() => undefined);
             const missing = new Set(error.missing);
-            // What did get in is counted (ledger, stats) before the rest goes again.
-            commit({
-              entries: inflight.entries.filter((entry) => !missing.has(entry)),
-              expire: inflight.expire,
-              trimMinId: null,
-              attempts: 0,
-            });
+            // What did get in is counted (ledger, stats) before the rest goes again. Another
+            // writer's entries may sit between them: their previous entry is unknown.
+            commit(
+              {
+                entries: inflight.entries.filter((entry) => !missing.has(entry)),
+                expire: inflight.expire,
+                trimMinId: null,
+                previousId: null,
+                attempts: 0,
+              },
+              0,
+            );
+            lastId = null;
+            await readStreamTop().catch(() => undefined);
             inflight = {
               entries: inflight.entries
                 .filter((entry) => missing.has(entry))
                 .map((entry) => ({ ...entry, id: ids.next() })),
               expire: inflight.expire,
               trimMinId: null,
+              previousId: lastId,
               attempts: 0,
             };
             continue;
@@ -347,18 +411,33 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
       }
     } finally {
       running = false;
-      const waiters = drainWaiters;
-      drainWaiters = [];
-      for (const resolve of waiters) resolve();
+      if (work()) {
+        // Lines that are not due yet wait for company; drain() callers wait with them.
+        schedule();
+      } else {
+        flushAll = false;
+        const waiters = drainWaiters;
+        drainWaiters = [];
+        for (const resolve of waiters) resolve();
+      }
     }
   };
 
+  // Runs the loop when the lines waiting are due. While a request is in flight the loop itself
+  // looks again when it is answered.
   const schedule = (): void => {
-    if (running || timer !== null) return;
+    if (running) return;
+    const at = now();
+    const delay = due() ? 0 : Math.max(0, flushTiming.delayMs(oldestPendingAt ?? at, at));
+    if (timer !== null) {
+      if (timerAt <= at + delay) return;
+      clearTimeout(timer);
+    }
+    timerAt = at + delay;
     timer = setTimeout(() => {
       timer = null;
       void run();
-    }, flushIntervalMs);
+    }, delay);
   };
 
   return {
@@ -369,6 +448,9 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
         );
         return;
       }
+      const at = now();
+      oldestPendingAt ??= at;
+      flushTiming.lineAppended?.(at);
       const dropped = pending.push(record);
       stats.linesDropped += dropped;
       if (dropped > 0 && dropped === pending.unannouncedDrops) {
@@ -388,6 +470,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
         clearTimeout(timer);
         timer = null;
       }
+      flushAll = true;
       const done = new Promise<void>((resolve) => drainWaiters.push(resolve));
       void run();
       return done;

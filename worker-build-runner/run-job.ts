@@ -3,12 +3,13 @@ import { type JobRecord, parseJobRecord, type TerminalStatus } from "../src/shar
 import { type JobStep, type RunRequest, secretValuesOf } from "../src/shared/job-spec.ts";
 import { jobKey, leaseKey, RUNNING_JOBS_KEY, UNARCHIVED_JOBS_KEY } from "../src/shared/keys.ts";
 import { createSecretValues } from "../src/shared/sanitize/secret-values.ts";
+import { createLivePusher, type LivePushTransport } from "./live-push.ts";
 import { createLogStreamer, type LogStreamer } from "./log-streamer.ts";
 import { createRedisLogWriter, type Logger } from "./redis-writer.ts";
 import type { Sandbox, SandboxSession } from "./sandbox/types.ts";
 
-/** Tells the Worker about a job: new lines after a quiet spell, and its end (archive, close viewers). */
-export interface WorkerNotifier {
+/** Tells the Worker about a job: its new lines (pushed to its viewers), and its end (archive, close viewers). */
+export interface WorkerNotifier extends LivePushTransport {
   wake(jobId: string): Promise<void>;
   finished(jobId: string): Promise<void>;
 }
@@ -45,8 +46,6 @@ const MAX_SANDBOX_LIFETIME_MS = 24 * 60 * 60_000;
 const KILL_DEADLINE_MS = 30_000;
 const END_DEADLINE_MS = 10 * 60_000;
 const DEFAULT_STARTUP_MS = 5_000;
-// The Durable Object polls slowly when idle; wake it when lines follow a quiet spell.
-const WAKE_AFTER_QUIET_MS = 2_000;
 
 async function withRetries<T>(what: string, logger: Logger, attempt: () => Promise<T>): Promise<T> {
   let delay = 200;
@@ -123,17 +122,15 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
     Math.max(1_000, Math.floor(leaseMs / 3)),
   );
 
-  let lastWrite = 0;
+  // With a Worker to push to, viewers get each batch from the push, not from Redis.
+  const pusher = deps.notifier
+    ? createLivePusher({ jobId, transport: deps.notifier, logger, now })
+    : null;
   const writer = createRedisLogWriter({
     redis,
     jobId,
     logger,
-    onWritten: () => {
-      const at = now();
-      if (deps.notifier && at - lastWrite > WAKE_AFTER_QUIET_MS)
-        deps.notifier.wake(jobId).catch(() => undefined);
-      lastWrite = at;
-    },
+    ...(pusher ? { onWritten: pusher.written, flushTiming: pusher.flushTiming } : {}),
   });
   const secrets = createSecretValues();
   const log = createLogStreamer({ writer, secrets, phase: spec.steps[0]?.phase ?? "build" });
@@ -225,6 +222,8 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
         `build-log-stream: job ${jobId} ended ${status} but its status could not be saved: ${String(error)}`,
       ),
     );
+    // The end's push goes before the end notice: viewers get `done` from it.
+    await pusher?.close();
     await deps.notifier?.finished(jobId).catch((error: unknown) => {
       logger.warn(
         `build-log-stream: telling the Worker that job ${jobId} ended failed (the sweep will archive it): ${String(error)}`,

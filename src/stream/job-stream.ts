@@ -12,6 +12,7 @@ import {
 } from "../shared/entry.ts";
 import type { TerminalStatus } from "../shared/job.ts";
 import { isValidJobId, logStreamKey } from "../shared/keys.ts";
+import type { LivePushAnswer } from "../shared/live-push.ts";
 import {
   formatDoneEvent,
   formatEntryEvent,
@@ -26,6 +27,8 @@ export interface JobStreamSettings {
   /** Poll interval while lines flow; it doubles on every empty poll up to idlePollMaxMs. */
   readonly activePollMs: number;
   readonly idlePollMaxMs: number;
+  /** Once the runner pushes: how long without a push (or keepalive) before the object reads Redis itself. */
+  readonly safetyPollMs: number;
   /** A viewer with more than this many bytes queued and unread is closed (it resumes on reconnect). */
   readonly maxViewerLagBytes: number;
 }
@@ -44,6 +47,7 @@ export function jobStreamSettings(env: Partial<Record<string, string>>): JobStre
     maxViewers: intVar(env.MAX_VIEWERS_PER_JOB, 100, "MAX_VIEWERS_PER_JOB"),
     activePollMs: intVar(env.TAIL_ACTIVE_POLL_MS, 100, "TAIL_ACTIVE_POLL_MS"),
     idlePollMaxMs: intVar(env.TAIL_IDLE_POLL_MAX_MS, 1_000, "TAIL_IDLE_POLL_MAX_MS"),
+    safetyPollMs: intVar(env.TAIL_SAFETY_POLL_MS, 5_000, "TAIL_SAFETY_POLL_MS"),
     maxViewerLagBytes: intVar(env.MAX_VIEWER_LAG_BYTES, 1024 * 1024, "MAX_VIEWER_LAG_BYTES"),
   };
 }
@@ -74,6 +78,15 @@ interface StoredState {
   readonly position: string | null;
   readonly lastCursor: string | null;
   readonly ended: TerminalStatus | null;
+  /** The runner pushes this job's entries: polls are only the safety net then. */
+  readonly pushed?: boolean;
+}
+
+/** A push as the Worker's route hands it over: entries decoded as a Redis read would give them. */
+export interface DecodedPush {
+  readonly writer: string;
+  readonly previous: string | null;
+  readonly entries: readonly StreamEntry[];
 }
 
 const encoder = new TextEncoder();
@@ -101,6 +114,14 @@ export class JobStream extends DurableObject<Env> {
   /** The last read from Redis filled its page: there may be more right behind it. */
   private moreInRedis = false;
   private polling: Promise<void> | null = null;
+  /** Reads and pushes take their turn here, so entries go out once and in order. */
+  private tailTurn: Promise<void> = Promise.resolve();
+  /** When the last push (or keepalive) came. */
+  private lastPushAt = 0;
+  /** The writer whose pushes were last found continuous with Redis: pushes from another are checked first. */
+  private trustedWriter: string | null = null;
+  /** The runner or the sweep said the job moved on (its end): read at the next alarm. */
+  private wakeRequested = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -154,6 +175,7 @@ export class JobStream extends DurableObject<Env> {
    */
   async wake(): Promise<void> {
     this.idlePolls = 0;
+    this.wakeRequested = true;
     if (this.viewers.size === 0) return;
     const at = Math.max(Date.now(), this.lastPollAt + this.settings.activePollMs);
     const current = await this.ctx.storage.getAlarm();
@@ -171,11 +193,64 @@ export class JobStream extends DurableObject<Env> {
     return count;
   }
 
+  /**
+   * The runner's entries, right after their XADD: fanned out at once, with no read, when they
+   * follow on from the object's position; otherwise (a lost push, a restarted object, another
+   * writer) the gap is read from Redis first, which brings these entries too. Answers how many
+   * viewers there are: the runner pushes only while there are some.
+   */
+  async push(push: DecodedPush): Promise<LivePushAnswer> {
+    this.lastPushAt = Date.now();
+    if (this.state.pushed !== true) await this.saveState({ ...this.state, pushed: true });
+    if (this.viewers.size > 0 && this.state.position !== null && this.state.ended === null) {
+      try {
+        await this.takeTurn(() => this.takePush(push));
+      } catch (error) {
+        console.error(`JobStream:${this.state.jobId ?? "?"} push failed`, error);
+      }
+      // A backlog (more than one slice, or more in Redis) is worked off by the alarm.
+      if (this.unread.length > 0 || this.moreInRedis) await this.arm();
+    }
+    return { viewers: this.viewers.size };
+  }
+
+  private async takePush(push: DecodedPush): Promise<void> {
+    if (this.state.ended !== null) return;
+    // Where the tail stands: past what it read and has not sent yet.
+    const known = this.unread.at(-1)?.id ?? this.state.position ?? "0-0";
+    const last = push.entries.at(-1)?.id ?? push.previous;
+    if (last === null || compareEntryIds(last, known) <= 0) return; // nothing new in it
+    let from = push.previous === known ? 0 : -1;
+    if (from < 0) {
+      const at = push.entries.findIndex((entry) => entry.id === known);
+      if (at >= 0) from = at + 1;
+    }
+    if (from < 0 || push.writer !== this.trustedWriter || this.moreInRedis) {
+      // Not continuous with what the object has (or from a writer not yet checked): Redis first.
+      await this.readRedis();
+      this.trustedWriter = push.writer;
+      await this.fanOut();
+      return;
+    }
+    this.unread.push(...push.entries.slice(from));
+    await this.fanOut();
+  }
+
+  /** Runs `step` after the reads and pushes before it. */
+  private takeTurn(step: () => Promise<void>): Promise<void> {
+    const turn = this.tailTurn.then(step);
+    this.tailTurn = turn.catch(() => undefined);
+    return turn;
+  }
+
   override async alarm(): Promise<void> {
     if (this.viewers.size === 0) return;
     try {
-      this.lastPollAt = Date.now();
-      await this.poll();
+      if (this.pollDue()) {
+        this.lastPollAt = Date.now();
+        this.wakeRequested = false;
+        await this.poll();
+      }
     } catch (error) {
       console.error(`JobStream:${this.state.jobId ?? "?"} poll failed`, error);
       this.idlePolls += 1;
@@ -342,10 +417,21 @@ export class JobStream extends DurableObject<Env> {
   /** One read of new entries, fanned out to every live viewer as one shared chunk. */
   private poll(): Promise<void> {
     // Concurrent callers (an alarm and a viewer's admission) share one read.
-    this.polling ??= this.readNew().finally(() => {
+    this.polling ??= this.takeTurn(() => this.readNew()).finally(() => {
       this.polling = null;
     });
     return this.polling;
+  }
+
+  /**
+   * Whether the alarm should read Redis: always while nobody pushes (the runner has no Worker
+   * URL, or predates pushes); once pushes come, only for a backlog, a wake, or when none came
+   * for the safety interval (a silent runner).
+   */
+  private pollDue(): boolean {
+    if (this.state.pushed !== true) return true;
+    if (this.unread.length > 0 || this.moreInRedis || this.wakeRequested) return true;
+    return Date.now() - Math.max(this.lastPushAt, this.lastPollAt) >= this.settings.safetyPollMs;
   }
 
   private async readNew(): Promise<void> {
@@ -365,16 +451,31 @@ export class JobStream extends DurableObject<Env> {
       return;
     }
     // Entries read by an earlier poll but not yet fanned out go first: no second read of them.
-    const fromRedis = this.unread.length === 0;
-    const read = fromRedis
-      ? decodeStreamReply(await redis.xrange(key, `(${this.state.position}`, "+", ENTRIES_PER_READ))
-      : this.unread;
-    if (fromRedis) this.moreInRedis = read.length === ENTRIES_PER_READ;
-    if (read.length === 0) {
+    if (this.unread.length === 0) await this.readRedis();
+    if (this.unread.length === 0) {
       this.idlePolls += 1;
       return;
     }
     this.idlePolls = 0;
+    await this.fanOut();
+  }
+
+  /** One read of the entries after what the tail has (sent or unread), into `unread`. */
+  private async readRedis(): Promise<void> {
+    const jobId = this.state.jobId;
+    if (jobId === null) return;
+    const known = this.unread.at(-1)?.id ?? this.state.position ?? "0-0";
+    const read = decodeStreamReply(
+      await createRedis(this.env).xrange(logStreamKey(jobId), `(${known}`, "+", ENTRIES_PER_READ),
+    );
+    this.moreInRedis = read.length === ENTRIES_PER_READ;
+    this.unread.push(...read);
+  }
+
+  /** Sends the unread entries, up to a slice of the lag bound, to every live viewer as one chunk. */
+  private async fanOut(): Promise<void> {
+    const read = this.unread;
+    if (read.length === 0) return;
     // Fan out at most a quarter of the lag bound per poll: a backlog (the object was idle, or
     // the runner burst) goes out in slices viewers can drain, instead of closing them all as
     // slow at once. The rest waits in memory for the next poll, which comes at once.
@@ -398,7 +499,7 @@ export class JobStream extends DurableObject<Env> {
       lastCursor = entry.lines.at(-1)?.cursor ?? lastCursor;
       if (entry.end !== undefined) ended = entry.end;
     }
-    const position = entries.at(-1)?.id ?? this.state.position;
+    const position = entries.at(-1)?.id ?? this.state.position ?? "0-0";
     const shared = encoder.encode(chunks.join(""));
     for (const viewer of this.viewers) {
       if (!viewer.live) continue;
@@ -472,16 +573,17 @@ export class JobStream extends DurableObject<Env> {
     if (this.viewers.size === 0 || this.state.ended !== null) return;
     // A backlog (entries in memory or a full page last read) is worked off at once.
     const backlog = this.unread.length > 0 || this.moreInRedis;
-    const pollIn = backlog
-      ? 0
-      : Math.min(
-          this.settings.idlePollMaxMs,
-          this.settings.activePollMs * 2 ** Math.min(this.idlePolls, 16),
-        );
-    const at = Math.max(
-      Date.now(),
-      Math.min(this.lastPollAt + pollIn, this.lastFrameAt + this.settings.heartbeatMs),
-    );
+    const pollAt =
+      backlog || this.wakeRequested
+        ? Math.max(Date.now(), this.lastPollAt + (backlog ? 0 : this.settings.activePollMs))
+        : this.state.pushed === true
+          ? Math.max(this.lastPushAt, this.lastPollAt) + this.settings.safetyPollMs
+          : this.lastPollAt +
+            Math.min(
+              this.settings.idlePollMaxMs,
+              this.settings.activePollMs * 2 ** Math.min(this.idlePolls, 16),
+            );
+    const at = Math.max(Date.now(), Math.min(pollAt, this.lastFrameAt + this.settings.heartbeatMs));
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }

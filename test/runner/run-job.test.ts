@@ -55,6 +55,10 @@ function recordingNotifier(): WorkerNotifier & { calls: string[] } {
   return {
     calls,
     wake: async (id) => void calls.push(`wake ${id}`),
+    push: async (id, push) => {
+      calls.push(`push ${id} ${push.entries.length}`);
+      return { viewers: 0 };
+    },
     finished: async (id) => void calls.push(`finished ${id}`),
   };
 }

@@ -1,0 +1,339 @@
+import { evictDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { encodeEntryFields, type LogLine } from "../../src/shared/entry.ts";
+import { logStreamKey } from "../../src/shared/keys.ts";
+import type { LivePush } from "../../src/shared/live-push.ts";
+import { createLivePusher, type LivePushTransport } from "../../worker-build-runner/live-push.ts";
+import { createRedisLogWriter } from "../../worker-build-runner/redis-writer.ts";
+import { createJob, testRedis } from "../support/jobs.ts";
+import { uniqueJobId } from "../support/redis.ts";
+import { isEvent, type SseFrame, sseReader } from "../support/sse.ts";
+import { createTestSigner } from "../support/tokens.ts";
+
+// The live path by push: the runner's entries reach viewers through POST
+// /internal/jobs/:id/entries and the job's Durable Object, with Redis read only to fill a gap.
+// To tell a pushed entry from a read one, some tests push a text Redis does not hold.
+const redis = testRedis(env);
+let token = "";
+beforeAll(async () => {
+  token = await (await createTestSigner(env.TEST_CLERK_SIGNING_JWK)).sign({ sub: "user_push" });
+});
+
+const connect = (jobId: string, lastEventId?: string, signal?: AbortSignal): Promise<Response> =>
+  exports.default.fetch(`http://example.com/api/jobs/${jobId}/logs/stream`, {
+    headers: {
+      Authorization: `Bearer ${token}`,
+      ...(lastEventId ? { "Last-Event-ID": lastEventId } : {}),
+    },
+    ...(signal ? { signal } : {}),
+  });
+
+const pushRoute = (jobId: string, body: unknown, auth = env.RUNNER_TOKEN): Promise<Response> =>
+  exports.default.fetch(`http://example.com/internal/jobs/${jobId}/entries`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${auth}`, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+
+const transport: LivePushTransport = {
+  async push(jobId, push) {
+    const response = await pushRoute(jobId, push);
+    if (!response.ok) throw new Error(`push answered ${response.status}`);
+    return (await response.json()) as { viewers: number };
+  },
+};
+
+const record = (text: string) => ({
+  ts: new Date().toISOString(),
+  source: "stdout" as const,
+  phase: "build",
+  text,
+});
+const textsOf = (frame: SseFrame | null): string[] =>
+  frame?.data ? (JSON.parse(frame.data) as { lines: LogLine[] }).lines.map((l) => l.text) : [];
+
+/** Entries written to Redis by hand, as the runner writes them; `pushed` can differ from what Redis holds. */
+function handWriter(jobId: string) {
+  let ms = Date.now();
+  let previous = "0-0";
+  const key = logStreamKey(jobId);
+  return {
+    async write(text: string): Promise<{ id: string; previous: string }> {
+      const id = `${++ms}-0`;
+      await redis.xadd(key, id, encodeEntryFields([record(text)]));
+      const written = { id, previous };
+      previous = id;
+      return written;
+    },
+    entry: (id: string, text: string) => ({ id, fields: encodeEntryFields([record(text)]) }),
+  };
+}
+
+async function watchedJob(label: string) {
+  const jobId = uniqueJobId(label);
+  await createJob(redis, jobId, "user_push");
+  const stream = sseReader(await connect(jobId));
+  // The resume id frame comes once the object has placed the viewer at its position.
+  await stream.nextMatching((frame) => frame.id !== undefined);
+  return { jobId, stream, redis: handWriter(jobId) };
+}
+
+describe("POST /internal/jobs/:id/entries", () => {
+  it("fans a push that follows on out at once, without reading Redis", async () => {
+    const { jobId, stream, redis: writer } = await watchedJob("push-no-read");
+    // A writer's first pushes are checked against Redis (until the object has polled for the
+    // last time before pushes came, one of them may find nothing new to check).
+    for (const text of ["one", "two"]) {
+      const written = await writer.write(text);
+      const answer = await pushRoute(jobId, {
+        writer: "runner-a",
+        previous: written.previous,
+        entries: [writer.entry(written.id, text)],
+      });
+      expect(answer.status).toBe(200);
+      expect(await answer.json()).toEqual({ viewers: 1 });
+      expect(textsOf(await stream.nextMatching(isEvent))).toEqual([text]);
+    }
+    // Then it is trusted: what it pushes goes out as pushed, though Redis holds other text.
+    const third = await writer.write("three as in Redis");
+    await pushRoute(jobId, {
+      writer: "runner-a",
+      previous: third.previous,
+      entries: [writer.entry(third.id, "three as pushed")],
+    });
+    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["three as pushed"]);
+    await stream.cancel();
+  });
+
+  it("reads the gap from Redis when a push does not follow on, so no line is lost or repeated", async () => {
+    const { jobId, stream, redis: writer } = await watchedJob("push-gap");
+    const a = await writer.write("a");
+    await pushRoute(jobId, {
+      writer: "runner-a",
+      previous: a.previous,
+      entries: [writer.entry(a.id, "a")],
+    });
+    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["a"]);
+    // The push of b is lost; c's push names b as its previous entry.
+    await writer.write("b");
+    const c = await writer.write("c");
+    await pushRoute(jobId, {
+      writer: "runner-a",
+      previous: c.previous,
+      entries: [writer.entry(c.id, "c")],
+    });
+    const texts: string[] = [];
+    while (texts.length < 2) texts.push(...textsOf(await stream.nextMatching(isEvent)));
+    expect(texts).toEqual(["b", "c"]);
+    // A late copy of an old push changes nothing.
+    await pushRoute(jobId, {
+      writer: "runner-a",
+      previous: a.id,
+      entries: [writer.entry(c.previous, "b")],
+    });
+    // A keepalive that names a newer top reads it.
+    const d = await writer.write("d");
+    await pushRoute(jobId, { writer: "runner-a", previous: d.id, entries: [] });
+    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["d"]);
+    await stream.cancel();
+  });
+
+  it("checks a second writer's first push against Redis", async () => {
+    const { jobId, stream, redis: writer } = await watchedJob("push-two-writers");
+    const a = await writer.write("a");
+    await pushRoute(jobId, {
+      writer: "runner-a",
+      previous: a.previous,
+      entries: [writer.entry(a.id, "a")],
+    });
+    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["a"]);
+    // Another runner claims b follows a, but pushes a text Redis does not hold: Redis wins.
+    const b = await writer.write("b in Redis");
+    await pushRoute(jobId, {
+      writer: "runner-b",
+      previous: b.previous,
+      entries: [writer.entry(b.id, "b as pushed")],
+    });
+    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["b in Redis"]);
+    await stream.cancel();
+  });
+
+  it("answers 0 viewers for a job nobody watches, and fans nothing out", async () => {
+    const jobId = uniqueJobId("push-unwatched");
+    await createJob(redis, jobId, "user_push");
+    const writer = handWriter(jobId);
+    const a = await writer.write("a");
+    const response = await pushRoute(jobId, {
+      writer: "runner-a",
+      previous: a.previous,
+      entries: [writer.entry(a.id, "a")],
+    });
+    expect(await response.json()).toEqual({ viewers: 0 });
+  });
+
+  it("is for the runner only, and refuses malformed pushes with stable codes", async () => {
+    const jobId = uniqueJobId("push-bad");
+    const entry = { id: "1-0", fields: encodeEntryFields([record("x")]) };
+    const good = { writer: "w", previous: "0-0", entries: [entry] };
+    expect((await pushRoute(jobId, good, "wrong-token")).status).toBe(401);
+    const cases: [unknown, string][] = [
+      [{ ...good, previous: "nope" }, "invalid_push"],
+      [
+        { ...good, entries: [{ id: "1-0", fields: { v: "1", lines: "not json" } }] },
+        "invalid_push",
+      ],
+      [{ ...good, entries: [entry, entry] }, "invalid_push"],
+      [{ ...good, previous: "2-0" }, "invalid_push"],
+    ];
+    for (const [body, code] of cases) {
+      const response = await pushRoute(jobId, body);
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ error: { code } });
+    }
+    const badId = await pushRoute("bad id!", good);
+    expect(badId.status).toBe(400);
+    expect(await badId.json()).toMatchObject({ error: { code: "invalid_job_id" } });
+  });
+
+  it("reads Redis itself when pushes stop (a silent runner), after the safety interval", async () => {
+    const { jobId, stream, redis: writer } = await watchedJob("push-silent");
+    const a = await writer.write("a");
+    await pushRoute(jobId, {
+      writer: "runner-a",
+      previous: a.previous,
+      entries: [writer.entry(a.id, "a")],
+    });
+    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["a"]);
+    // Written, never pushed: the safety poll (TAIL_SAFETY_POLL_MS, 1 s here) brings it.
+    await writer.write("b");
+    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["b"]);
+    await stream.cancel();
+  });
+});
+
+/** Connections the test can cut all at once, keeping the viewers away until it lets them back. */
+function outages() {
+  const connections = new Set<AbortController>();
+  let back: Promise<void> = Promise.resolve();
+  let open: () => void = () => undefined;
+  return {
+    connection(): AbortController {
+      const controller = new AbortController();
+      connections.add(controller);
+      return controller;
+    },
+    /** Cuts every viewer's stream; they reconnect once `end()` is called. */
+    begin(): void {
+      back = new Promise<void>((resolve) => (open = resolve));
+      for (const controller of connections) controller.abort();
+      connections.clear();
+    },
+    end: () => open(),
+    get back() {
+      return back;
+    },
+  };
+}
+
+/** A viewer as EventSource behaves: on a dropped stream it reconnects with its last id, until `done`. */
+async function follow(jobId: string, network: ReturnType<typeof outages>, onConnected: () => void) {
+  const texts: string[] = [];
+  let lastId: string | undefined;
+  let reconnects = 0;
+  for (;;) {
+    await network.back;
+    const connection = network.connection();
+    const stream = sseReader(await connect(jobId, lastId, connection.signal));
+    if (reconnects === 0) {
+      await stream.nextMatching((frame) => frame.id !== undefined);
+      onConnected();
+    }
+    for (;;) {
+      const frame = await stream.next();
+      if (frame === null) break;
+      if (frame.id !== undefined) lastId = frame.id;
+      if (frame.event === "log") texts.push(...textsOf(frame));
+      if (frame.event === "done") return { texts, reconnects };
+    }
+    reconnects++;
+    if (reconnects > 20) throw new Error(`gave up after ${reconnects} reconnects`);
+  }
+}
+
+/** A seeded PRNG (mulberry32): the drops are random but the same on every run. */
+function seeded(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe("the live path under faults", () => {
+  it("gives every viewer every line once and in order, with 10% of pushes lost and the object evicted mid-stream", async () => {
+    const jobId = uniqueJobId("push-faults");
+    await createJob(redis, jobId, "user_push");
+    const random = seeded(15);
+    let dropped = 0;
+    let delivered = 0;
+    // Between the runner and the Worker, as a lossy network would: a dropped push never arrives.
+    const lossy: LivePushTransport = {
+      async push(id, push: LivePush) {
+        if (random() < 0.1) {
+          dropped++;
+          throw new Error("dropped on the way");
+        }
+        delivered++;
+        return transport.push(id, push);
+      },
+    };
+    const pusher = createLivePusher({
+      jobId,
+      transport: lossy,
+      keepaliveMs: 300,
+      probeMs: 300,
+      logger: { warn: () => undefined },
+    });
+    const writer = createRedisLogWriter({
+      redis,
+      jobId,
+      onWritten: pusher.written,
+      flushTiming: pusher.flushTiming,
+      logger: { warn: () => undefined },
+    });
+    let connected = 0;
+    const network = outages();
+    const viewers = Array.from({ length: 3 }, () =>
+      follow(jobId, network, () => {
+        connected++;
+      }),
+    );
+    while (connected < 3) await new Promise((resolve) => setTimeout(resolve, 10));
+    const expected: string[] = [];
+    const stub = env.JOB_STREAM.get(env.JOB_STREAM.idFromName(jobId));
+    for (let i = 0; i < 600; i++) {
+      const text = `line ${i}`;
+      expected.push(text);
+      writer.append(record(text));
+      if (i % 7 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      if (i === 300) {
+        // A deploy: the object goes (its streams with it) while the runner writes and pushes on.
+        network.begin();
+        await evictDurableObject(stub);
+      }
+      if (i === 400) network.end();
+    }
+    await writer.end("ready");
+    await pusher.close();
+    const results = await Promise.all(viewers);
+    for (const result of results) {
+      expect(result.texts).toEqual(expected);
+      expect(result.reconnects).toBeGreaterThan(0);
+    }
+    expect(dropped).toBeGreaterThan(0);
+    expect(delivered).toBeGreaterThan(dropped);
+  }, 60_000);
+});

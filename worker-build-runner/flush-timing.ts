@@ -1,0 +1,66 @@
+import type { FlushTiming } from "./redis-writer.ts";
+
+/**
+ * A round-trip estimate as TCP keeps one (RFC 6298): the smoothed mean plus twice the smoothed
+ * deviation, so that it covers most round trips, not only the typical one.
+ */
+export function createRoundTripEstimate(initialMs: number) {
+  let mean = initialMs;
+  let deviation = initialMs / 2;
+  let seen = false;
+  return {
+    observe(ms: number): void {
+      if (!seen) {
+        mean = ms;
+        deviation = ms / 2;
+        seen = true;
+        return;
+      }
+      deviation = 0.75 * deviation + 0.25 * Math.abs(ms - mean);
+      mean = 0.875 * mean + 0.125 * ms;
+    },
+    get ms(): number {
+      return mean + 2 * deviation;
+    },
+  };
+}
+export type RoundTripEstimate = ReturnType<typeof createRoundTripEstimate>;
+
+export interface LiveFlushTimingOptions {
+  /** Newline-to-viewer time the oldest line of a batch should stay within. */
+  readonly targetMs?: number;
+  /** How long a line waits for company while nobody watches (nobody waits for it then). */
+  readonly unwatchedMs?: number;
+  /** Whether the job may have viewers (the last push's answer; true until one came). */
+  readonly watched: () => boolean;
+  /** The XADD request's round trip, and the push's (runner to viewers), as estimated. */
+  readonly request: RoundTripEstimate;
+  readonly delivery: RoundTripEstimate;
+}
+
+/**
+ * Batches adaptively, for a writer whose lines reach viewers by push: the oldest waiting line
+ * may wait what is left of the latency target once the write and the push are paid for, and
+ * the batch goes as soon as the next line, at the rate lines have been coming, would arrive
+ * too late to join it. At a trickle (a line every 10 ms) that is ~7 lines per XADD instead of
+ * ~2; a lone line after a quiet spell goes at once; nobody watching, lines wait longer.
+ */
+export function liveFlushTiming(options: LiveFlushTimingOptions): FlushTiming {
+  const targetMs = options.targetMs ?? 95;
+  const unwatchedMs = options.unwatchedMs ?? 250;
+  // Smoothed time between appended lines, capped: after a quiet spell the next line is "late".
+  let gapMs = targetMs;
+  let lastLineAt = Number.NEGATIVE_INFINITY;
+  return {
+    lineAppended(at) {
+      const gap = Math.min(targetMs, at - lastLineAt);
+      gapMs = 0.8 * gapMs + 0.2 * gap;
+      lastLineAt = at;
+    },
+    delayMs(oldestAt, at) {
+      if (!options.watched()) return oldestAt + unwatchedMs - at;
+      const deadline = oldestAt + targetMs - options.request.ms - options.delivery.ms;
+      return at + gapMs > deadline ? 0 : deadline - at;
+    },
+  };
+}
