@@ -118,6 +118,8 @@ export interface ProcessUsage {
   readonly label: string;
   /** CPU used over the window, in % of one core. */
   readonly cpuPercent: number;
+  /** CPU seconds used over the window. */
+  readonly cpuSeconds: number;
   /** The largest resident set seen during the window. */
   readonly maxRssMb: number;
 }
@@ -153,11 +155,15 @@ export function sampleUsage(
       clearInterval(timer);
       const seconds = (performance.now() - startedAt) / 1000;
       const machineEnd = machineSeconds();
-      const processes = targets.map((target, i) => ({
-        label: target.label,
-        cpuPercent: ((cpuSeconds(target.pid) - (cpuStart[i] ?? Number.NaN)) / seconds) * 100,
-        maxRssMb: Math.max(maxRss[i] ?? 0, rssMb(target.pid)),
-      }));
+      const processes = targets.map((target, i) => {
+        const used = cpuSeconds(target.pid) - (cpuStart[i] ?? Number.NaN);
+        return {
+          label: target.label,
+          cpuPercent: (used / seconds) * 100,
+          cpuSeconds: used,
+          maxRssMb: Math.max(maxRss[i] ?? 0, rssMb(target.pid)),
+        };
+      });
       const busyShare =
         (machineEnd.busy - machineStart.busy) / (machineEnd.total - machineStart.total);
       const ours = processes.reduce((sum, usage) => sum + usage.cpuPercent, 0);

@@ -17,6 +17,10 @@ export interface ScenarioResult {
   readonly linesPerSecond: number;
   readonly eventsPerSecond: number;
   readonly readsPerSecond: number;
+  /** Upstash commands/s while the viewers stayed and no line came. */
+  readonly idleReadsPerSecond: number;
+  /** Pushes the runner sent (push mode). */
+  readonly pushes: number;
   readonly drops: number;
   readonly reconnects: number;
   readonly badFrames: number;
@@ -49,6 +53,9 @@ export interface RunDescription {
 }
 
 const P99_GOAL_MS = 250;
+// The push's goals (issue 15): p99 at 1,000 viewers, Upstash reads per watched job.
+const PUSH_P99_GOAL_MS = 100;
+const PUSH_READS_GOAL = 0.5;
 // "Reads that do not grow with viewers": at most this factor from the fewest to the most viewers.
 const FLAT_READS_FACTOR = 1.25;
 // Upstash bills $0.20 per 100,000 commands.
@@ -59,6 +66,9 @@ const fixed = (value: number, digits = 0): string =>
 const usageOf = (result: ScenarioResult, label: string) =>
   result.usage.processes.find((process) => process.label === label);
 const keyOf = (mode: string, viewers: number): string => `${mode.replaceAll("-", "_")}_v${viewers}`;
+/** workerd's CPU per delivered line (one line to one viewer), in microseconds. */
+const cpuPerLineUs = (r: ScenarioResult): number =>
+  ((usageOf(r, "workerd")?.cpuSeconds ?? Number.NaN) / r.delivery.delivered) * 1e6;
 
 /** Prints everything; true when a problem (a missing or repeated line, a drop, ...) was found. */
 export function printReport(results: readonly ScenarioResult[], run: RunDescription): boolean {
@@ -135,7 +145,9 @@ function table(results: readonly ScenarioResult[]): string {
     "lines/s",
     "events/s",
     "reads/s",
+    "idle reads/s",
     "workerd cpu%",
+    "cpu µs/line",
     "node cpu%",
     "node lag p99",
     "others cpu%",
@@ -156,7 +168,9 @@ function table(results: readonly ScenarioResult[]): string {
     fixed(r.linesPerSecond),
     fixed(r.eventsPerSecond),
     fixed(r.readsPerSecond, 1),
+    fixed(r.idleReadsPerSecond, 2),
     fixed(usageOf(r, "workerd")?.cpuPercent ?? Number.NaN),
+    r.mode === BASELINE ? "-" : fixed(cpuPerLineUs(r), 1),
     fixed(usageOf(r, "node")?.cpuPercent ?? Number.NaN),
     fixed(r.loopDelayP99Ms, 1),
     fixed(r.usage.othersCpuPercent),
@@ -218,10 +232,41 @@ function summaryFields(
       `${key}_lines_per_s=${fixed(r.linesPerSecond)}`,
       `${key}_reads_per_s=${fixed(r.readsPerSecond, 1)}`,
     );
+    fields.push(`${key}_missing=${r.delivery.missing}`, `${key}_repeated=${r.delivery.repeated}`);
     if (r.mode !== BASELINE)
       fields.push(
+        `${key}_idle_reads_per_s=${fixed(r.idleReadsPerSecond, 2)}`,
         `${key}_workerd_cpu_pct=${fixed(usageOf(r, "workerd")?.cpuPercent ?? Number.NaN)}`,
+        `${key}_workerd_cpu_us_per_line=${fixed(cpuPerLineUs(r), 1)}`,
       );
+    if (Number.isFinite(r.pushes)) fields.push(`${key}_pushes=${r.pushes}`);
+  }
+
+  // The push against its goals, and against today's poll measured in the same run.
+  for (const viewers of run.viewerCounts) {
+    const push = byKey.get(keyOf("push", viewers));
+    const poll = byKey.get(keyOf("poll", viewers));
+    if (push === undefined) continue;
+    const readsPass = push.readsPerSecond <= PUSH_READS_GOAL && push.idleReadsPerSecond === 0;
+    goals.push(
+      `push at ${viewers}: ${fixed(push.readsPerSecond, 2)} reads/s while lines flow, ${fixed(push.idleReadsPerSecond, 2)} idle (goal <= ${PUSH_READS_GOAL}, 0): ${readsPass ? "PASS" : "FAIL"}`,
+    );
+    if (viewers === 1000) {
+      const p99Pass =
+        push.delivery.latency.p99 <= PUSH_P99_GOAL_MS &&
+        push.delivery.warmLatency.p99 <= PUSH_P99_GOAL_MS;
+      fields.push(`goal_push_p99_le_${PUSH_P99_GOAL_MS}ms_v1000=${p99Pass ? "pass" : "fail"}`);
+      goals.push(
+        `push at 1,000: p99 ${fixed(push.delivery.latency.p99, 1)} ms cold, ${fixed(push.delivery.warmLatency.p99, 1)} ms warm (goal <= ${PUSH_P99_GOAL_MS}): ${p99Pass ? "PASS" : "FAIL"}`,
+      );
+    }
+    if (poll !== undefined) {
+      const ratio = cpuPerLineUs(push) / cpuPerLineUs(poll);
+      fields.push(`cpu_per_line_ratio_push_to_poll_v${viewers}=${fixed(ratio, 2)}`);
+      goals.push(
+        `push at ${viewers}: workerd CPU per delivered line ${fixed(ratio, 2)}x poll's: ${ratio <= 1 ? "PASS" : "worse"}`,
+      );
+    }
   }
 
   // Where the baseline was not run (1,000 pollers are more than this process can drive), its

@@ -9,6 +9,8 @@ import {
 } from "../src/shared/entry.ts";
 import type { TerminalStatus } from "../src/shared/job.ts";
 import { logStreamKey } from "../src/shared/keys.ts";
+import type { LivePusher } from "../worker-build-runner/live-push.ts";
+import type { RedisLogWriter } from "../worker-build-runner/redis-writer.ts";
 import type { DeliveryLog } from "./fanout-lines.ts";
 import { lineText, nowMs, parseLineText } from "./fanout-lines.ts";
 
@@ -101,6 +103,56 @@ export function streamAppender(redis: Redis, jobId: string) {
     },
     async end(status: TerminalStatus): Promise<void> {
       await redis.xadd(key, nextId(), encodeEndFields(status));
+    },
+  };
+}
+
+/**
+ * Appends through the runner's own writer (adaptive batching, its ids, its requests) with its
+ * pusher attached: the push path as production runs it. `commands` is what the writer sent.
+ */
+export function writerAppender(writer: RedisLogWriter, pusher: LivePusher) {
+  let nextLine = 0;
+  return {
+    async run(plan: AppendPlan, options: AppendOptions): Promise<AppendResult> {
+      const startedAt = nowMs();
+      const commandsBefore = writer.stats.commands;
+      let maxLateMs = 0;
+      let entries = 0;
+      let overloaded = false;
+      for (; entries < plan.entries; entries++) {
+        const due = startedAt + entries * plan.intervalMs;
+        await sleep(due - nowMs());
+        const at = nowMs();
+        maxLateMs = Math.max(maxLateMs, at - due);
+        if (at - due > options.giveUpLateMs) {
+          overloaded = true;
+          break;
+        }
+        for (let i = 0; i < plan.linesPerEntry; i++) {
+          writer.append({
+            ts: new Date(at).toISOString(),
+            source: "stdout",
+            phase: "build",
+            text: lineText(nextLine++, at),
+          });
+        }
+        options.afterAppend?.(at);
+      }
+      await writer.drain();
+      return {
+        entries,
+        lines: entries * plan.linesPerEntry,
+        commands: writer.stats.commands - commandsBefore,
+        startedAt,
+        endedAt: nowMs(),
+        maxLateMs,
+        overloaded,
+      };
+    },
+    async end(status: TerminalStatus): Promise<void> {
+      await writer.end(status);
+      await pusher.close();
     },
   };
 }

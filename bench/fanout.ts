@@ -2,19 +2,23 @@
 // real Worker and its JobStream Durable Object in local workerd, while the runner side appends
 // lines to the Redis Stream through the Upstash bridge.
 // Per viewer count: delivery latency from append to receipt (p50/p99/max over every viewer x
-// line), lines/s delivered, every line exactly once and in order per viewer, and Upstash
-// commands/s spent reading. Beside it, in the same run, the seed's design: every viewer polls
-// XRANGE itself every 100 ms.
+// line), lines/s delivered, every line exactly once and in order per viewer, Upstash commands/s
+// spent reading while lines flow and while the job is watched but idle, and workerd's CPU per
+// delivered line. Beside it, in the same run, the seed's design: every viewer polls XRANGE
+// itself every 100 ms.
 //
-//   npm run bench:fanout [-- --seconds 10 --viewers 1,100,1000 --modes poll,quiet-wake,wake
-//                           --baseline 1,100 --entries-per-s 20 --lines-per-entry 10]
+//   npm run bench:fanout [-- --seconds 10 --viewers 1,100,1000 --modes push,poll
+//                           --baseline 1,100 --entries-per-s 20 --lines-per-entry 10
+//                           --idle-seconds 6]
 //
 // Modes, i.e. how the object learns of new lines:
-//   poll        its own alarm-driven polling only (every 100 ms while lines flow, backing off to
-//               1 s when idle)
-//   quiet-wake  plus the runner's policy (worker-build-runner/run-job.ts): a POST
-//               /internal/jobs/:id/wake when lines follow 2 s without any; here, the first append
-//   wake        plus a wake after every append
+//   push  the runner's writer (worker-build-runner/redis-writer.ts, adaptive batching) with its
+//         pusher (live-push.ts): each batch goes to POST /internal/jobs/:id/entries right after
+//         its XADD; the object reads Redis only for a gap or after 5 s without a push. Latency
+//         is from the line's append to the writer, so it includes the writer's batching.
+//   poll  before pushes: each entry XADDed as it comes, the object polling Redis on its alarm
+//         (every 100 ms while lines flow, backing off to 1 s when idle), woken by the runner
+//         when lines follow a quiet spell (here, the first append)
 //
 // How workerd runs: wrangler's programmatic dev API (tools/dev/workerd.ts: `unstable_DevEnv`,
 // what `unstable_startWorker` wraps) in this process, rather than a `wrangler dev` child. It
@@ -35,7 +39,10 @@ import { createDevSigner } from "../tools/dev/dev-signer.ts";
 import { startWorkerd } from "../tools/dev/workerd.ts";
 import { startUpstashBridge, type UpstashBridge } from "../tools/upstash-bridge/bridge.ts";
 import { startRedisServer } from "../tools/upstash-bridge/redis-server.ts";
+import { createLivePusher } from "../worker-build-runner/live-push.ts";
+import { workerNotifier } from "../worker-build-runner/notifier.ts";
 import { createUpstashClient } from "../worker-build-runner/redis.ts";
+import { createRedisLogWriter } from "../worker-build-runner/redis-writer.ts";
 import { createDeliveryLog } from "./fanout-lines.ts";
 import { commandOf, descendantPids, listenerOf, rssMb, sampleUsage } from "./fanout-proc.ts";
 import { BASELINE, printReport, type ScenarioResult } from "./fanout-report.ts";
@@ -44,11 +51,12 @@ import {
   type AppendResult,
   startPollers,
   streamAppender,
+  writerAppender,
 } from "./fanout-runner.ts";
 import { createTeardown } from "./fanout-teardown.ts";
 import { createViewerPool } from "./fanout-viewers.ts";
 
-const MODES = ["poll", "quiet-wake", "wake"] as const;
+const MODES = ["push", "poll"] as const;
 type Mode = (typeof MODES)[number];
 const isMode = (value: string): value is Mode => (MODES as readonly string[]).includes(value);
 
@@ -61,6 +69,8 @@ const { values: flags } = parseArgs({
     baseline: { type: "string", default: "1,100" },
     "entries-per-s": { type: "string", default: "20" },
     "lines-per-entry": { type: "string", default: "10" },
+    // Longer than the object's safety poll (5 s): a read it makes while idle is counted.
+    "idle-seconds": { type: "string", default: "6" },
   },
 });
 
@@ -80,6 +90,7 @@ function positiveInt(name: string, text: string): number {
 }
 
 const seconds = positiveInt("seconds", flags.seconds);
+const idleSeconds = positiveInt("idle-seconds", flags["idle-seconds"]);
 const entriesPerSecond = positiveInt("entries-per-s", flags["entries-per-s"]);
 const plan: AppendPlan = {
   entries: Math.round(seconds * entriesPerSecond),
@@ -243,11 +254,30 @@ async function runFanout(setup: Setup, mode: Mode, viewers: number): Promise<Sce
 
     let lastAppendAt = Number.NEGATIVE_INFINITY;
     const afterAppend = (at: number): void => {
-      if (mode === "wake" || (mode === "quiet-wake" && at - lastAppendAt > QUIET_WAKE_MS))
-        wakes.wake();
+      if (mode === "poll" && at - lastAppendAt > QUIET_WAKE_MS) wakes.wake();
       lastAppendAt = at;
     };
-    const appender = streamAppender(setup.runnerRedis, jobId);
+    const quiet = { warn: () => undefined };
+    const pusher =
+      mode === "push"
+        ? createLivePusher({
+            jobId,
+            transport: workerNotifier({ workerUrl: setup.workerd.url, runnerToken: RUNNER_TOKEN }),
+            logger: quiet,
+          })
+        : null;
+    const appender = pusher
+      ? writerAppender(
+          createRedisLogWriter({
+            redis: setup.runnerRedis,
+            jobId,
+            onWritten: pusher.written,
+            flushTiming: pusher.flushTiming,
+            logger: quiet,
+          }),
+          pusher,
+        )
+      : streamAppender(setup.runnerRedis, jobId);
     const eventsBefore = pool.logEvents();
     const usage = sampleUsage(usageTargets(setup));
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -260,6 +290,13 @@ async function runFanout(setup: Setup, mode: Mode, viewers: number): Promise<Sce
     loopDelay.disable();
     const delivery = log.summary(appended.lines, appended.startedAt + WARM_AFTER_MS);
     const events = pool.logEvents() - eventsBefore;
+
+    // Watched but idle: the viewers stay, no line comes. Push mode should read nothing.
+    setup.bridge.resetStats();
+    const idleStart = performance.now();
+    await sleep(idleSeconds * 1000);
+    const idleReadsPerSecond =
+      setup.bridge.stats.commands / ((performance.now() - idleStart) / 1000);
 
     await appender.end("ready");
     await waitFor(() => pool.doneCount() === viewers - connectFailures, DONE_TIMEOUT_MS);
@@ -275,6 +312,8 @@ async function runFanout(setup: Setup, mode: Mode, viewers: number): Promise<Sce
       linesPerSecond: delivery.delivered / deliverySeconds,
       eventsPerSecond: events / deliverySeconds,
       readsPerSecond: readsPerSecond(commands, appended),
+      idleReadsPerSecond,
+      pushes: pusher?.stats.pushes ?? Number.NaN,
       drops: pool.drops(),
       reconnects: pool.reconnects(),
       badFrames: pool.badFrames(),
@@ -331,6 +370,8 @@ async function runBaseline(setup: Setup, viewers: number): Promise<ScenarioResul
       linesPerSecond: delivery.delivered / deliverySeconds,
       eventsPerSecond: Number.NaN,
       readsPerSecond: readsPerSecond(commands, appended),
+      idleReadsPerSecond: Number.NaN,
+      pushes: Number.NaN,
       drops: 0,
       reconnects: 0,
       badFrames: 0,

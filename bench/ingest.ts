@@ -1,22 +1,35 @@
 // npm run bench:ingest: lines/s from onStdout to Redis, Upstash commands per 1,000 lines and
 // newline-to-Redis latency, through the Upstash bridge with 20 ms added per request, beside a
 // seed-style writer (XADD then EXPIRE, awaited per line) measured in the same run.
+// The trickle (a line every 10 ms) runs twice: as the writer batches with no Worker to push to
+// (newline to Redis), and as it batches while pushing to the real Worker in local workerd with
+// one SSE viewer watching (newline to viewer, the latency a user sees).
+import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { encodeEntryFields } from "../src/shared/entry.ts";
-import { logStreamKey } from "../src/shared/keys.ts";
+import type { JobRecord } from "../src/shared/job.ts";
+import { jobKey, logStreamKey } from "../src/shared/keys.ts";
 import { createLineSanitizer } from "../src/shared/sanitize/line-sanitizer.ts";
+import { createDevSigner } from "../tools/dev/dev-signer.ts";
+import { startWorkerd } from "../tools/dev/workerd.ts";
 import { startUpstashBridge } from "../tools/upstash-bridge/bridge.ts";
 import { startRedisServer } from "../tools/upstash-bridge/redis-server.ts";
+import { createLivePusher } from "../worker-build-runner/live-push.ts";
 import { createLogStreamer } from "../worker-build-runner/log-streamer.ts";
+import { workerNotifier } from "../worker-build-runner/notifier.ts";
 import { createUpstashClient } from "../worker-build-runner/redis.ts";
 import { createRedisLogWriter } from "../worker-build-runner/redis-writer.ts";
+import { createDeliveryLog, lineText, nowMs } from "./fanout-lines.ts";
+import { createViewerPool } from "./fanout-viewers.ts";
 import { buildOutputLines } from "./fixture.ts";
 
 const LATENCY_MS = 20;
 const BURST_LINES = 20_000;
 const SEED_LINES = 200;
-const TRICKLE_LINES = 200;
+const TRICKLE_LINES = 1_000;
 const TRICKLE_GAP_MS = 10;
+const OWNER = "user_ingest_bench";
+const RUNNER_TOKEN = `runner-${randomUUID()}`;
 
 const quantile = (sorted: number[], q: number): number =>
   sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
@@ -27,6 +40,31 @@ bridge.faults.latencyMs = LATENCY_MS;
 const redis = createUpstashClient({ url: bridge.url, token: bridge.token });
 const sample = buildOutputLines();
 const lineAt = (i: number): string => sample[i % sample.length] ?? "";
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
+/** One line every TRICKLE_GAP_MS on a fixed schedule (no drift), stamped with its newline time. */
+async function trickleInto(onStdout: (chunk: string) => void, appendedAt: number[]) {
+  const start = nowMs();
+  for (let i = 0; i < TRICKLE_LINES; i++) {
+    await sleep(start + i * TRICKLE_GAP_MS - nowMs());
+    const at = nowMs();
+    appendedAt.push(at);
+    onStdout(`${lineText(i, at)}\n`);
+  }
+}
+
+const signer = createDevSigner({ kid: "ins_ingest_bench", issuer: "https://clerk.ingest.bench" });
+const worker = await startWorkerd({
+  configPath: "wrangler.toml",
+  readyTimeoutMs: 60_000,
+  bindings: {
+    UPSTASH_REDIS_REST_URL: bridge.url,
+    UPSTASH_REDIS_REST_TOKEN: bridge.token,
+    RUNNER_TOKEN,
+    CLERK_JWT_KEY: signer.jwtKey,
+    CLERK_AUTHORIZED_PARTIES: "",
+  },
+});
 
 try {
   // 1. Burst through the real pipeline: LineBuffer -> sanitizer -> batched writer.
@@ -45,7 +83,7 @@ try {
   const commandsPer1000 = (bridge.stats.commands / burstWriter.stats.linesWritten) * 1000;
   const requestsPer1000 = (bridge.stats.requests / burstWriter.stats.linesWritten) * 1000;
 
-  // 2. Trickle: one line every 10 ms; latency from the newline to Redis acknowledging it.
+  // 2. Trickle with no Worker to push to: newline to Redis acknowledging it.
   const appendedAt: number[] = [];
   const latencies: number[] = [];
   let acknowledged = 0;
@@ -53,20 +91,68 @@ try {
     redis,
     jobId: "bench-trickle",
     onWritten: ({ lines }) => {
-      const at = performance.now();
+      const at = nowMs();
       for (let i = 0; i < lines; i++) latencies.push(at - (appendedAt[acknowledged++] ?? at));
     },
   });
   const trickle = createLogStreamer({ writer: trickleWriter });
   bridge.resetStats();
-  for (let i = 0; i < TRICKLE_LINES; i++) {
-    appendedAt.push(performance.now());
-    trickle.onStdout(`trickle line ${i}\n`);
-    await new Promise((resolve) => setTimeout(resolve, TRICKLE_GAP_MS));
-  }
+  await trickleInto(trickle.onStdout, appendedAt);
   await trickle.flush();
   const trickleCommandsPer1000 = (bridge.stats.commands / TRICKLE_LINES) * 1000;
   latencies.sort((a, b) => a - b);
+
+  // 3. Trickle pushed to the Worker, one viewer watching: newline to the viewer's receipt.
+  const pushJobId = `bench-trickle-push-${randomUUID().slice(0, 8)}`;
+  const now = new Date().toISOString();
+  const job: JobRecord = {
+    id: pushJobId,
+    owner: OWNER,
+    status: "running",
+    created_at: now,
+    started_at: now,
+    finished_at: null,
+  };
+  await redis.set(jobKey(pushJobId), JSON.stringify(job));
+  const delivery = createDeliveryLog(1, TRICKLE_LINES);
+  const viewer = createViewerPool({
+    origin: worker.url,
+    path: `/api/jobs/${pushJobId}/logs/stream`,
+    token: signer.sign(OWNER, 600),
+    log: delivery,
+    count: 1,
+    maxReconnects: 0,
+  });
+  if ((await viewer.open(1, 20_000)) > 0)
+    throw new Error(`the viewer could not connect: ${viewer.errors().join("; ")}`);
+  await sleep(300);
+  const pusher = createLivePusher({
+    jobId: pushJobId,
+    transport: workerNotifier({ workerUrl: worker.url, runnerToken: RUNNER_TOKEN }),
+  });
+  const pushWriter = createRedisLogWriter({
+    redis,
+    jobId: pushJobId,
+    onWritten: pusher.written,
+    flushTiming: pusher.flushTiming,
+  });
+  const pushed = createLogStreamer({ writer: pushWriter });
+  bridge.resetStats();
+  const pushStartedAt = nowMs();
+  await trickleInto(pushed.onStdout, []);
+  await pushed.flush();
+  const pushSeconds = (nowMs() - pushStartedAt) / 1000;
+  const deadline = nowMs() + 5_000;
+  while (!delivery.allComplete(TRICKLE_LINES) && nowMs() < deadline) await sleep(20);
+  const pushBridgeCommands = bridge.stats.commands;
+  const pushSummary = delivery.summary(TRICKLE_LINES, pushStartedAt);
+  await pushWriter.end("ready");
+  await pusher.close();
+  viewer.close();
+  const pushWriterCommands = pushWriter.stats.commands;
+  const pushCommandsPer1000 = (pushWriterCommands / TRICKLE_LINES) * 1000;
+  // Whatever else reached the bridge meanwhile was the Durable Object reading.
+  const objectReads = pushBridgeCommands - pushWriterCommands;
 
   // 3. Seed-style baseline in the same run: sanitize, XADD, then EXPIRE, each awaited, per line.
   const seedKey = logStreamKey("bench-seed");
@@ -95,6 +181,9 @@ try {
     `trickle:  ${TRICKLE_LINES} lines, one per ${TRICKLE_GAP_MS} ms: newline-to-Redis latency p50 ${quantile(latencies, 0.5).toFixed(1)} ms, p99 ${quantile(latencies, 0.99).toFixed(1)} ms, max ${(latencies.at(-1) ?? NaN).toFixed(1)} ms; ${trickleCommandsPer1000.toFixed(0)} commands per 1,000 lines`,
   );
   console.log(
+    `trickle pushed, 1 viewer: newline-to-viewer p50 ${pushSummary.latency.p50.toFixed(1)} ms, p99 ${pushSummary.latency.p99.toFixed(1)} ms, max ${pushSummary.latency.max.toFixed(1)} ms; ${pushSummary.missing} missing, ${pushSummary.repeated} repeated; writer ${pushCommandsPer1000.toFixed(0)} commands per 1,000 lines (${pushWriter.stats.requests} requests, ${(TRICKLE_LINES / Math.max(1, pushWriter.stats.requests)).toFixed(1)} lines each); ${pusher.stats.pushes} pushes (${pusher.stats.keepalives} keepalives, ${pusher.stats.failed} failed); the object read Redis ${objectReads} times in ${pushSeconds.toFixed(1)} s`,
+  );
+  console.log(
     `seed:     ${SEED_LINES} lines in ${seedSeconds.toFixed(2)} s = ${seedLinesPerSecond.toFixed(1)} lines/s; ${seedCommandsPer1000.toFixed(0)} commands per 1,000 lines`,
   );
   console.log(
@@ -109,6 +198,13 @@ try {
       `trickle_p50_ms=${quantile(latencies, 0.5).toFixed(1)}`,
       `trickle_p99_ms=${quantile(latencies, 0.99).toFixed(1)}`,
       `trickle_commands_per_1000_lines=${trickleCommandsPer1000.toFixed(0)}`,
+      `trickle_push_commands_per_1000_lines=${pushCommandsPer1000.toFixed(0)}`,
+      `trickle_push_viewer_p50_ms=${pushSummary.latency.p50.toFixed(1)}`,
+      `trickle_push_viewer_p99_ms=${pushSummary.latency.p99.toFixed(1)}`,
+      `trickle_push_missing=${pushSummary.missing}`,
+      `trickle_push_repeated=${pushSummary.repeated}`,
+      `trickle_push_pushes=${pusher.stats.pushes}`,
+      `trickle_push_object_reads=${objectReads}`,
       `seed_lines_per_s=${seedLinesPerSecond.toFixed(1)}`,
       `seed_commands_per_1000_lines=${seedCommandsPer1000.toFixed(0)}`,
       `throughput_ratio=${(burstLinesPerSecond / seedLinesPerSecond).toFixed(1)}`,
@@ -116,6 +212,7 @@ try {
     ].join(" "),
   );
 } finally {
+  await worker.dispose();
   await bridge.close();
   await redisServer.stop();
 }
