@@ -60,7 +60,7 @@ function entryBytes(entry: LivePush["entries"][number]): number {
 
 export function createLivePusher(options: LivePushOptions): LivePusher {
   const keepaliveMs = options.keepaliveMs ?? 2_000;
-  const probeMs = options.probeMs ?? 5_000;
+  const probeMs = options.probeMs ?? 2_000;
   const maxQueuedBytes = options.maxQueuedBytes ?? 1024 * 1024;
   const logger = options.logger ?? console;
   const now = options.now ?? Date.now;

@@ -122,6 +122,11 @@ export class JobStream extends DurableObject<Env> {
   private trustedWriter: string | null = null;
   /** The runner or the sweep said the job moved on (its end): read at the next alarm. */
   private wakeRequested = false;
+  /**
+   * The last push was answered with viewers, so the runner goes on pushing. Answered with none,
+   * it only probes now and then: a viewer who comes meanwhile is served by polls until it does.
+   */
+  private runnerPushing = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -211,6 +216,7 @@ export class JobStream extends DurableObject<Env> {
       // A backlog (more than one slice, or more in Redis) is worked off by the alarm.
       if (this.unread.length > 0 || this.moreInRedis) await this.arm();
     }
+    this.runnerPushing = this.viewers.size > 0;
     return { viewers: this.viewers.size };
   }
 
@@ -425,11 +431,11 @@ export class JobStream extends DurableObject<Env> {
 
   /**
    * Whether the alarm should read Redis: always while nobody pushes (the runner has no Worker
-   * URL, or predates pushes); once pushes come, only for a backlog, a wake, or when none came
-   * for the safety interval (a silent runner).
+   * URL, or predates pushes, or was told nobody watches); once pushes come, only for a backlog,
+   * a wake, or when none came for the safety interval (a silent runner).
    */
   private pollDue(): boolean {
-    if (this.state.pushed !== true) return true;
+    if (this.state.pushed !== true || !this.runnerPushing) return true;
     if (this.unread.length > 0 || this.moreInRedis || this.wakeRequested) return true;
     return Date.now() - Math.max(this.lastPushAt, this.lastPollAt) >= this.settings.safetyPollMs;
   }
@@ -576,7 +582,7 @@ export class JobStream extends DurableObject<Env> {
     const pollAt =
       backlog || this.wakeRequested
         ? Math.max(Date.now(), this.lastPollAt + (backlog ? 0 : this.settings.activePollMs))
-        : this.state.pushed === true
+        : this.state.pushed === true && this.runnerPushing
           ? Math.max(this.lastPushAt, this.lastPollAt) + this.settings.safetyPollMs
           : this.lastPollAt +
             Math.min(

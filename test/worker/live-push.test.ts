@@ -172,6 +172,34 @@ describe("POST /internal/jobs/:id/entries", () => {
     expect(await response.json()).toEqual({ viewers: 0 });
   });
 
+  it("serves a viewer who comes after the runner was told nobody watches, until it pushes again", async () => {
+    const jobId = uniqueJobId("push-late-viewer");
+    await createJob(redis, jobId, "user_push");
+    const writer = handWriter(jobId);
+    const a = await writer.write("a");
+    const first = await pushRoute(jobId, {
+      writer: "runner-a",
+      previous: a.previous,
+      entries: [writer.entry(a.id, "a")],
+    });
+    expect(await first.json()).toEqual({ viewers: 0 });
+    const stream = sseReader(await connect(jobId));
+    await stream.nextMatching((frame) => frame.id !== undefined);
+    // The runner stopped pushing: the object reads for itself, well before its safety interval.
+    await writer.write("b");
+    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["b"]);
+    // The runner's next probe finds a viewer; its pushes go out again.
+    const c = await writer.write("c");
+    const probe = await pushRoute(jobId, {
+      writer: "runner-a",
+      previous: c.previous,
+      entries: [writer.entry(c.id, "c")],
+    });
+    expect(await probe.json()).toEqual({ viewers: 1 });
+    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["c"]);
+    await stream.cancel();
+  });
+
   it("is for the runner only, and refuses malformed pushes with stable codes", async () => {
     const jobId = uniqueJobId("push-bad");
     const entry = { id: "1-0", fields: encodeEntryFields([record("x")]) };
