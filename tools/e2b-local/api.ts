@@ -95,6 +95,9 @@ export function sandboxApi(deps: ApiDeps): Hono {
         timeoutMs,
         metadata: body.metadata ?? {},
         session,
+      }).catch(async (error: unknown) => {
+        await session.kill().catch(() => undefined);
+        throw error;
       });
     } catch (cause) {
       return error(
