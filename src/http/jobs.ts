@@ -107,7 +107,6 @@ export const jobs = new Hono<JobsEnv>()
     const after = cursorParam("Last-Event-ID", resumeFrom === "" ? undefined : resumeFrom);
     const job = await ownedJob(c, jobId);
     const target = new URL("https://job-stream/stream");
-    target.searchParams.set("job", jobId);
     // Only then may the object look in the archive when it finds the stream empty.
     if (job.archived_at) target.searchParams.set("archived", "1");
     if (after) target.searchParams.set("after", `${after.entryId}:${after.index}`);

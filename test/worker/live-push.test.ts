@@ -1,4 +1,4 @@
-import { evictDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { encodeEntryFields, type LogLine } from "../../src/shared/entry.ts";
@@ -237,6 +237,41 @@ describe("POST /internal/jobs/:id/entries", () => {
     await writer.write("b");
     expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["b"]);
     await stream.cancel();
+  });
+});
+
+describe("the object's one alarm", () => {
+  const internal = (jobId: string, what: string) =>
+    exports.default.fetch(`http://example.com/internal/jobs/${jobId}/${what}`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${env.RUNNER_TOKEN}` },
+    });
+
+  it("reads at the next alarm when woken, though pushes keep its safety read away", async () => {
+    const { jobId, stream, redis: writer } = await watchedJob("alarm-wake");
+    const a = await writer.write("a");
+    await pushRoute(jobId, {
+      writer: "runner-a",
+      previous: a.previous,
+      entries: [writer.entry(a.id, "a")],
+    });
+    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["a"]);
+    // The end is written but its push is lost; the runner's end notice wakes the object.
+    await writer.write("b");
+    expect((await internal(jobId, "wake")).status).toBe(204);
+    await runDurableObjectAlarm(env.JOB_STREAM.get(env.JOB_STREAM.idFromName(jobId)));
+    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["b"]);
+    await stream.cancel();
+  });
+
+  it("arms no further alarm once its viewers are gone: nobody watching costs no reads", async () => {
+    const { jobId, stream } = await watchedJob("alarm-stops");
+    const stub = env.JOB_STREAM.get(env.JOB_STREAM.idFromName(jobId));
+    expect(await (await internal(jobId, "disconnect")).json()).toEqual({ disconnected: 1 });
+    await stream.cancel();
+    // The alarm armed while it was watched runs (or already ran) and does not come back.
+    await runDurableObjectAlarm(stub);
+    expect(await runDurableObjectAlarm(stub)).toBe(false);
   });
 });
 

@@ -1,0 +1,163 @@
+import { compareEntryIds } from "../shared/entry.ts";
+import type { TerminalStatus } from "../shared/job.ts";
+import { formatDoneEvent, HEARTBEAT_FRAME } from "../shared/sse.ts";
+
+export const SSE_HEADERS = {
+  "Content-Type": "text/event-stream; charset=utf-8",
+  "Cache-Control": "no-cache, no-transform",
+  "X-Accel-Buffering": "no",
+} as const;
+
+// EventSource waits this long before reconnecting after the server closes a stream.
+const RETRY_FRAME = "retry: 2000\n\n";
+
+const encoder = new TextEncoder();
+
+/** One viewer's SSE stream. */
+export interface Viewer {
+  readonly writer: WritableStreamDefaultWriter<Uint8Array>;
+  /** The id of the last entry this viewer has been sent in full. */
+  lastSent: string;
+  /** False while it catches up from its cursor; live fan-out skips it until then. */
+  live: boolean;
+  closed: boolean;
+}
+
+export interface ViewersSettings {
+  readonly maxViewers: number;
+  /** A viewer with more than this many bytes queued and unread is closed (it resumes on reconnect). */
+  readonly maxViewerLagBytes: number;
+  readonly heartbeatMs: number;
+}
+
+/** A slice of entries as the tail fans it out: one event per entry, encoded once for everyone. */
+export interface FanOutSlice {
+  readonly ids: readonly string[];
+  readonly events: readonly string[];
+  /** Every event, as the bytes each viewer gets. */
+  readonly shared: Uint8Array;
+  /** The id of the slice's last entry. */
+  readonly position: string;
+}
+
+/**
+ * A job's viewers: their streams, what each was sent, the lag bound, heartbeats and closing.
+ * Live fan-out cannot wait for one viewer, so a viewer whose unread bytes pass the bound is
+ * closed, never fed a gap: it reconnects with its last id. Catch-up waits for room instead
+ * (`ready`), so a large resume is not mistaken for a slow viewer.
+ */
+export class Viewers {
+  private readonly open = new Set<Viewer>();
+  /** When every live viewer last got bytes (a fan-out or a heartbeat): heartbeats key off it. */
+  lastFrameAt = Date.now();
+
+  private readonly settings: ViewersSettings;
+
+  constructor(settings: ViewersSettings) {
+    this.settings = settings;
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  get full(): boolean {
+    return this.open.size >= this.settings.maxViewers;
+  }
+
+  /** A new viewer and its SSE response; the viewer is dropped when `signal` aborts. */
+  connect(signal: AbortSignal): { viewer: Viewer; response: Response } {
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(
+      undefined,
+      new ByteLengthQueuingStrategy({ highWaterMark: this.settings.maxViewerLagBytes }),
+    );
+    const viewer: Viewer = {
+      writer: writable.getWriter(),
+      lastSent: "0-0",
+      live: false,
+      closed: false,
+    };
+    this.open.add(viewer);
+    signal.addEventListener("abort", () => this.close(viewer, true));
+    this.send(viewer, encoder.encode(RETRY_FRAME));
+    return { viewer, response: new Response(readable, { headers: SSE_HEADERS }) };
+  }
+
+  /** Writes to one viewer; past the lag bound it is closed, unless the caller paces (`ready`). */
+  send(viewer: Viewer, bytes: Uint8Array, paced = false): void {
+    if (viewer.closed) return;
+    viewer.writer.write(bytes).catch(() => this.close(viewer, true));
+    const desired = viewer.writer.desiredSize;
+    if (!paced && desired !== null && desired < 0) this.close(viewer, true);
+  }
+
+  sendText(viewer: Viewer, text: string, paced = false): void {
+    this.send(viewer, encoder.encode(text), paced);
+  }
+
+  /** Resolves once the viewer has room in its queue (or is closed). */
+  async ready(viewer: Viewer): Promise<void> {
+    while (!viewer.closed && (viewer.writer.desiredSize ?? 1) <= 0) await viewer.writer.ready;
+  }
+
+  /** A slice to every live viewer: the shared bytes, or what lies past what it already has. */
+  fanOut(slice: FanOutSlice): void {
+    const firstId = slice.ids[0] ?? "0-0";
+    for (const viewer of this.open) {
+      if (!viewer.live) continue;
+      if (compareEntryIds(viewer.lastSent, firstId) < 0) {
+        this.send(viewer, slice.shared);
+      } else {
+        // Rare: it caught up past the start of this slice; send it the rest only.
+        const rest = slice.events.filter(
+          (_, i) => compareEntryIds(slice.ids[i] ?? "0-0", viewer.lastSent) > 0,
+        );
+        if (rest.length > 0) this.sendText(viewer, rest.join(""));
+      }
+      if (compareEntryIds(viewer.lastSent, slice.position) < 0) viewer.lastSent = slice.position;
+    }
+    this.lastFrameAt = Date.now();
+  }
+
+  /**
+   * A heartbeat once nothing went out for the heartbeat interval, to live viewers with nothing
+   * unread (one still reading needs no keepalive). Returns when the next one is due.
+   */
+  heartbeat(now = Date.now()): number {
+    if (now - this.lastFrameAt >= this.settings.heartbeatMs) {
+      const frame = encoder.encode(HEARTBEAT_FRAME);
+      for (const viewer of this.open) {
+        if (viewer.live && (viewer.writer.desiredSize ?? 0) >= this.settings.maxViewerLagBytes)
+          this.send(viewer, frame);
+      }
+      this.lastFrameAt = now;
+    }
+    return this.lastFrameAt + this.settings.heartbeatMs;
+  }
+
+  /** The job's end: `done`, then the stream closes. */
+  finish(viewer: Viewer, status: TerminalStatus, lastCursor: string | null): void {
+    this.sendText(viewer, formatDoneEvent(status, lastCursor));
+    this.close(viewer, false);
+  }
+
+  finishLive(status: TerminalStatus, lastCursor: string | null): void {
+    for (const viewer of [...this.open]) if (viewer.live) this.finish(viewer, status, lastCursor);
+  }
+
+  /** Ends a viewer's stream: `abort` for a failure (the client sees a network error), else a clean close. */
+  close(viewer: Viewer, abort: boolean): void {
+    if (viewer.closed) return;
+    viewer.closed = true;
+    this.open.delete(viewer);
+    const done = abort ? viewer.writer.abort("closed by the server") : viewer.writer.close();
+    done.catch(() => undefined);
+  }
+
+  /** Closes every stream cleanly (what was sent still arrives); returns how many there were. */
+  closeAll(): number {
+    const count = this.open.size;
+    for (const viewer of [...this.open]) this.close(viewer, false);
+    return count;
+  }
+}
