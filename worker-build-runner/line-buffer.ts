@@ -19,6 +19,11 @@ export interface LineBufferOptions {
    * and discards the rest up to the newline (one output line per input line).
    */
   readonly overflow?: "split" | "truncate";
+  /**
+   * Moves a split point back so that it does not fall inside a secret (the job's registered
+   * values: SecretValues.safeCut); a secret cut in two would be masked in neither piece.
+   */
+  readonly safeCut?: (text: string, cut: number) => number;
 }
 
 export const DEFAULT_MAX_LINE_LENGTH = 16 * 1024;
@@ -64,7 +69,8 @@ export function createLineBuffer(options: LineBufferOptions = {}): LineBuffer {
         pending = "";
         return;
       }
-      const cut = splitPoint(pending, maxLineLength);
+      const point = splitPoint(pending, maxLineLength);
+      const cut = Math.max(1, Math.min(point, options.safeCut?.(pending, point) ?? point));
       lines.push(pending.slice(0, cut));
       pending = pending.slice(cut);
     }

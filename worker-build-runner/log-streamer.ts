@@ -41,8 +41,10 @@ export function createLogStreamer(options: LogStreamerOptions): LogStreamer {
   const writer = options.writer;
   const secrets = options.secrets ?? createSecretValues();
   const now = options.now ?? Date.now;
-  const bufferOptions =
-    options.maxLineLength === undefined ? {} : { maxLineLength: options.maxLineLength };
+  const bufferOptions = {
+    ...(options.maxLineLength === undefined ? {} : { maxLineLength: options.maxLineLength }),
+    safeCut: (text: string, cut: number) => secrets.safeCut(text, cut),
+  };
   let phase = checkedPhase(options.phase ?? "build");
 
   const streams: Record<LogSource, { sanitizer: LineSanitizer; buffer: LineBuffer | null }> = {

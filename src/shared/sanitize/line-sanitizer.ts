@@ -1,7 +1,7 @@
 import { collapseCarriageReturns } from "./carriage-return.ts";
 import { createPrivateKeyBlockRedactor } from "./private-key-blocks.ts";
 import { redactSecretPatterns } from "./redact-patterns.ts";
-import type { SecretValues } from "./secret-values.ts";
+import { createSecretValues, type SecretValues } from "./secret-values.ts";
 import { truncateLine } from "./truncate.ts";
 
 export const MAX_LINE_LENGTH = 2000;
@@ -21,7 +21,10 @@ const CONTROL_CHARACTERS = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
 const NEEDS_REPAIR = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\ud800-\udfff]/;
 
 export interface LineSanitizerOptions {
-  /** Exact values to mask, shared by every stream of a job. */
+  /**
+   * Exact values to mask, shared by every stream of a job; a `::add-mask::VALUE` line adds
+   * VALUE to them. Without it, each sanitizer keeps its own.
+   */
   readonly secrets?: SecretValues;
   readonly maxLength?: number;
 }
@@ -29,6 +32,25 @@ export interface LineSanitizerOptions {
 /** Turns one raw output line into the text a viewer may see, or null when it is dropped. */
 export interface LineSanitizer {
   sanitize(raw: string): string | null;
+}
+
+const ADD_MASK = "::add-mask::";
+
+/**
+ * A build registers a value to mask the way CI systems let it: a line `::add-mask::VALUE`
+ * (GitHub Actions' workflow command). VALUE is masked from that line on, on every stream
+ * that shares `secrets`; the line itself is shown without it (the github-add-mask rule).
+ */
+function registerAddMask(text: string, secrets: SecretValues): void {
+  const at = text.indexOf(ADD_MASK);
+  if (at === -1) return;
+  // The value runs to the end of the line, less the quote an `echo "::add-mask::$X"` in a
+  // shell trace leaves behind.
+  const value = text
+    .slice(at + ADD_MASK.length)
+    .trim()
+    .replace(/^(["'])(.*)\1$|["']$/, "$2");
+  secrets.add(value);
 }
 
 /**
@@ -53,12 +75,13 @@ export function createLineSanitizer(options: LineSanitizerOptions = {}): LineSan
   if (!Number.isInteger(maxLength) || maxLength < 1) {
     throw new RangeError(`maxLength must be a positive integer, got ${maxLength}`);
   }
-  const secrets = options.secrets;
+  const secrets = options.secrets ?? createSecretValues();
   const privateKeys = createPrivateKeyBlockRedactor();
   return {
     sanitize(raw) {
       let text = privateKeys.redactLine(terminalText(raw));
-      if (secrets) text = secrets.mask(text);
+      registerAddMask(text, secrets);
+      text = secrets.mask(text);
       text = redactSecretPatterns(text);
       text = truncateLine(text, maxLength);
       return text.trim() === "" ? null : text;
