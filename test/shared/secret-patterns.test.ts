@@ -156,6 +156,16 @@ const RULE_EXAMPLES: readonly (readonly [string, string, string])[] = [
   ["xml-element", "<password>hunter2</password>", `<password>${R}</password>`],
   ["labelled-value", "API_KEY=sk-abc123def456ghi789", `API_KEY=${R}`],
   ["secret-phrase", `Your new API token is ${alnum(40)}`, `Your new API token is ${R}`],
+  [
+    "secret-set-body",
+    `gh secret set NPM_TOKEN --body "${alnum(36)}"`,
+    `gh secret set NPM_TOKEN --body "${R}"`,
+  ],
+  [
+    "key-value-attributes",
+    '<add key="ClearTextPassword" value="hunter2hunter2" />',
+    `<add key="ClearTextPassword" value="${R}" />`,
+  ],
   ["new-relic-license-key", `${hex(36)}NRAL`, R],
   ["sourcegraph-token", `sgp_local_${hex(40)}`, R],
   ["launchdarkly-key", `sdk-${hex(8)}-${hex(4)}-${hex(4)}-${hex(4)}-${hex(12)}`, R],

@@ -1,4 +1,4 @@
-import { isLabelledSecret } from "./label-names.ts";
+import { isLabelledSecret, SECRET_NAME_WORDS } from "./label-names.ts";
 import { REDACTED } from "./redacted.ts";
 import { regexRule } from "./secret-pattern.ts";
 import { isNotSecretValue, looksGenerated } from "./value-shapes.ts";
@@ -128,7 +128,7 @@ const PROSE_AFTER_FLAG = new Set([
 // docker buildx --secret id=npmrc,src=.npmrc names a secret, it is not one.
 export const CLI_FLAG = regexRule(
   "cli-flag",
-  ["secret", "token", "pass", "pwd", "key", "auth", "cred", "pat"],
+  SECRET_NAME_WORDS,
   /(?<![A-Za-z0-9_-])(--?[A-Za-z][A-Za-z0-9_-]{0,64})([ \t]{1,8})(?:"([^"]*)|'([^']*)|([^\s"'`-][^\s"'`]*))/g,
   (match, flag = "", space = "", doubleQuoted = "", singleQuoted = "", bare = "") => {
     const value = doubleQuoted || singleQuoted || bare;

@@ -193,9 +193,24 @@ export function nameParts(name: string): string[] {
     .filter((part) => part !== "");
 }
 
+/** The words a secret's name holds one of: the keywords of every rule that reads names. */
+export const SECRET_NAME_WORDS = [
+  "secret",
+  "token",
+  "pass",
+  "pwd",
+  "key",
+  "auth",
+  "cred",
+  "pat",
+  "login",
+  "sid",
+  "access",
+] as const;
+
 export const NOT_A_SECRET = 0;
-const MAYBE_A_SECRET = 1; // FOO_KEY: redact a generated-looking value only
-const A_SECRET = 2;
+export const MAYBE_A_SECRET = 1; // FOO_KEY: redact a generated-looking value only
+export const A_SECRET = 2;
 export type NameStrength = typeof NOT_A_SECRET | typeof MAYBE_A_SECRET | typeof A_SECRET;
 
 function partStrength(parts: readonly string[], i: number): NameStrength {

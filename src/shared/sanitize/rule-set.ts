@@ -10,7 +10,13 @@ import {
   REGISTRY_LOGIN_PASSWORD,
 } from "./command-line-rules.ts";
 import { AUTHORIZATION_HEADER, BEARER_TOKEN, COOKIE_HEADER } from "./header-rules.ts";
-import { LABELLED_VALUE, SECRET_PHRASE, XML_ELEMENT } from "./labelled-value-rules.ts";
+import {
+  KEY_VALUE_ATTRIBUTES,
+  LABELLED_VALUE,
+  SECRET_PHRASE,
+  SECRET_SET_BODY,
+  XML_ELEMENT,
+} from "./labelled-value-rules.ts";
 import type { SecretPattern } from "./secret-pattern.ts";
 import { PRIVATE_KEY, TOKEN_PATTERNS } from "./token-rules.ts";
 import {
@@ -44,6 +50,8 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = [
   GITHUB_ADD_MASK,
   CLI_FLAG,
   XML_ELEMENT,
+  KEY_VALUE_ATTRIBUTES,
+  SECRET_SET_BODY,
   LABELLED_VALUE,
   SECRET_PHRASE,
 ];

@@ -55,16 +55,20 @@ export function regexRule(
 
 const DIGIT = /\d/;
 const UPPER = /[A-Z]/g;
+const VOWEL = /[aeiouAEIOU]/g;
 
 /**
  * A name in code that merely begins like a token (a C function hf_registerProtocolHandoff):
- * no digit, and fewer capitals than a random mix of letters has. Generated letters-only
- * tokens are about half capitals.
+ * after the prefix, no digit, fewer capitals than random letters have (about half), and the
+ * vowels of words (random letters have about one in five).
  */
 export function looksLikeIdentifier(match: string): boolean {
   if (DIGIT.test(match)) return false;
-  const capitals = match.match(UPPER)?.length ?? 0;
-  return capitals < match.length * 0.25;
+  const body = match.slice(Math.max(match.lastIndexOf("_"), match.lastIndexOf("-")) + 1);
+  if (body.length === 0) return false;
+  const capitals = body.match(UPPER)?.length ?? 0;
+  const vowels = body.match(VOWEL)?.length ?? 0;
+  return capitals < body.length * 0.25 && vowels >= body.length * 0.3;
 }
 
 /**

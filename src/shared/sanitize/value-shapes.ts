@@ -131,7 +131,20 @@ export function isNotSecretValue(value: string): boolean {
 const RANDOM_LOOKING = /^(?=[^\s]{16,}$)(?=.*\d)(?=.*[A-Za-z])|^[A-Za-z0-9+/=_.-]{32,}$/;
 
 const CREDENTIAL_CHARACTERS = /^[A-Za-z0-9_\-+/=.~]{16,512}$/;
-const WORD_SEGMENT = /^[A-Za-z]{3,}$/;
+// A word as text writes it: lower case, Capitalised or upper case (random letters are none).
+const WORD_SEGMENT = /^(?:[a-z]{3,}|[A-Z][a-z]{2,}|[A-Z]{3,})$/;
+
+/**
+ * Whether a value is mostly words (node-cache-Linux-x64-npm-5c2e1f0b, webhook-signing-name):
+ * 40 % or more of its characters are in segments that are words.
+ */
+export function mostlyWords(value: string): boolean {
+  let wordCharacters = 0;
+  for (const segment of value.split(/[-_./]/)) {
+    if (WORD_SEGMENT.test(segment)) wordCharacters += segment.length;
+  }
+  return wordCharacters >= value.length * 0.4;
+}
 
 function entropyBitsPerCharacter(value: string): number {
   const counts = new Map<string, number>();
@@ -153,10 +166,7 @@ export function looksLikeCredential(value: string): boolean {
   if (!CREDENTIAL_CHARACTERS.test(value) || !DIGIT.test(value) || !/[A-Za-z]/.test(value)) {
     return false;
   }
-  if (isNotSecretValue(value)) return false;
-  const segments = value.split(/[-_./]/);
-  const words = segments.filter((segment) => WORD_SEGMENT.test(segment)).length;
-  if (words >= 2 && words * 2 >= segments.length) return false;
+  if (isNotSecretValue(value) || mostlyWords(value)) return false;
   return entropyBitsPerCharacter(value) >= 3;
 }
 
