@@ -550,3 +550,72 @@ describe("the log viewer in a browser", () => {
     }
   });
 });
+
+// A page on another origin of the same site (another port of 127.0.0.1: cookies are per host,
+// and SameSite=Lax lets same-site requests carry them) tries to make the signed-in person's
+// browser create a job with their __session cookie, the two ways that need no preflight.
+const ATTACK_PAGE = `<!doctype html><meta charset="utf-8"><title>Same site, other origin</title>
+<iframe name="sink"></iframe>
+<form method="POST" enctype="text/plain" target="sink">
+<input name='{"steps":[{"name":"Steal","phase":"build","command":"env ' value=' "}]}'>
+</form>
+<script type="module">
+const api = new URLSearchParams(location.hash.slice(1)).get("api");
+const form = document.querySelector("form");
+form.action = api + "/api/jobs";
+const frame = document.querySelector("iframe");
+const posted = new Promise((resolve) => frame.addEventListener("load", resolve, { once: true }));
+form.submit();
+await posted;
+const body = '{"steps":[{"name":"Steal","phase":"build","command":"env"}]}';
+const fetched = await fetch(api + "/api/jobs", { method: "POST", mode: "no-cors", credentials: "include", body });
+window.attack = { formDone: true, fetchType: fetched.type };
+</script>`;
+
+describe("cross-site request forgery in a browser", () => {
+  it("a page on another origin of the same site cannot create a job with the cookie", async () => {
+    const attacker = createServer((_request, response) => {
+      response.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(ATTACK_PAGE);
+    });
+    attacker.listen(0, "127.0.0.1");
+    await once(attacker, "listening");
+    const address = attacker.address();
+    if (address === null || typeof address === "string") throw new Error("no TCP address");
+    const ownedJobs = async () => {
+      let cursor = "0";
+      let owned = 0;
+      do {
+        const [next, keys] = await redis.scan(cursor, { match: "job:*:meta", count: 1000 });
+        cursor = String(next);
+        if (keys.length > 0)
+          owned += (await redis.mget<(string | null)[]>(...keys)).filter((raw) =>
+            raw?.includes(`"owner":"${USER}"`),
+          ).length;
+      } while (cursor !== "0");
+      return owned;
+    };
+    try {
+      const before = await ownedJobs();
+      const page = await chromium.context.newPage();
+      pages.push(page);
+      const rejected: number[] = [];
+      page.on("response", (response) => {
+        if (new URL(response.url()).pathname === "/api/jobs") rejected.push(response.status());
+      });
+      await page.goto(`http://127.0.0.1:${address.port}/#api=${encodeURIComponent(proxy.url)}`);
+      await expect
+        .poll(() => page.evaluate("window.attack"), WAIT)
+        .toEqual({
+          formDone: true,
+          fetchType: "opaque",
+        });
+      // Both reached the Worker with the cookie, and both were refused there.
+      expect(rejected).toEqual([403, 403]);
+      expect(await ownedJobs()).toBe(before);
+    } finally {
+      // The browser keeps its connection open: close() alone would wait for it.
+      attacker.closeAllConnections();
+      await new Promise<void>((resolve) => attacker.close(() => resolve()));
+    }
+  });
+});
