@@ -59,7 +59,7 @@ export function devSignInUrl(workerUrl: string, token: string, next: string): st
   return url.href;
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);
