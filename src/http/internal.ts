@@ -3,6 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import { timingSafeEqual } from "hono/utils/buffer";
 import { jobDispatcher } from "../jobs/dispatcher.ts";
+import { recordTtlSeconds } from "../jobs/expiry.ts";
 import { sweep } from "../jobs/sweep.ts";
 import { archiveJob, archiveStoreFromEnv } from "../log/archive.ts";
 import { createRedis } from "../redis.ts";
@@ -105,7 +106,12 @@ export const internal = new Hono<{ Bindings: Env }>()
     await jobDispatcher(c.env).ended(jobId);
     // Archived after the answer; if this fails, the scheduled sweep archives it.
     c.executionCtx.waitUntil(
-      archiveJob(createRedis(c.env), archiveStoreFromEnv(c.env), jobId).catch((error: unknown) => {
+      archiveJob(
+        createRedis(c.env),
+        archiveStoreFromEnv(c.env),
+        jobId,
+        recordTtlSeconds(c.env),
+      ).catch((error: unknown) => {
         console.error(`archive: job ${jobId} failed; the sweep will retry`, error);
       }),
     );

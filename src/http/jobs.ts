@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
+import { readArchivedRecord } from "../jobs/expiry.ts";
 import { countJobCreation, creationRateLimit } from "../jobs/quotas.ts";
 import { archiveStoreFromEnv, readArchivedLog } from "../log/archive.ts";
 import {
@@ -67,7 +68,12 @@ function limitParam(value: string | undefined): number {
  */
 async function ownedJob(c: Context<JobsEnv>, jobId: string): Promise<JobRecord> {
   const raw = await createRedis(c.env).get<string>(jobKey(jobId));
-  const job = raw === null ? null : parseJobRecord(raw);
+  // Redis's copy of an ended job's record expires (JOB_RECORD_TTL_SECONDS); the archive keeps
+  // the last one, with its owner, so the owner still reads the job, its history and its log.
+  const job =
+    raw === null
+      ? await readArchivedRecord(archiveStoreFromEnv(c.env), jobId)
+      : parseJobRecord(raw);
   if (job === null || job.owner !== c.var.userId)
     throw new ApiError(404, "job_not_found", "no such job");
   return job;

@@ -1,6 +1,7 @@
 import { archiveJob, archiveStoreFromEnv } from "../log/archive.ts";
 import { createRedis } from "../redis.ts";
 import { leaseKey, RUNNING_JOBS_KEY, UNARCHIVED_JOBS_KEY } from "../shared/keys.ts";
+import { recordTtlSeconds } from "./expiry.ts";
 import { failJob } from "./lifecycle.ts";
 
 export const LOST_RUNNER_MESSAGE =
@@ -35,7 +36,7 @@ export async function sweep(env: Env): Promise<{ failed: string[]; archived: str
   const archived: string[] = [];
   for (const jobId of unarchived) {
     try {
-      if (await archiveJob(redis, store, jobId)) archived.push(jobId);
+      if (await archiveJob(redis, store, jobId, recordTtlSeconds(env))) archived.push(jobId);
     } catch (error) {
       console.error(`sweep: archiving job ${jobId} failed; the next sweep retries`, error);
     }

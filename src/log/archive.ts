@@ -1,5 +1,6 @@
 import type { Redis } from "@upstash/redis/cloudflare";
 import { AwsClient } from "aws4fetch";
+import { archiveRecord, DEFAULT_RECORD_TTL_SECONDS, recordSecondsLeft } from "../jobs/expiry.ts";
 import { decodeStreamReply, type LogLine } from "../shared/entry.ts";
 import { isTerminalStatus, parseJobRecord, type TerminalStatus } from "../shared/job.ts";
 import { jobKey, logStreamKey, UNARCHIVED_JOBS_KEY } from "../shared/keys.ts";
@@ -105,13 +106,15 @@ export interface ArchivedLog {
 
 /**
  * Archives an ended job's log once: every line from its Redis Stream as gzip NDJSON, one
- * `LogLine` per line and a last `{"end": status}` line. Safe to repeat; a job already archived
- * is skipped. Returns null when the job has not ended (or its stream is gone unarchived).
+ * `LogLine` per line and a last `{"end": status}` line, and its final record beside it; Redis's
+ * record then expires `recordTtl` seconds after the job's end. Safe to repeat; a job already
+ * archived is skipped. Returns null when the job has not ended (or its stream is gone unarchived).
  */
 export async function archiveJob(
   redis: Redis,
   store: ArchiveStore,
   jobId: string,
+  recordTtl: number = DEFAULT_RECORD_TTL_SECONDS,
 ): Promise<{ lines: number; bytes: number } | null> {
   const rawJob = await redis.get<string>(jobKey(jobId));
   if (rawJob === null) {
@@ -145,8 +148,10 @@ export async function archiveJob(
   const body = await gzip(`${parts.join("\n")}\n`);
   await store.put(archiveKey(jobId), body);
   const archived = { ...job, archived_at: new Date().toISOString() };
+  // The record's copy goes to the archive first: only then may Redis's copy expire.
+  await archiveRecord(store, archived);
   const p = redis.pipeline();
-  p.set(jobKey(jobId), JSON.stringify(archived));
+  p.set(jobKey(jobId), JSON.stringify(archived), { ex: recordSecondsLeft(archived, recordTtl) });
   p.zrem(UNARCHIVED_JOBS_KEY, jobId);
   await p.exec();
   return { lines: count, bytes: body.byteLength };
