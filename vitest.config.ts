@@ -2,8 +2,8 @@ import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 import { TEST_RUNNER_TOKEN } from "./test/support/worker-global-setup.ts";
 
-// Three projects: the runner's tests in Node, the Worker's inside workerd, and the viewer page
-// in a real browser. test/shared runs in the first two, which is what keeps src/shared free of
+// Four projects: the runner's tests in Node, the Worker's inside workerd, attacks through the
+// whole stack, and the viewer page in a real browser. test/shared runs in the first two, which is what keeps src/shared free of
 // Node and Workers APIs. Those two start a real redis-server behind the Upstash bridge
 // (test/support/global-setup.ts); the browser tests run the whole stack themselves.
 export default defineConfig({
@@ -58,6 +58,16 @@ export default defineConfig({
           globalSetup: ["test/support/worker-global-setup.ts"],
           testTimeout: 30_000,
           hookTimeout: 30_000,
+        },
+      },
+      {
+        // Attacks through the whole stack (tools/dev/stack.ts); the tests start their own stack.
+        test: {
+          name: "security",
+          environment: "node",
+          include: ["test/security/**/*.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
         },
       },
       {
