@@ -81,14 +81,18 @@ export class JobDispatcher extends DurableObject<Env> {
       CREATE TABLE IF NOT EXISTS started (
         job_id TEXT PRIMARY KEY,
         owner TEXT NOT NULL,
-        started_at INTEGER NOT NULL
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER
       );
-      CREATE INDEX IF NOT EXISTS started_by_owner ON started (owner);
+      CREATE INDEX IF NOT EXISTS started_by_owner ON started (owner, ended_at);
       CREATE TABLE IF NOT EXISTS served (owner TEXT PRIMARY KEY, turn INTEGER NOT NULL);
     `);
   }
 
-  /** Takes a job from the Queue. A job it already holds (a redelivery) is not added twice. */
+  /**
+   * Takes a job from the Queue. A job it holds or handed over in the last day (the Queue
+   * delivers at least once) is not added again.
+   */
   async submit(request: SealedRunRequest): Promise<void> {
     const known = this.sql.exec("SELECT 1 FROM started WHERE job_id = ?", request.job_id).toArray();
     if (known.length === 0) {
@@ -106,7 +110,7 @@ export class JobDispatcher extends DurableObject<Env> {
   /** A job ended (the runner said so, or it was failed): its owner's slot is free. */
   async ended(jobId: string): Promise<void> {
     this.endedDuringHandOver.add(jobId);
-    this.sql.exec("DELETE FROM started WHERE job_id = ?", jobId);
+    this.sql.exec("UPDATE started SET ended_at = ? WHERE job_id = ?", Date.now(), jobId);
     this.sql.exec("DELETE FROM pending WHERE job_id = ?", jobId);
     await this.armAt(Date.now());
   }
@@ -115,15 +119,19 @@ export class JobDispatcher extends DurableObject<Env> {
   holds(jobId: string): "pending" | "started" | null {
     if (this.sql.exec("SELECT 1 FROM pending WHERE job_id = ?", jobId).toArray().length > 0)
       return "pending";
-    if (this.sql.exec("SELECT 1 FROM started WHERE job_id = ?", jobId).toArray().length > 0)
-      return "started";
+    const started = this.sql
+      .exec<{ ended_at: number | null }>("SELECT ended_at FROM started WHERE job_id = ?", jobId)
+      .toArray()[0];
+    if (started !== undefined && started.ended_at === null) return "started";
     return null;
   }
 
   status(): DispatcherStatus {
-    const count = (table: "pending" | "started") =>
-      Number(this.sql.exec(`SELECT COUNT(*) AS n FROM ${table}`).one().n);
-    return { pending: count("pending"), started: count("started") };
+    const count = (query: string) => Number(this.sql.exec(query).one().n);
+    return {
+      pending: count("SELECT COUNT(*) AS n FROM pending"),
+      started: count("SELECT COUNT(*) AS n FROM started WHERE ended_at IS NULL"),
+    };
   }
 
   override async alarm(): Promise<void> {
@@ -175,17 +183,20 @@ export class JobDispatcher extends DurableObject<Env> {
   }
 
   private nextJob(settings: DispatchSettings): PendingRow | null {
-    // The oldest job of each user under their limit; of those, the user served least recently
-    // (a user never served, or not since their last job, first), else the oldest job.
+    // The oldest job of each user under their limit; of those, the user with the fewest jobs
+    // running, then the one served least recently (never: first), then the oldest job.
     const order =
       settings.order === "fair"
-        ? "COALESCE((SELECT turn FROM served v WHERE v.owner = p.owner), 0), p.seq"
+        ? "running, COALESCE((SELECT turn FROM served v WHERE v.owner = p.owner), 0), p.seq"
         : "p.seq";
     const rows = this.sql
       .exec<PendingRow>(
-        `SELECT p.seq, p.job_id, p.owner, p.request FROM pending p
+        `SELECT p.seq, p.job_id, p.owner, p.request,
+           (SELECT COUNT(*) FROM started s WHERE s.owner = p.owner AND s.ended_at IS NULL)
+             AS running
+         FROM pending p
          WHERE p.seq = (SELECT MIN(q.seq) FROM pending q WHERE q.owner = p.owner)
-           AND (SELECT COUNT(*) FROM started s WHERE s.owner = p.owner) < ?
+           AND running < ?
          ORDER BY ${order} LIMIT 1`,
         settings.maxRunningPerUser,
       )
@@ -195,20 +206,23 @@ export class JobDispatcher extends DurableObject<Env> {
 
   private markStarted(job: PendingRow): void {
     this.sql.exec("DELETE FROM pending WHERE seq = ?", job.seq);
-    if (!this.endedDuringHandOver.has(job.job_id)) {
-      this.sql.exec(
-        "INSERT OR REPLACE INTO started (job_id, owner, started_at) VALUES (?, ?, ?)",
-        job.job_id,
-        job.owner,
-        Date.now(),
-      );
-    }
+    const now = Date.now();
+    this.sql.exec(
+      "INSERT OR REPLACE INTO started (job_id, owner, started_at, ended_at) VALUES (?, ?, ?, ?)",
+      job.job_id,
+      job.owner,
+      now,
+      this.endedDuringHandOver.has(job.job_id) ? now : null,
+    );
     this.sql.exec(
       "INSERT OR REPLACE INTO served (owner, turn) VALUES (?, (SELECT COALESCE(MAX(turn), 0) + 1 FROM served))",
       job.owner,
     );
-    // A user with nothing waiting needs no turn: their next job comes first anyway.
-    this.sql.exec("DELETE FROM served WHERE owner NOT IN (SELECT owner FROM pending)");
+    // A user with nothing waiting or running starts afresh: their next job comes first.
+    this.sql.exec(
+      `DELETE FROM served WHERE owner NOT IN
+         (SELECT owner FROM pending UNION SELECT owner FROM started WHERE ended_at IS NULL)`,
+    );
   }
 
   private async handOver(job: PendingRow): Promise<HandOver> {
@@ -254,9 +268,11 @@ export class JobDispatcher extends DurableObject<Env> {
     if (now - this.lastReconcile < RECONCILE_EVERY_MS) return;
     this.lastReconcile = now;
     const before = now - RECONCILE_AFTER_MS;
+    // Ended jobs are kept a day, so a redelivery of their message is recognised.
+    this.sql.exec("DELETE FROM started WHERE ended_at < ?", now - 86_400_000);
     const stale = [
       ...this.sql.exec<{ job_id: string }>(
-        "SELECT job_id FROM started WHERE started_at < ? LIMIT ?",
+        "SELECT job_id FROM started WHERE ended_at IS NULL AND started_at < ? LIMIT ?",
         before,
         RECONCILE_BATCH,
       ),
@@ -274,7 +290,7 @@ export class JobDispatcher extends DurableObject<Env> {
     for (const [i, jobId] of stale.entries()) {
       const raw = records[i] ?? null;
       if (raw === null || isTerminalStatus(parseJobRecord(raw).status)) {
-        this.sql.exec("DELETE FROM started WHERE job_id = ?", jobId);
+        this.sql.exec("UPDATE started SET ended_at = ? WHERE job_id = ?", now, jobId);
         this.sql.exec("DELETE FROM pending WHERE job_id = ?", jobId);
       }
     }

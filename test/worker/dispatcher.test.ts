@@ -85,9 +85,21 @@ async function finish(jobId: string): Promise<void> {
   expect(response.status).toBe(202);
 }
 
+/**
+ * Creates the jobs one after another, each once the one before is in the dispatcher's hands
+ * (started or waiting), so each is dispatched before the next arrives: the order that once let a
+ * user whose jobs were all running lose their turn.
+ */
 async function createAll(owner: string, count: number): Promise<string[]> {
   const jobs: string[] = [];
-  for (let i = 0; i < count; i++) jobs.push(await createJob(owner));
+  for (let i = 0; i < count; i++) {
+    const jobId = await createJob(owner);
+    running.push(jobId);
+    await eventually(`${jobId} to reach the dispatcher`, async () =>
+      (await jobDispatcher(env).holds(jobId)) === null ? undefined : true,
+    );
+    jobs.push(jobId);
+  }
   return jobs;
 }
 
@@ -99,21 +111,19 @@ describe("the dispatcher", () => {
     const [c1, c2] = c;
     // A has its 2 (its limit) and C its first: the runner's 3 slots are full.
     expect(new Set(await startsOf([...a, ...c], 3))).toEqual(new Set([a1, a2, c1]));
-    running.push(...a, ...c);
-    const b1 = await createJob(user("hold"));
-    running.push(b1);
-    await waitsInDispatcher(b1);
+    const [b1] = await createAll(user("hold"), 1);
+    await waitsInDispatcher(b1 ?? "");
     expect(await jobDispatcher(env).holds(a3 ?? "")).toBe("pending");
     expect(await jobDispatcher(env).holds(c2 ?? "")).toBe("pending");
 
     await finish(a1 ?? "");
-    const starts = await startsOf([...a, ...c, b1], 4);
+    // A and C have 1 running each, B none: B's job goes first, though theirs are older.
+    const starts = await startsOf([...a, ...c, b1 ?? ""], 4);
     expect(starts[3]).toBe(b1);
   });
 
   it("holds a user's third job back while two of theirs run, though a slot is free", async () => {
     const a = await createAll(user("hold"), 3);
-    running.push(...a);
     const [a1, , a3] = a;
     await startsOf(a, 2);
     await waitsInDispatcher(a3 ?? "");

@@ -51,6 +51,30 @@ describe("the queue consumer", () => {
     await jobDispatcher(env).ended(jobId);
   });
 
+  it("does not hand a job over again when the Queue delivers its message twice", async () => {
+    const jobId = uniqueJobId("queue-twice");
+    // The test runner ends this owner's jobs at once.
+    const owner = `user_once_${crypto.randomUUID().replaceAll("-", "")}`;
+    await createJob(redis, jobId, owner, "queued");
+    const sealed = await sealRunRequest(
+      await jobSecretsKey(env.JOB_SECRETS_KEY),
+      request(jobId, owner),
+    );
+    const startsOf = async () => {
+      const response = await fetch(`${env.TEST_RUNNER_URL}/__test/started`);
+      return ((await response.json()) as { started: string[] }).started.filter((id) => id === jobId)
+        .length;
+    };
+    await deliver(sealed);
+    for (let i = 0; i < 200 && (await startsOf()) === 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    await jobDispatcher(env).ended(jobId);
+    await deliver(sealed, 2);
+    expect(await jobDispatcher(env).holds(jobId)).toBeNull();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await startsOf()).toBe(1);
+  });
+
   it("drops a malformed message instead of retrying it forever", async () => {
     const result = await deliver({ job_id: "../etc", spec: "nope" });
     expect(result.explicitAcks).toHaveLength(1);
