@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
+import { dispatchSettings } from "../jobs/dispatcher.ts";
 import { readArchivedRecord } from "../jobs/expiry.ts";
 import { countJobCreation, creationRateLimit } from "../jobs/quotas.ts";
 import { archiveStoreFromEnv, readArchivedLog } from "../log/archive.ts";
@@ -150,6 +151,9 @@ export const jobs = new Hono<JobsEnv>()
             .join("; "),
         );
       }
+      // A misconfigured dispatcher (RUNNER_URL) fails here, before a job is written that no
+      // runner would get.
+      dispatchSettings(c.env as unknown as Partial<Record<string, string>>);
       const jobId = newJobId();
       const owner = c.var.userId;
       const key = await jobSecretsKey(c.env.JOB_SECRETS_KEY);

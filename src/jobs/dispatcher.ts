@@ -310,7 +310,25 @@ function positiveInteger(value: string | undefined, fallback: number, name: stri
   return parsed;
 }
 
+/**
+ * Why RUNNER_URL is unusable, or null: job specs and the runner token cross it, so it must be
+ * https:// unless it stays on this machine (loopback).
+ */
+export function runnerUrlProblem(value: string | undefined): string | null {
+  if (value === undefined || !URL.canParse(value))
+    return `RUNNER_URL is not a URL: ${JSON.stringify(value ?? "")}`;
+  const url = new URL(value);
+  const loopback =
+    url.hostname === "localhost" ||
+    url.hostname === "[::1]" ||
+    /^127(\.\d{1,3}){3}$/.test(url.hostname);
+  if (url.protocol === "https:" || (url.protocol === "http:" && loopback)) return null;
+  return `RUNNER_URL must be https:// (http:// only on loopback), got ${JSON.stringify(value)}`;
+}
+
 export function dispatchSettings(env: Partial<Record<string, string>>): DispatchSettings {
+  const runnerProblem = runnerUrlProblem(env.RUNNER_URL);
+  if (runnerProblem !== null) throw new RangeError(runnerProblem);
   const order =
     env.DISPATCH_ORDER === undefined || env.DISPATCH_ORDER === "" ? "fair" : env.DISPATCH_ORDER;
   if (order !== "fair" && order !== "fifo")
