@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { jobSecretsKeyProblem } from "../src/shared/job-secrets.ts";
 import type { UpstashSettings } from "./redis.ts";
 
@@ -8,6 +9,16 @@ export class ConfigError extends Error {
 
 type Environment = Readonly<Record<string, string | undefined>>;
 
+/** Where builds run: E2B's cloud, the isolated local sandbox, or bare local processes (development only). */
+export type SandboxKind = "e2b" | "local" | "local-unsafe";
+
+export interface SandboxLimits {
+  readonly memoryBytes: number;
+  readonly processes: number;
+  readonly cpuSeconds: number;
+  readonly diskBytes: number;
+}
+
 export interface RunnerConfig {
   readonly upstash: UpstashSettings;
   readonly runnerToken: string;
@@ -17,92 +28,131 @@ export interface RunnerConfig {
   readonly host: string;
   /** The Worker's base URL, for wake and end notifications; optional (the sweep covers ends). */
   readonly workerUrl: string | null;
-  readonly sandbox: "local" | "e2b";
+  readonly sandbox: SandboxKind;
+  readonly e2bApiKey: string | null;
   /** For SANDBOX=e2b: the template builds start from, and where the E2B API and envd are. */
   readonly e2b: {
     readonly template: string | undefined;
     readonly apiUrl: string | undefined;
     readonly sandboxUrl: string | undefined;
   };
+  readonly sandboxLimits: SandboxLimits;
+  /** Names of the runner's variables a local build also gets, beyond the CA-trust ones. */
+  readonly sandboxPassEnv: readonly string[];
   readonly concurrency: number;
   /** How long a job's lease lives unless the runner refreshes it; the sweep fails jobs whose lease ran out. */
   readonly leaseMs: number;
+  readonly production: boolean;
+}
+
+const MIB = 1024 * 1024;
+
+// An unset variable and an empty one mean the same: the default, or "is not set".
+const blankIsUnset = (value: unknown): unknown => (value === "" ? undefined : value);
+const optional = <T extends z.ZodType>(schema: T) => z.preprocess(blankIsUnset, schema.optional());
+const required = <T extends z.ZodType>(schema: T) => z.preprocess(blankIsUnset, schema);
+const text = () => z.string({ error: "is not set" });
+const httpUrl = () => text().regex(/^https?:\/\/[^\s/]+/, "must be an http(s) URL");
+const integer = (min: number, max: number, fallback: number) => {
+  const error = `must be an integer from ${min} to ${max}`;
+  return optional(
+    z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error }),
+  ).transform((value) => value ?? fallback);
+};
+
+// Every variable the runner reads.
+const runnerEnvSchema = z.object({
+  NODE_ENV: optional(z.string()),
+  UPSTASH_REDIS_REST_URL: required(httpUrl()),
+  UPSTASH_REDIS_REST_TOKEN: required(text()),
+  RUNNER_TOKEN: required(text().min(16, "must be at least 16 characters")),
+  JOB_SECRETS_KEY: required(
+    text().superRefine((value, context) => {
+      const problem = jobSecretsKeyProblem(value);
+      if (problem !== null)
+        context.addIssue({ code: "custom", message: problem.replace(/^JOB_SECRETS_KEY /, "") });
+    }),
+  ),
+  PORT: integer(0, 65_535, 8788),
+  HOST: optional(z.string()).transform((value) => value ?? "0.0.0.0"),
+  WORKER_URL: optional(httpUrl()),
+  SANDBOX: optional(
+    z.enum(["e2b", "local", "local-unsafe"], { error: "must be e2b, local or local-unsafe" }),
+  ),
+  E2B_API_KEY: optional(z.string()),
+  E2B_TEMPLATE: optional(z.string()),
+  E2B_API_URL: optional(httpUrl()),
+  E2B_SANDBOX_URL: optional(httpUrl()),
+  SANDBOX_MEMORY_MB: integer(64, 1_048_576, 2048),
+  SANDBOX_PROCESSES: integer(16, 1_000_000, 512),
+  SANDBOX_CPU_SECONDS: integer(1, 86_400, 900),
+  SANDBOX_DISK_MB: integer(16, 1_048_576, 2048),
+  SANDBOX_PASS_ENV: optional(
+    z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(,[A-Za-z_][A-Za-z0-9_]*)*$/, {
+      error: "must be a comma-separated list of variable names",
+    }),
+  ),
+  RUNNER_CONCURRENCY: integer(1, 64, 2),
+  RUNNER_LEASE_MS: integer(1_000, 600_000, 30_000),
+});
+
+// Checks that span variables, on the raw environment so they are named even when another
+// variable is malformed.
+function crossProblems(env: Environment): string[] {
+  const production = env.NODE_ENV === "production";
+  const sandbox = blankIsUnset(env.SANDBOX);
+  const problems: string[] = [];
+  // Production never guesses where builds run: a missing E2B key must not mean local processes.
+  if (production && sandbox === undefined)
+    problems.push(
+      "SANDBOX must be set when NODE_ENV=production (e2b, or local for the isolated sandbox)",
+    );
+  if (production && sandbox === "local-unsafe")
+    problems.push(
+      "SANDBOX=local-unsafe runs builds unisolated and is refused when NODE_ENV=production",
+    );
+  if (sandbox === "e2b" && blankIsUnset(env.E2B_API_KEY) === undefined)
+    problems.push("E2B_API_KEY must be set when SANDBOX=e2b");
+  return problems;
 }
 
 /**
  * Reads the runner's settings from the environment in one place, failing with one message that
  * names every missing or malformed variable.
  */
-export function readUpstashSettings(env: Environment = process.env): UpstashSettings {
-  const problems: string[] = [];
-  const settings = upstashFrom(env, problems);
-  if (problems.length > 0) throw new ConfigError(`runner configuration: ${problems.join("; ")}`);
-  return settings;
-}
-
-function upstashFrom(env: Environment, problems: string[]): UpstashSettings {
-  const url = env.UPSTASH_REDIS_REST_URL ?? "";
-  const token = env.UPSTASH_REDIS_REST_TOKEN ?? "";
-  if (url === "") problems.push("UPSTASH_REDIS_REST_URL is not set");
-  else if (!/^https?:\/\/[^\s/]+/.test(url))
-    problems.push(`UPSTASH_REDIS_REST_URL is not an http(s) URL: ${JSON.stringify(url)}`);
-  if (token === "") problems.push("UPSTASH_REDIS_REST_TOKEN is not set");
-  return { url, token };
-}
-
-function integer(
-  env: Environment,
-  name: string,
-  fallback: number,
-  min: number,
-  max: number,
-  problems: string[],
-): number {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max)
-    problems.push(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-  return value;
-}
-
 export function readRunnerConfig(env: Environment = process.env): RunnerConfig {
-  const problems: string[] = [];
-  const upstash = upstashFrom(env, problems);
-  const runnerToken = env.RUNNER_TOKEN ?? "";
-  if (runnerToken.length < 16) problems.push("RUNNER_TOKEN must be set to at least 16 characters");
-  const jobSecretsKey = env.JOB_SECRETS_KEY ?? "";
-  const keyProblem = jobSecretsKeyProblem(jobSecretsKey);
-  if (keyProblem !== null) problems.push(keyProblem);
-  const sandbox = env.SANDBOX ?? (env.E2B_API_KEY ? "e2b" : "local");
-  if (sandbox !== "local" && sandbox !== "e2b")
-    problems.push(`SANDBOX must be local or e2b, got ${JSON.stringify(sandbox)}`);
-  if (sandbox === "e2b" && !env.E2B_API_KEY) problems.push("SANDBOX=e2b needs E2B_API_KEY");
-  const e2b = {
-    template: env.E2B_TEMPLATE || undefined,
-    apiUrl: env.E2B_API_URL || undefined,
-    sandboxUrl: env.E2B_SANDBOX_URL || undefined,
+  const parsed = runnerEnvSchema.safeParse(env);
+  const problems = [
+    ...(parsed.error?.issues.map((issue) => `${issue.path.join(".")} ${issue.message}`) ?? []),
+    ...crossProblems(env),
+  ];
+  if (!parsed.success || problems.length > 0)
+    throw new ConfigError(`runner configuration: ${problems.join("; ")}`);
+  const values = parsed.data;
+  return {
+    upstash: { url: values.UPSTASH_REDIS_REST_URL, token: values.UPSTASH_REDIS_REST_TOKEN },
+    runnerToken: values.RUNNER_TOKEN,
+    jobSecretsKey: values.JOB_SECRETS_KEY,
+    port: values.PORT,
+    host: values.HOST,
+    workerUrl: values.WORKER_URL ?? null,
+    // Outside production an unset SANDBOX is E2B when a key is given, else the isolated sandbox.
+    sandbox: values.SANDBOX ?? (values.E2B_API_KEY === undefined ? "local" : "e2b"),
+    e2bApiKey: values.E2B_API_KEY ?? null,
+    e2b: {
+      template: values.E2B_TEMPLATE,
+      apiUrl: values.E2B_API_URL,
+      sandboxUrl: values.E2B_SANDBOX_URL,
+    },
+    sandboxLimits: {
+      memoryBytes: values.SANDBOX_MEMORY_MB * MIB,
+      processes: values.SANDBOX_PROCESSES,
+      cpuSeconds: values.SANDBOX_CPU_SECONDS,
+      diskBytes: values.SANDBOX_DISK_MB * MIB,
+    },
+    sandboxPassEnv: values.SANDBOX_PASS_ENV?.split(",") ?? [],
+    concurrency: values.RUNNER_CONCURRENCY,
+    leaseMs: values.RUNNER_LEASE_MS,
+    production: values.NODE_ENV === "production",
   };
-  for (const name of ["E2B_API_URL", "E2B_SANDBOX_URL"] as const) {
-    const url = env[name];
-    if (url && !/^https?:\/\/[^\s/]+/.test(url))
-      problems.push(`${name} is not an http(s) URL: ${JSON.stringify(url)}`);
-  }
-  const workerUrl = env.WORKER_URL ?? null;
-  if (workerUrl !== null && !/^https?:\/\/[^\s/]+/.test(workerUrl))
-    problems.push(`WORKER_URL is not an http(s) URL: ${JSON.stringify(workerUrl)}`);
-  const config: RunnerConfig = {
-    upstash,
-    runnerToken,
-    jobSecretsKey,
-    port: integer(env, "PORT", 8788, 0, 65_535, problems),
-    host: env.HOST ?? "0.0.0.0",
-    workerUrl,
-    sandbox: sandbox === "e2b" ? "e2b" : "local",
-    e2b,
-    concurrency: integer(env, "RUNNER_CONCURRENCY", 2, 1, 64, problems),
-    leaseMs: integer(env, "RUNNER_LEASE_MS", 30_000, 1_000, 600_000, problems),
-  };
-  if (problems.length > 0) throw new ConfigError(`runner configuration: ${problems.join("; ")}`);
-  return config;
 }

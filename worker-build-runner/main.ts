@@ -3,38 +3,87 @@
 import { randomUUID } from "node:crypto";
 import { serve } from "@hono/node-server";
 import { importJobSecretsKey } from "../src/shared/job-secrets.ts";
-import { ConfigError, readRunnerConfig } from "./config.ts";
+import { ConfigError, type RunnerConfig, readRunnerConfig } from "./config.ts";
 import { workerNotifier } from "./notifier.ts";
 import { createUpstashClient } from "./redis.ts";
 import { runJob } from "./run-job.ts";
 import { e2bSandbox } from "./sandbox/e2b.ts";
 import { localSandbox } from "./sandbox/local.ts";
+import type { Sandbox } from "./sandbox/types.ts";
+import { SandboxError } from "./sandbox/types.ts";
 import { createRunnerApp } from "./server.ts";
 
-let config: ReturnType<typeof readRunnerConfig>;
+// How long a shutdown waits for the killed jobs to write their last lines and status.
+const SHUTDOWN_DEADLINE_MS = 15_000;
+
+function fail(message: string): never {
+  console.error(message);
+  process.exit(2);
+}
+
+let config: RunnerConfig;
 try {
   config = readRunnerConfig();
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
-  console.error(error.message);
-  process.exit(2);
+  fail(error.message);
+}
+
+async function makeSandbox(settings: RunnerConfig): Promise<Sandbox> {
+  if (settings.sandbox === "e2b")
+    return e2bSandbox({
+      apiKey: settings.e2bApiKey ?? "",
+      ...(settings.e2b.template === undefined ? {} : { template: settings.e2b.template }),
+      ...(settings.e2b.apiUrl === undefined ? {} : { apiUrl: settings.e2b.apiUrl }),
+      ...(settings.e2b.sandboxUrl === undefined ? {} : { sandboxUrl: settings.e2b.sandboxUrl }),
+    });
+  const sandbox = localSandbox({
+    isolation: settings.sandbox === "local-unsafe" ? "none" : "bwrap",
+    limits: settings.sandboxLimits,
+    passEnv: settings.sandboxPassEnv,
+  });
+  if (!sandbox.isolated) {
+    const banner = "!".repeat(78);
+    console.warn(
+      `${banner}\n! SANDBOX=local-unsafe: builds run as this runner's user, unisolated. They can read\n! its environment and files, signal it and reach every port of this machine.\n! Development only; never let anyone else submit jobs to this runner.\n${banner}`,
+    );
+    return sandbox;
+  }
+  // One throwaway session at start: a machine where bubblewrap cannot make namespaces fails
+  // here, with bwrap's own words, rather than at the first user's job.
+  const probe = await sandbox.create({ timeoutMs: 30_000 });
+  try {
+    const result = await probe.run("true", {
+      timeoutMs: 20_000,
+      onStdout: () => undefined,
+      onStderr: () => undefined,
+    });
+    if (result.exitCode !== 0)
+      throw new SandboxError(
+        "sandbox_create_failed",
+        `local sandbox: a probe command exited ${result.exitCode}`,
+      );
+  } finally {
+    await probe.kill();
+  }
+  return sandbox;
+}
+
+let sandbox: Sandbox;
+try {
+  sandbox = await makeSandbox(config);
+} catch (error) {
+  if (!(error instanceof SandboxError)) throw error;
+  fail(`runner: ${error.message}`);
 }
 
 const redis = createUpstashClient(config.upstash);
-const sandbox =
-  config.sandbox === "e2b"
-    ? e2bSandbox({
-        ...(config.e2b.template === undefined ? {} : { template: config.e2b.template }),
-        ...(config.e2b.apiUrl === undefined ? {} : { apiUrl: config.e2b.apiUrl }),
-        ...(config.e2b.sandboxUrl === undefined ? {} : { sandboxUrl: config.e2b.sandboxUrl }),
-      })
-    : localSandbox();
 const notifier =
   config.workerUrl === null
     ? undefined
     : workerNotifier({ workerUrl: config.workerUrl, runnerToken: config.runnerToken });
 const runnerId = `runner-${randomUUID()}`;
-// One per running job: a shutdown that cannot wait stops them, which kills their sandboxes.
+// One per running job: stopping it kills the job's sandbox and ends its log.
 const stops = new Set<AbortController>();
 const runner = createRunnerApp({
   runnerToken: config.runnerToken,
@@ -67,21 +116,30 @@ const server = serve(
   },
 );
 
-// On SIGTERM (a deploy), stop taking jobs and let running ones finish. On SIGINT, or a second
-// SIGTERM, stop them: each kills its sandbox (an E2B sandbox would otherwise live on until its
-// timeout) and ends its log, then the runner exits.
+// SIGINT (Ctrl-C), and SIGTERM with the local sandbox: stop taking jobs, stop every running one
+// (each kills its sandbox and ends its log as failed) and kill every local session, which ends
+// all of its processes and removes its workdir; then exit. SIGTERM with E2B (a deploy) lets
+// E2B builds finish their logs first; a second signal stops them. Local builds die with the
+// runner whatever happens: their init is bwrap's, which --die-with-parent ends.
+let draining = false;
 let stopping = false;
-const stopJobs = (): void => {
+const stopJobs = (exitCode: number): void => {
   if (stopping) return;
   stopping = true;
   server.close();
+  setTimeout(() => process.exit(exitCode === 0 ? 1 : exitCode), SHUTDOWN_DEADLINE_MS).unref();
   for (const stop of stops) stop.abort(new Error("the runner is shutting down"));
-  void runner.idle().then(() => process.exit(130));
+  void (async () => {
+    await sandbox.shutdown?.();
+    await runner.idle();
+    process.exit(exitCode);
+  })();
 };
 process.on("SIGTERM", () => {
-  if (server.listening) {
+  if (sandbox.shutdown === undefined && !draining) {
+    draining = true;
     server.close();
     void runner.idle().then(() => process.exit(0));
-  } else stopJobs();
+  } else stopJobs(0);
 });
-process.on("SIGINT", stopJobs);
+process.on("SIGINT", () => stopJobs(130));

@@ -305,6 +305,8 @@ async function runSteps(
       return { status: "failed", exitCode };
     }
     if (result.exitCode !== 0) {
+      if (result.limit !== undefined)
+        log.writeEvent(`${step.name} stopped: ${result.limit.message}`);
       log.writeEvent(`${step.name} failed with exit code ${result.exitCode}`);
       return { status: "failed", exitCode };
     }

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, realpath, rm } from "node:fs/promises";
 import type { IncomingMessage, Server } from "node:http";
 import { createServer } from "node:http";
@@ -6,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { DEFAULT_BUILD_LIMITS } from "../../worker-build-runner/sandbox/bwrap-jail.ts";
 import { startE2BLocalServer } from "../../tools/e2b-local/server.ts";
 import { e2bSandbox } from "../../worker-build-runner/sandbox/e2b.ts";
 import { localSandbox } from "../../worker-build-runner/sandbox/local.ts";
@@ -18,7 +20,8 @@ import type {
 import { SandboxError } from "../../worker-build-runner/sandbox/types.ts";
 
 // One contract for every adapter. E2B's needs its cloud, so it runs only where E2B_API_KEY is
-// set; the e2b tests at the end need no cloud.
+// set; the e2b tests at the end need no cloud. The local adapter is the isolated one
+// (bubblewrap); what isolation keeps out is shown by test/security/.
 
 const E2B_LOCAL_KEY = "e2b_local_contract_key";
 
@@ -367,56 +370,101 @@ describe("localSandbox", () => {
   });
 
   it("checks its options when it is made", () => {
-    expect(caught(() => localSandbox({ rootDir: join(rootDir, "missing") }))).toMatchObject({
-      code: "bad_config",
-    });
+    expect(
+      caught(() => localSandbox({ isolation: "none", rootDir: join(rootDir, "missing") })),
+    ).toMatchObject({ code: "bad_config" });
     expect(caught(() => localSandbox({ killGraceMs: -1 }))).toMatchObject({ code: "bad_config" });
-    expect(localSandbox({ rootDir }).name).toBe("local");
+    expect(
+      caught(() => localSandbox({ limits: { ...DEFAULT_BUILD_LIMITS, processes: 0 } })),
+    ).toMatchObject({ code: "bad_config", message: expect.stringContaining("processes") });
+    expect(localSandbox().name).toBe("local");
+    expect(localSandbox({ isolation: "none", rootDir }).name).toBe("local-unsafe");
   });
 
-  it("makes each session a fresh directory under rootDir and removes it on kill()", async () => {
-    const sandbox = localSandbox({ rootDir });
+  it("refuses the isolated sandbox without bubblewrap, naming the Debian package", () => {
+    vi.stubEnv("PATH", rootDir);
+    try {
+      const error = caught(() => localSandbox());
+      expect(error).toMatchObject({ code: "bad_config" });
+      expect((error as Error).message).toMatch(/bwrap.*not found.*apt-get install -y bubblewrap/);
+      expect((error as Error).message).toContain("SANDBOX=local-unsafe");
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
+  it("gives each session a workdir of its own, in a tmpfs no other session nor the host sees", async () => {
+    const sandbox = localSandbox();
     const [first, second] = await Promise.all([sandbox.create(), sandbox.create()]);
-    expect(dirname(first.workdir)).toBe(await realpath(rootDir));
-    expect(first.workdir).not.toBe(second.workdir);
-    expect(first.id).not.toBe(second.id);
-    await first.writeFile("node_modules/.cache/x", "x");
-    await first.kill();
-    expect(existsSync(first.workdir)).toBe(false);
-    expect(existsSync(second.workdir)).toBe(true);
-    await first.kill();
-    await second.kill();
+    try {
+      expect(first.workdir).toBe("/home/user/app");
+      expect(first.id).not.toBe(second.id);
+      await first.writeFile("node_modules/.cache/x", "first's");
+      expect((await capture(first, "cat node_modules/.cache/x")).stdout).toBe("first's");
+      expect((await capture(second, "ls -A")).stdout).toBe("");
+      expect(existsSync("/home/user/app/node_modules/.cache/x")).toBe(false);
+      expect((await capture(first, "df -P . | tail -1")).stdout).toMatch(/^tmpfs\s/);
+    } finally {
+      await first.kill();
+      await second.kill();
+    }
   });
 
-  it("passes output on as bytes, sets HOME to the workdir and keeps the runner's PATH", async () => {
-    const session = await localSandbox({ rootDir }).create();
+  it("sets HOME and PATH of its own and passes output on as bytes", async () => {
+    const session = await localSandbox().create();
     try {
       const stdout = collector();
-      await session.run('echo "$HOME"; echo "$PATH"', { onStdout: stdout.push, onStderr: ignore });
+      await session.run('echo "$HOME"; echo "$PATH"; node -p process.version', {
+        onStdout: stdout.push,
+        onStderr: ignore,
+      });
       expect(stdout.chunks.every((chunk) => chunk instanceof Uint8Array)).toBe(true);
-      expect(stdout.text()).toBe(`${session.workdir}\n${process.env.PATH ?? ""}\n`);
+      // The runner's own Node is in the sandbox, whatever node the host has.
+      expect(stdout.text()).toBe(
+        `/home/user\n/opt/node/bin:/usr/local/bin:/usr/bin:/bin\n${process.version}\n`,
+      );
     } finally {
       await session.kill();
     }
   });
 
-  it("refuses to write through a symlink that leaves the workdir", async () => {
-    const session = await localSandbox({ rootDir }).create();
+  it("local-unsafe: a fresh directory under rootDir, HOME there, the runner's PATH, removed on kill()", async () => {
+    const sandbox = localSandbox({ isolation: "none", rootDir });
+    const [first, second] = await Promise.all([sandbox.create(), sandbox.create()]);
+    expect(dirname(first.workdir)).toBe(await realpath(rootDir));
+    expect(first.workdir).not.toBe(second.workdir);
+    await first.writeFile("node_modules/.cache/x", "x");
+    const stdout = collector();
+    await first.run('echo "$HOME"; echo "$PATH"', { onStdout: stdout.push, onStderr: ignore });
+    expect(stdout.text()).toBe(`${first.workdir}\n${process.env.PATH ?? ""}\n`);
+    await first.kill();
+    expect(existsSync(first.workdir)).toBe(false);
+    expect(existsSync(second.workdir)).toBe(true);
+    await first.kill();
+    await second.kill();
+    expect(existsSync(second.workdir)).toBe(false);
+  });
+
+  it.each([
+    ["isolated", () => localSandbox()],
+    ["local-unsafe", () => localSandbox({ isolation: "none", rootDir })],
+  ])("%s: refuses to write through a symlink that leaves the workdir", async (_, make) => {
+    const session = await make().create();
     try {
       await session.run("ln -s .. up && mkdir real && ln -s real inside", quiet);
       expect(await rejection(session.writeFile("up/escaped.txt", "x"))).toMatchObject({
         code: "bad_path",
       });
-      expect(existsSync(join(dirname(session.workdir), "escaped.txt"))).toBe(false);
+      expect((await capture(session, "ls ../escaped.txt 2>/dev/null; true")).stdout).toBe("");
       await session.writeFile("inside/fine.txt", "fine");
-      expect(readFileSync(join(session.workdir, "real/fine.txt"), "utf8")).toBe("fine");
+      expect((await capture(session, "cat real/fine.txt")).stdout).toBe("fine");
     } finally {
       await session.kill();
     }
   });
 
   it("SIGKILLs a process group that ignores SIGTERM once the grace period is over", async () => {
-    const session = await localSandbox({ rootDir, killGraceMs: 200 }).create();
+    const session = await localSandbox({ killGraceMs: 200 }).create();
     try {
       const started = waitForOutput("trapped");
       const running = session.run("trap '' TERM; echo trapped; sleep 30", {
@@ -433,22 +481,27 @@ describe("localSandbox", () => {
   });
 
   it("returns when the shell exits even if it left a process holding the output open; kill() ends that too", async () => {
-    const session = await localSandbox({ rootDir }).create();
+    const session = await localSandbox().create();
+    const marker = `left-${randomUUID()}`;
     try {
-      const { result, stdout } = await capture(session, "sleep 60 & echo $! > left.pid; echo done");
+      // The marker names the left process on the host, where its pid is not the one inside.
+      const { result, stdout } = await capture(
+        session,
+        `sh -c 'sleep 60; : ${marker}' & echo done`,
+      );
       expect(result).toEqual({ exitCode: 0, timedOut: false });
       expect(stdout).toBe("done\n");
-      const leftPid = readFileSync(join(session.workdir, "left.pid"), "utf8").trim();
-      expect(processRunning(leftPid)).toBe(true);
+      expect(hostProcessesWith(marker)).toHaveLength(1);
       await session.kill();
-      expect(processRunning(leftPid)).toBe(false);
+      // kill() resolves once the build's PID namespace is gone, its zombies reaped with it.
+      expect(hostProcessesWith(marker)).toEqual([]);
     } finally {
       await session.kill();
     }
   });
 
-  it("serves a background dev server to the runner until it is killed", async () => {
-    const session = await localSandbox({ rootDir }).create();
+  it("serves a background dev server to the build's later commands until it is killed", async () => {
+    const session = await localSandbox().create();
     try {
       await session.writeFile(
         "server.mjs",
@@ -468,22 +521,29 @@ server.listen(0, "127.0.0.1", () => console.log("listening on " + server.address
       await listening.seen;
       const port = /listening on (\d+)/.exec(output.text())?.[1];
       expect(port).toBeDefined();
-      const url = `http://127.0.0.1:${port ?? ""}/`;
-      expect(await (await fetch(url)).text()).toBe("hello from the sandbox");
+      const get = `node -e 'fetch("http://127.0.0.1:${port ?? ""}/").then(r => r.text()).then(console.log, e => console.log(e.cause?.code))'`;
+      expect((await capture(session, get)).stdout).toBe("hello from the sandbox\n");
+      // The runner's loopback is not the build's: the port is not open here.
+      expect(await rejection(fetch(`http://127.0.0.1:${port ?? ""}/`))).toBeInstanceOf(TypeError);
       await server.kill();
       expect((await server.wait()).exitCode).toBe(128 + 15);
-      expect(await rejection(fetch(url))).toBeInstanceOf(TypeError);
+      expect((await capture(session, get)).stdout).toBe("ECONNREFUSED\n");
     } finally {
       await session.kill();
     }
   });
 
   it("ends the session by itself when it outlives its timeout", async () => {
-    const session = await localSandbox({ rootDir }).create({ timeoutMs: 300 });
+    const session = await localSandbox().create({ timeoutMs: 300 });
     const server = await session.start("exec sleep 300", quiet);
     expect((await server.wait()).exitCode).toBeGreaterThan(128);
-    await vi.waitFor(() => expect(existsSync(session.workdir)).toBe(false), { timeout: 10_000 });
-    expect(await rejection(session.run("true", quiet))).toMatchObject({ code: "sandbox_closed" });
+    await vi.waitFor(
+      async () =>
+        expect(await rejection(session.run("true", quiet))).toMatchObject({
+          code: "sandbox_closed",
+        }),
+      { timeout: 10_000 },
+    );
   });
 });
 
@@ -562,13 +622,20 @@ function caught(action: () => unknown): unknown {
   return expect.unreachable("expected a throw");
 }
 
-function processRunning(pid: string): boolean {
-  try {
-    const state = readFileSync(`/proc/${pid}/stat`, "utf8").split(" ")[2];
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
+/** Host pids of the processes whose command line contains `marker`, zombies left out. */
+function hostProcessesWith(marker: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (!readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(marker)) continue;
+      const state = readFileSync(`/proc/${entry}/stat`, "utf8").split(") ")[1]?.[0];
+      if (state !== "Z" && state !== "X") found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
   }
+  return found;
 }
 
 async function closedPort(): Promise<number> {

@@ -1,11 +1,12 @@
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
-import { statSync } from "node:fs";
-import { lstat, mkdir, mkdtemp, realpath, rm, stat, writeFile } from "node:fs/promises";
-import { constants, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { readdirSync, readFileSync } from "node:fs";
+import { constants } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
+import { type BuildLimits, bwrapJail } from "./bwrap-jail.ts";
+import { hostJail } from "./host-jail.ts";
+import type { CommandLine, Jail, JailFactory } from "./jail.ts";
 import type {
   BackgroundProcess,
   CommandResult,
@@ -24,10 +25,19 @@ import {
 } from "./types.ts";
 
 export interface LocalSandboxOptions {
-  /** Where session directories are made; default the OS temporary directory. */
+  /**
+   * `bwrap` (the default): each build isolated by bubblewrap, see bwrap-jail.ts. `none`: bare
+   * processes in a directory of this machine, for development only (SANDBOX=local-unsafe).
+   */
+  readonly isolation?: "bwrap" | "none";
+  /** With isolation `none`: where session directories are made; default the OS temporary directory. */
   readonly rootDir?: string;
   /** How long a process group gets between SIGTERM and SIGKILL; default 5 s. */
   readonly killGraceMs?: number;
+  /** With isolation `bwrap`: per-build limits on memory, processes, CPU time and disk. */
+  readonly limits?: BuildLimits;
+  /** With isolation `bwrap`: names of the runner's variables builds get beyond the CA-trust ones. */
+  readonly passEnv?: readonly string[];
 }
 
 const DEFAULT_KILL_GRACE_MS = 5_000;
@@ -38,15 +48,15 @@ const DRAIN_QUIET_MS = 50;
 const DRAIN_CAP_MS = 1_000;
 
 /**
- * Builds run as child processes of this machine, each session in a fresh temporary directory.
- * Each command runs as `sh -c` in its own process group, so a timeout or a kill ends everything
- * it started. Commands see a minimal environment: nothing of the runner's own (its tokens) leaks
- * into a build.
+ * Builds run as processes of this machine, by default each session isolated in its own
+ * namespaces and uid (bwrap-jail.ts). Each command runs as `sh -c` in its own process group,
+ * so a timeout or a kill ends everything it started. Commands see a minimal environment:
+ * nothing of the runner's own (its tokens) leaks into a build.
  */
-export function localSandbox(options: LocalSandboxOptions = {}): Sandbox {
-  const rootDir = resolve(options.rootDir ?? tmpdir());
-  if (statSync(rootDir, { throwIfNoEntry: false })?.isDirectory() !== true)
-    throw new SandboxError("bad_config", `local sandbox: rootDir ${rootDir} is not a directory`);
+export function localSandbox(options: LocalSandboxOptions = {}): Sandbox & {
+  /** True when builds are isolated from the runner (not SANDBOX=local-unsafe). */
+  readonly isolated: boolean;
+} {
   const killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   if (!(Number.isSafeInteger(killGraceMs) && killGraceMs >= 0)) {
     throw new SandboxError(
@@ -54,38 +64,41 @@ export function localSandbox(options: LocalSandboxOptions = {}): Sandbox {
       `local sandbox: killGraceMs must be a non-negative integer, got ${String(killGraceMs)}`,
     );
   }
-  // Only what a build needs from the runner's environment; read once, like any configuration.
-  const inherited: Record<string, string> = {
-    PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
-  };
-  for (const name of ["LANG", "LC_ALL"]) {
-    const value = process.env[name];
-    if (value !== undefined) inherited[name] = value;
-  }
+  const jails: JailFactory =
+    options.isolation === "none"
+      ? hostJail(options.rootDir)
+      : bwrapJail({
+          ...(options.limits === undefined ? {} : { limits: options.limits }),
+          ...(options.passEnv === undefined ? {} : { passEnv: options.passEnv }),
+        });
+  const open = new Set<SandboxSession>();
+  let shutDown = false;
 
   return {
-    name: "local",
+    name: jails.isolated ? "local" : "local-unsafe",
+    isolated: jails.isolated,
     async create(createOptions = {}) {
       checkEnv(createOptions.env, "create");
       checkTimeout(createOptions.timeoutMs, "create");
-      let workdir: string;
-      try {
-        // realpath: the workdir is compared with resolved paths (os.tmpdir() may be a symlink).
-        workdir = await realpath(await mkdtemp(join(rootDir, "build-")));
-      } catch (cause) {
-        throw new SandboxError(
-          "sandbox_create_failed",
-          `local sandbox: cannot create a directory in ${rootDir}`,
-          { cause },
-        );
+      if (shutDown) throw new SandboxError("sandbox_closed", "create: the sandbox is shut down");
+      const jail = await jails.open();
+      if (shutDown) {
+        await jail.destroy();
+        throw new SandboxError("sandbox_closed", "create: the sandbox is shut down");
       }
-      const env = { ...inherited, HOME: workdir, CI: "true", ...createOptions.env };
-      return createSession(
-        workdir,
-        env,
+      const session = createSession(
+        jail,
+        { ...jail.env, CI: "true", ...createOptions.env },
         createOptions.timeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
         killGraceMs,
+        () => open.delete(session),
       );
+      open.add(session);
+      return session;
+    },
+    async shutdown() {
+      shutDown = true;
+      await Promise.allSettled([...open].map((session) => session.kill()));
     },
   };
 }
@@ -100,11 +113,13 @@ interface LocalProcess {
 }
 
 function createSession(
-  workdir: string,
+  jail: Jail,
   env: Readonly<Record<string, string>>,
   timeoutMs: number,
   killGraceMs: number,
+  onClosed: () => void,
 ): SandboxSession {
+  const workdir = jail.workdir;
   // Commands whose process group may still have members: those running and those that left
   // something behind. kill() ends them all.
   const live = new Set<LocalProcess>();
@@ -125,15 +140,11 @@ function createSession(
     checkEnv(options.env, "run");
     checkTimeout(options.timeoutMs, "run");
     const cwd = resolveInWorkdir(workdir, options.cwd ?? ".", "run cwd", true);
-    const cwdIsDirectory = await stat(cwd).then(
-      (info) => info.isDirectory(),
-      () => false,
-    );
-    if (!cwdIsDirectory)
+    if (!(await jail.isDirectory(cwd)))
       throw new SandboxError("command_start_failed", `run: the cwd ${cwd} is not a directory`);
     assertOpen("run");
-    const proc = await spawnCommand(command, {
-      cwd,
+    const proc = await spawnCommand(command, jail, {
+      commandLine: jail.commandLine(cwd, command),
       env: { ...env, ...options.env },
       timeoutMs: options.timeoutMs ?? defaultTimeoutMs,
       killGraceMs,
@@ -167,13 +178,14 @@ function createSession(
       await Promise.all([...live].map((proc) => proc.stop()));
       live.clear();
       try {
-        await rm(workdir, { recursive: true, force: true, maxRetries: 3 });
+        await jail.destroy();
       } catch (cause) {
         closing = undefined; // a later kill() tries the removal again
         throw new SandboxError("sandbox_kill_failed", `local sandbox: cannot remove ${workdir}`, {
           cause,
         });
       }
+      onClosed();
     })();
     return closing;
   }
@@ -192,11 +204,10 @@ function createSession(
     async writeFile(path, content) {
       assertOpen("writeFile");
       const target = resolveInWorkdir(workdir, path, "writeFile", false);
-      await assertNoSymlinkEscape(workdir, target, path);
       try {
-        await mkdir(dirname(target), { recursive: true });
-        await writeFile(target, content);
+        await jail.writeFile(target, content);
       } catch (cause) {
+        if (cause instanceof SandboxError) throw cause;
         throw new SandboxError("write_failed", `writeFile: cannot write ${JSON.stringify(path)}`, {
           cause,
         });
@@ -206,30 +217,23 @@ function createSession(
   };
 }
 
-/**
- * The build writes into its workdir too, so a symlink there could point a later writeFile at the
- * runner's own files. Every existing component of the path must resolve inside the workdir.
- */
-async function assertNoSymlinkEscape(workdir: string, target: string, path: string): Promise<void> {
-  let current = workdir;
-  for (const part of target.slice(workdir.length + 1).split("/")) {
-    current = `${current}/${part}`;
-    const info = await lstat(current).catch(() => undefined);
-    if (info === undefined) return; // the rest is created fresh
-    if (!info.isSymbolicLink()) continue;
-    const real = await realpath(current).catch(() => undefined);
-    if (real === undefined || !(real === workdir || real.startsWith(`${workdir}/`))) {
-      throw new SandboxError(
-        "bad_path",
-        `writeFile: ${JSON.stringify(path)} goes through a symlink that leaves the workdir`,
-      );
+/** Host pids of the members of a process group (field 5 of /proc/PID/stat). */
+function groupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = readFileSync(`/proc/${entry}/stat`, "utf8").split(") ")[1]?.split(" ");
+      if (fields?.[2] === String(pgid)) members.push(Number(entry));
+    } catch {
+      // gone meanwhile
     }
-    current = real;
   }
+  return members;
 }
 
 interface SpawnSettings {
-  readonly cwd: string;
+  readonly commandLine: CommandLine;
   readonly env: Readonly<Record<string, string>>;
   readonly timeoutMs: number | undefined;
   readonly killGraceMs: number;
@@ -237,11 +241,16 @@ interface SpawnSettings {
   readonly onStderr: RunOptions["onStderr"];
 }
 
-async function spawnCommand(command: string, settings: SpawnSettings): Promise<LocalProcess> {
-  // detached: the shell leads a new session and process group (pgid = its pid), so signalling
+async function spawnCommand(
+  command: string,
+  jail: Jail,
+  settings: SpawnSettings,
+): Promise<LocalProcess> {
+  const startedAt = Date.now();
+  // detached: the command leads a new session and process group (pgid = its pid), so signalling
   // the group reaches everything it started, however deep.
-  const child = spawn("/bin/sh", ["-c", command], {
-    cwd: settings.cwd,
+  const child = spawn(settings.commandLine.file, [...settings.commandLine.args], {
+    cwd: settings.commandLine.cwd,
     env: settings.env,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
@@ -273,6 +282,17 @@ async function spawnCommand(command: string, settings: SpawnSettings): Promise<L
 
   // From here on nothing awaits until the listeners are in place; the pipes hold the output meanwhile.
   const signalGroup = (signal: NodeJS.Signals): void => {
+    if (settings.commandLine.relaysExit && signal !== "SIGKILL") {
+      // The leader (nsenter) would die of the signal at once and report it, while the command
+      // inside may ignore it: signal the others; the leader ends when the command does.
+      for (const pid of groupMembers(pgid)) {
+        if (pid === pgid) continue;
+        try {
+          process.kill(pid, signal);
+        } catch {}
+      }
+      return;
+    }
     try {
       process.kill(-pgid, signal);
     } catch {
@@ -342,7 +362,11 @@ async function spawnCommand(command: string, settings: SpawnSettings): Promise<L
     }
     if (timedOut) return { exitCode: TIMEOUT_EXIT_CODE, timedOut: true };
     const signalNumber = signal === null ? undefined : constants.signals[signal];
-    return { exitCode: code ?? 128 + (signalNumber ?? 0), timedOut: false };
+    const exitCode = code ?? 128 + (signalNumber ?? 0);
+    const limit = exitCode === 0 ? undefined : await jail.limitExceeded(startedAt, exitCode);
+    return limit === undefined
+      ? { exitCode, timedOut: false }
+      : { exitCode, timedOut: false, limit };
   })();
   // Marks the rejection as handled: a background process nobody waits for must not crash the runner.
   done.catch(() => undefined);

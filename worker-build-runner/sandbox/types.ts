@@ -1,7 +1,7 @@
 import { posix } from "node:path";
 
-// The build sandbox as the job runner sees it. Adapters: localSandbox() (child processes on this
-// machine, the default) and e2bSandbox() (an E2B cloud sandbox). Both pass one contract suite,
+// The build sandbox as the job runner sees it. Adapters: localSandbox() (isolated processes on
+// this machine, the default) and e2bSandbox() (an E2B cloud sandbox). Both pass one contract suite,
 // test/runner/sandbox-contract.test.ts.
 
 /** A `run()` without `timeoutMs` is killed after this long. */
@@ -42,6 +42,14 @@ export interface RunOptions {
 export interface CommandResult {
   readonly exitCode: number;
   readonly timedOut: boolean;
+  /** Set when the sandbox stopped the command, or it failed, because the build went over a limit. */
+  readonly limit?: LimitExceeded;
+}
+
+export interface LimitExceeded {
+  readonly name: "memory" | "processes" | "cpu" | "disk";
+  /** For the build's log, e.g. "the build went over its memory limit (2048 MiB)". */
+  readonly message: string;
 }
 
 export interface BackgroundProcess {
@@ -73,6 +81,8 @@ export interface Sandbox {
     /** Lifetime of the session; default `DEFAULT_SESSION_TIMEOUT_MS`. */
     readonly timeoutMs?: number;
   }): Promise<SandboxSession>;
+  /** Kills every session this sandbox has open (the runner is shutting down). */
+  shutdown?(): Promise<void>;
 }
 
 export type SandboxErrorCode =

@@ -1,0 +1,78 @@
+import { readdir, readFile } from "node:fs/promises";
+
+export interface BuildUsage {
+  readonly over: "memory" | "processes";
+  /** When the sample that found it was taken. */
+  readonly at: number;
+}
+
+export interface UsageWatch {
+  /**
+   * The limit the build went over at or after `since`, if it did, with a fresh sample: a fork
+   * refused a moment ago may not have been sampled yet.
+   */
+  exceededSince(since: number): Promise<BuildUsage | undefined>;
+  stop(): void;
+}
+
+const SAMPLE_MS = 250;
+const AFTER_FAILURE_PROCESS_SLACK = 2;
+
+/**
+ * Samples a build's processes through its own /proc (only its PID namespace is there): their
+ * private resident memory (RssAnon + RssShmem) together, and their tasks (processes and
+ * threads, what RLIMIT_NPROC counts). Over the memory limit, or at the process limit (forks are
+ * being refused), it calls `onExceeded` to kill them. No cgroup is used: cgroup v2 with its
+ * memory controller is not delegated on the machines this runs on (cgroup v1 hybrid).
+ */
+export function watchUsage(options: {
+  readonly procDir: string;
+  readonly limits: { readonly memoryBytes: number; readonly processes: number };
+  readonly onExceeded: () => Promise<void>;
+}): UsageWatch {
+  const exceeded: BuildUsage[] = [];
+  let sampling: Promise<void> | undefined;
+  const sample = (processSlack: number): Promise<void> => {
+    sampling ??= measure(processSlack).finally(() => {
+      sampling = undefined;
+    });
+    return sampling;
+  };
+  const measure = async (processSlack: number): Promise<void> => {
+    let memory = 0;
+    let tasks = 0;
+    for (const entry of await readdir(options.procDir).catch(() => [])) {
+      if (!/^\d+$/.test(entry)) continue;
+      const status = await readFile(`${options.procDir}/${entry}/status`, "utf8").catch(() => "");
+      memory += (field(status, "RssAnon") + field(status, "RssShmem")) * 1024;
+      tasks += field(status, "Threads");
+    }
+    const over =
+      memory > options.limits.memoryBytes
+        ? "memory"
+        : tasks >= options.limits.processes - processSlack
+          ? "processes"
+          : undefined;
+    if (over !== undefined) {
+      exceeded.push({ over, at: Date.now() });
+      await options.onExceeded();
+    }
+  };
+  const timer = setInterval(() => {
+    sample(0).catch(() => undefined);
+  }, SAMPLE_MS);
+  timer.unref();
+  return {
+    async exceededSince(since) {
+      // The process whose fork was refused, and the shell that gave up, may be gone already.
+      await sample(AFTER_FAILURE_PROCESS_SLACK);
+      return exceeded.find((usage) => usage.at >= since);
+    },
+    stop: () => clearInterval(timer),
+  };
+}
+
+function field(status: string, name: string): number {
+  const match = new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status);
+  return match?.[1] === undefined ? 0 : Number(match[1]);
+}
