@@ -2,10 +2,11 @@ import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 import { TEST_RUNNER_TOKEN } from "./test/support/worker-global-setup.ts";
 
-// Four projects: the runner's tests in Node, the Worker's inside workerd, attacks through the
-// whole stack, and the viewer page in a real browser. test/shared runs in the first two, which is what keeps src/shared free of
-// Node and Workers APIs. Those two start a real redis-server behind the Upstash bridge
-// (test/support/global-setup.ts); the browser tests run the whole stack themselves.
+// Four projects: the runner's tests in Node, the Worker's inside workerd, attacks on the
+// sandbox, and the viewer page in a real browser. test/shared runs in the first two, which is
+// what keeps src/shared free of Node and Workers APIs. Those two start a real redis-server
+// behind the Upstash bridge (test/support/global-setup.ts); the security and browser tests run
+// the whole stack themselves.
 export default defineConfig({
   test: {
     projects: [
@@ -61,7 +62,8 @@ export default defineConfig({
         },
       },
       {
-        // Attacks through the whole stack (tools/dev/stack.ts); the tests start their own stack.
+        // Attacks on the isolated local sandbox, through the whole stack (tools/dev/stack.ts) and
+        // the runner's own signals; the tests start their own stack.
         test: {
           name: "security",
           environment: "node",

@@ -7,6 +7,7 @@ import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
+import { CA_TRUST_VARIABLES } from "../../worker-build-runner/sandbox/bwrap-jail.ts";
 import { localSandbox } from "../../worker-build-runner/sandbox/local.ts";
 import { type E2BLocalServer, startE2BLocalServer } from "../e2b-local/server.ts";
 import { startUpstashBridge, type UpstashBridge } from "../upstash-bridge/bridge.ts";
@@ -59,6 +60,15 @@ export function devSignInUrl(workerUrl: string, token: string, next: string): st
   return url.href;
 }
 
+function caTrust(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of CA_TRUST_VARIABLES) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -78,7 +88,8 @@ async function startRunner(
   const runner = await spawnNodeReady({
     args: ["worker-build-runner/main.ts"],
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", ...env },
+    // The host's CA-trust variables too: builds behind a TLS-inspecting proxy need them.
+    env: { PATH: process.env.PATH ?? "", ...caTrust(), ...env },
     stderr: output,
     echo: output === "inherit",
     ready: /listening on (http:\/\/\S+?:\d+)/,

@@ -285,6 +285,7 @@ async function startJail(
       stdio: ["pipe", "ignore", "pipe", "pipe", ...files.map((): "pipe" => "pipe")],
     },
   );
+  ignoreStreamErrors(init);
   const stderr = collect(init.stdio[2]);
   for (const [index, [, content]] of files.entries()) {
     const pipe = init.stdio[dataFd(index)];
@@ -310,6 +311,7 @@ async function startJail(
   }
   const root = `/proc/${initPid}/root`;
   const exited = once(init, "exit");
+  let destroyed = false;
 
   const usage = watchUsage({
     procDir: `${root}/proc`,
@@ -355,6 +357,12 @@ async function startJail(
   return {
     workdir: WORKDIR,
     env,
+    ended: () =>
+      init.exitCode === null && init.signalCode === null
+        ? undefined
+        : destroyed
+          ? "the build's sandbox has been removed"
+          : "the build's sandbox has ended: a process of the build killed all of its processes (kill -1)",
     isDirectory: (path) =>
       // Through the init's root: a symlink inside resolves against the host, which only makes
       // this existence check wrong, never lets anything out; the command itself cds inside.
@@ -377,6 +385,7 @@ async function startJail(
         enter(WORKDIR, ["/bin/sh", "-c", script, "write", target, WORKDIR]),
         { env: {}, stdio: ["pipe", "ignore", "pipe"] },
       );
+      ignoreStreamErrors(writer);
       const errors = collect(writer.stderr);
       const [code] = (await Promise.all([
         once(writer, "close"),
@@ -411,6 +420,7 @@ async function startJail(
       return undefined;
     },
     async destroy() {
+      destroyed = true;
       usage.stop();
       // The init is the PID namespace's: when it dies, the kernel kills everything in it.
       try {
@@ -471,6 +481,7 @@ async function startNetwork(tools: Tools, initPid: number): Promise<ChildProcess
     ],
     { env: {}, detached: true, stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"] },
   );
+  ignoreStreamErrors(slirp);
   const stderr = collect(slirp.stdio[2]);
   const ready = slirp.stdio[3];
   if (ready === null || ready === undefined) throw new Error("no ready pipe");
@@ -495,6 +506,7 @@ async function refuseNetworks(tools: Tools, initPid: number): Promise<void> {
     env: {},
     stdio: ["pipe", "ignore", "pipe"],
   });
+  ignoreStreamErrors(ip);
   const stderr = collect(ip.stderr);
   ip.stdin.end(`${routes}\n`);
   const [code] = (await once(ip, "close")) as [number | null];
@@ -522,6 +534,14 @@ async function killBuildProcesses(uid: number): Promise<void> {
       process.kill(Number(entry), "SIGKILL");
     } catch {}
   }
+}
+
+/**
+ * Node's stdio pipes are socket pairs: one the helper closed may answer a read or write with
+ * ECONNRESET or EPIPE, which unhandled would crash the runner. The helper's exit says enough.
+ */
+function ignoreStreamErrors(child: ChildProcess): void {
+  for (const stream of child.stdio) stream?.on("error", () => undefined);
 }
 
 function collect(stream: NodeJS.ReadableStream | null | undefined): () => string {

@@ -140,6 +140,8 @@ function createSession(
     checkEnv(options.env, "run");
     checkTimeout(options.timeoutMs, "run");
     const cwd = resolveInWorkdir(workdir, options.cwd ?? ".", "run cwd", true);
+    const ended = jail.ended();
+    if (ended !== undefined) throw new SandboxError("command_start_failed", `run: ${ended}`);
     if (!(await jail.isDirectory(cwd)))
       throw new SandboxError("command_start_failed", `run: the cwd ${cwd} is not a directory`);
     assertOpen("run");
@@ -332,6 +334,9 @@ async function spawnCommand(
       void stop();
     }
   };
+  // A pipe reset by a command killed mid-write ends like a closed one (its exit says enough).
+  child.stdout.on("error", () => undefined);
+  child.stderr.on("error", () => undefined);
   child.stdout.on("data", (chunk: Buffer) => deliver(settings.onStdout, chunk));
   child.stderr.on("data", (chunk: Buffer) => deliver(settings.onStderr, chunk));
 

@@ -64,7 +64,9 @@ export function watchUsage(options: {
   timer.unref();
   return {
     async exceededSince(since) {
-      // The process whose fork was refused, and the shell that gave up, may be gone already.
+      // A fresh sample, after any under way. The process whose fork was refused, and the shell
+      // that gave up, may be gone already: hence the slack.
+      await sampling;
       await sample(AFTER_FAILURE_PROCESS_SLACK);
       return exceeded.find((usage) => usage.at >= since);
     },
