@@ -1,58 +1,27 @@
 import { randomUUID } from "node:crypto";
 import { networkInterfaces } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { JobSpec } from "../../src/shared/job-spec.ts";
 import { type Stack, startStack } from "../../tools/dev/stack.ts";
 import { filesNamed, hostProcesses, waitUntil } from "./host.ts";
+import { step, type UserClient, userClient } from "./jobs.ts";
 
 // A hostile signed-in user's builds against the real stack (tools/dev/stack.ts): the Worker in
 // workerd, the Queue, the runner process and its isolated local sandbox. Every attack runs as a
 // job's command and prints what it got; the assertions are on the job's log as a viewer reads
 // it, and on the host.
 let stack: Stack;
-let attacker = "";
-let victim = "";
+let attacker: UserClient;
+let victim: UserClient;
 
 beforeAll(async () => {
   stack = await startStack({ runnerOutput: "ignore" });
-  attacker = stack.signToken("user_attacker");
-  victim = stack.signToken("user_victim");
+  attacker = userClient(stack, "user_attacker");
+  victim = userClient(stack, "user_victim");
 }, 120_000);
 
 afterAll(async () => {
   await stack?.stop();
 }, 60_000);
-
-async function submit(token: string, spec: Partial<JobSpec>): Promise<string> {
-  const response = await fetch(`${stack.workerUrl}/api/jobs`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: JSON.stringify(spec),
-  });
-  expect(response.status).toBe(201);
-  return ((await response.json()) as { id: string }).id;
-}
-
-async function jobStatus(token: string, jobId: string): Promise<string> {
-  const response = await fetch(`${stack.workerUrl}/api/jobs/${jobId}`, {
-    headers: { Authorization: `Bearer ${token}` },
-  });
-  return ((await response.json()) as { status: string }).status;
-}
-
-/** Waits for the job's end and returns its status and whole log as text. */
-async function finished(token: string, jobId: string): Promise<{ status: string; log: string }> {
-  const status = await waitUntil(`job ${jobId} to end`, 90_000, async () => {
-    const current = await jobStatus(token, jobId);
-    return current === "ready" || current === "failed" ? current : undefined;
-  });
-  const response = await fetch(`${stack.workerUrl}/api/jobs/${jobId}/logs.txt`, {
-    headers: { Authorization: `Bearer ${token}` },
-  });
-  return { status, log: await response.text() };
-}
-
-const step = (name: string, command: string) => ({ name, phase: "build" as const, command });
 
 /** What the runner holds that a build must never get. */
 function runnerSecrets(): string[] {
@@ -68,7 +37,7 @@ function decodedBase64(log: string): string {
 
 describe("a hostile build", () => {
   it("cannot read the runner's environment, processes or files, not even as base64", async () => {
-    const jobId = await submit(attacker, {
+    const jobId = await attacker.submit({
       steps: [
         step(
           "Looking around",
@@ -86,7 +55,7 @@ describe("a hostile build", () => {
         ),
       ],
     });
-    const { status, log } = await finished(attacker, jobId);
+    const { status, log } = await attacker.finished(jobId);
     expect(status).toBe("ready");
     const seen = `${log}\n${decodedBase64(log)}`;
     expect(log).toContain("UID=1000 HOST=sandbox");
@@ -124,11 +93,11 @@ Promise.all(targets.map(([host, port]) => new Promise((resolve) => {
   socket.on("error", (error) => resolve(host + ":" + port + " " + error.code));
 }))).then((results) => console.log(results.join("\\n")));
 `;
-    const jobId = await submit(attacker, {
+    const jobId = await attacker.submit({
       files: { "probe.js": probe },
       steps: [step("Probing the host", "node probe.js")],
     });
-    const { status, log } = await finished(attacker, jobId);
+    const { status, log } = await attacker.finished(jobId);
     expect(status).toBe("ready");
     const results = log.split("\n").filter((line) => /\d+\.\d+\.\d+\.\d+:\d+ /.test(line));
     expect(results).toHaveLength(hosts.length * ports.length);
@@ -137,13 +106,13 @@ Promise.all(targets.map(([host, port]) => new Promise((resolve) => {
 
   it("cannot kill the runner; kill -9 1 does nothing and kill -9 -1 ends only its own build", async () => {
     const runnerPid = stack.runner.child.pid ?? 0;
-    const jobId = await submit(attacker, {
+    const jobId = await attacker.submit({
       steps: [
         step("Killing", `kill -9 ${runnerPid}; kill -9 1; echo "init survived"; kill -9 -1`),
         step("Afterwards", "echo unreachable"),
       ],
     });
-    const { status, log } = await finished(attacker, jobId);
+    const { status, log } = await attacker.finished(jobId);
     expect(status).toBe("failed");
     expect(log).toContain("kill: No such process");
     expect(log).toContain("init survived");
@@ -151,22 +120,22 @@ Promise.all(targets.map(([host, port]) => new Promise((resolve) => {
     expect(stack.runner.child.exitCode).toBeNull();
     expect((await fetch(`${stack.runner.url}/healthz`)).status).toBe(200);
     // The runner goes on with the next job.
-    const next = await submit(victim, { steps: [step("Building", "echo next job ran")] });
-    expect(await finished(victim, next)).toMatchObject({ status: "ready" });
+    const next = await victim.submit({ steps: [step("Building", "echo next job ran")] });
+    expect(await victim.finished(next)).toMatchObject({ status: "ready" });
   });
 
   it("leaves nothing behind: a setsid or double-forked survivor dies with the job, and cannot see the next build", async () => {
     const marker = `survivor-${randomUUID()}`;
     const victimSecret = `victim-secret-${randomUUID()}`;
     // The victim's build runs while the attacker's looks for it.
-    const victimJob = await submit(victim, {
+    const victimJob = await victim.submit({
       secrets: { VICTIM_TOKEN: victimSecret },
       steps: [step("Victim building", "echo victim started; sleep 4; echo victim done")],
     });
     await waitUntil("the victim's build to run", 30_000, async () =>
-      (await jobStatus(victim, victimJob)) === "running" ? true : undefined,
+      (await victim.status(victimJob)) === "running" ? true : undefined,
     );
-    const attackerJob = await submit(attacker, {
+    const attackerJob = await attacker.submit({
       steps: [
         step(
           "Planting survivors",
@@ -186,7 +155,7 @@ Promise.all(targets.map(([host, port]) => new Promise((resolve) => {
     await waitUntil("the survivors to start", 30_000, async () =>
       hostProcesses(marker).length >= 3 ? true : undefined,
     );
-    const { status, log } = await finished(attacker, attackerJob);
+    const { status, log } = await attacker.finished(attackerJob);
     expect(status).toBe("ready");
     expect(log).toContain("FOUND: 0");
     expect(log).not.toContain(victimSecret);
@@ -194,7 +163,7 @@ Promise.all(targets.map(([host, port]) => new Promise((resolve) => {
     await waitUntil("the survivors to be gone", 10_000, async () =>
       hostProcesses(marker).length === 0 ? true : undefined,
     );
-    const victimEnd = await finished(victim, victimJob);
+    const victimEnd = await victim.finished(victimJob);
     expect(victimEnd.status).toBe("ready");
     expect(victimEnd.log).toContain("victim done");
     // No workdir on the host: the isolated sandbox's is a tmpfs in the build's own mount
@@ -203,7 +172,7 @@ Promise.all(targets.map(([host, port]) => new Promise((resolve) => {
   });
 
   it("installs a real package from the npm registry inside the sandbox", async () => {
-    const jobId = await submit(attacker, {
+    const jobId = await attacker.submit({
       files: {
         "package.json": JSON.stringify({
           name: "sandboxed-app",
@@ -217,7 +186,7 @@ Promise.all(targets.map(([host, port]) => new Promise((resolve) => {
         step("Using it", `node -e 'console.log("is-number says " + require("is-number")(42))'`),
       ],
     });
-    const { status, log } = await finished(attacker, jobId);
+    const { status, log } = await attacker.finished(jobId);
     expect(log).toContain("added 1 package");
     expect(log).toContain("is-number says true");
     expect(status).toBe("ready");
@@ -226,10 +195,10 @@ Promise.all(targets.map(([host, port]) => new Promise((resolve) => {
 
 describe("limits", () => {
   it("a build over its process limit fails with a system line naming it", async () => {
-    const jobId = await submit(attacker, {
+    const jobId = await attacker.submit({
       steps: [step("Forking", "for i in $(seq 2000); do sleep 30 & done; wait")],
     });
-    const { status, log } = await finished(attacker, jobId);
+    const { status, log } = await attacker.finished(jobId);
     expect(status).toBe("failed");
     expect(log, log).toMatch(/Forking stopped: the build reached its limit of 512 processes/);
   });

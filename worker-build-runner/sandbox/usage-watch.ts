@@ -22,7 +22,7 @@ const AFTER_FAILURE_PROCESS_SLACK = 2;
  * Samples a build's processes through its own /proc (only its PID namespace is there): their
  * private resident memory (RssAnon + RssShmem) together, and their tasks (processes and
  * threads, what RLIMIT_NPROC counts). Over the memory limit, or at the process limit (forks are
- * being refused), it calls `onExceeded` to kill them. No cgroup is used: cgroup v2 with its
+ * being refused; after a failed command, within two of it), it calls `onExceeded` to kill them. No cgroup is used: cgroup v2 with its
  * memory controller is not delegated on the machines this runs on (cgroup v1 hybrid).
  */
 export function watchUsage(options: {
