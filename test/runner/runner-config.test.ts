@@ -5,6 +5,7 @@ const base = {
   UPSTASH_REDIS_REST_URL: "https://eu1-example.upstash.io",
   UPSTASH_REDIS_REST_TOKEN: "upstash-token",
   RUNNER_TOKEN: "runner-token-0123456789",
+  JOB_SECRETS_KEY: Buffer.alloc(32, 7).toString("base64"),
 };
 
 function problem(env: Record<string, string | undefined>): string {
@@ -48,6 +49,7 @@ describe("readRunnerConfig", () => {
       SANDBOX_MEMORY_MB: "1.5",
       SANDBOX_PASS_ENV: "A,,B",
       RUNNER_CONCURRENCY: "0",
+      JOB_SECRETS_KEY: "c2hvcnQ=",
     });
     for (const name of [
       "UPSTASH_REDIS_REST_URL",
@@ -58,6 +60,7 @@ describe("readRunnerConfig", () => {
       "SANDBOX_MEMORY_MB",
       "SANDBOX_PASS_ENV",
       "RUNNER_CONCURRENCY",
+      "JOB_SECRETS_KEY",
     ])
       expect(message).toContain(name);
   });

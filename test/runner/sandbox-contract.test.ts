@@ -7,8 +7,8 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { DEFAULT_BUILD_LIMITS } from "../../worker-build-runner/sandbox/bwrap-jail.ts";
 import { startE2BLocalServer } from "../../tools/e2b-local/server.ts";
+import { DEFAULT_BUILD_LIMITS } from "../../worker-build-runner/sandbox/bwrap-jail.ts";
 import { e2bSandbox } from "../../worker-build-runner/sandbox/e2b.ts";
 import { localSandbox } from "../../worker-build-runner/sandbox/local.ts";
 import type {
@@ -421,7 +421,7 @@ describe("localSandbox", () => {
       expect(stdout.chunks.every((chunk) => chunk instanceof Uint8Array)).toBe(true);
       // The runner's own Node is in the sandbox, whatever node the host has.
       expect(stdout.text()).toBe(
-        `/home/user\n/opt/node/bin:/usr/local/bin:/usr/bin:/bin\n${process.version}\n`,
+        `/home/user/app\n/opt/node/bin:/usr/local/bin:/usr/bin:/bin\n${process.version}\n`,
       );
     } finally {
       await session.kill();

@@ -127,7 +127,9 @@ export function bwrapJail(options: BwrapJailOptions = {}): JailFactory {
 function buildEnvironment(passEnv: readonly string[]): Record<string, string> {
   const env: Record<string, string> = {
     PATH: `${NODE_DIR}:/usr/local/bin:/usr/bin:/bin`,
-    HOME,
+    // The workdir, as the unisolated sandbox always had it: a command that runs "in the home
+    // directory" (e2b-local's envd does) then runs inside the workdir.
+    HOME: WORKDIR,
     USER: "user",
     LOGNAME: "user",
   };
@@ -185,7 +187,7 @@ function pickUid(): number {
 function etcFiles(): Record<string, string> {
   return {
     "/etc/resolv.conf": "nameserver 10.0.2.3\n",
-    "/etc/passwd": `root:x:0:0:root:/root:/usr/sbin/nologin\nuser:x:${INSIDE_ID}:${INSIDE_ID}:user:${HOME}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
+    "/etc/passwd": `root:x:0:0:root:/root:/usr/sbin/nologin\nuser:x:${INSIDE_ID}:${INSIDE_ID}:user:${WORKDIR}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
     "/etc/group": `root:x:0:\nuser:x:${INSIDE_ID}:\nnogroup:x:65534:\n`,
     "/etc/hosts": "127.0.0.1 localhost sandbox\n::1 localhost\n",
     "/etc/hostname": "sandbox\n",
