@@ -50,6 +50,7 @@ describe("readRunnerConfig", () => {
       SANDBOX_PASS_ENV: "A,,B",
       RUNNER_CONCURRENCY: "0",
       JOB_SECRETS_KEY: "c2hvcnQ=",
+      E2B_API_URL: "ftp://api.example",
     });
     for (const name of [
       "UPSTASH_REDIS_REST_URL",
@@ -61,6 +62,7 @@ describe("readRunnerConfig", () => {
       "SANDBOX_PASS_ENV",
       "RUNNER_CONCURRENCY",
       "JOB_SECRETS_KEY",
+      "E2B_API_URL",
     ])
       expect(message).toContain(name);
   });
