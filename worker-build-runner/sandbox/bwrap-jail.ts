@@ -7,6 +7,7 @@ import {
   lstatSync,
   readFileSync,
   readlinkSync,
+  statSync,
 } from "node:fs";
 import { readdir, readFile, stat, statfs } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
@@ -359,6 +360,14 @@ async function startJail(
   return {
     workdir: WORKDIR,
     env,
+    // Its uid is the build's alone.
+    owns: (pid) => {
+      try {
+        return statSync(`/proc/${pid}`).uid === uid;
+      } catch {
+        return false;
+      }
+    },
     ended: () =>
       init.exitCode === null && init.signalCode === null
         ? undefined
@@ -424,10 +433,13 @@ async function startJail(
     async destroy() {
       destroyed = true;
       usage.stop();
-      // The init is the PID namespace's: when it dies, the kernel kills everything in it.
-      try {
-        process.kill(initPid, "SIGKILL");
-      } catch {}
+      // The init is the PID namespace's: when it dies, the kernel kills everything in it. Only
+      // while it runs: a dead one's pid may be another process's by now.
+      if (init.exitCode === null && init.signalCode === null) {
+        try {
+          process.kill(initPid, "SIGKILL");
+        } catch {}
+      }
       init.stdin?.end();
       await exited;
       network?.kill("SIGKILL");

@@ -39,6 +39,7 @@ export function hostJail(rootDirOption: string | undefined): JailFactory {
       return {
         workdir,
         env: { ...inherited, HOME: workdir },
+        owns: () => true,
         ended: () => undefined,
         isDirectory: (path) =>
           stat(path).then(

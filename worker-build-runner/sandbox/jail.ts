@@ -17,6 +17,8 @@ export interface Jail {
   readonly workdir: string;
   /** What every command's environment starts from (PATH, HOME, the CA-trust variables, ...). */
   readonly env: Readonly<Record<string, string>>;
+  /** Whether a host process is one of the jail's (true for any, when it cannot tell). */
+  owns(pid: number): boolean;
   /** Why the jail can run nothing any more, if it cannot (its processes were all killed). */
   ended(): string | undefined;
   /** Whether `path` (as commands see it) is a directory; false when it does not exist. */

@@ -282,13 +282,26 @@ async function spawnCommand(
   // After a successful spawn the only 'error' left is a failed kill(), which signalGroup covers.
   child.on("error", () => undefined);
 
+  let leaderExited = false;
+  child.once("exit", () => {
+    leaderExited = true;
+  });
+  // The group's members that are this command's. Once every member is gone its id may be
+  // reused by another detached process (pids wrap at 32768 on busy machines), so in a jail that
+  // can tell its processes apart, a member counts only if the jail owns it (or it is the leader,
+  // still running).
+  const members = (): number[] =>
+    groupMembers(pgid).filter(
+      (pid) => (pid === pgid && !leaderExited) || (pid !== pgid && jail.owns(pid)),
+    );
+
   // From here on nothing awaits until the listeners are in place; the pipes hold the output meanwhile.
   const signalGroup = (signal: NodeJS.Signals): void => {
-    if (settings.commandLine.relaysExit && signal !== "SIGKILL") {
-      // The leader (nsenter) would die of the signal at once and report it, while the command
+    if (settings.commandLine.relaysExit) {
+      // The leader (nsenter) would die of SIGTERM at once and report it, while the command
       // inside may ignore it: signal the others; the leader ends when the command does.
-      for (const pid of groupMembers(pgid)) {
-        if (pid === pgid) continue;
+      for (const pid of members()) {
+        if (pid === pgid && signal !== "SIGKILL") continue;
         try {
           process.kill(pid, signal);
         } catch {}
@@ -302,6 +315,7 @@ async function spawnCommand(
     }
   };
   const groupAlive = (): boolean => {
+    if (settings.commandLine.relaysExit) return members().length > 0;
     try {
       process.kill(-pgid, 0);
       return true;
