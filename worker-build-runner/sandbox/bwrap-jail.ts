@@ -265,9 +265,11 @@ async function startJail(
     "--",
     // The build's first process waits on a pipe from the runner: if the runner dies without
     // --die-with-parent's signal arriving, the pipe's end still ends the build.
+    // It says "ready" first: bwrap reports the init's pid before the mounts are in place, and
+    // only runs this once they are.
     "/bin/sh",
     "-c",
-    "read -r _",
+    "echo ready; read -r _",
   ];
   const init = spawn(
     tools.setpriv,
@@ -285,7 +287,7 @@ async function startJail(
       env: {},
       // Its own session: a terminal's Ctrl-C reaches the runner, which ends builds in order.
       detached: true,
-      stdio: ["pipe", "ignore", "pipe", "pipe", ...files.map((): "pipe" => "pipe")],
+      stdio: ["pipe", "pipe", "pipe", "pipe", ...files.map((): "pipe" => "pipe")],
     },
   );
   ignoreStreamErrors(init);
@@ -305,6 +307,7 @@ async function startJail(
   let network: ChildProcess | undefined;
   try {
     initPid = await readInitPid(init);
+    await readyLine(init);
     network = await startNetwork(tools, initPid);
     await refuseNetworks(tools, initPid);
   } catch (cause) {
@@ -475,6 +478,20 @@ async function readInitPid(init: ChildProcess): Promise<number> {
       }
     });
   });
+}
+
+async function readyLine(init: ChildProcess): Promise<void> {
+  const stdout = init.stdio[1];
+  if (stdout === null || stdout === undefined) throw new Error("no stdout pipe");
+  let text = "";
+  await new Promise<void>((resolve, reject) => {
+    init.once("exit", (code) => reject(new Error(`bwrap exited with code ${code}`)));
+    stdout.on("data", (chunk: Buffer) => {
+      text += chunk.toString("utf8");
+      if (text.includes("ready\n")) resolve();
+    });
+  });
+  stdout.resume();
 }
 
 async function startNetwork(tools: Tools, initPid: number): Promise<ChildProcess> {
