@@ -5,7 +5,8 @@ import { timingSafeEqual } from "hono/utils/buffer";
 import { jobDispatcher } from "../jobs/dispatcher.ts";
 import { recordTtlSeconds } from "../jobs/expiry.ts";
 import { sweep } from "../jobs/sweep.ts";
-import { archiveJob, archiveStoreFromEnv } from "../log/archive.ts";
+import { archiveStoreFromEnv } from "../log/archive-store.ts";
+import { archiveLog, archiveOptionsFromEnv } from "../log/archiver.ts";
 import { createRedis } from "../redis.ts";
 import {
   compareEntryIds,
@@ -104,16 +105,29 @@ export const internal = new Hono<{ Bindings: Env }>()
     await c.env.JOB_STREAM.get(c.env.JOB_STREAM.idFromName(jobId)).wake();
     // Its runner slot is free: the dispatcher hands over the next job now.
     await jobDispatcher(c.env).ended(jobId);
-    // Archived after the answer; if this fails, the scheduled sweep archives it.
+    // The last segments are archived after the answer; if that fails or stops short, the
+    // runner's archive calls or the scheduled sweep finish it.
     c.executionCtx.waitUntil(
-      archiveJob(
-        createRedis(c.env),
-        archiveStoreFromEnv(c.env),
-        jobId,
-        recordTtlSeconds(c.env),
-      ).catch((error: unknown) => {
-        console.error(`archive: job ${jobId} failed; the sweep will retry`, error);
-      }),
+      archiveLog(createRedis(c.env), archiveStoreFromEnv(c.env), jobId, {
+        ...archiveOptionsFromEnv(c.env),
+        recordTtl: recordTtlSeconds(c.env),
+      })
+        .then(() => undefined)
+        .catch((error: unknown) => {
+          console.error(`archive: job ${jobId} failed; the sweep will retry`, error);
+        }),
     );
     return c.body(null, 202);
+  })
+  // Archives the job's complete segments so far (the runner calls it as the log grows, and after
+  // the end until `complete`): answers the progress, with `more` while segments are waiting.
+  .post("/jobs/:id/archive", async (c) => {
+    const jobId = c.req.param("id");
+    if (!isValidJobId(jobId)) throw new ApiError(400, "invalid_job_id", "malformed job id");
+    const progress = await archiveLog(createRedis(c.env), archiveStoreFromEnv(c.env), jobId, {
+      ...archiveOptionsFromEnv(c.env),
+      recordTtl: recordTtlSeconds(c.env),
+    });
+    if (progress === null) throw new ApiError(404, "job_not_found", "no such job");
+    return c.json(progress);
   });

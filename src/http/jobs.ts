@@ -5,14 +5,9 @@ import { createMiddleware } from "hono/factory";
 import { dispatchSettings } from "../jobs/dispatcher.ts";
 import { readArchivedRecord } from "../jobs/expiry.ts";
 import { countJobCreation, creationRateLimit } from "../jobs/quotas.ts";
-import { archiveStoreFromEnv, readArchivedLog } from "../log/archive.ts";
-import {
-  DEFAULT_PAGE_LIMIT,
-  MAX_PAGE_LIMIT,
-  pageFromLines,
-  readHistory,
-  streamLogText,
-} from "../log/history.ts";
+import { archiveStoreFromEnv } from "../log/archive-store.ts";
+import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, readHistory, streamLogText } from "../log/history.ts";
+import { LogReader } from "../log/reader.ts";
 import { createRedis } from "../redis.ts";
 import { type Cursor, parseCursor } from "../shared/entry.ts";
 import { type JobRecord, parseJobRecord } from "../shared/job.ts";
@@ -78,6 +73,10 @@ async function ownedJob(c: Context<JobsEnv>, jobId: string): Promise<JobRecord> 
   if (job === null || job.owner !== c.var.userId)
     throw new ApiError(404, "job_not_found", "no such job");
   return job;
+}
+
+function logReader(env: Env, jobId: string): LogReader {
+  return new LogReader(createRedis(env), archiveStoreFromEnv(env), jobId);
 }
 
 function newJobId(): string {
@@ -220,31 +219,26 @@ export const jobs = new Hono<JobsEnv>()
     const before = cursorParam("before", c.req.query("before"));
     const after = cursorParam("after", c.req.query("after"));
     const limit = limitParam(c.req.query("limit"));
-    const job = await ownedJob(c, jobId);
+    await ownedJob(c, jobId);
     const query = { ...(before ? { before } : {}), ...(after ? { after } : {}), limit };
-    let page = await readHistory(createRedis(c.env), jobId, query);
-    // Redis keeps a log for 24 hours; after that the same page comes from the archive.
-    if (page.lines.length === 0 && job.archived_at) {
-      const archived = await readArchivedLog(archiveStoreFromEnv(c.env), jobId);
-      if (archived !== null) page = pageFromLines(archived.lines, query);
-    }
+    // Redis where it holds the range, else the archive (lines that left the live copy, or the
+    // whole log once Redis's 24 hours are over): the same page either way.
+    const page = await readHistory(logReader(c.env, jobId), query);
+    // Page boundaries are real lines: a gap line shares its cursor with the line before it.
+    const real = page.lines.filter((line) => line.gap === undefined);
     return c.json({
       lines: page.lines,
       has_more: page.hasMore,
       cursors: {
-        before: page.lines[0]?.cursor ?? c.req.query("before") ?? null,
-        after: page.lines.at(-1)?.cursor ?? c.req.query("after") ?? null,
+        before: real[0]?.cursor ?? c.req.query("before") ?? null,
+        after: real.at(-1)?.cursor ?? c.req.query("after") ?? null,
       },
     });
   })
   .get("/:id/logs.txt", async (c) => {
     const jobId = checkedJobId(c.req.param("id"));
-    const job = await ownedJob(c, jobId);
-    const body = streamLogText(
-      createRedis(c.env),
-      jobId,
-      job.archived_at ? () => readArchivedLog(archiveStoreFromEnv(c.env), jobId) : null,
-    );
+    await ownedJob(c, jobId);
+    const body = streamLogText(logReader(c.env, jobId));
     return new Response(body, {
       headers: {
         "Content-Type": "text/plain; charset=utf-8",

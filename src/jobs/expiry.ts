@@ -1,4 +1,4 @@
-import type { ArchiveStore } from "../log/archive.ts";
+import type { ArchiveStore } from "../log/archive-store.ts";
 import { type JobRecord, jobRecordSchema } from "../shared/job.ts";
 
 /** How long an ended job's record stays in Redis by default, counted from its end. */
@@ -20,7 +20,11 @@ export function recordSecondsLeft(job: JobRecord, ttlSeconds: number, now = Date
 
 /** Keeps the final record beside the archived log, where it outlives Redis's copy. */
 export async function archiveRecord(store: ArchiveStore, job: JobRecord): Promise<void> {
-  await store.put(archivedRecordKey(job.id), new TextEncoder().encode(JSON.stringify(job)));
+  await store.put(
+    archivedRecordKey(job.id),
+    new TextEncoder().encode(JSON.stringify(job)),
+    "application/json",
+  );
 }
 
 /**

@@ -1,4 +1,5 @@
-import { archiveJob, archiveStoreFromEnv } from "../log/archive.ts";
+import { archiveStoreFromEnv } from "../log/archive-store.ts";
+import { archiveLog, archiveOptionsFromEnv } from "../log/archiver.ts";
 import { createRedis } from "../redis.ts";
 import { leaseKey, RUNNING_JOBS_KEY, UNARCHIVED_JOBS_KEY } from "../shared/keys.ts";
 import { recordTtlSeconds } from "./expiry.ts";
@@ -7,6 +8,7 @@ import { failJob } from "./lifecycle.ts";
 export const LOST_RUNNER_MESSAGE =
   "The build runner was lost (it stopped reporting); this job has been marked failed.";
 const ARCHIVES_PER_SWEEP = 25;
+const SEGMENTS_PER_SWEEP = 24;
 
 /**
  * The scheduled sweep (Cron Trigger): fails running jobs whose runner lease expired, ending
@@ -34,9 +36,22 @@ export async function sweep(env: Env): Promise<{ failed: string[]; archived: str
     ARCHIVES_PER_SWEEP - 1,
   )) as unknown as string[];
   const archived: string[] = [];
-  for (const jobId of unarchived) {
+  // Ended jobs first (they finish their archive), then running ones: their complete segments,
+  // in case their runner cannot reach the Worker. One budget of segments per sweep keeps an
+  // invocation inside its subrequests whatever the backlog; the next sweep goes on.
+  const options = archiveOptionsFromEnv(env);
+  let budget = SEGMENTS_PER_SWEEP;
+  const stillRunning = running.filter((jobId) => !failed.includes(jobId));
+  for (const jobId of [...unarchived, ...stillRunning]) {
+    if (budget <= 0) break;
     try {
-      if (await archiveJob(redis, store, jobId, recordTtlSeconds(env))) archived.push(jobId);
+      const progress = await archiveLog(redis, store, jobId, {
+        ...options,
+        recordTtl: recordTtlSeconds(env),
+        maxSegments: Math.min(budget, options.maxSegments ?? budget),
+      });
+      budget -= progress?.written ?? 0;
+      if (progress?.complete && unarchived.includes(jobId)) archived.push(jobId);
     } catch (error) {
       console.error(`sweep: archiving job ${jobId} failed; the next sweep retries`, error);
     }

@@ -1,18 +1,8 @@
-import type { Redis } from "@upstash/redis/cloudflare";
-import {
-  type Cursor,
-  compareToCursor,
-  decodeStreamReply,
-  type LogLine,
-  parseCursor,
-} from "../shared/entry.ts";
-import { logStreamKey } from "../shared/keys.ts";
-import type { ArchivedLog } from "./archive.ts";
+import { type Cursor, compareToCursor, type LogLine, parseCursor } from "../shared/entry.ts";
+import type { LogGap, LogReader } from "./reader.ts";
 
 export const DEFAULT_PAGE_LIMIT = 100;
 export const MAX_PAGE_LIMIT = 500;
-// Entries per XRANGE: an entry holds 1 to 500 lines, so a page usually takes one read.
-const ENTRIES_PER_READ = 64;
 
 export interface HistoryQuery {
   readonly before?: Cursor;
@@ -21,80 +11,89 @@ export interface HistoryQuery {
 }
 
 export interface HistoryPage {
-  /** Chronological. */
+  /** Chronological. Lost lines show as a system line with `gap` right before the next line. */
   readonly lines: LogLine[];
   /** Whether more lines lie beyond this page in the direction it was read. */
   readonly hasMore: boolean;
 }
 
-/** Whether the line at (`entryId`, `index`) lies inside the query's range. */
-function inRange(entryId: string, index: number, query: HistoryQuery): boolean {
-  return (
-    (query.after === undefined || compareToCursor(entryId, index, query.after) > 0) &&
-    (query.before === undefined || compareToCursor(entryId, index, query.before) < 0)
-  );
+/** The system line that says where lines are not; see `LogLine.gap`. */
+export function gapLine(gap: LogGap, cursor: string, next: Pick<LogLine, "ts" | "phase">): LogLine {
+  const count = gap.lines === null ? "Some" : gap.lines.toLocaleString("en-US");
+  const one = gap.lines === 1;
+  const text =
+    gap.where === "archive"
+      ? `${count} ${one ? "line here is" : "lines here are"} no longer in the live log; ${one ? "it is" : "they are"} served from the archive.`
+      : `${count} ${one ? "line is" : "lines are"} missing here: ${one ? "it was" : "they were"} lost before ${one ? "it" : "they"} could be archived.`;
+  return { ts: next.ts, source: "system", phase: next.phase, text, cursor, gap };
 }
 
 /**
  * Lines after `after` (oldest first), or before `before` (newest first, then put in order), or
- * the newest lines when neither is given; a page never holds more than `limit` lines. Reads
- * entry ranges with XRANGE / XREVRANGE; the cursor's own entry is read again and the lines up
- * to the cursor are skipped, so a page boundary may fall inside an entry.
+ * the newest lines when neither is given; a page never holds more than `limit` lines (gap lines
+ * not counted). A page boundary may fall inside an entry. Lines that left Redis come from the
+ * archive through the same reader, so a page reads the same whatever holds it.
  */
-export async function readHistory(
-  redis: Redis,
-  jobId: string,
-  query: HistoryQuery,
-): Promise<HistoryPage> {
-  const key = logStreamKey(jobId);
+export async function readHistory(reader: LogReader, query: HistoryQuery): Promise<HistoryPage> {
   const { after, before, limit } = query;
-  const wanted = limit + 1; // one more tells whether there is more
   const lines: LogLine[] = [];
+  let real = 0;
+  let hasMore = false;
   if (after !== undefined) {
-    let start = after.entryId;
-    const end = before?.entryId ?? "+";
-    for (;;) {
-      const entries = decodeStreamReply(await redis.xrange(key, start, end, ENTRIES_PER_READ));
-      for (const entry of entries) {
-        entry.lines.forEach((line, i) => {
-          if (inRange(entry.id, i, query)) lines.push(line);
-        });
+    let lost: LogGap | null = null;
+    let previous = `${after.entryId}:${after.index}`;
+    read: for await (const item of reader.forward(after)) {
+      if (item.kind === "gap") {
+        if (item.gap.where === "lost") lost = item.gap;
+        continue;
       }
-      const last = entries.at(-1);
-      if (lines.length >= wanted || entries.length < ENTRIES_PER_READ || last === undefined) break;
-      start = `(${last.id}`;
-    }
-    return { lines: lines.slice(0, limit), hasMore: lines.length > limit };
-  }
-  let start = before?.entryId ?? "+";
-  for (;;) {
-    const entries = decodeStreamReply(await redis.xrevrange(key, start, "-", ENTRIES_PER_READ));
-    for (const entry of entries) {
-      for (let i = entry.lines.length - 1; i >= 0; i--) {
-        const line = entry.lines[i];
-        if (line && inRange(entry.id, i, query)) lines.push(line);
+      for (const line of item.entry.lines) {
+        const at = parseCursor(line.cursor);
+        if (
+          before !== undefined &&
+          at !== null &&
+          compareToCursor(at.entryId, at.index, before) >= 0
+        )
+          break read;
+        if (real === limit) {
+          hasMore = true;
+          break read;
+        }
+        // A lost-lines notice goes with the line after the hole: on this page only if it is.
+        if (lost !== null) lines.push(gapLine(lost, previous, line));
+        lost = null;
+        lines.push(line);
+        previous = line.cursor;
+        real += 1;
       }
     }
-    const last = entries.at(-1);
-    if (lines.length >= wanted || entries.length < ENTRIES_PER_READ || last === undefined) break;
-    start = `(${last.id}`;
+    return { lines, hasMore };
   }
-  return { lines: lines.slice(0, limit).reverse(), hasMore: lines.length > limit };
-}
-
-/** The same page as readHistory, from a log held whole in memory (the archive). */
-export function pageFromLines(all: readonly LogLine[], query: HistoryQuery): HistoryPage {
-  const { after, limit } = query;
-  const selected = all.filter((line) => {
-    const cursor = parseCursor(line.cursor);
-    return cursor !== null && inRange(cursor.entryId, cursor.index, query);
-  });
-  if (after !== undefined)
-    return { lines: selected.slice(0, limit), hasMore: selected.length > limit };
-  return {
-    lines: selected.slice(Math.max(0, selected.length - limit)),
-    hasMore: selected.length > limit,
-  };
+  read: for await (const item of reader.backward(before ?? null)) {
+    if (item.kind === "gap") {
+      // Newest first: the last line taken is the one after the hole.
+      const next = lines.at(-1);
+      if (item.gap.where === "lost" && next !== undefined) lines.push(gapLine(item.gap, "", next));
+      continue;
+    }
+    for (let i = item.entry.lines.length - 1; i >= 0; i--) {
+      const line = item.entry.lines[i];
+      if (line === undefined) continue;
+      if (real === limit) {
+        hasMore = true;
+        break read;
+      }
+      lines.push(line);
+      real += 1;
+    }
+  }
+  lines.reverse();
+  // A gap line's cursor is the line's before it; only now, in order, is that known.
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (line?.gap !== undefined) lines[i] = { ...line, cursor: lines[i - 1]?.cursor ?? "0-0:0" };
+  }
+  return { lines, hasMore };
 }
 
 /** One line of the plain-text download. */
@@ -102,39 +101,42 @@ export function formatTextLine(line: LogLine): string {
   return `${line.ts} ${line.source.padEnd(6)} ${line.text}\n`;
 }
 
+// Bytes of text gathered before a chunk is handed to the response.
+const TEXT_CHUNK_BYTES = 64 * 1024;
+
 /**
- * The whole log as plain text, streamed a page of entries at a time from Redis, or from the
- * archive when Redis no longer has it.
+ * The whole log as plain text, streamed as it is read: from Redis where it holds the lines, else
+ * from the archive a block at a time. Memory stays one read whatever the size of the log.
  */
-export function streamLogText(
-  redis: Redis,
-  jobId: string,
-  archive: (() => Promise<ArchivedLog | null>) | null,
-): ReadableStream<Uint8Array> {
+export function streamLogText(reader: LogReader): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
-  const key = logStreamKey(jobId);
-  let start = "-";
-  let sent = 0;
-  let done = false;
+  const items = reader.forward(null);
+  let previous = "0-0:0";
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      if (done) return;
-      const entries = decodeStreamReply(await redis.xrange(key, start, "+", 500));
       let text = "";
-      for (const entry of entries) for (const line of entry.lines) text += formatTextLine(line);
-      sent += entries.length;
-      const last = entries.at(-1);
-      if (last !== undefined && entries.length === 500) {
-        start = `(${last.id}`;
-      } else {
-        done = true;
-        if (sent === 0 && archive !== null) {
-          const archived = await archive();
-          for (const line of archived?.lines ?? []) text += formatTextLine(line);
+      while (text.length < TEXT_CHUNK_BYTES) {
+        const next = await items.next();
+        if (next.done) {
+          if (text !== "") controller.enqueue(encoder.encode(text));
+          controller.close();
+          return;
         }
+        const item = next.value;
+        if (item.kind === "gap") {
+          if (item.gap.where === "lost")
+            text += formatTextLine(
+              gapLine(item.gap, previous, { ts: new Date().toISOString(), phase: "build" }),
+            );
+          continue;
+        }
+        for (const line of item.entry.lines) text += formatTextLine(line);
+        previous = item.entry.lines.at(-1)?.cursor ?? previous;
       }
-      if (text !== "") controller.enqueue(encoder.encode(text));
-      if (done) controller.close();
+      controller.enqueue(encoder.encode(text));
+    },
+    async cancel() {
+      await items.return(undefined);
     },
   });
 }

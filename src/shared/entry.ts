@@ -9,6 +9,10 @@ import { TERMINAL_STATUSES, type TerminalStatus } from "./job.ts";
  * pipeline). Fields:
  *   v      "1", the format version
  *   lines  JSON array of LogRecord, oldest first
+ *   n      optional: the log's line number (0-based) of the entry's first line. Entries follow
+ *          each other without a hole when each `n` is the previous `n` plus its line count;
+ *          a reader that finds a larger `n` knows exactly how many lines it did not get (they
+ *          were trimmed from the live copy after being archived, or lost with Redis).
  * A job's last entry is its terminal entry, `v=1 end=<ready|failed>` (it may also hold lines):
  * a reader sees the end in the same read as the last lines.
  * The cursor of a line is `<entry id>:<index in the entry>`; it is the SSE `id:`, the
@@ -37,9 +41,37 @@ export type LogRecord = z.infer<typeof logRecordSchema>;
 /** A line as readers see it: the record and its cursor. */
 export interface LogLine extends LogRecord {
   readonly cursor: string;
+  /**
+   * Only on a system line a reader adds where lines are not in the range it read from: how many
+   * (null when unknown) and where they are (`archive`: served right after; `lost`: nowhere).
+   * Its cursor is the last line's before the hole, so a resume from it misses nothing.
+   */
+  readonly gap?: { readonly lines: number | null; readonly where: "archive" | "lost" };
 }
 
 const entryLinesSchema = z.array(logRecordSchema).min(1);
+
+const TS_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const SOURCES: ReadonlySet<string> = new Set(LOG_SOURCES);
+
+/**
+ * The same check as `logRecordSchema`, by hand: readers validate every line they read (a page
+ * of a history walk reads a thousand), and zod took about 20 µs a line where this takes well
+ * under one. zod still runs on a failure, for its message.
+ */
+export function isLogRecord(value: unknown): value is LogRecord {
+  if (typeof value !== "object" || value === null) return false;
+  const record = value as Record<string, unknown>;
+  return (
+    typeof record.ts === "string" &&
+    TS_PATTERN.test(record.ts) &&
+    typeof record.source === "string" &&
+    SOURCES.has(record.source) &&
+    typeof record.phase === "string" &&
+    PHASE_PATTERN.test(record.phase) &&
+    typeof record.text === "string"
+  );
+}
 
 /** A stream entry id, `<ms>-<seq>`, as Redis writes it. */
 export const ENTRY_ID_PATTERN = /^\d{1,15}-\d{1,15}$/;
@@ -86,19 +118,29 @@ export function compareToCursor(entryId: string, index: number, cursor: Cursor):
   return compareEntryIds(entryId, cursor.entryId) || index - cursor.index;
 }
 
-/** The stream fields of one entry holding `records`. */
-export function encodeEntryFields(records: readonly LogRecord[]): Record<string, string> {
-  return { v: ENTRY_FORMAT_VERSION, lines: JSON.stringify(records) };
+/** The stream fields of one entry holding `records`; `firstLine` is its `n` when known. */
+export function encodeEntryFields(
+  records: readonly LogRecord[],
+  firstLine?: number,
+): Record<string, string> {
+  const fields: Record<string, string> = {
+    v: ENTRY_FORMAT_VERSION,
+    lines: JSON.stringify(records),
+  };
+  if (firstLine !== undefined) fields.n = String(firstLine);
+  return fields;
 }
 
 /** The fields of a job's terminal entry, with its last lines if any. */
 export function encodeEndFields(
   status: TerminalStatus,
   records: readonly LogRecord[] = [],
+  firstLine?: number,
 ): Record<string, string> {
-  return records.length > 0
-    ? { ...encodeEntryFields(records), end: status }
-    : { v: ENTRY_FORMAT_VERSION, end: status };
+  if (records.length > 0) return { ...encodeEntryFields(records, firstLine), end: status };
+  const fields: Record<string, string> = { v: ENTRY_FORMAT_VERSION, end: status };
+  if (firstLine !== undefined) fields.n = String(firstLine);
+  return fields;
 }
 
 const endSchema = z.enum(TERMINAL_STATUSES);
@@ -112,6 +154,13 @@ export interface StreamEntry {
   readonly lines: readonly LogLine[];
   /** Set on the job's terminal entry: how the job ended. */
   readonly end?: TerminalStatus;
+  /** The line number of its first line (the `n` field), when the writer gave one. */
+  readonly firstLine?: number;
+}
+
+/** The line number right after `entry`, or undefined when the entry carries no `n`. */
+export function nextLineAfter(entry: StreamEntry): number | undefined {
+  return entry.firstLine === undefined ? undefined : entry.firstLine + entry.lines.length;
 }
 
 export class EntryFormatError extends Error {
@@ -138,29 +187,42 @@ export function decodeEntry(id: string, fields: Record<string, string>): StreamE
     throw new EntryFormatError(`stream entry ${id} is not a v${ENTRY_FORMAT_VERSION} log entry`);
   }
   let end: TerminalStatus | undefined;
+  let firstLine: number | undefined;
+  if (fields.n !== undefined) {
+    if (!/^\d{1,15}$/.test(fields.n))
+      throw new EntryFormatError(`stream entry ${id} has a malformed line number`);
+    firstLine = Number(fields.n);
+  }
   if (fields.end !== undefined) {
     const status = endSchema.safeParse(fields.end);
     if (!status.success)
       throw new EntryFormatError(`stream entry ${id} ends with an unknown status`);
     end = status.data;
   }
-  if (fields.lines === undefined)
-    return end === undefined ? { id, lines: [] } : { id, lines: [], end };
+  const extra = {
+    ...(end === undefined ? {} : { end }),
+    ...(firstLine === undefined ? {} : { firstLine }),
+  };
+  if (fields.lines === undefined) return { id, lines: [], ...extra };
   let parsed: unknown;
   try {
     parsed = JSON.parse(fields.lines);
   } catch (cause) {
     throw new EntryFormatError(`stream entry ${id} has lines that are not JSON`, { cause });
   }
-  const result = entryLinesSchema.safeParse(parsed);
-  if (!result.success) {
+  if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every(isLogRecord)) {
+    const result = entryLinesSchema.safeParse(parsed);
     throw new EntryFormatError(`stream entry ${id} has malformed lines`, { cause: result.error });
   }
-  const lines = result.data.map((record, index) => ({
-    ...record,
+  const records: LogRecord[] = parsed;
+  const lines = records.map((record, index) => ({
+    ts: record.ts,
+    source: record.source,
+    phase: record.phase,
+    text: record.text,
     cursor: formatCursor(id, index),
   }));
-  return end === undefined ? { id, lines } : { id, lines, end };
+  return { id, lines, ...extra };
 }
 
 /** Decodes the raw reply of XRANGE / XREVRANGE (read with automaticDeserialization: false). */

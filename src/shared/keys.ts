@@ -48,3 +48,16 @@ function userKeyPart(userId: string): string {
 export function jobsCreatedKey(userId: string, window: number): string {
   return `quota:${userKeyPart(userId)}:created:${window}`;
 }
+
+/**
+ * How far the archive has got (JSON `{through, lines, complete}`), written after each segment:
+ * the runner trims the live copy only below `through`.
+ */
+export function archiveStateKey(jobId: string): string {
+  return `job:${checkedJobId(jobId)}:archive`;
+}
+
+/** Held while one invocation writes the job's segments, so two never write the same one. */
+export function archiveLockKey(jobId: string): string {
+  return `job:${checkedJobId(jobId)}:archive-lock`;
+}

@@ -1,5 +1,7 @@
 import type { Redis } from "@upstash/redis/cloudflare";
-import { type ArchiveStore, readArchivedLog } from "../log/archive.ts";
+import type { ArchiveStore } from "../log/archive-store.ts";
+import { gapLine } from "../log/history.ts";
+import { type LogGap, LogReader } from "../log/reader.ts";
 import {
   type Cursor,
   compareEntryIds,
@@ -39,19 +41,19 @@ export async function catchUp(
   host: CatchUpHost,
   viewer: Viewer,
   after: Cursor,
-  archived: boolean,
-): Promise<void> {
+): Promise<TerminalStatus | null> {
+  const reader = new LogReader(host.redis(), host.archive(), host.jobId);
   const paced = async (entry: StreamEntry): Promise<void> => {
     await host.viewers.ready(viewer);
     sendEntryTo(host.viewers, viewer, entry, after);
   };
   for (;;) {
-    if (viewer.closed) return;
+    if (viewer.closed) return null;
     const position = host.position();
     const pastCursor = compareEntryIds(viewer.lastSent, after.entryId) >= 0;
     // Done once the viewer has everything up to the position and its own cursor (a cursor from
     // the history route may lie past what an idle object has read).
-    if (compareEntryIds(viewer.lastSent, position) >= 0 && pastCursor) return;
+    if (compareEntryIds(viewer.lastSent, position) >= 0 && pastCursor) return null;
     const covered = pastCursor ? viewer.lastSent : after.entryId;
     const oldest = host.recent[0];
     if (
@@ -76,15 +78,39 @@ export async function catchUp(
       }
       continue;
     }
-    // From Redis, up to its end (past the position if need be): the live fan-out later sends
-    // this viewer only what lies after what it got here.
-    const start = pastCursor ? `(${covered}` : covered;
-    const reply = await host.redis().xrange(logStreamKey(host.jobId), start, "+", ENTRIES_PER_READ);
-    const entries = decodeStreamReply(reply);
-    for (const entry of entries) await paced(entry);
-    if (entries.length === 0) {
-      // Not in Redis any more (its 24 hours ran out): the archive has it, if the job has one.
-      if (archived) await sendArchived(host, viewer, after, position);
+    // From the log reader (Redis, else the archive: a hole in the live copy, or the whole log
+    // once Redis's 24 hours are over), up to the end of what exists: the live fan-out later
+    // sends this viewer only what lies after what it got here. A hole is announced first.
+    const from: Cursor = pastCursor
+      ? { entryId: viewer.lastSent, index: Number.MAX_SAFE_INTEGER }
+      : after;
+    let previous = pastCursor ? null : `${after.entryId}:${after.index}`;
+    let gap: LogGap | null = null;
+    let sent = false;
+    for await (const item of reader.forward(from)) {
+      if (viewer.closed) return null;
+      if (item.kind === "gap") {
+        gap = item.gap;
+        continue;
+      }
+      const entry = item.entry;
+      if (compareEntryIds(entry.id, viewer.lastSent) <= 0) continue;
+      await host.viewers.ready(viewer);
+      const first = entry.lines[0];
+      let text = "";
+      if (gap !== null && first !== undefined) {
+        text += formatLogEvent([gapLine(gap, previous ?? "0-0:0", first)]);
+        gap = null;
+      }
+      text += formatEntryEvent(entry);
+      if (text !== "") host.viewers.sendText(viewer, text, true);
+      viewer.lastSent = entry.id;
+      previous = entry.lines.at(-1)?.cursor ?? previous;
+      sent = true;
+      if (entry.end !== undefined) return entry.end;
+    }
+    if (!sent) {
+      // Nothing more anywhere: the viewer is at the end of what exists.
       for (const mark of [position, after.entryId])
         if (compareEntryIds(viewer.lastSent, mark) < 0) viewer.lastSent = mark;
     }
@@ -101,56 +127,19 @@ function sendEntryTo(viewers: Viewers, viewer: Viewer, entry: StreamEntry, after
 }
 
 /**
- * Sends the archived lines after `after` (and after what the viewer already has), up to entry
- * `until` when given, grouped by entry as they were live: same events, same ids. Returns how the
- * job ended, or null when there is no archive.
- */
-export async function sendArchived(
-  host: CatchUpHost,
-  viewer: Viewer,
-  after: Cursor | null,
-  until: string | null,
-): Promise<{ status: TerminalStatus; lastCursor: string | null } | null> {
-  const archived = await readArchivedLog(host.archive(), host.jobId);
-  if (archived === null || archived.end === null) return null;
-  // Consecutive lines of one entry make one event, as they did live.
-  let group: LogLine[] = [];
-  let groupEntry = "";
-  const flush = async () => {
-    if (group.length === 0) return;
-    await host.viewers.ready(viewer);
-    host.viewers.sendText(viewer, formatLogEvent(group), true);
-    viewer.lastSent = groupEntry;
-    group = [];
-  };
-  for (const line of archived.lines) {
-    const cursor = parseCursor(line.cursor);
-    if (cursor === null || after === null) continue;
-    if (
-      compareToCursor(cursor.entryId, cursor.index, after) <= 0 ||
-      compareEntryIds(cursor.entryId, viewer.lastSent) <= 0
-    )
-      continue;
-    if (until !== null && compareEntryIds(cursor.entryId, until) > 0) break;
-    if (cursor.entryId !== groupEntry) await flush();
-    groupEntry = cursor.entryId;
-    group.push(line);
-  }
-  await flush();
-  return { status: archived.end, lastCursor: archived.lines.at(-1)?.cursor ?? null };
-}
-
-/**
- * A job whose Redis Stream is gone (24 hours after its end) but whose log is archived: sends the
- * lines after the cursor as they were live, then `done`. False when there is no archive.
+ * A job whose Redis Stream is gone (24 hours after its end) but whose log is archived: a viewer
+ * with a cursor gets the lines after it as they were live, then `done`; one without, `done`.
+ * False when there is no complete archive.
  */
 export async function serveFromArchive(
   host: CatchUpHost,
   viewer: Viewer,
   after: Cursor | null,
 ): Promise<boolean> {
-  const end = await sendArchived(host, viewer, after, null);
-  if (end === null) return false;
-  host.viewers.finish(viewer, end.status, end.lastCursor);
+  const reader = new LogReader(host.redis(), host.archive(), host.jobId);
+  const end = await (await reader.archive())?.end();
+  if (end === null || end === undefined) return false;
+  if (after !== null) await catchUp(host, viewer, after);
+  host.viewers.finish(viewer, end, null);
   return true;
 }

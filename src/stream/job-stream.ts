@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { archiveStoreFromEnv } from "../log/archive.ts";
+import { archiveStoreFromEnv } from "../log/archive-store.ts";
 import { createRedis } from "../redis.ts";
 import { type Cursor, compareEntryIds, parseCursor } from "../shared/entry.ts";
 import { isValidJobId } from "../shared/keys.ts";
@@ -206,8 +206,13 @@ export class JobStream extends DurableObject<Env> {
         // event): dropped before its first line, it still resumes exactly where it joined.
         this.viewers.sendText(viewer, `id: ${this.tail.state.lastCursor ?? "0-0:0"}\n\n`);
       } else {
-        await catchUp(this.catchUpHost, viewer, after, archived);
+        const reached = await catchUp(this.catchUpHost, viewer, after);
         if (compareEntryIds(viewer.lastSent, after.entryId) < 0) viewer.lastSent = after.entryId;
+        // The log's own end, reached in catch-up (an archived job this object never saw end).
+        if (reached !== null && this.tail.state.ended === null && !viewer.closed) {
+          this.viewers.finish(viewer, reached, null);
+          return;
+        }
       }
       if (viewer.closed) return;
       viewer.live = true;

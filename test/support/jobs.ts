@@ -51,14 +51,21 @@ const record = (text: string): LogRecord => ({
  * Appends entries as the runner does: explicit increasing ids, several lines per entry.
  * Returns the entry ids and every line's cursor.
  */
-export function streamWriter(redis: Redis, jobId: string) {
+export function streamWriter(redis: Redis, jobId: string, options: { numbered?: boolean } = {}) {
   let ms = Date.now();
   const key = logStreamKey(jobId);
   const nextId = () => `${++ms}-0`;
+  // Line numbers (`n`) as the runner writes them, unless a test wants entries without.
+  let line = 0;
+  const number = (count: number): number | undefined => {
+    const n = line;
+    line += count;
+    return options.numbered === false ? undefined : n;
+  };
   return {
     async append(...texts: string[]): Promise<{ id: string; cursors: string[] }> {
       const id = nextId();
-      await redis.xadd(key, id, encodeEntryFields(texts.map(record)));
+      await redis.xadd(key, id, encodeEntryFields(texts.map(record), number(texts.length)));
       return { id, cursors: texts.map((_, i) => formatCursor(id, i)) };
     },
     /** One entry whose lines have their own sources (stderr, system lines). */
@@ -71,6 +78,7 @@ export function streamWriter(redis: Redis, jobId: string) {
         id,
         encodeEntryFields(
           lines.map((line) => ({ ...record(line.text), source: line.source ?? "stdout" })),
+          number(lines.length),
         ),
       );
       return { id, cursors: lines.map((_, i) => formatCursor(id, i)) };
@@ -80,7 +88,7 @@ export function streamWriter(redis: Redis, jobId: string) {
       ...texts: string[]
     ): Promise<{ id: string; cursors: string[] }> {
       const id = nextId();
-      await redis.xadd(key, id, encodeEndFields(status, texts.map(record)));
+      await redis.xadd(key, id, encodeEndFields(status, texts.map(record), number(texts.length)));
       return { id, cursors: texts.map((_, i) => formatCursor(id, i)) };
     },
   };

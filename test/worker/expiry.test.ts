@@ -1,7 +1,8 @@
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_RECORD_TTL_SECONDS } from "../../src/jobs/expiry.ts";
-import { archiveJob, r2Store } from "../../src/log/archive.ts";
+import { r2Store } from "../../src/log/archive-store.ts";
+import { archiveLog } from "../../src/log/archiver.ts";
 import type { JobRecord } from "../../src/shared/job.ts";
 import { jobKey, logStreamKey } from "../../src/shared/keys.ts";
 import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
@@ -46,7 +47,9 @@ describe("job record expiry", () => {
   it("gives an archived record JOB_RECORD_TTL_SECONDS (7 days) from the job's end", async () => {
     const job = await endedJob("expiry-ttl", 3600);
     expect(await redis.ttl(jobKey(job.id))).toBe(-1);
-    await archiveJob(redis, r2Store(env.ARCHIVE), job.id, DEFAULT_RECORD_TTL_SECONDS);
+    await archiveLog(redis, r2Store(env.ARCHIVE), job.id, {
+      recordTtl: DEFAULT_RECORD_TTL_SECONDS,
+    });
     const ttl = await redis.ttl(jobKey(job.id));
     expect(ttl).toBeGreaterThan(DEFAULT_RECORD_TTL_SECONDS - 3600 - 60);
     expect(ttl).toBeLessThanOrEqual(DEFAULT_RECORD_TTL_SECONDS - 3600);
@@ -55,7 +58,9 @@ describe("job record expiry", () => {
   it("once the record has expired, answers its owner from the archive and anyone else 404", async () => {
     // Ended a week and a second ago: archived now, its record has 1 second left.
     const job = await endedJob("expiry-gone", DEFAULT_RECORD_TTL_SECONDS + 1);
-    await archiveJob(redis, r2Store(env.ARCHIVE), job.id, DEFAULT_RECORD_TTL_SECONDS);
+    await archiveLog(redis, r2Store(env.ARCHIVE), job.id, {
+      recordTtl: DEFAULT_RECORD_TTL_SECONDS,
+    });
     // The stream too, as Redis drops it after 24 hours.
     await redis.del(logStreamKey(job.id));
     for (let i = 0; i < 100 && (await redis.exists(jobKey(job.id))) === 1; i++)

@@ -1,6 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { archiveJob, r2Store } from "../../src/log/archive.ts";
+import { r2Store } from "../../src/log/archive-store.ts";
+import { archiveLog } from "../../src/log/archiver.ts";
 import type { LogLine } from "../../src/shared/entry.ts";
 import type { JobRecord } from "../../src/shared/job.ts";
 import { jobKey, logStreamKey } from "../../src/shared/keys.ts";
@@ -48,7 +49,7 @@ describe("resuming against an object that stopped reading", () => {
         finished_at: new Date().toISOString(),
       } satisfies JobRecord),
     );
-    await archiveJob(redis, r2Store(env.ARCHIVE), jobId);
+    await archiveLog(redis, r2Store(env.ARCHIVE), jobId);
     await redis.del(logStreamKey(jobId)); // 24 h later
     const s2 = sseReader(await get(`/api/jobs/${jobId}/logs/stream?after=${three.cursors[0]}`));
     const frames: (SseFrame | null | "TIMEOUT")[] = [];

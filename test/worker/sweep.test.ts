@@ -7,7 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../../src/index.ts";
 import { LOST_RUNNER_MESSAGE } from "../../src/jobs/sweep.ts";
-import { archiveKey } from "../../src/log/archive.ts";
+import { indexKey } from "../../src/log/segments.ts";
 import { decodeStreamReply } from "../../src/shared/entry.ts";
 import { jobKey, leaseKey, logStreamKey, RUNNING_JOBS_KEY } from "../../src/shared/keys.ts";
 import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
@@ -54,7 +54,7 @@ describe("the scheduled sweep", () => {
     expect(await redis.zscore(RUNNING_JOBS_KEY, lost)).toBeNull();
     // Archived by the same sweep, since the job ended before its archive pass.
     expect(lostJob.archived_at).toBeTruthy();
-    expect(await env.ARCHIVE.get(archiveKey(lost))).not.toBeNull();
+    expect(await env.ARCHIVE.get(indexKey(lost))).not.toBeNull();
 
     const aliveJob = JSON.parse((await redis.get<string>(jobKey(alive))) ?? "{}") as {
       status: string;
