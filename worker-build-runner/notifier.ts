@@ -1,8 +1,9 @@
 import type { LivePush, LivePushAnswer } from "../src/shared/live-push.ts";
-import type { WorkerNotifier } from "./run-job.ts";
+import type { ArchiveProgress, WorkerNotifier } from "./run-job.ts";
 
 // A push that takes longer than this is given up: the object reads what it missed from Redis.
 const PUSH_TIMEOUT_MS = 10_000;
+const ARCHIVE_TIMEOUT_MS = 60_000;
 
 /** Calls the Worker's internal routes with the shared runner token. */
 export function workerNotifier(options: {
@@ -39,6 +40,20 @@ export function workerNotifier(options: {
           : undefined;
       if (typeof viewers !== "number") throw new Error(`${path} answered without a viewer count`);
       return { viewers };
+    },
+    // An archive call writes up to a few segments: it may take a while, not forever.
+    async archive(jobId: string): Promise<ArchiveProgress> {
+      const path = jobPath(jobId, "archive");
+      const response = await fetch(new URL(path, base), {
+        method: "POST",
+        headers,
+        signal: AbortSignal.timeout(ARCHIVE_TIMEOUT_MS),
+      });
+      if (!response.ok) {
+        await response.body?.cancel();
+        throw new Error(`${path} answered ${response.status}`);
+      }
+      return (await response.json()) as ArchiveProgress;
     },
   };
 }

@@ -1,10 +1,11 @@
 import type { Redis } from "@upstash/redis";
+import { parseArchiveState } from "../src/shared/archive-state.ts";
 import { encodeEndFields, encodeEntryFields, type LogRecord } from "../src/shared/entry.ts";
 import type { TerminalStatus } from "../src/shared/job.ts";
-import { logStreamKey } from "../src/shared/keys.ts";
+import { archiveStateKey, logStreamKey } from "../src/shared/keys.ts";
 import { createEntryIdClock } from "./entry-id-clock.ts";
 import { createPendingLines } from "./pending-lines.ts";
-import { createTrimLedger } from "./trim-ledger.ts";
+import { createTrimLedger, type TrimPlan } from "./trim-ledger.ts";
 
 export interface Logger {
   warn(message: string): void;
@@ -19,8 +20,14 @@ export interface RedisLogWriterOptions {
   readonly maxEntryLines?: number;
   readonly maxEntryBytes?: number;
   readonly maxRequestBytes?: number;
-  /** The stream keeps about this many of the newest lines. */
+  /** The live copy keeps about this many of the newest lines (the tail)... */
   readonly maxLines?: number;
+  /** ...and this many of the first (the head); the middle leaves it once archived. */
+  readonly headLines?: number;
+  /** Past this many bytes the middle leaves the live copy archived or not (Upstash's 100 MB per key). */
+  readonly maxLiveBytes?: number;
+  /** How often, at most, the archive's progress is read (one GET in a write's pipeline) while the live copy is over head and tail. */
+  readonly archiveCheckMs?: number;
   readonly ttlSeconds?: number;
   /** The TTL is refreshed by the first write and then at most this often. */
   readonly ttlRefreshMs?: number;
@@ -67,6 +74,9 @@ export interface WriterStats {
   linesWritten: number;
   linesDropped: number;
   failedRequests: number;
+  /** Lines deleted from the live copy once archived, and of those, ones the archive lacked. */
+  linesTrimmed: number;
+  linesTrimmedUnarchived: number;
 }
 
 /**
@@ -97,10 +107,21 @@ interface PlannedEntry {
 interface Batch {
   readonly entries: PlannedEntry[];
   readonly expire: boolean;
-  readonly trimMinId: string | null;
+  /** Archived middle entries to delete (XDEL) in the same request. */
+  readonly trim: TrimPlan | null;
+  /** Read the archive's progress (GET) in the same request. */
+  readonly readArchive: boolean;
   /** The stream entry before this batch, as far as known (see WrittenEntries). */
   readonly previousId: string | null;
   attempts: number;
+}
+
+/** What an entry weighs in the live copy: its fields as Redis keeps them. */
+function entryBytes(entry: PlannedEntry): number {
+  return Object.entries(entry.fields).reduce(
+    (sum, [name, value]) => sum + name.length + value.length,
+    0,
+  );
 }
 
 const DUPLICATE_ID_ERROR = /equal or smaller than the target stream top item/i;
@@ -174,6 +195,8 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     linesWritten: 0,
     linesDropped: 0,
     failedRequests: 0,
+    linesTrimmed: 0,
+    linesTrimmedUnarchived: 0,
   };
   const pending = createPendingLines({
     maxEntryLines,
@@ -182,7 +205,17 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     maxBufferedBytes,
   });
   const ids = createEntryIdClock(now);
-  const ledger = createTrimLedger(maxLines);
+  const headLines = positiveInteger("headLines", options.headLines ?? 1_000);
+  const ledger = createTrimLedger({
+    headLines,
+    tailLines: maxLines,
+    maxLiveBytes: positiveInteger("maxLiveBytes", options.maxLiveBytes ?? 64 * 1024 * 1024),
+  });
+  const archiveCheckMs = options.archiveCheckMs ?? 1_000;
+  let lastArchiveCheckAt = -Infinity;
+  // The line number of the next line written: each entry carries its first (`n`), so a reader
+  // knows exactly what it did not get.
+  let nextLine = 0;
   let inflight: Batch | null = null;
   let running = false;
   let timer: ReturnType<typeof setTimeout> | null = null;
@@ -231,22 +264,29 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
         ),
       );
     }
-    const entries: PlannedEntry[] = pending.takeEntries().map((records) => ({
-      id: ids.next(),
-      fields: encodeEntryFields(records),
-      lines: records.length,
-    }));
+    const entries: PlannedEntry[] = pending.takeEntries().map((records) => {
+      const entry = {
+        id: ids.next(),
+        fields: encodeEntryFields(records, nextLine),
+        lines: records.length,
+      };
+      nextLine += records.length;
+      return entry;
+    });
     if (pending.count === 0 && endStatus !== null && !endPlanned) {
-      entries.push({ id: ids.next(), fields: encodeEndFields(endStatus), lines: 0 });
+      entries.push({ id: ids.next(), fields: encodeEndFields(endStatus, [], nextLine), lines: 0 });
       endPlanned = true;
     }
-    // Trim so that about maxLines lines remain once this batch is in.
+    // The live copy keeps its head and tail; the middle goes once the archive has it.
     const batchLines = entries.reduce((sum, entry) => sum + entry.lines, 0);
-    const trimMinId = ledger.planTrim(batchLines, entries[0]?.id);
+    const batchBytes = entries.reduce((sum, entry) => sum + entryBytes(entry), 0);
+    const trim = ledger.planTrim(batchLines, batchBytes);
+    const readArchive = ledger.overKeep && now() - lastArchiveCheckAt >= archiveCheckMs;
+    if (readArchive) lastArchiveCheckAt = now();
     const expire = now() - lastExpireAt >= ttlRefreshMs;
     // Lines left over (the request was full) are due at once: their oldest is as old.
     if (pending.count === 0) oldestPendingAt = null;
-    return { entries, expire, trimMinId, previousId: lastId, attempts: 0 };
+    return { entries, expire, trim, readArchive, previousId: lastId, attempts: 0 };
   };
 
   const readStreamTop = async (): Promise<void> => {
@@ -277,27 +317,36 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
 
   const send = async (batch: Batch): Promise<void> => {
     const pipeline = redis.pipeline();
-    batch.entries.forEach((entry, i) => {
-      const isLast = i === batch.entries.length - 1;
-      if (isLast && batch.trimMinId !== null) {
-        pipeline.xadd(key, entry.id, entry.fields, {
-          trim: { type: "MINID", comparison: "=", threshold: batch.trimMinId },
-        });
-      } else {
-        pipeline.xadd(key, entry.id, entry.fields);
-      }
-    });
-    if (batch.expire) pipeline.expire(key, ttlSeconds);
+    for (const entry of batch.entries) pipeline.xadd(key, entry.id, entry.fields);
+    // After the XADDs, then: a retry deletes nothing twice (XDEL of a gone id is a no-op).
+    const extra: string[] = [];
+    if (batch.trim !== null) {
+      pipeline.xdel(key, [...batch.trim.ids]);
+      extra.push("XDEL");
+    }
+    if (batch.expire) {
+      pipeline.expire(key, ttlSeconds);
+      extra.push("EXPIRE");
+    }
+    if (batch.readArchive) {
+      pipeline.get(archiveStateKey(options.jobId));
+      extra.push("GET");
+    }
     stats.requests += 1;
-    stats.commands += batch.entries.length + (batch.expire ? 1 : 0);
+    stats.commands += batch.entries.length + extra.length;
     batch.attempts += 1;
     const results = await pipeline.exec({ keepErrors: true });
     const refused: PlannedEntry[] = [];
     results.forEach((result, i) => {
-      if (!result.error) return;
       const entry = batch.entries[i];
+      const command = extra[i - batch.entries.length];
+      if (command === "GET" && !result.error) {
+        const state = parseArchiveState(result.result);
+        if (state?.through) ledger.archivedThrough(state.through);
+      }
+      if (!result.error) return;
       if (entry && DUPLICATE_ID_ERROR.test(result.error)) refused.push(entry);
-      else throw new Error(`Redis refused ${entry ? "XADD" : "EXPIRE"}: ${result.error}`);
+      else throw new Error(`Redis refused ${entry ? "XADD" : command}: ${result.error}`);
     });
     if (refused.length === 0) return;
     // "id too small": either an earlier attempt of this batch got in (then the entry is there,
@@ -315,7 +364,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     if (batch.expire) lastExpireAt = now();
     let written = 0;
     for (const entry of batch.entries) {
-      ledger.record(entry.id, entry.lines);
+      ledger.record(entry.id, entry.lines, entryBytes(entry));
       written += entry.lines;
     }
     stats.linesWritten += written;
@@ -326,15 +375,30 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
       previousId: batch.previousId,
       requestMs,
     });
-    if (batch.trimMinId !== null) {
-      ledger.trimmedTo(batch.trimMinId);
+    const trim = batch.trim;
+    if (trim !== null) {
+      ledger.trimmed(trim);
+      stats.linesTrimmed += trim.lines;
+      stats.linesTrimmedUnarchived += trim.unarchivedLines;
       // Once the end is written nothing may follow it: a notice then would never be seen.
-      if (!trimAnnounced && !endPlanned) {
+      if (!endPlanned && !trimAnnounced && trim.unarchivedLines < trim.lines) {
         trimAnnounced = true;
         oldestPendingAt ??= now();
         stats.linesDropped += pending.push(
           systemRecord(
-            `This log is over ${maxLines} lines: the live copy keeps the newest ${maxLines}.`,
+            `This log is over ${headLines + maxLines} lines: the live copy keeps the first ${headLines} and the newest ${maxLines}; every line is in the archive, and history and the download read it from there.`,
+            pending.firstPhase ?? "build",
+          ),
+        );
+      }
+      if (!endPlanned && trim.unarchivedLines > 0) {
+        logger.warn(
+          `build-log-stream: job ${options.jobId}: ${trim.unarchivedLines} lines left the live copy before the archive had them`,
+        );
+        oldestPendingAt ??= now();
+        stats.linesDropped += pending.push(
+          systemRecord(
+            `${trim.unarchivedLines} log lines left the live copy before the archive had them (it fell behind): they are lost.`,
             pending.firstPhase ?? "build",
           ),
         );
@@ -379,7 +443,8 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
               {
                 entries: inflight.entries.filter((entry) => !missing.has(entry)),
                 expire: inflight.expire,
-                trimMinId: null,
+                trim: null,
+                readArchive: false,
                 previousId: null,
                 attempts: 0,
               },
@@ -392,7 +457,8 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
                 .filter((entry) => missing.has(entry))
                 .map((entry) => ({ ...entry, id: ids.next() })),
               expire: inflight.expire,
-              trimMinId: null,
+              trim: null,
+              readArchive: false,
               previousId: lastId,
               attempts: 0,
             };

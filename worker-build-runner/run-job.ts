@@ -8,10 +8,19 @@ import { createLogStreamer, type LogStreamer } from "./log-streamer.ts";
 import { createRedisLogWriter, type Logger } from "./redis-writer.ts";
 import type { Sandbox, SandboxSession } from "./sandbox/types.ts";
 
+/** What `POST /internal/jobs/:id/archive` answers. */
+export interface ArchiveProgress {
+  readonly complete: boolean;
+  readonly more: boolean;
+  readonly busy: boolean;
+}
+
 /** Tells the Worker about a job: its new lines (pushed to its viewers), and its end (archive, close viewers). */
 export interface WorkerNotifier extends LivePushTransport {
   wake(jobId: string): Promise<void>;
   finished(jobId: string): Promise<void>;
+  /** Has the Worker archive the job's complete segments so far (it reads them from Redis). */
+  archive(jobId: string): Promise<ArchiveProgress>;
 }
 
 export interface RunJobDeps {
@@ -46,6 +55,51 @@ const MAX_SANDBOX_LIFETIME_MS = 24 * 60 * 60_000;
 const KILL_DEADLINE_MS = 30_000;
 const END_DEADLINE_MS = 10 * 60_000;
 const DEFAULT_STARTUP_MS = 5_000;
+// The Worker archives a segment per 10,000 lines: asked about that often, it writes each as it
+// completes, and the live copy can let the middle go.
+const ARCHIVE_EVERY_LINES = 10_000;
+// After the end, archive calls until the archive is complete (each writes up to 8 segments).
+const FINAL_ARCHIVE_CALLS = 200;
+
+/**
+ * Asks the Worker to archive, one call at a time: while the log grows (every
+ * ARCHIVE_EVERY_LINES), and after its end until the archive is complete. A failure is left to
+ * the next call or the sweep; the archive writes nothing twice.
+ */
+function archiveCaller(jobId: string, notifier: WorkerNotifier | undefined, logger: Logger) {
+  let since = 0;
+  let inflight: Promise<unknown> | null = null;
+  const call = () => {
+    if (notifier === undefined || inflight !== null) return;
+    inflight = notifier
+      .archive(jobId)
+      .catch((error: unknown) =>
+        logger.warn(
+          `build-log-stream: archiving job ${jobId} failed (the next call or the sweep retries): ${String(error)}`,
+        ),
+      )
+      .finally(() => {
+        inflight = null;
+      });
+  };
+  return {
+    written(lines: number) {
+      since += lines;
+      if (since < ARCHIVE_EVERY_LINES) return;
+      since = 0;
+      call();
+    },
+    async finish(): Promise<void> {
+      if (notifier === undefined) return;
+      await inflight;
+      for (let i = 0; i < FINAL_ARCHIVE_CALLS; i++) {
+        const progress = await notifier.archive(jobId);
+        if (progress.complete) return;
+        if (!progress.more || progress.busy) await new Promise((r) => setTimeout(r, 250));
+      }
+    },
+  };
+}
 
 async function withRetries<T>(what: string, logger: Logger, attempt: () => Promise<T>): Promise<T> {
   let delay = 200;
@@ -126,11 +180,16 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
   const pusher = deps.notifier
     ? createLivePusher({ jobId, transport: deps.notifier, logger, now })
     : null;
+  const archive = archiveCaller(jobId, deps.notifier, logger);
   const writer = createRedisLogWriter({
     redis,
     jobId,
     logger,
-    ...(pusher ? { onWritten: pusher.written, flushTiming: pusher.flushTiming } : {}),
+    onWritten: (written) => {
+      pusher?.written(written);
+      archive.written(written.lines);
+    },
+    ...(pusher ? { flushTiming: pusher.flushTiming } : {}),
   });
   const secrets = createSecretValues();
   const log = createLogStreamer({ writer, secrets, phase: spec.steps[0]?.phase ?? "build" });
@@ -227,6 +286,11 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
     await deps.notifier?.finished(jobId).catch((error: unknown) => {
       logger.warn(
         `build-log-stream: telling the Worker that job ${jobId} ended failed (the sweep will archive it): ${String(error)}`,
+      );
+    });
+    await archive.finish().catch((error: unknown) => {
+      logger.warn(
+        `build-log-stream: the archive of job ${jobId} is not complete yet (the sweep finishes it): ${String(error)}`,
       );
     });
   }

@@ -1,51 +1,112 @@
-/**
- * What the writer knows is in the stream, oldest first, with each entry's line count: enough to
- * choose the `MINID` that keeps about `maxLines` of the newest lines, without asking Redis.
- */
-export interface TrimLedger {
+import { compareEntryIds } from "../src/shared/entry.ts";
+
+export interface TrimPolicy {
+  /** The first lines stay live for the whole build (what a viewer opens first). */
+  readonly headLines: number;
+  /** The newest lines stay live (what viewers follow and resume into). */
+  readonly tailLines: number;
   /**
-   * The MINID threshold that leaves about `maxLines` lines once `incomingLines` more (the
-   * first of them in entry `firstIncomingId`) are in; null when nothing needs trimming.
+   * Past this many bytes in the live copy, the oldest middle entries go even if the archive
+   * does not have them yet (it is behind or unreachable): Upstash refuses a key past 100 MB. The
+   * writer says so in the log, and readers announce the hole with its count.
    */
-  planTrim(incomingLines: number, firstIncomingId: string | undefined): string | null;
-  /** An entry is in the stream. */
-  record(id: string, lines: number): void;
-  /** A trim to `minId` was applied: entries before it are gone. */
-  trimmedTo(minId: string): void;
+  readonly maxLiveBytes: number;
 }
 
-export function createTrimLedger(maxLines: number): TrimLedger {
-  const entries: { id: string; lines: number }[] = [];
-  let head = 0;
-  let keptLines = 0;
+export interface TrimPlan {
+  /** Entries to delete (one XDEL), oldest first. */
+  readonly ids: readonly string[];
+  readonly lines: number;
+  /** Of those, lines the archive did not have: lost. */
+  readonly unarchivedLines: number;
+}
+
+/**
+ * What the writer knows is in the stream, oldest first, with each entry's lines and bytes:
+ * enough to choose what to trim without asking Redis. The live copy keeps its head and its
+ * tail; the middle leaves it only once the archive holds it (`archivedThrough`), so no reader
+ * ever meets a hole the archive cannot fill, except past the byte cap.
+ */
+export interface TrimLedger {
+  /** Entries to delete once `incomingLines` / `incomingBytes` more are in; null when none. */
+  planTrim(incomingLines: number, incomingBytes: number): TrimPlan | null;
+  /** An entry is in the stream. */
+  record(id: string, lines: number, bytes: number): void;
+  /** A plan was applied: its entries are gone. */
+  trimmed(plan: TrimPlan): void;
+  /** The archive holds every entry up to this id. */
+  archivedThrough(id: string): void;
+  /** The live copy holds more than head and tail: the archive's progress could let it trim. */
+  readonly overKeep: boolean;
+}
+
+export function createTrimLedger(policy: TrimPolicy): TrimLedger {
+  const entries: { id: string; lines: number; bytes: number }[] = [];
+  // Entries [0, headEnd) are the head; [headEnd, next) are deleted; from `next` on are live.
+  let headEnd = 0;
+  let headLines = 0;
+  let next = 0;
+  let liveLines = 0;
+  let liveBytes = 0;
+  let archived: string | null = null;
+  const tailStart = (incoming: number): number => {
+    // The first live entry the tail needs, counting the incoming lines as the newest.
+    let kept = incoming;
+    let i = entries.length;
+    while (i > next && kept < policy.tailLines) {
+      i -= 1;
+      kept += entries[i]?.lines ?? 0;
+    }
+    return i;
+  };
   return {
-    planTrim(incomingLines, firstIncomingId) {
-      let kept = keptLines + incomingLines;
-      let cut = head;
-      while (cut < entries.length) {
-        const entry = entries[cut];
-        if (entry === undefined || kept - entry.lines < maxLines) break;
-        kept -= entry.lines;
-        cut += 1;
+    planTrim(incomingLines, incomingBytes) {
+      const stop = tailStart(incomingLines);
+      const ids: string[] = [];
+      let lines = 0;
+      let unarchivedLines = 0;
+      let bytes = liveBytes + incomingBytes;
+      for (let i = Math.max(next, headEnd); i < stop; i++) {
+        const entry = entries[i];
+        if (entry === undefined) break;
+        const isArchived = archived !== null && compareEntryIds(entry.id, archived) <= 0;
+        if (!isArchived && bytes <= policy.maxLiveBytes) break;
+        ids.push(entry.id);
+        lines += entry.lines;
+        bytes -= entry.bytes;
+        if (!isArchived) unarchivedLines += entry.lines;
       }
-      if (cut === head) return null;
-      return entries[cut]?.id ?? firstIncomingId ?? null;
+      return ids.length === 0 ? null : { ids, lines, unarchivedLines };
     },
-    record(id, lines) {
-      entries.push({ id, lines });
-      keptLines += lines;
+    record(id, lines, bytes) {
+      entries.push({ id, lines, bytes });
+      liveLines += lines;
+      liveBytes += bytes;
+      if (headEnd === entries.length - 1 && headLines < policy.headLines) {
+        headEnd = entries.length;
+        headLines += lines;
+        if (next < headEnd) next = headEnd;
+      }
     },
-    trimmedTo(minId) {
-      while (head < entries.length) {
-        const entry = entries[head];
-        if (entry === undefined || entry.id === minId) break;
-        keptLines -= entry.lines;
-        head += 1;
+    trimmed(plan) {
+      for (const id of plan.ids) {
+        const entry = entries[next];
+        if (entry === undefined || entry.id !== id) break;
+        liveLines -= entry.lines;
+        liveBytes -= entry.bytes;
+        next += 1;
       }
-      if (head > 1024 && head > entries.length / 2) {
-        entries.splice(0, head);
-        head = 0;
+      // The deleted entries' bookkeeping is dropped once it is most of the ledger.
+      if (next - headEnd > 1024 && next - headEnd > entries.length / 2) {
+        entries.splice(headEnd, next - headEnd);
+        next = headEnd;
       }
+    },
+    archivedThrough(id) {
+      if (archived === null || compareEntryIds(id, archived) > 0) archived = id;
+    },
+    get overKeep() {
+      return liveLines > headLines + policy.tailLines;
     },
   };
 }

@@ -6,7 +6,7 @@ import {
   decodeStreamReply,
   parseCursor,
 } from "../../src/shared/entry.ts";
-import { logStreamKey } from "../../src/shared/keys.ts";
+import { archiveStateKey, logStreamKey } from "../../src/shared/keys.ts";
 import { createSecretValues } from "../../src/shared/sanitize/secret-values.ts";
 import { startUpstashBridge, type UpstashBridge } from "../../tools/upstash-bridge/bridge.ts";
 import { createLogStreamer, type LogStreamer } from "../../worker-build-runner/log-streamer.ts";
@@ -212,21 +212,61 @@ describe("the stream key", () => {
     expect(ttl).toBeLessThanOrEqual(86_400);
   });
 
-  it("is capped near 50,000 lines, keeping the newest, and says so", async () => {
-    const { jobId, streamer } = setup("cap");
-    for (let chunk = 0; chunk < 60; chunk++) {
-      streamer.onStdout(
-        Array.from({ length: 1000 }, (_, i) => `line ${chunk * 1000 + i}\n`).join(""),
-      );
+  it("keeps every line live until the archive has it, then its head and tail, and says so", async () => {
+    const { jobId, streamer, writer } = setup("trim", { archiveCheckMs: 0, maxLines: 10_000 });
+    const burst = async (from: number, count: number) => {
+      for (let i = from; i < from + count; i += 1000)
+        streamer.onStdout(Array.from({ length: 1000 }, (_, j) => `line ${i + j}\n`).join(""));
+      await streamer.flush();
+    };
+    // 60,000 lines and no archive yet: none leaves Redis.
+    await burst(0, 60_000);
+    expect(await texts(jobId)).toEqual(Array.from({ length: 60_000 }, (_, i) => `line ${i}`));
+    // The archive reaches line ~40,000 (as the Worker's archiver records it).
+    const entries = decodeStreamReply(await redis.xrange(logStreamKey(jobId), "-", "+"));
+    const through = entries.find((entry) => (entry.firstLine ?? 0) >= 40_000);
+    await redis.set(
+      archiveStateKey(jobId),
+      JSON.stringify({ through: through?.id, lines: 40_000, segments: 4, complete: false }),
+    );
+    await burst(60_000, 2_000);
+    await burst(62_000, 1_000);
+    const kept = decodeStreamReply(await redis.xrange(logStreamKey(jobId), "-", "+"));
+    const keptTexts = kept.flatMap((entry) => entry.lines).map((line) => line.text);
+    // The head (first 1,000) and everything the archive lacks stay; the archived middle went.
+    expect(keptTexts.slice(0, 1_000)).toEqual(Array.from({ length: 1_000 }, (_, i) => `line ${i}`));
+    expect(keptTexts).not.toContain("line 1000");
+    expect(keptTexts).not.toContain("line 39000");
+    expect(keptTexts).toContain(`line ${(through?.firstLine ?? 0) + (through?.lines.length ?? 0)}`);
+    expect(keptTexts).toContain("line 62999");
+    expect(writer.stats.linesTrimmedUnarchived).toBe(0);
+    expect(keptTexts.some((text) => /every line is in the archive/.test(text))).toBe(true);
+    // Every entry says where it starts: a reader sees the hole and its exact size.
+    const head = kept[kept.findIndex((entry) => (entry.firstLine ?? 0) >= 1_000) - 1];
+    const afterHole = kept.find((entry) => (entry.firstLine ?? 0) > 1_000);
+    expect((head?.firstLine ?? 0) + (head?.lines.length ?? 0)).toBe(1_000);
+    expect(afterHole?.firstLine).toBeGreaterThan(40_000);
+  });
+
+  it("past its byte cap lets unarchived lines go only with a notice", async () => {
+    const { jobId, streamer, writer } = setup("cap", {
+      maxLines: 2_000,
+      headLines: 100,
+      maxLiveBytes: 400_000,
+    });
+    for (let i = 0; i < 20_000; i += 1000) {
+      streamer.onStdout(Array.from({ length: 1000 }, (_, j) => `line ${i + j}\n`).join(""));
+      await streamer.flush();
     }
-    await streamer.flush();
     const lines = await texts(jobId);
-    expect(lines.length).toBeGreaterThanOrEqual(50_000);
-    expect(lines.length).toBeLessThanOrEqual(50_000 + 500);
-    expect(lines.at(-1)).toMatch(/over 50000 lines|line 59999/);
-    expect(lines).toContain("line 59999");
-    expect(lines).not.toContain("line 0");
-    expect(lines.some((text) => /live copy keeps the newest 50000/.test(text))).toBe(true);
+    expect(lines).toContain("line 0");
+    expect(lines).toContain("line 19999");
+    expect(writer.stats.linesTrimmedUnarchived).toBeGreaterThan(0);
+    expect(
+      lines.some((text) =>
+        /\d+ log lines left the live copy before the archive had them/.test(text),
+      ),
+    ).toBe(true);
   });
 });
 

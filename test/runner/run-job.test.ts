@@ -60,6 +60,10 @@ function recordingNotifier(): WorkerNotifier & { calls: string[] } {
       return { viewers: 0 };
     },
     finished: async (id) => void calls.push(`finished ${id}`),
+    archive: async (id) => {
+      calls.push(`archive ${id}`);
+      return { complete: true, more: false, busy: false };
+    },
   };
 }
 
