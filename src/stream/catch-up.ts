@@ -2,21 +2,10 @@ import type { Redis } from "@upstash/redis/cloudflare";
 import type { ArchiveStore } from "../log/archive-store.ts";
 import { gapLine } from "../log/history.ts";
 import { type LogGap, LogReader } from "../log/reader.ts";
-import {
-  type Cursor,
-  compareEntryIds,
-  compareToCursor,
-  decodeStreamReply,
-  type LogLine,
-  parseCursor,
-  type StreamEntry,
-} from "../shared/entry.ts";
+import { type Cursor, compareEntryIds, type StreamEntry } from "../shared/entry.ts";
 import type { TerminalStatus } from "../shared/job.ts";
-import { logStreamKey } from "../shared/keys.ts";
 import { formatEntryEvent, formatLogEvent } from "../shared/sse.ts";
 import type { Viewer, Viewers } from "./viewers.ts";
-
-const ENTRIES_PER_READ = 256;
 
 /** What a catch-up reads from: the tail (its position and recent entries), Redis, the archive. */
 export interface CatchUpHost {
