@@ -64,8 +64,8 @@ export function createLogStreamer(options: LogStreamerOptions): LogStreamer {
     const ts = new Date(now()).toISOString();
     const { sanitizer } = streams[source];
     for (const line of lines) {
-      const text = sanitizer.sanitize(line);
-      if (text !== null) writer.append({ ts, source, phase, text });
+      const styled = sanitizer.sanitizeStyled(line);
+      if (styled !== null) writer.append({ ts, source, phase, ...styled });
     }
   };
 

@@ -30,7 +30,14 @@ const RECORD_OVERHEAD_BYTES = 96;
 
 /** Memory a waiting record takes, roughly: what the buffer bound counts. */
 function recordBytes(record: LogRecord): number {
-  return record.text.length * 2 + RECORD_OVERHEAD_BYTES;
+  return (record.text.length + spansLength(record)) * 2 + RECORD_OVERHEAD_BYTES;
+}
+
+// A style span is at most about 60 characters of JSON plus its link (style-spans.ts).
+function spansLength(record: LogRecord): number {
+  let length = 0;
+  for (const span of record.spans ?? []) length += 64 + (span.h?.length ?? 0);
+  return length;
 }
 
 /**
@@ -40,7 +47,7 @@ function recordBytes(record: LogRecord): number {
  * request under Upstash's 10 MB, whatever the build prints.
  */
 function wireBytes(record: LogRecord): number {
-  return record.text.length * 4 + 160;
+  return (record.text.length + spansLength(record)) * 4 + 160;
 }
 
 export function createPendingLines(limits: PendingLinesLimits): PendingLines {

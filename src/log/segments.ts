@@ -5,6 +5,7 @@ import {
   type LogLine,
   nextLineAfter,
   parseCursor,
+  recordOf,
   type StreamEntry,
 } from "../shared/entry.ts";
 import { TERMINAL_STATUSES, type TerminalStatus } from "../shared/job.ts";
@@ -175,7 +176,7 @@ function archivedLine(value: unknown): LogLine | null {
   if (!isLogRecord(value)) return null;
   const cursor: unknown = (value as { cursor?: unknown }).cursor;
   if (typeof cursor !== "string") return null;
-  return { ts: value.ts, source: value.source, phase: value.phase, text: value.text, cursor };
+  return { ...recordOf(value), cursor };
 }
 
 /**

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { TERMINAL_STATUSES, type TerminalStatus } from "./job.ts";
+import { isStyleSpanList, type StyleSpan } from "./style-spans.ts";
 
 /**
  * The log's wire format, shared by the runner (the only writer) and the Worker (the readers).
@@ -7,7 +8,9 @@ import { TERMINAL_STATUSES, type TerminalStatus } from "./job.ts";
  * One Redis Stream entry holds a batch of lines, so that a burst of 1,000 lines costs a
  * handful of Upstash commands instead of 1,000 (Upstash bills every command, also inside a
  * pipeline). Fields:
- *   v      "1", the format version
+ *   v      the format version: "1", or "2" when a line of the entry carries style spans
+ *          (src/shared/style-spans.ts). Readers take both; a writer writes "1" for an entry
+ *          without them, so that entries readers of v1 know stay byte for byte the same.
  *   lines  JSON array of LogRecord, oldest first
  *   n      optional: the log's line number (0-based) of the entry's first line. Entries follow
  *          each other without a hole when each `n` is the previous `n` plus its line count;
@@ -22,6 +25,12 @@ import { TERMINAL_STATUSES, type TerminalStatus } from "./job.ts";
  * otherwise JSON.parse every value it reads back (a line "42" would become the number 42).
  */
 export const ENTRY_FORMAT_VERSION = "1";
+/** Lines may carry `spans`. */
+export const STYLED_ENTRY_FORMAT_VERSION = "2";
+const READABLE_VERSIONS: ReadonlySet<string> = new Set([
+  ENTRY_FORMAT_VERSION,
+  STYLED_ENTRY_FORMAT_VERSION,
+]);
 
 export const LOG_SOURCES = ["stdout", "stderr", "system"] as const;
 export type LogSource = (typeof LOG_SOURCES)[number];
@@ -35,8 +44,14 @@ export const logRecordSchema = z.object({
   source: z.enum(LOG_SOURCES),
   phase: z.string().regex(PHASE_PATTERN),
   text: z.string(),
+  /** v2: the line's colours and links over `text`; absent on a plain line. */
+  spans: z
+    .array(z.object({ s: z.number(), e: z.number(), c: z.string(), h: z.string().optional() }))
+    .optional(),
 });
-export type LogRecord = z.infer<typeof logRecordSchema>;
+export type LogRecord = Omit<z.infer<typeof logRecordSchema>, "spans"> & {
+  readonly spans?: readonly StyleSpan[];
+};
 
 /** A line as readers see it: the record and its cursor. */
 export interface LogLine extends LogRecord {
@@ -69,8 +84,18 @@ export function isLogRecord(value: unknown): value is LogRecord {
     SOURCES.has(record.source) &&
     typeof record.phase === "string" &&
     PHASE_PATTERN.test(record.phase) &&
-    typeof record.text === "string"
+    typeof record.text === "string" &&
+    (record.spans === undefined || isStyleSpanList(record.spans, record.text.length))
   );
+}
+
+/** The record's fields, nothing else: what readers pass on (spans only when present). */
+export function recordOf(record: LogRecord): LogRecord {
+  const { ts, source, phase, text, spans } = record;
+  if (spans === undefined) return { ts, source, phase, text };
+  // Rebuilt key by key: a span passes on its range, style and link, nothing a writer added.
+  const clean = spans.map(({ s, e, c, h }) => (h === undefined ? { s, e, c } : { s, e, c, h }));
+  return { ts, source, phase, text, spans: clean };
 }
 
 /** A stream entry id, `<ms>-<seq>`, as Redis writes it. */
@@ -124,7 +149,9 @@ export function encodeEntryFields(
   firstLine?: number,
 ): Record<string, string> {
   const fields: Record<string, string> = {
-    v: ENTRY_FORMAT_VERSION,
+    v: records.some((record) => record.spans !== undefined)
+      ? STYLED_ENTRY_FORMAT_VERSION
+      : ENTRY_FORMAT_VERSION,
     lines: JSON.stringify(records),
   };
   if (firstLine !== undefined) fields.n = String(firstLine);
@@ -181,10 +208,11 @@ function fieldsToRecord(fields: readonly string[]): Record<string, string> {
 /** Decodes one entry's fields into lines with their cursors. */
 export function decodeEntry(id: string, fields: Record<string, string>): StreamEntry {
   if (
-    fields.v !== ENTRY_FORMAT_VERSION ||
+    fields.v === undefined ||
+    !READABLE_VERSIONS.has(fields.v) ||
     (fields.lines === undefined && fields.end === undefined)
   ) {
-    throw new EntryFormatError(`stream entry ${id} is not a v${ENTRY_FORMAT_VERSION} log entry`);
+    throw new EntryFormatError(`stream entry ${id} is not a v1 or v2 log entry`);
   }
   let end: TerminalStatus | undefined;
   let firstLine: number | undefined;
@@ -216,10 +244,7 @@ export function decodeEntry(id: string, fields: Record<string, string>): StreamE
   }
   const records: LogRecord[] = parsed;
   const lines = records.map((record, index) => ({
-    ts: record.ts,
-    source: record.source,
-    phase: record.phase,
-    text: record.text,
+    ...recordOf(record),
     cursor: formatCursor(id, index),
   }));
   return { id, lines, ...extra };

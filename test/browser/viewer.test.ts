@@ -12,6 +12,15 @@ import { type DropProxy, startDropProxy } from "../support/drop-proxy.ts";
 import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
 
+const tscFixture = await readFile(
+  new URL("../fixtures/colour/tsc-pretty.ansi", import.meta.url),
+  "utf8",
+);
+const npmFixture = await readFile(
+  new URL("../fixtures/colour/npm-missing-script.ansi", import.meta.url),
+  "utf8",
+);
+
 // The log viewer page in Debian's chromium, against the whole system on loopback: redis-server
 // behind the Upstash bridge, the Worker in local workerd, the runner with its local sandbox.
 // Pages are opened through a proxy that can cut live streams (test/support/drop-proxy.ts).
@@ -141,6 +150,15 @@ const connectionOf = (page: Page): Promise<string | null> =>
   page.locator("#connection").getAttribute("data-state");
 const linesText = (count: number): string =>
   `${count.toLocaleString("en-US")} ${count === 1 ? "line" : "lines"}`;
+
+/** What a test reads of an element in the page (the Node side has no DOM types). */
+interface ElementNode {
+  readonly tagName: string;
+  readonly textContent: string | null;
+  readonly className: string;
+  readonly style: { readonly color: string };
+  getAttribute(name: string): string | null;
+}
 
 interface Row {
   readonly index: number;
@@ -378,6 +396,88 @@ describe("the log viewer in a browser", () => {
     expect(dialogs).toEqual([]);
     expect(requests.filter((path) => path === "/x" || path.endsWith("/x"))).toEqual([]);
     await screenshot(page, "printed-html");
+    expect(errors).toEqual([]);
+  });
+
+  it("renders a real build's FORCE_COLOR output as coloured spans, and no markup from escape codes", async () => {
+    const hostile = [
+      "\u001b[31m<img src=x onerror=\"window.__pwned='sgr'\">\u001b[0m red markup as text",
+      "\u001b]8;;javascript:window.__pwned='osc'\u0007a javascript link\u001b]8;;\u0007 stays text",
+      "\u001b]8;;https://example.com/docs\u0007an https link\u001b]8;;\u0007 kept",
+      "\u001b[38;5;999mbad colour\u001b[0m \u001b[38;2;300;0;0mbad rgb\u001b[0m \u001b[1;4;9mflags\u001b[0m",
+    ].join("\n");
+    const spec: Partial<JobSpec> = {
+      files: {
+        "tsc.ansi": tscFixture,
+        "npm.ansi": npmFixture,
+        "hostile.ansi": `${hostile}\n`,
+      },
+      steps: [
+        { name: "Printing colour", phase: "build", command: "cat tsc.ansi npm.ansi hostile.ansi" },
+      ],
+    };
+    const created = await fetch(`${stack.workerUrl}/api/jobs`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify(spec),
+    });
+    expect(created.status).toBe(201);
+    const { id: jobId } = (await created.json()) as { id: string };
+    const { page, errors, dialogs } = await openViewer(jobId);
+    await expect.poll(() => statusOf(page), WAIT).toBe("ready");
+    await nextFrames(page);
+    const painted = (text: string) =>
+      page
+        .locator("#rows > div .text")
+        .filter({ hasText: text })
+        .first()
+        .evaluate((element) =>
+          [...element.childNodes].map((node) =>
+            node.nodeType === 1
+              ? ((el: ElementNode) => ({
+                  tag: el.tagName.toLowerCase(),
+                  text: el.textContent,
+                  className: el.className,
+                  color: el.style.color,
+                  href: el.getAttribute("href"),
+                }))(node as unknown as ElementNode)
+              : { tag: "#text", text: node.textContent, className: "", color: "", href: null },
+          ),
+        );
+    const tsc = await painted("TS2322");
+    expect(
+      tsc.filter((part) => part.tag === "span").map((part) => [part.text, part.color]),
+    ).toEqual([
+      ["bad.ts", "var(--c14)"],
+      ["1", "var(--c11)"],
+      ["7", "var(--c11)"],
+      ["error", "var(--c9)"],
+      [" TS2322: ", "var(--c8)"],
+    ]);
+    const npm = await painted("Missing script");
+    expect(npm.slice(0, 2)).toMatchObject([
+      { tag: "span", text: "npm", className: "sgr-b" },
+      { tag: "#text", text: " " },
+    ]);
+    // What was printed as markup is text; an OSC 8 link only when it is http(s).
+    expect(await painted("red markup as text")).toMatchObject([
+      { tag: "span", text: `<img src=x onerror="window.__pwned='sgr'">` },
+      { tag: "#text", text: " red markup as text" },
+    ]);
+    const javascriptLink = await painted("a javascript link");
+    expect(javascriptLink).toHaveLength(1);
+    expect(javascriptLink[0]).toMatchObject({ tag: "#text", text: "a javascript link stays text" });
+    expect(await painted("an https link")).toMatchObject([
+      { tag: "a", text: "an https link", href: "https://example.com/docs" },
+      { tag: "#text", text: " kept" },
+    ]);
+    const flags = await painted("flags");
+    expect(flags.at(-1)).toMatchObject({ tag: "span", className: "sgr-b sgr-u sgr-x" });
+    expect(await page.locator("#log img, #log script, #log [onerror]").count()).toBe(0);
+    expect(await page.evaluate("window.__pwned")).toBeUndefined();
+    expect(await page.evaluate("window.__cspViolations")).toEqual([]);
+    expect(dialogs).toEqual([]);
+    await screenshot(page, "colour");
     expect(errors).toEqual([]);
   });
 

@@ -1,8 +1,17 @@
+import { MAX_SPANS_PER_LINE, type StyleSpan } from "../style-spans.ts";
+import {
+  isPlainStyle,
+  normalisedLink,
+  plainStyle,
+  StyleTable,
+  styledTerminalLine,
+} from "./ansi-styles.ts";
 import { collapseCarriageReturns } from "./carriage-return.ts";
 import { createPrivateKeyBlockRedactor } from "./private-key-blocks.ts";
 import { redactSecretPatterns } from "./redact-patterns.ts";
 import { createSecretValues, type SecretValues } from "./secret-values.ts";
-import { truncateLine } from "./truncate.ts";
+import { mapStyleIds } from "./style-mapping.ts";
+import { TRUNCATION_MARKER, truncateLine } from "./truncate.ts";
 
 export const MAX_LINE_LENGTH = 2000;
 /**
@@ -16,6 +25,7 @@ export const MAX_INPUT_LENGTH = 16 * 1024;
 // C0 controls other than tab, DEL and C1 controls: a terminal would act on them, a viewer
 // would show garbage, and SSE treats a lone \r as a line break. \n never reaches here.
 const CONTROL_CHARACTERS = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
+const CONTROL_CHARACTER = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/;
 // One test for both repairs, so that the common line (neither control characters nor
 // surrogates, emoji included here) is scanned once rather than twice.
 const NEEDS_REPAIR = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\ud800-\udfff]/;
@@ -29,9 +39,18 @@ export interface LineSanitizerOptions {
   readonly maxLength?: number;
 }
 
+/** A sanitized line with its colour: spans index into `text` and never hold text. */
+export interface StyledLine {
+  readonly text: string;
+  /** Absent when the line has no style at all. */
+  readonly spans?: StyleSpan[];
+}
+
 /** Turns one raw output line into the text a viewer may see, or null when it is dropped. */
 export interface LineSanitizer {
   sanitize(raw: string): string | null;
+  /** The same text as sanitize(), with the line's SGR colours and http(s) links as spans. */
+  sanitizeStyled(raw: string): StyledLine | null;
 }
 
 const ADD_MASK = "::add-mask::";
@@ -77,14 +96,100 @@ export function createLineSanitizer(options: LineSanitizerOptions = {}): LineSan
   }
   const secrets = options.secrets ?? createSecretValues();
   const privateKeys = createPrivateKeyBlockRedactor();
-  return {
-    sanitize(raw) {
-      let text = privateKeys.redactLine(terminalText(raw));
-      registerAddMask(text, secrets);
-      text = secrets.mask(text);
-      text = redactSecretPatterns(text);
-      text = truncateLine(text, maxLength);
-      return text.trim() === "" ? null : text;
-    },
+  // The stream's SGR state: a colour set on one line holds on the next, as in a terminal.
+  const style = plainStyle();
+
+  const redact = (visible: string): string => {
+    const text = privateKeys.redactLine(visible);
+    registerAddMask(text, secrets);
+    return redactSecretPatterns(secrets.mask(text));
   };
+
+  // A link is kept only when redaction finds nothing in its target: a URL with a token in it
+  // is dropped whole rather than shown half masked.
+  const linkOf = (raw: string | null): string | null => {
+    if (raw === null) return null;
+    const href = normalisedLink(raw);
+    return href !== null && redactSecretPatterns(secrets.mask(href)) === href ? href : null;
+  };
+
+  const sanitizeStyled = (raw: string): StyledLine | null => {
+    const prefix = raw.length > MAX_INPUT_LENGTH ? raw.slice(0, MAX_INPUT_LENGTH) : raw;
+    const styled = prefix.includes("\u001b") || prefix.includes("\u009b") || !isPlainStyle(style);
+    if (!styled) {
+      const text = truncateLine(redact(terminalText(prefix)), maxLength);
+      return text.trim() === "" ? null : { text };
+    }
+    const table = new StyleTable();
+    const line = styledTerminalLine(prefix, style, table);
+    let visible = line.text;
+    let ids = line.ids;
+    if (NEEDS_REPAIR.test(visible)) {
+      const keptIds: number[] = [];
+      let kept = "";
+      for (let i = 0; i < visible.length; i++) {
+        const char = visible.charAt(i);
+        if (CONTROL_CHARACTER.test(char)) continue;
+        kept += char;
+        keptIds.push(ids[i] ?? 0);
+      }
+      // toWellFormed() replaces a lone surrogate by U+FFFD, one unit for one: ids still line up.
+      visible = kept.toWellFormed();
+      ids = keptIds;
+    }
+    // What redaction sees must be exactly what it would see without colour.
+    const plain = terminalText(prefix);
+    if (visible !== plain) {
+      const text = truncateLine(redact(plain), maxLength);
+      return text.trim() === "" ? null : { text };
+    }
+    const redacted = redact(visible);
+    const text = truncateLine(redacted, maxLength);
+    if (text.trim() === "") return null;
+    const mapped = mapStyleIds(visible, ids, redacted);
+    const styledLength = text === redacted ? text.length : text.length - TRUNCATION_MARKER.length;
+    const spans = spansOf(mapped, styledLength, table, linkOf);
+    return spans.length === 0 ? { text } : { text, spans };
+  };
+
+  return {
+    sanitize: (raw) => sanitizeStyled(raw)?.text ?? null,
+    sanitizeStyled,
+  };
+}
+
+/** Runs of one style over the first `length` units (the truncation marker stays plain). */
+function spansOf(
+  ids: readonly number[],
+  length: number,
+  table: StyleTable,
+  linkOf: (raw: string | null) => string | null,
+): StyleSpan[] {
+  const links = new Map<number, string | null>();
+  const spans: StyleSpan[] = [];
+  let start = 0;
+  for (let i = 1; i <= length; i++) {
+    const id = ids[start] ?? 0;
+    if (i < length && (ids[i] ?? 0) === id) continue;
+    if (id !== 0) {
+      if (!links.has(id)) links.set(id, linkOf(table.hrefs[id] ?? null));
+      const href = links.get(id) ?? null;
+      const c = table.tokens[id] ?? "";
+      if (c !== "" || href !== null) {
+        const previous = spans.at(-1);
+        // Two runs that look the same once a dropped link is gone are one span.
+        if (
+          previous &&
+          previous.e === start &&
+          previous.c === c &&
+          previous.h === (href ?? undefined)
+        )
+          spans[spans.length - 1] = { ...previous, e: i };
+        else spans.push(href === null ? { s: start, e: i, c } : { s: start, e: i, c, h: href });
+        if (spans.length > MAX_SPANS_PER_LINE) return spans.slice(0, MAX_SPANS_PER_LINE);
+      }
+    }
+    start = i;
+  }
+  return spans;
 }
