@@ -1,4 +1,5 @@
 import type { LivePush, LivePushAnswer } from "../src/shared/live-push.ts";
+import { runnerAuthorization } from "../src/shared/runner-token.ts";
 import type { ArchiveProgress, WorkerNotifier } from "./run-job.ts";
 
 // A push that takes longer than this is given up: the object reads what it missed from Redis.
@@ -11,7 +12,7 @@ export function workerNotifier(options: {
   runnerToken: string;
 }): WorkerNotifier {
   const base = new URL(options.workerUrl);
-  const headers = { Authorization: `Bearer ${options.runnerToken}` };
+  const headers = { Authorization: runnerAuthorization(options.runnerToken) };
   const post = async (path: string): Promise<void> => {
     const response = await fetch(new URL(path, base), { method: "POST", headers });
     if (!response.ok) throw new Error(`${path} answered ${response.status}`);

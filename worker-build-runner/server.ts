@@ -1,9 +1,12 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
+import { ApiError, errorBody } from "../src/shared/errors.ts";
 import type { AesKey } from "../src/shared/job-secrets.ts";
 import { openRunRequest, type RunRequest, sealedRunRequestSchema } from "../src/shared/job-spec.ts";
+import { jsonBody } from "../src/shared/json-body.ts";
+import type { Logger } from "../src/shared/log.ts";
+import { runnerTokenAuth } from "../src/shared/runner-token.ts";
 
 export interface RunnerServerOptions {
   readonly runnerToken: string;
@@ -13,16 +16,9 @@ export interface RunnerServerOptions {
   readonly concurrency: number;
   /** Runs a job to its end; never rejects (failures end the job as failed). */
   readonly run: (request: RunRequest) => Promise<unknown>;
-  readonly logger?: { warn(message: string): void; error(message: string, error?: unknown): void };
+  readonly logger?: Pick<Logger, "warn" | "error">;
 }
 
-// Constant time whatever the input: digests have equal length, so no early exit on length.
-function sameToken(given: string, expected: string): boolean {
-  const digest = (text: string) => createHash("sha256").update(text).digest();
-  return timingSafeEqual(digest(given), digest(expected));
-}
-
-const jsonError = (code: string, message: string) => ({ error: { code, message } });
 // A spec holds at most 96 KiB of files plus steps and env: 1 MiB is far more than any valid one.
 const MAX_REQUEST_BYTES = 1024 * 1024;
 
@@ -42,18 +38,12 @@ export function createRunnerApp(options: RunnerServerOptions): {
   const logger = options.logger ?? console;
   const running = new Set<Promise<unknown>>();
 
-  const auth = createMiddleware(async (c, next) => {
-    const header = c.req.header("Authorization") ?? "";
-    const token = header.startsWith("Bearer ") ? header.slice(7) : "";
-    if (!sameToken(token, options.runnerToken))
-      return c.json(jsonError("unauthenticated", "the runner token is missing or wrong"), 401);
-    await next();
-  });
+  const auth = runnerTokenAuth(() => options.runnerToken);
 
   const busy = (c: Context) => {
     c.header("Retry-After", "10");
     return c.json(
-      jsonError("runner_busy", `this runner is running ${running.size} jobs, its limit`),
+      errorBody("runner_busy", `this runner is running ${running.size} jobs, its limit`),
       503,
     );
   };
@@ -67,41 +57,31 @@ export function createRunnerApp(options: RunnerServerOptions): {
       auth,
       bodyLimit({
         maxSize: MAX_REQUEST_BYTES,
-        onError: (c) =>
-          c.json(
-            jsonError("too_large", `a job request is at most ${MAX_REQUEST_BYTES} bytes`),
+        onError: () => {
+          throw new ApiError(
             413,
-          ),
-      }),
-      async (c) => {
-        // Before the body is even read: the dispatcher asks again as soon as a slot frees.
-        if (running.size >= options.concurrency) return busy(c);
-        let body: unknown;
-        try {
-          body = await c.req.json();
-        } catch {
-          return c.json(jsonError("invalid_json", "the body is not JSON"), 400);
-        }
-        const parsed = sealedRunRequestSchema.safeParse(body);
-        if (!parsed.success)
-          return c.json(
-            jsonError(
-              "invalid_job",
-              parsed.error.issues
-                .map((issue) => `${issue.path.join(".")}: ${issue.message}`)
-                .join("; "),
-            ),
-            400,
+            "too_large",
+            `a job request is at most ${MAX_REQUEST_BYTES} bytes`,
           );
+        },
+      }),
+      // Before the body is even read: the dispatcher asks again as soon as a slot frees.
+      createMiddleware(async (c, next) => {
+        if (running.size >= options.concurrency) return busy(c);
+        await next();
+      }),
+      jsonBody(sealedRunRequestSchema, "invalid_job"),
+      async (c) => {
+        const sealed = c.req.valid("json");
         let request: RunRequest;
         try {
-          request = await openRunRequest(options.jobSecretsKey, parsed.data);
+          request = await openRunRequest(options.jobSecretsKey, sealed);
         } catch (error) {
           logger.warn(
-            `build-log-stream: job ${parsed.data.job_id} refused: ${error instanceof Error ? error.message : String(error)}`,
+            `build-log-stream: job ${sealed.job_id} refused: ${error instanceof Error ? error.message : String(error)}`,
           );
           return c.json(
-            jsonError(
+            errorBody(
               "sealed_values_invalid",
               "the job's sealed env and secrets do not open with this runner's JOB_SECRETS_KEY",
             ),
@@ -123,7 +103,7 @@ export function createRunnerApp(options: RunnerServerOptions): {
         return c.json({ accepted: true, job_id: request.job_id }, 202);
       },
     )
-    .notFound((c) => c.json(jsonError("not_found", "no such route"), 404));
+    .notFound((c) => c.json(errorBody("not_found", "no such route"), 404));
 
   return {
     app,

@@ -1,10 +1,11 @@
 import { type VerifyTokenOptions, verifyToken } from "@clerk/backend";
 import { TokenVerificationError, TokenVerificationErrorReason } from "@clerk/backend/errors";
 import { decodeJwt } from "@clerk/backend/jwt";
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler, Next } from "hono";
 import { getCookie } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
-import { ApiError } from "./errors.ts";
+import { workerConfig } from "../config.ts";
+import { ApiError } from "../shared/errors.ts";
 
 export interface ClerkAuthOptions {
   /** Clerk's PEM public key (Dashboard -> API keys -> JWT public key): verification is networkless. */
@@ -34,25 +35,22 @@ const SESSION_COOKIE = "__session";
 export function clerkAuth(
   options: ClerkAuthOptions,
 ): MiddlewareHandler<{ Variables: AuthVariables }> {
-  return sessionMiddleware(verifyOptionsOf(options));
+  const problems = clerkOptionProblems(options);
+  if (problems.length > 0) throw new Error(`clerkAuth: ${problems.join("; ")}`);
+  const verifyOptions = verifyOptionsOf(options);
+  return createMiddleware<{ Variables: AuthVariables }>((c, next) =>
+    authenticate(c, next, verifyOptions),
+  );
 }
 
 /**
- * Reads CLERK_JWT_KEY, CLERK_SECRET_KEY, CLERK_API_URL, CLERK_AUTHORIZED_PARTIES (comma-separated)
- * from the Worker env — `option ?? env ?? default`; memoizes the middleware per env object so
- * options are validated once.
+ * clerkAuth() with the Worker's CLERK_* variables (src/config.ts checks them, with every other
+ * variable, once per env).
  */
 export function clerkAuthFromEnv(): MiddlewareHandler<{ Bindings: Env; Variables: AuthVariables }> {
-  type FromEnv = { Bindings: Env; Variables: AuthVariables };
-  const byEnv = new WeakMap<Env, MiddlewareHandler<FromEnv>>();
-  return async (c, next) => {
-    let middleware = byEnv.get(c.env);
-    if (middleware === undefined) {
-      middleware = sessionMiddleware<FromEnv>(verifyOptionsFromEnv(c.env));
-      byEnv.set(c.env, middleware);
-    }
-    return middleware(c, next);
-  };
+  return createMiddleware<{ Bindings: Env; Variables: AuthVariables }>((c, next) =>
+    authenticate(c, next, verifyOptionsOf(workerConfig(c.env).clerk)),
+  );
 }
 
 /**
@@ -64,44 +62,26 @@ export function verifySessionTokenFromEnv(
   c: Context<{ Bindings: Env }>,
   token: string,
 ): Promise<AuthVariables> {
-  return verifySession(c, token, verifyOptionsFromEnv(c.env));
+  return verifySession(c, token, verifyOptionsOf(workerConfig(c.env).clerk));
 }
 
-const verifyOptionsByEnv = new WeakMap<Env, VerifyTokenOptions>();
-
-function verifyOptionsFromEnv(env: Env): VerifyTokenOptions {
-  let options = verifyOptionsByEnv.get(env);
-  if (options === undefined) {
-    // A misconfigured env throws here, on every request (a 500 naming the variables), rather
-    // than letting one through unauthenticated.
-    options = verifyOptionsOf({
-      jwtKey: env.CLERK_JWT_KEY,
-      secretKey: env.CLERK_SECRET_KEY,
-      apiUrl: env.CLERK_API_URL,
-      authorizedParties: splitList(env.CLERK_AUTHORIZED_PARTIES),
-    });
-    verifyOptionsByEnv.set(env, options);
-  }
-  return options;
-}
-
-function sessionMiddleware<E extends { Variables: AuthVariables }>(
+async function authenticate<E extends { Variables: AuthVariables }>(
+  c: Context<E>,
+  next: Next,
   verifyOptions: VerifyTokenOptions,
-): MiddlewareHandler<E> {
-  return createMiddleware<E>(async (c, next) => {
-    const token = sessionCredentialOf(c)?.token;
-    if (token === undefined) {
-      throw unauthorized(
-        c,
-        "unauthenticated",
-        "sign in: no session token in the Authorization header or the __session cookie",
-      );
-    }
-    const session = await verifySession(c, token, verifyOptions);
-    c.set("userId", session.userId);
-    c.set("sessionId", session.sessionId);
-    await next();
-  });
+): Promise<void> {
+  const token = sessionCredentialOf(c)?.token;
+  if (token === undefined) {
+    throw unauthorized(
+      c,
+      "unauthenticated",
+      "sign in: no session token in the Authorization header or the __session cookie",
+    );
+  }
+  const session = await verifySession(c, token, verifyOptions);
+  c.set("userId", session.userId);
+  c.set("sessionId", session.sessionId);
+  await next();
 }
 
 async function verifySession(
@@ -219,11 +199,9 @@ function unauthorized(
   return new ApiError(401, code, message, { cause });
 }
 
-function verifyOptionsOf(options: ClerkAuthOptions): VerifyTokenOptions {
-  const jwtKey = nonEmpty(options.jwtKey);
-  const secretKey = nonEmpty(options.secretKey);
-  const apiUrl = nonEmpty(options.apiUrl);
-  const authorizedParties = [...(options.authorizedParties ?? [])];
+/** Every problem with the options, worded for both the option and its Worker variable. */
+export function clerkOptionProblems(options: ClerkAuthOptions): string[] {
+  const { jwtKey, secretKey, apiUrl, authorizedParties } = verifyOptionsOf(options);
   const problems: string[] = [];
   if (jwtKey === undefined && secretKey === undefined) {
     problems.push(
@@ -240,7 +218,7 @@ function verifyOptionsOf(options: ClerkAuthOptions): VerifyTokenOptions {
       `apiUrl (CLERK_API_URL) must be an http(s) URL such as https://api.clerk.com: ${JSON.stringify(apiUrl)}`,
     );
   }
-  for (const party of authorizedParties) {
+  for (const party of authorizedParties ?? []) {
     if (!isOrigin(party)) {
       problems.push(
         `authorizedParties (CLERK_AUTHORIZED_PARTIES) must be origins such as https://app.example.com, without a path or trailing slash: ${JSON.stringify(party)}`,
@@ -251,8 +229,18 @@ function verifyOptionsOf(options: ClerkAuthOptions): VerifyTokenOptions {
   if (clockSkewInMs !== undefined && !(Number.isFinite(clockSkewInMs) && clockSkewInMs >= 0)) {
     problems.push(`clockSkewInMs must be a non-negative number of milliseconds: ${clockSkewInMs}`);
   }
-  if (problems.length > 0) throw new Error(`clerkAuth: ${problems.join("; ")}`);
-  return { jwtKey, secretKey, apiUrl, authorizedParties, clockSkewInMs };
+  return problems;
+}
+
+// Blank strings are unset, as they are in .dev.vars.
+function verifyOptionsOf(options: ClerkAuthOptions): VerifyTokenOptions {
+  return {
+    jwtKey: nonEmpty(options.jwtKey),
+    secretKey: nonEmpty(options.secretKey),
+    apiUrl: nonEmpty(options.apiUrl),
+    authorizedParties: [...(options.authorizedParties ?? [])],
+    clockSkewInMs: options.clockSkewInMs,
+  };
 }
 
 const pemPublicKey =
@@ -270,11 +258,4 @@ function isHttpUrl(value: string): boolean {
 function nonEmpty(value: string | undefined): string | undefined {
   const trimmed = value?.trim();
   return trimmed === "" ? undefined : trimmed;
-}
-
-function splitList(value: string | undefined): string[] {
-  return (value ?? "")
-    .split(",")
-    .map((item) => item.trim())
-    .filter((item) => item !== "");
 }

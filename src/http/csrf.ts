@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { createMiddleware } from "hono/factory";
+import { ApiError } from "../shared/errors.ts";
 import { sessionCredentialOf } from "./auth.ts";
-import { ApiError } from "./errors.ts";
 
 export interface CsrfOptions {
   /** Origins besides the Worker's own whose pages may send cookie-authenticated requests. */

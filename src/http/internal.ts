@@ -1,7 +1,6 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { createMiddleware } from "hono/factory";
-import { timingSafeEqual } from "hono/utils/buffer";
+import { workerConfig } from "../config.ts";
 import { jobDispatcher } from "../jobs/dispatcher.ts";
 import { recordTtlSeconds } from "../jobs/expiry.ts";
 import { sweep } from "../jobs/sweep.ts";
@@ -14,36 +13,20 @@ import {
   EntryFormatError,
   type StreamEntry,
 } from "../shared/entry.ts";
-import { isValidJobId } from "../shared/keys.ts";
+import { ApiError } from "../shared/errors.ts";
+import { jsonBody } from "../shared/json-body.ts";
 import { livePushSchema } from "../shared/live-push.ts";
-import { ApiError } from "./errors.ts";
-
-/** The runner's shared token, as a Bearer token; compared in constant time. */
-const runnerAuth = createMiddleware<{ Bindings: Env }>(async (c, next) => {
-  const expected = c.env.RUNNER_TOKEN;
-  const header = c.req.header("Authorization") ?? "";
-  const token = header.startsWith("Bearer ") ? header.slice("Bearer ".length) : "";
-  if (
-    expected === undefined ||
-    expected === "" ||
-    token === "" ||
-    !(await timingSafeEqual(token, expected))
-  ) {
-    throw new ApiError(401, "unauthenticated", "the runner token is missing or wrong");
-  }
-  await next();
-});
+import { runnerTokenAuth } from "../shared/runner-token.ts";
+import { jobIdParam } from "./validate.ts";
 
 // A push carries what one Upstash request wrote (4 MiB of lines at most) or a few coalesced.
 const MAX_PUSH_BYTES = 8 * 1024 * 1024;
 
 /** Routes for the runner. */
 export const internal = new Hono<{ Bindings: Env }>()
-  .use(runnerAuth)
-  .post("/jobs/:id/wake", async (c) => {
-    const jobId = c.req.param("id");
-    if (!isValidJobId(jobId)) throw new ApiError(400, "invalid_job_id", "malformed job id");
-    await c.env.JOB_STREAM.get(c.env.JOB_STREAM.idFromName(jobId)).wake();
+  .use(runnerTokenAuth<{ Bindings: Env }>((c) => workerConfig(c.env).runner.token))
+  .post("/jobs/:id/wake", jobIdParam, async (c) => {
+    await c.env.JOB_STREAM.getByName(c.req.valid("param").id).wake();
     return c.body(null, 204);
   })
   // The runner's entries right after their XADD: fanned out by the job's object without a read.
@@ -55,54 +38,44 @@ export const internal = new Hono<{ Bindings: Env }>()
         throw new ApiError(413, "too_large", `a push is at most ${MAX_PUSH_BYTES} bytes`);
       },
     }),
+    jobIdParam,
+    jsonBody(livePushSchema, "invalid_push"),
     async (c) => {
-      const jobId = c.req.param("id");
-      if (!isValidJobId(jobId)) throw new ApiError(400, "invalid_job_id", "malformed job id");
-      let body: unknown;
-      try {
-        body = await c.req.json();
-      } catch {
-        throw new ApiError(400, "invalid_json", "the body is not JSON");
-      }
-      const parsed = livePushSchema.safeParse(body);
-      if (!parsed.success)
-        throw new ApiError(400, "invalid_push", parsed.error.issues[0]?.message ?? "bad push");
+      const jobId = c.req.valid("param").id;
+      const push = c.req.valid("json");
       let entries: StreamEntry[];
       try {
         // Decoded here, by the same decoder a Redis read goes through: the object gets entries
         // exactly as it would have read them.
-        entries = parsed.data.entries.map((entry) => decodeEntry(entry.id, entry.fields));
+        entries = push.entries.map((entry) => decodeEntry(entry.id, entry.fields));
       } catch (error) {
         if (error instanceof EntryFormatError)
           throw new ApiError(400, "invalid_push", error.message, { cause: error });
         throw error;
       }
-      const ids = [parsed.data.previous ?? "0-0", ...entries.map((entry) => entry.id)];
+      const ids = [push.previous ?? "0-0", ...entries.map((entry) => entry.id)];
       if (ids.some((id, i) => i > 0 && compareEntryIds(ids[i - 1] ?? "0-0", id) >= 0))
         throw new ApiError(400, "invalid_push", "entry ids must increase, after the previous id");
-      const answer = await c.env.JOB_STREAM.get(c.env.JOB_STREAM.idFromName(jobId)).push({
-        writer: parsed.data.writer,
-        previous: parsed.data.previous,
+      const answer = await c.env.JOB_STREAM.getByName(jobId).push({
+        writer: push.writer,
+        previous: push.previous,
         entries,
       });
       return c.json(answer);
     },
   )
   // Closes the job's live streams; viewers reconnect and resume from their last id.
-  .post("/jobs/:id/disconnect", async (c) => {
-    const jobId = c.req.param("id");
-    if (!isValidJobId(jobId)) throw new ApiError(400, "invalid_job_id", "malformed job id");
-    const disconnected = await c.env.JOB_STREAM.get(
-      c.env.JOB_STREAM.idFromName(jobId),
+  .post("/jobs/:id/disconnect", jobIdParam, async (c) => {
+    const disconnected = await c.env.JOB_STREAM.getByName(
+      c.req.valid("param").id,
     ).disconnectViewers();
     return c.json({ disconnected });
   })
   // The Cron Trigger's sweep, on demand (local development has no cron).
   .post("/sweep", async (c) => c.json(await sweep(c.env)))
-  .post("/jobs/:id/finished", async (c) => {
-    const jobId = c.req.param("id");
-    if (!isValidJobId(jobId)) throw new ApiError(400, "invalid_job_id", "malformed job id");
-    await c.env.JOB_STREAM.get(c.env.JOB_STREAM.idFromName(jobId)).wake();
+  .post("/jobs/:id/finished", jobIdParam, async (c) => {
+    const jobId = c.req.valid("param").id;
+    await c.env.JOB_STREAM.getByName(jobId).wake();
     // Its runner slot is free: the dispatcher hands over the next job now.
     await jobDispatcher(c.env).ended(jobId);
     // The last segments are archived after the answer; if that fails or stops short, the

@@ -1,24 +1,24 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { createMiddleware } from "hono/factory";
 import { dispatchSettings } from "../jobs/dispatcher.ts";
 import { readArchivedRecord } from "../jobs/expiry.ts";
 import { countJobCreation, creationRateLimit } from "../jobs/quotas.ts";
 import { archiveStoreFromEnv } from "../log/archive-store.ts";
-import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, readHistory, streamLogText } from "../log/history.ts";
+import { readHistory, streamLogText } from "../log/history.ts";
 import { LogReader } from "../log/reader.ts";
 import { createRedis } from "../redis.ts";
-import { type Cursor, parseCursor } from "../shared/entry.ts";
+import { ApiError } from "../shared/errors.ts";
 import { type JobRecord, parseJobRecord } from "../shared/job.ts";
 import { jobSecretsKey } from "../shared/job-secrets.ts";
 import { jobSpecSchema, sealRunRequest } from "../shared/job-spec.ts";
-import { isValidJobId, jobKey } from "../shared/keys.ts";
+import { jsonBody } from "../shared/json-body.ts";
+import { jobKey } from "../shared/keys.ts";
 import { type AuthVariables, clerkAuthFromEnv } from "./auth.ts";
-import { ApiError } from "./errors.ts";
 import { streamTicketsFromEnv } from "./stream-ticket.ts";
+import { historyQuery, jobIdParam } from "./validate.ts";
 
-type JobsEnv = { Bindings: Env; Variables: AuthVariables };
+export type JobsEnv = { Bindings: Env; Variables: AuthVariables };
 
 // A valid spec holds at most 96 KiB of files plus steps and env; the body is refused past this
 // before it is parsed.
@@ -27,42 +27,11 @@ const MAX_JOB_REQUEST_BYTES = 512 * 1024;
 // is left for the Queue's own envelope.
 const MAX_QUEUE_MESSAGE_BYTES = 127_000;
 
-function checkedJobId(id: string): string {
-  if (!isValidJobId(id))
-    throw new ApiError(400, "invalid_job_id", "a job id is 1 to 64 letters, digits, '_' or '-'");
-  return id;
-}
-
-function cursorParam(name: string, value: string | undefined): Cursor | undefined {
-  if (value === undefined) return undefined;
-  const cursor = parseCursor(value);
-  if (cursor === null)
-    throw new ApiError(
-      400,
-      "invalid_cursor",
-      `${name} is not a log cursor (<entry id>:<index>, e.g. 1732190000000-0:3)`,
-    );
-  return cursor;
-}
-
-function limitParam(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_PAGE_LIMIT;
-  const limit = /^\d{1,4}$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_LIMIT) {
-    throw new ApiError(
-      400,
-      "invalid_limit",
-      `limit must be an integer from 1 to ${MAX_PAGE_LIMIT}`,
-    );
-  }
-  return limit;
-}
-
 /**
  * The job, if the caller owns it. Anyone else gets the same 404 as for a job that does not
  * exist, so job ids cannot be probed.
  */
-async function ownedJob(c: Context<JobsEnv>, jobId: string): Promise<JobRecord> {
+export async function ownedJob(c: Context<JobsEnv>, jobId: string): Promise<JobRecord> {
   const raw = await createRedis(c.env).get<string>(jobKey(jobId));
   // Redis's copy of an ended job's record expires (JOB_RECORD_TTL_SECONDS); the archive keeps
   // the last one, with its owner, so the owner still reads the job, its history and its log.
@@ -84,45 +53,16 @@ function newJobId(): string {
   return `job_${[...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join("")}`;
 }
 
-const sessionAuth = clerkAuthFromEnv();
+const session = clerkAuthFromEnv();
 
 /**
- * The live stream's auth: a stream ticket when the URL has `?ticket=` (EventSource on another
- * origin can send neither a header nor, usually, the cookie), else the Clerk session (Bearer or
- * the same-origin `__session` cookie). A ticket opens this one job's stream and nothing else.
+ * The jobs API. Each route names its own auth: the live stream (src/http/stream.ts, which also
+ * takes a ticket) is mounted beside this sub-app, and a `.use()` here would reach it too.
  */
-const sessionOrStreamTicket = createMiddleware<JobsEnv>(async (c, next) => {
-  const ticket = c.req.query("ticket");
-  if (ticket === undefined) return sessionAuth(c, next);
-  const claims = await streamTicketsFromEnv(c.env).verify(
-    ticket,
-    checkedJobId(c.req.param("id") ?? ""),
-  );
-  c.set("userId", claims.userId);
-  c.set("sessionId", null);
-  await next();
-});
-
 export const jobs = new Hono<JobsEnv>()
-  // Registered before the session middleware below: the stream's handler answers without
-  // calling next(), so that middleware never runs for it and a ticket alone is enough.
-  .get("/:id/logs/stream", sessionOrStreamTicket, async (c) => {
-    const jobId = checkedJobId(c.req.param("id"));
-    // EventSource sends Last-Event-ID on its own reconnects; ?after= serves a first connect.
-    const resumeFrom = c.req.header("Last-Event-ID") ?? c.req.query("after");
-    const after = cursorParam("Last-Event-ID", resumeFrom === "" ? undefined : resumeFrom);
-    const job = await ownedJob(c, jobId);
-    const target = new URL("https://job-stream/stream");
-    // Only then may the object look in the archive when it finds the stream empty.
-    if (job.archived_at) target.searchParams.set("archived", "1");
-    if (after) target.searchParams.set("after", `${after.entryId}:${after.index}`);
-    const stub = c.env.JOB_STREAM.get(c.env.JOB_STREAM.idFromName(jobId));
-    // The viewer's signal goes along, so the object notices when the viewer disconnects.
-    return stub.fetch(new Request(target, { signal: c.req.raw.signal }));
-  })
-  .use(sessionAuth)
   .post(
     "/",
+    session,
     bodyLimit({
       maxSize: MAX_JOB_REQUEST_BYTES,
       onError: () => {
@@ -133,30 +73,19 @@ export const jobs = new Hono<JobsEnv>()
         );
       },
     }),
+    jsonBody(jobSpecSchema, "invalid_job"),
     async (c) => {
-      let body: unknown;
-      try {
-        body = await c.req.json();
-      } catch {
-        throw new ApiError(400, "invalid_json", "the body is not JSON");
-      }
-      const parsed = jobSpecSchema.safeParse(body);
-      if (!parsed.success) {
-        throw new ApiError(
-          400,
-          "invalid_job",
-          parsed.error.issues
-            .map((issue) => `${issue.path.join(".") || "body"}: ${issue.message}`)
-            .join("; "),
-        );
-      }
       // A misconfigured dispatcher (RUNNER_URL) fails here, before a job is written that no
       // runner would get.
       dispatchSettings(c.env as unknown as Partial<Record<string, string>>);
       const jobId = newJobId();
       const owner = c.var.userId;
       const key = await jobSecretsKey(c.env.JOB_SECRETS_KEY);
-      const message = await sealRunRequest(key, { job_id: jobId, owner, spec: parsed.data });
+      const message = await sealRunRequest(key, {
+        job_id: jobId,
+        owner,
+        spec: c.req.valid("json"),
+      });
       // Checked before anything is written: a message the Queue refuses would leave a record
       // `queued` that no runner ever hears of.
       const messageBytes = new TextEncoder().encode(JSON.stringify(message)).byteLength;
@@ -210,15 +139,10 @@ export const jobs = new Hono<JobsEnv>()
       );
     },
   )
-  .get("/:id", async (c) => {
-    const job = await ownedJob(c, checkedJobId(c.req.param("id")));
-    return c.json(job);
-  })
-  .get("/:id/logs", async (c) => {
-    const jobId = checkedJobId(c.req.param("id"));
-    const before = cursorParam("before", c.req.query("before"));
-    const after = cursorParam("after", c.req.query("after"));
-    const limit = limitParam(c.req.query("limit"));
+  .get("/:id", session, jobIdParam, async (c) => c.json(await ownedJob(c, c.req.valid("param").id)))
+  .get("/:id/logs", session, jobIdParam, historyQuery, async (c) => {
+    const jobId = c.req.valid("param").id;
+    const { before, after, limit } = c.req.valid("query");
     await ownedJob(c, jobId);
     const query = { ...(before ? { before } : {}), ...(after ? { after } : {}), limit };
     // Redis where it holds the range, else the archive (lines that left the live copy, or the
@@ -235,8 +159,8 @@ export const jobs = new Hono<JobsEnv>()
       },
     });
   })
-  .get("/:id/logs.txt", async (c) => {
-    const jobId = checkedJobId(c.req.param("id"));
+  .get("/:id/logs.txt", session, jobIdParam, async (c) => {
+    const jobId = c.req.valid("param").id;
     await ownedJob(c, jobId);
     const body = streamLogText(logReader(c.env, jobId));
     return new Response(body, {
@@ -248,8 +172,8 @@ export const jobs = new Hono<JobsEnv>()
     });
   })
   // A short-lived ticket for this job's stream, for an EventSource on another origin.
-  .post("/:id/logs/ticket", async (c) => {
-    const jobId = checkedJobId(c.req.param("id"));
+  .post("/:id/logs/ticket", session, jobIdParam, async (c) => {
+    const jobId = c.req.valid("param").id;
     await ownedJob(c, jobId);
     const { ticket, expiresAt } = await streamTicketsFromEnv(c.env).issue(jobId, c.var.userId);
     c.header("Cache-Control", "no-store");

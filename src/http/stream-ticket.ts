@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { ApiError } from "./errors.ts";
+import { workerConfig } from "../config.ts";
+import { ApiError } from "../shared/errors.ts";
 
 // Stream tickets: what a browser on another origin puts in the stream URL (`?ticket=`), since
 // EventSource cannot send an Authorization header and reuses its URL on every reconnect.
@@ -58,8 +59,8 @@ function rejected(code: StreamTicketErrorCode, message: string): ApiError {
   return new ApiError(401, code, message);
 }
 
-/** Checks its options once (throws naming every problem) and returns the issuer and verifier. */
-export function streamTickets(options: StreamTicketOptions): StreamTickets {
+/** Every problem with the options, worded for both the option and its Worker variable. */
+export function streamTicketProblems(options: StreamTicketOptions): string[] {
   const ttlSeconds = options.ttlSeconds ?? DEFAULT_TICKET_TTL_SECONDS;
   const problems: string[] = [];
   if (options.secret.length < MIN_SECRET_LENGTH) {
@@ -76,8 +77,14 @@ export function streamTickets(options: StreamTicketOptions): StreamTickets {
       `ttlSeconds (STREAM_TICKET_TTL_SECONDS) must be an integer from ${MIN_TTL_SECONDS} to ${MAX_TTL_SECONDS}: ${ttlSeconds}`,
     );
   }
-  if (problems.length > 0) throw new Error(`streamTickets: ${problems.join("; ")}`);
+  return problems;
+}
 
+/** Checks its options once (throws naming every problem) and returns the issuer and verifier. */
+export function streamTickets(options: StreamTicketOptions): StreamTickets {
+  const problems = streamTicketProblems(options);
+  if (problems.length > 0) throw new Error(`streamTickets: ${problems.join("; ")}`);
+  const ttlSeconds = options.ttlSeconds ?? DEFAULT_TICKET_TTL_SECONDS;
   const encoder = new TextEncoder();
   // Imported on first use: importKey is async and a factory is not.
   let key: Promise<CryptoKey> | undefined;
@@ -150,28 +157,18 @@ export function streamTickets(options: StreamTicketOptions): StreamTickets {
   };
 }
 
-const byEnv = new WeakMap<Env, StreamTickets>();
-
 /**
- * Reads STREAM_TICKET_SECRET and STREAM_TICKET_TTL_SECONDS from the Worker env, checked on first
- * use and memoized per env object. A Worker without the secret still serves sessions; only
+ * The Worker's stream tickets (STREAM_TICKET_SECRET, STREAM_TICKET_TTL_SECONDS, checked with
+ * the rest of its configuration). A Worker without the secret still serves sessions; only
  * ticket requests fail, with a 500 naming the variable.
  */
 export function streamTicketsFromEnv(env: Env): StreamTickets {
-  let tickets = byEnv.get(env);
-  if (tickets === undefined) {
-    // Typed as wrangler.toml's literal; a deploy may set any string.
-    const ttl: string | undefined = env.STREAM_TICKET_TTL_SECONDS;
-    tickets = streamTickets({
-      secret: env.STREAM_TICKET_SECRET ?? "",
-      ...(ttl === undefined || ttl === ""
-        ? {}
-        : { ttlSeconds: /^\d{1,6}$/.test(ttl) ? Number(ttl) : Number.NaN }),
-    });
-    byEnv.set(env, tickets);
-  }
-  return tickets;
+  const options = workerConfig(env).streamTickets;
+  if (options === null)
+    throw new Error("streamTickets: STREAM_TICKET_SECRET is not set (openssl rand -base64 32)");
+  return streamTickets(options);
 }
+
 const ticketPayloadSchema = z.object({
   job: z.string(),
   sub: z.string().min(1),

@@ -1,9 +1,10 @@
 import { Hono } from "hono";
 import { setCookie } from "hono/cookie";
-import { isValidJobId } from "../shared/keys.ts";
+import { workerConfig } from "../config.ts";
+import { ApiError } from "../shared/errors.ts";
 import { verifySessionTokenFromEnv } from "./auth.ts";
-import { ApiError } from "./errors.ts";
 import viewerHtml from "./log-viewer.html";
+import { jobIdParam } from "./validate.ts";
 
 // The page's script and styles are inline and allowed by their SHA-256 alone: no other script
 // or style runs, not even one a build's output managed to get into the DOM.
@@ -54,11 +55,9 @@ function viewerPageHeaders(): Promise<Record<string, string>> {
  * same-origin `__session` cookie, so a person who is not signed in (or not the owner) sees the
  * API's answer there, not the log.
  */
-export const viewer = new Hono<{ Bindings: Env }>().get("/jobs/:id", async (c) => {
-  if (!isValidJobId(c.req.param("id")))
-    throw new ApiError(400, "invalid_job_id", "a job id is 1 to 64 letters, digits, '_' or '-'");
-  return c.body(viewerHtml, 200, await viewerPageHeaders());
-});
+export const viewer = new Hono<{ Bindings: Env }>().get("/jobs/:id", jobIdParam, async (c) =>
+  c.body(viewerHtml, 200, await viewerPageHeaders()),
+);
 
 // Only a path on this origin: `//evil.example` and `/\evil.example` are other hosts to a browser.
 function isLocalPath(value: string): boolean {
@@ -77,7 +76,7 @@ function isLocalPath(value: string): boolean {
  * `next`. Without the variable it does not exist (404).
  */
 export const devSignIn = new Hono<{ Bindings: Env }>().get("/sign-in", async (c) => {
-  if (c.env.DEV_SIGN_IN !== "1")
+  if (!workerConfig(c.env).devSignIn)
     throw new ApiError(404, "not_found", `no route for GET ${new URL(c.req.url).pathname}`);
   const token = c.req.query("token") ?? "";
   if (token === "")

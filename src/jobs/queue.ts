@@ -1,4 +1,5 @@
 import { createRedis } from "../redis.ts";
+import { exponentialBackoff } from "../shared/backoff.ts";
 import { sealedRunRequestSchema } from "../shared/job-spec.ts";
 import { jobDispatcher } from "./dispatcher.ts";
 import { failJob } from "./lifecycle.ts";
@@ -6,9 +7,8 @@ import { failJob } from "./lifecycle.ts";
 /** After this many deliveries the dispatcher could not take the job: it fails instead. */
 export const MAX_DELIVERIES = 10;
 
-export function retryDelaySeconds(attempts: number): number {
-  return Math.min(300, 5 * 2 ** Math.max(0, attempts - 1));
-}
+/** The queue's delay before delivery `attempts + 1`: 5 s, doubling, at most 5 minutes. */
+export const retryDelaySeconds = exponentialBackoff({ initial: 5, max: 300 });
 
 /**
  * The Queue's consumer hands each job to the dispatcher (src/jobs/dispatcher.ts), which keeps

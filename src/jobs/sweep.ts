@@ -16,25 +16,21 @@ const SEGMENTS_PER_SWEEP = 24;
  */
 export async function sweep(env: Env): Promise<{ failed: string[]; archived: string[] }> {
   const redis = createRedis(env);
-  const running = (await redis.zrange(RUNNING_JOBS_KEY, 0, -1)) as unknown as string[];
+  const running = await redis.zrange<string[]>(RUNNING_JOBS_KEY, 0, -1);
   const failed: string[] = [];
   if (running.length > 0) {
     const p = redis.pipeline();
     for (const jobId of running) p.exists(leaseKey(jobId));
-    const leases = (await p.exec()) as unknown as number[];
+    const leases = await p.exec<number[]>();
     for (const [i, jobId] of running.entries()) {
       if (Number(leases[i]) !== 0) continue;
       await failJob(redis, jobId, LOST_RUNNER_MESSAGE);
-      await env.JOB_STREAM.get(env.JOB_STREAM.idFromName(jobId)).wake();
+      await env.JOB_STREAM.getByName(jobId).wake();
       failed.push(jobId);
     }
   }
   const store = archiveStoreFromEnv(env);
-  const unarchived = (await redis.zrange(
-    UNARCHIVED_JOBS_KEY,
-    0,
-    ARCHIVES_PER_SWEEP - 1,
-  )) as unknown as string[];
+  const unarchived = await redis.zrange<string[]>(UNARCHIVED_JOBS_KEY, 0, ARCHIVES_PER_SWEEP - 1);
   const archived: string[] = [];
   // Ended jobs first (they finish their archive), then running ones: their complete segments,
   // in case their runner cannot reach the Worker. One budget of segments per sweep keeps an

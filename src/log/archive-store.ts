@@ -1,4 +1,5 @@
 import { AwsClient } from "aws4fetch";
+import { workerConfig } from "../config.ts";
 
 /**
  * Where archived logs go: R2 through its binding, or any S3-compatible store. Reads take a
@@ -75,18 +76,8 @@ export function s3Store(settings: S3Settings): ArchiveStore {
   };
 }
 
-/** S3 when its settings are all given, else the R2 binding. */
+/** S3 when its settings are all given (src/config.ts), else the R2 binding. */
 export function archiveStoreFromEnv(env: Env): ArchiveStore {
-  const vars = env as unknown as Partial<Record<string, string>>;
-  const { S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY } = vars;
-  if (S3_ENDPOINT && S3_BUCKET && S3_ACCESS_KEY_ID && S3_SECRET_ACCESS_KEY) {
-    return s3Store({
-      endpoint: S3_ENDPOINT,
-      bucket: S3_BUCKET,
-      region: S3_REGION ?? "auto",
-      accessKeyId: S3_ACCESS_KEY_ID,
-      secretAccessKey: S3_SECRET_ACCESS_KEY,
-    });
-  }
-  return r2Store(env.ARCHIVE);
+  const { s3 } = workerConfig(env);
+  return s3 === null ? r2Store(env.ARCHIVE) : s3Store(s3);
 }

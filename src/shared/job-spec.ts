@@ -60,7 +60,7 @@ export const jobSpecSchema = z
     (spec) =>
       Object.values(spec.files).reduce((sum, text) => sum + text.length, 0) <= MAX_FILES_BYTES,
     {
-      message: `files may hold at most ${MAX_FILES_BYTES} bytes in all`,
+      error: `files may hold at most ${MAX_FILES_BYTES} bytes in all`,
       path: ["files"],
     },
   );

@@ -9,7 +9,7 @@ export function isTerminalStatus(status: string): status is TerminalStatus {
   return (TERMINAL_STATUSES as readonly string[]).includes(status);
 }
 
-const isoTime = z.string().datetime({ offset: false });
+const isoTime = z.iso.datetime({ offset: false });
 
 /** A job as stored at `jobKey(id)` (JSON) and as `GET /api/jobs/:id` shows it. */
 export const jobRecordSchema = z.object({

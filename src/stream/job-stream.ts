@@ -1,14 +1,16 @@
 import { DurableObject } from "cloudflare:workers";
+import { workerConfig } from "../config.ts";
 import { archiveStoreFromEnv } from "../log/archive-store.ts";
 import { createRedis } from "../redis.ts";
 import { type Cursor, compareEntryIds, parseCursor } from "../shared/entry.ts";
+import { type ErrorCode, errorBody } from "../shared/errors.ts";
 import { isValidJobId } from "../shared/keys.ts";
 import type { LivePushAnswer } from "../shared/live-push.ts";
 import { type CatchUpHost, catchUp, serveFromArchive } from "./catch-up.ts";
 import { type DecodedPush, Tail, type TailState } from "./tail.ts";
 import { type Viewer, Viewers } from "./viewers.ts";
 
-/** Settings read from the Worker's vars, with their defaults. */
+/** Settings from the Worker's vars (src/config.ts). */
 export interface JobStreamSettings {
   readonly heartbeatMs: number;
   readonly maxViewers: number;
@@ -21,25 +23,6 @@ export interface JobStreamSettings {
   readonly maxViewerLagBytes: number;
 }
 
-function intVar(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined || value === "") return fallback;
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 1)
-    throw new RangeError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
-  return parsed;
-}
-
-export function jobStreamSettings(env: Partial<Record<string, string>>): JobStreamSettings {
-  return {
-    heartbeatMs: intVar(env.SSE_HEARTBEAT_MS, 20_000, "SSE_HEARTBEAT_MS"),
-    maxViewers: intVar(env.MAX_VIEWERS_PER_JOB, 100, "MAX_VIEWERS_PER_JOB"),
-    activePollMs: intVar(env.TAIL_ACTIVE_POLL_MS, 100, "TAIL_ACTIVE_POLL_MS"),
-    idlePollMaxMs: intVar(env.TAIL_IDLE_POLL_MAX_MS, 1_000, "TAIL_IDLE_POLL_MAX_MS"),
-    safetyPollMs: intVar(env.TAIL_SAFETY_POLL_MS, 5_000, "TAIL_SAFETY_POLL_MS"),
-    maxViewerLagBytes: intVar(env.MAX_VIEWER_LAG_BYTES, 1024 * 1024, "MAX_VIEWER_LAG_BYTES"),
-  };
-}
-
 const STATE_KEY = "state";
 
 /**
@@ -50,7 +33,7 @@ const STATE_KEY = "state";
  * catch-up.ts). It owns the one alarm, which reads Redis while no runner pushes (fast while lines
  * flow, slower when idle), and once pushes come only for a backlog, a wake, or after the safety
  * interval without a push; the alarm also keeps heartbeats going. Its job id is its name
- * (`ctx.id.name`): the Worker addresses it with `idFromName(jobId)`.
+ * (`ctx.id.name`): the Worker addresses it with `getByName(jobId)`.
  */
 export class JobStream extends DurableObject<Env> {
   private readonly settings: JobStreamSettings;
@@ -70,7 +53,7 @@ export class JobStream extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.settings = jobStreamSettings(env as unknown as Partial<Record<string, string>>);
+    this.settings = workerConfig(env).stream;
     this.viewers = new Viewers(this.settings);
     const object = this;
     this.tail = new Tail(
@@ -265,6 +248,6 @@ export class JobStream extends DurableObject<Env> {
   }
 }
 
-function jsonError(status: number, code: string, message: string): Response {
-  return Response.json({ error: { code, message } }, { status });
+function jsonError(status: number, code: ErrorCode, message: string): Response {
+  return Response.json(errorBody(code, message), { status });
 }

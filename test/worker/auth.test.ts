@@ -9,7 +9,7 @@ import {
   clerkAuth,
   clerkAuthFromEnv,
 } from "../../src/http/auth.ts";
-import { ApiError, type ErrorBody } from "../../src/http/errors.ts";
+import { ApiError, type ErrorBody } from "../../src/shared/errors.ts";
 import {
   base64UrlText,
   createTestSigner,

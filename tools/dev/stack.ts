@@ -166,8 +166,6 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         CLERK_SECRET_KEY: "",
         CLERK_API_URL: "",
         CLERK_AUTHORIZED_PARTIES: "",
-        TEST_CLERK_SIGNING_JWK: "",
-        TEST_CLERK_API_URL: "",
         STREAM_TICKET_SECRET: randomBytes(32).toString("base64url"),
         // GET /dev/sign-in: a browser gets the __session cookie from a development token.
         DEV_SIGN_IN: "1",

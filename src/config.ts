@@ -1,0 +1,188 @@
+import { z } from "zod";
+import { type ClerkAuthOptions, clerkOptionProblems } from "./http/auth.ts";
+import { type StreamTicketOptions, streamTicketProblems } from "./http/stream-ticket.ts";
+import type { S3Settings } from "./log/archive.ts";
+import type { JobStreamSettings } from "./stream/job-stream.ts";
+
+/** The Worker's vars and secrets, checked and typed. */
+export interface WorkerConfig {
+  readonly redis: { readonly url: string; readonly token: string };
+  readonly runner: { readonly url: string; readonly token: string };
+  readonly clerk: ClerkAuthOptions;
+  /** Exact origins whose pages may call /api/* with credentials; empty: same-origin only. */
+  readonly corsOrigins: ReadonlySet<string>;
+  /** Null without STREAM_TICKET_SECRET: the Worker serves sessions, and only ticket requests fail. */
+  readonly streamTickets: StreamTicketOptions | null;
+  readonly stream: JobStreamSettings;
+  readonly devSignIn: boolean;
+  /** Set when all four S3 variables are; otherwise the archive is the R2 binding. */
+  readonly s3: S3Settings | null;
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+// Workers hand every var over as a string, and "" is how .dev.vars and the dashboard leave one
+// unset: both are read as absent.
+const text = z.preprocess(
+  (value) => (typeof value === "string" && value.trim() !== "" ? value.trim() : undefined),
+  z.string().optional(),
+);
+
+const required = text.refine((value) => value !== undefined, { error: "is not set" });
+
+const httpUrl = required.refine(
+  (value) =>
+    value !== undefined &&
+    URL.canParse(value) &&
+    ["http:", "https:"].includes(new URL(value).protocol),
+  { error: "must be an http(s) URL" },
+);
+
+const list = text.transform((value) =>
+  (value ?? "")
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== ""),
+);
+
+const optionalPositiveInteger = text
+  .refine((value) => value === undefined || /^[1-9]\d{0,14}$/.test(value), {
+    error: "must be a positive integer",
+  })
+  .transform((value) => (value === undefined ? undefined : Number(value)));
+
+const positiveInteger = (fallback: number) =>
+  optionalPositiveInteger.transform((value) => value ?? fallback);
+
+const varsSchema = z.object({
+  UPSTASH_REDIS_REST_URL: httpUrl,
+  UPSTASH_REDIS_REST_TOKEN: required,
+  RUNNER_URL: httpUrl,
+  RUNNER_TOKEN: required,
+  CLERK_JWT_KEY: text,
+  CLERK_SECRET_KEY: text,
+  CLERK_API_URL: text,
+  CLERK_AUTHORIZED_PARTIES: list,
+  CORS_ORIGINS: list.superRefine((origins, context) => {
+    const bad = origins.filter(
+      (origin) => !URL.canParse(origin) || new URL(origin).origin !== origin,
+    );
+    if (bad.length > 0)
+      context.addIssue({
+        code: "custom",
+        message: `must list origins such as https://app.example.com (no path, no trailing slash, no "*"): ${bad.map((item) => JSON.stringify(item)).join(", ")}`,
+      });
+  }),
+  STREAM_TICKET_SECRET: text,
+  // Its range is checked with the ticket issuer's own rules, below.
+  STREAM_TICKET_TTL_SECONDS: optionalPositiveInteger,
+  SSE_HEARTBEAT_MS: positiveInteger(20_000),
+  MAX_VIEWERS_PER_JOB: positiveInteger(100),
+  TAIL_ACTIVE_POLL_MS: positiveInteger(100),
+  TAIL_IDLE_POLL_MAX_MS: positiveInteger(1_000),
+  TAIL_SAFETY_POLL_MS: positiveInteger(5_000),
+  MAX_VIEWER_LAG_BYTES: positiveInteger(1024 * 1024),
+  DEV_SIGN_IN: text,
+  S3_ENDPOINT: text,
+  S3_BUCKET: text,
+  S3_REGION: text,
+  S3_ACCESS_KEY_ID: text,
+  S3_SECRET_ACCESS_KEY: text,
+});
+
+type Vars = z.infer<typeof varsSchema>;
+
+function clerkOptions(vars: Vars): ClerkAuthOptions {
+  return {
+    jwtKey: vars.CLERK_JWT_KEY,
+    secretKey: vars.CLERK_SECRET_KEY,
+    apiUrl: vars.CLERK_API_URL,
+    authorizedParties: vars.CLERK_AUTHORIZED_PARTIES,
+  };
+}
+
+function streamTicketOptions(vars: Vars): StreamTicketOptions | null {
+  return vars.STREAM_TICKET_SECRET === undefined
+    ? null
+    : {
+        secret: vars.STREAM_TICKET_SECRET,
+        ...(vars.STREAM_TICKET_TTL_SECONDS === undefined
+          ? {}
+          : { ttlSeconds: vars.STREAM_TICKET_TTL_SECONDS }),
+      };
+}
+
+const configSchema = varsSchema
+  // Clerk's and the tickets' options are checked by the rules their factories apply, and also
+  // when another variable is wrong (`when`), so one message names every problem. Their
+  // variables parse whatever they hold.
+  .superRefine(
+    (vars, context) => {
+      const problems = clerkOptionProblems(clerkOptions(vars));
+      const tickets = streamTicketOptions(vars);
+      if (tickets !== null) problems.push(...streamTicketProblems(tickets));
+      for (const message of problems) context.addIssue({ code: "custom", message });
+    },
+    { when: () => true },
+  )
+  .transform(
+    (vars): WorkerConfig => ({
+      redis: {
+        url: asSet(vars.UPSTASH_REDIS_REST_URL),
+        token: asSet(vars.UPSTASH_REDIS_REST_TOKEN),
+      },
+      runner: { url: asSet(vars.RUNNER_URL), token: asSet(vars.RUNNER_TOKEN) },
+      clerk: clerkOptions(vars),
+      corsOrigins: new Set(vars.CORS_ORIGINS),
+      streamTickets: streamTicketOptions(vars),
+      stream: {
+        heartbeatMs: vars.SSE_HEARTBEAT_MS,
+        maxViewers: vars.MAX_VIEWERS_PER_JOB,
+        activePollMs: vars.TAIL_ACTIVE_POLL_MS,
+        idlePollMaxMs: vars.TAIL_IDLE_POLL_MAX_MS,
+        safetyPollMs: vars.TAIL_SAFETY_POLL_MS,
+        maxViewerLagBytes: vars.MAX_VIEWER_LAG_BYTES,
+      },
+      devSignIn: vars.DEV_SIGN_IN === "1",
+      s3:
+        vars.S3_ENDPOINT && vars.S3_BUCKET && vars.S3_ACCESS_KEY_ID && vars.S3_SECRET_ACCESS_KEY
+          ? {
+              endpoint: vars.S3_ENDPOINT,
+              bucket: vars.S3_BUCKET,
+              region: vars.S3_REGION ?? "auto",
+              accessKeyId: vars.S3_ACCESS_KEY_ID,
+              secretAccessKey: vars.S3_SECRET_ACCESS_KEY,
+            }
+          : null,
+    }),
+  );
+
+// The schema has already refused an unset required variable; this only narrows the type.
+function asSet(value: string | undefined): string {
+  return value ?? "";
+}
+
+const parsed = new WeakMap<object, WorkerConfig>();
+
+/**
+ * The Worker's configuration, parsed from its vars once per `env` object (workerd hands every
+ * request of an isolate the same one). A misconfigured Worker throws a ConfigError naming
+ * every problem, on every request: a 500 rather than anything served half-configured.
+ */
+export function workerConfig(env: Env): WorkerConfig {
+  let config = parsed.get(env);
+  if (config === undefined) {
+    const result = configSchema.safeParse(env);
+    if (!result.success) {
+      const problems = result.error.issues.map((issue) =>
+        issue.path.length > 0 ? `${issue.path.join(".")} ${issue.message}` : issue.message,
+      );
+      throw new ConfigError(`Worker configuration: ${problems.join("; ")}`);
+    }
+    config = result.data;
+    parsed.set(env, config);
+  }
+  return config;
+}

@@ -1,0 +1,75 @@
+import { zValidator } from "@hono/zod-validator";
+import { z } from "zod";
+import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from "../log/history.ts";
+import { type Cursor, parseCursor } from "../shared/entry.ts";
+import { ApiError, type ErrorCode } from "../shared/errors.ts";
+import { describeIssues, type Issues } from "../shared/json-body.ts";
+import { JOB_ID_PATTERN } from "../shared/keys.ts";
+
+// Input is checked once, at the edge of each route, by @hono/zod-validator (Hono's validator()
+// with zod, typed through to c.req.valid()); the hook turns a failure into the 400 ApiError
+// with the stable code of the field that failed.
+
+/** A zValidator hook: the code is the failed field's (by its first path segment), else `code`. */
+function rejectAs(code: ErrorCode, byField: Readonly<Record<string, ErrorCode>> = {}) {
+  return (result: { success: true } | { success: false; error: Issues }): void => {
+    if (result.success) return;
+    const field = result.error.issues[0]?.path[0];
+    throw new ApiError(
+      400,
+      (typeof field === "string" ? byField[field] : undefined) ?? code,
+      describeIssues(result.error),
+    );
+  };
+}
+
+const jobId = z.string().regex(JOB_ID_PATTERN, "a job id is 1 to 64 letters, digits, '_' or '-'");
+
+// "" is how a client says "no cursor" (an EventSource that has seen no id yet).
+const cursor = z
+  .string()
+  .transform((value, context): Cursor | undefined => {
+    if (value === "") return undefined;
+    const parsed = parseCursor(value);
+    if (parsed === null)
+      context.addIssue({
+        code: "custom",
+        message: "not a log cursor (<entry id>:<index>, e.g. 1732190000000-0:3)",
+      });
+    return parsed ?? undefined;
+  })
+  .optional();
+
+const limit = z
+  .string()
+  .regex(/^\d{1,4}$/, `must be an integer from 1 to ${MAX_PAGE_LIMIT}`)
+  .transform(Number)
+  .pipe(
+    z
+      .number()
+      .min(1, `must be an integer from 1 to ${MAX_PAGE_LIMIT}`)
+      .max(MAX_PAGE_LIMIT, `must be an integer from 1 to ${MAX_PAGE_LIMIT}`),
+  )
+  .default(DEFAULT_PAGE_LIMIT);
+
+/** `:id` is a job id. */
+export const jobIdParam = zValidator("param", z.object({ id: jobId }), rejectAs("invalid_job_id"));
+
+/** `?before=&after=&limit=` of a history page. */
+export const historyQuery = zValidator(
+  "query",
+  z.object({ before: cursor, after: cursor, limit }),
+  rejectAs("invalid_cursor", { limit: "invalid_limit" }),
+);
+
+/** Where a live stream resumes: `Last-Event-ID` (EventSource's reconnects) over `?after=`. */
+export const resumeHeader = zValidator(
+  "header",
+  z.object({ "Last-Event-ID": cursor }),
+  rejectAs("invalid_cursor"),
+);
+export const streamQuery = zValidator(
+  "query",
+  z.object({ after: cursor, ticket: z.string().optional() }),
+  rejectAs("invalid_cursor"),
+);

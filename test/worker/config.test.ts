@@ -1,0 +1,58 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { ConfigError, workerConfig } from "../../src/config.ts";
+
+describe("workerConfig()", () => {
+  it("reads the test vars, with the defaults of what is unset", () => {
+    const config = workerConfig({ ...env, STREAM_TICKET_TTL_SECONDS: "", S3_ENDPOINT: "" });
+    expect(config).toMatchObject({
+      redis: { url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN },
+      runner: { token: "test-runner-token" },
+      stream: { heartbeatMs: 300, maxViewers: 4, maxViewerLagBytes: 262_144 },
+      streamTickets: { secret: env.STREAM_TICKET_SECRET },
+      devSignIn: false,
+      s3: null,
+    });
+    expect(config.streamTickets?.ttlSeconds).toBeUndefined();
+    expect([...config.corsOrigins]).toEqual(["https://app.example.com", "http://localhost:3000"]);
+    const defaults = workerConfig({ ...env, SSE_HEARTBEAT_MS: "", MAX_VIEWERS_PER_JOB: "" });
+    expect(defaults.stream).toMatchObject({ heartbeatMs: 20_000, maxViewers: 100 });
+  });
+
+  it("names every problem in one message", () => {
+    const broken: Env = {
+      ...env,
+      UPSTASH_REDIS_REST_URL: "",
+      RUNNER_URL: "ftp://runner",
+      CLERK_JWT_KEY: "",
+      CLERK_SECRET_KEY: "",
+      CORS_ORIGINS: "https://ok.example.com,*",
+      SSE_HEARTBEAT_MS: "0",
+      MAX_VIEWER_LAG_BYTES: "1MB",
+      STREAM_TICKET_SECRET: "short",
+    };
+    let error: unknown;
+    try {
+      workerConfig(broken);
+    } catch (thrown) {
+      error = thrown;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = error instanceof Error ? error.message : "";
+    for (const named of [
+      /UPSTASH_REDIS_REST_URL is not set/,
+      /RUNNER_URL must be an http\(s\) URL/,
+      /CORS_ORIGINS must list origins .*"\*"/,
+      /SSE_HEARTBEAT_MS must be a positive integer/,
+      /MAX_VIEWER_LAG_BYTES must be a positive integer/,
+      /CLERK_JWT_KEY.*CLERK_SECRET_KEY/,
+      /STREAM_TICKET_SECRET\) must be at least 32 characters/,
+    ])
+      expect(message).toMatch(named);
+  });
+
+  it("parses an env object once", () => {
+    const copy: Env = { ...env };
+    expect(workerConfig(copy)).toBe(workerConfig(copy));
+  });
+});
