@@ -1,7 +1,10 @@
 import { z } from "zod";
 import { type ClerkAuthOptions, clerkOptionProblems } from "./http/auth.ts";
 import { type StreamTicketOptions, streamTicketProblems } from "./http/stream-ticket.ts";
+import type { DispatchSettings } from "./jobs/dispatcher.ts";
+import type { CreationRateLimit } from "./jobs/quotas.ts";
 import type { S3Settings } from "./log/archive.ts";
+import { jobSecretsKeyProblem } from "./shared/job-secrets.ts";
 import type { JobStreamSettings } from "./stream/job-stream.ts";
 
 /** The Worker's vars and secrets, checked and typed. */
@@ -14,6 +17,10 @@ export interface WorkerConfig {
   /** Null without STREAM_TICKET_SECRET: the Worker serves sessions, and only ticket requests fail. */
   readonly streamTickets: StreamTicketOptions | null;
   readonly stream: JobStreamSettings;
+  readonly dispatch: DispatchSettings;
+  readonly creationRateLimit: CreationRateLimit;
+  /** Null without JOB_SECRETS_KEY: only creating a job fails, with a 500 naming it. */
+  readonly jobSecretsKey: string | null;
   readonly devSignIn: boolean;
   /** Set when all four S3 variables are; otherwise the archive is the R2 binding. */
   readonly s3: S3Settings | null;
@@ -34,10 +41,21 @@ const required = text.refine((value) => value !== undefined, { error: "is not se
 
 const httpUrl = required.refine(
   (value) =>
-    value !== undefined &&
-    URL.canParse(value) &&
-    ["http:", "https:"].includes(new URL(value).protocol),
+    value === undefined ||
+    (URL.canParse(value) && ["http:", "https:"].includes(new URL(value).protocol)),
   { error: "must be an http(s) URL" },
+);
+
+// Job specs (commands, files) and the runner token cross it: plain http only on this machine.
+const runnerUrl = httpUrl.refine(
+  (value) => {
+    if (value === undefined || !URL.canParse(value)) return true;
+    const { protocol, hostname } = new URL(value);
+    const loopback =
+      hostname === "localhost" || hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(hostname);
+    return protocol !== "http:" || loopback;
+  },
+  { error: "must be https:// (http:// only on loopback)" },
 );
 
 const list = text.transform((value) =>
@@ -59,7 +77,7 @@ const positiveInteger = (fallback: number) =>
 const varsSchema = z.object({
   UPSTASH_REDIS_REST_URL: httpUrl,
   UPSTASH_REDIS_REST_TOKEN: required,
-  RUNNER_URL: httpUrl,
+  RUNNER_URL: runnerUrl,
   RUNNER_TOKEN: required,
   CLERK_JWT_KEY: text,
   CLERK_SECRET_KEY: text,
@@ -84,6 +102,14 @@ const varsSchema = z.object({
   TAIL_IDLE_POLL_MAX_MS: positiveInteger(1_000),
   TAIL_SAFETY_POLL_MS: positiveInteger(5_000),
   MAX_VIEWER_LAG_BYTES: positiveInteger(1024 * 1024),
+  JOBS_PER_USER_PER_MINUTE: positiveInteger(10),
+  MAX_RUNNING_JOBS_PER_USER: positiveInteger(2),
+  DISPATCH_ORDER: text.pipe(z.enum(["fair", "fifo"], { error: "must be fair or fifo" }).optional()),
+  DISPATCH_BUSY_RETRY_MS: positiveInteger(2_000),
+  JOB_SECRETS_KEY: text.superRefine((value, context) => {
+    const problem = value === undefined ? null : jobSecretsKeyProblem(value);
+    if (problem !== null) context.addIssue({ code: "custom", message: problem });
+  }),
   DEV_SIGN_IN: text,
   S3_ENDPOINT: text,
   S3_BUCKET: text,
@@ -145,6 +171,13 @@ const configSchema = varsSchema
         safetyPollMs: vars.TAIL_SAFETY_POLL_MS,
         maxViewerLagBytes: vars.MAX_VIEWER_LAG_BYTES,
       },
+      dispatch: {
+        order: vars.DISPATCH_ORDER ?? "fair",
+        maxRunningPerUser: vars.MAX_RUNNING_JOBS_PER_USER,
+        busyRetryMs: vars.DISPATCH_BUSY_RETRY_MS,
+      },
+      creationRateLimit: { limit: vars.JOBS_PER_USER_PER_MINUTE, windowSeconds: 60 },
+      jobSecretsKey: vars.JOB_SECRETS_KEY ?? null,
       devSignIn: vars.DEV_SIGN_IN === "1",
       s3:
         vars.S3_ENDPOINT && vars.S3_BUCKET && vars.S3_ACCESS_KEY_ID && vars.S3_SECRET_ACCESS_KEY

@@ -1,9 +1,9 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { dispatchSettings } from "../jobs/dispatcher.ts";
+import { workerConfig } from "../config.ts";
 import { readArchivedRecord } from "../jobs/expiry.ts";
-import { countJobCreation, creationRateLimit } from "../jobs/quotas.ts";
+import { countJobCreation } from "../jobs/quotas.ts";
 import { archiveStoreFromEnv } from "../log/archive-store.ts";
 import { readHistory, streamLogText } from "../log/history.ts";
 import { LogReader } from "../log/reader.ts";
@@ -75,12 +75,14 @@ export const jobs = new Hono<JobsEnv>()
     }),
     jsonBody(jobSpecSchema, "invalid_job"),
     async (c) => {
-      // A misconfigured dispatcher (RUNNER_URL) fails here, before a job is written that no
-      // runner would get.
-      dispatchSettings(c.env as unknown as Partial<Record<string, string>>);
       const jobId = newJobId();
       const owner = c.var.userId;
-      const key = await jobSecretsKey(c.env.JOB_SECRETS_KEY);
+      const config = workerConfig(c.env);
+      if (config.jobSecretsKey === null)
+        throw new Error(
+          "JOB_SECRETS_KEY is not set (openssl rand -base64 32): jobs cannot be sealed",
+        );
+      const key = await jobSecretsKey(config.jobSecretsKey);
       const message = await sealRunRequest(key, {
         job_id: jobId,
         owner,
@@ -97,7 +99,7 @@ export const jobs = new Hono<JobsEnv>()
         );
       }
       const redis = createRedis(c.env);
-      const verdict = await countJobCreation(redis, owner, creationRateLimit(c.env));
+      const verdict = await countJobCreation(redis, owner, config.creationRateLimit);
       if (!verdict.allowed) {
         c.header("Retry-After", String(verdict.retryAfterSeconds));
         throw new ApiError(

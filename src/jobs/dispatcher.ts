@@ -1,8 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
+import { workerConfig } from "../config.ts";
 import { createRedis } from "../redis.ts";
 import { isTerminalStatus, parseJobRecord } from "../shared/job.ts";
 import type { SealedRunRequest } from "../shared/job-spec.ts";
 import { jobKey } from "../shared/keys.ts";
+import { runnerAuthorization } from "../shared/runner-token.ts";
 import { failJob } from "./lifecycle.ts";
 
 /** How the dispatcher orders jobs waiting for a runner slot. */
@@ -24,7 +26,7 @@ export interface DispatcherStatus {
 
 /** The one dispatcher every Worker hands jobs to. */
 export function jobDispatcher(env: Env): DurableObjectStub<JobDispatcher> {
-  return env.JOB_DISPATCHER.get(env.JOB_DISPATCHER.idFromName("runners"));
+  return env.JOB_DISPATCHER.getByName("runners");
 }
 
 type HandOver =
@@ -135,7 +137,7 @@ export class JobDispatcher extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    const settings = dispatchSettings(this.env as unknown as Partial<Record<string, string>>);
+    const settings = workerConfig(this.env).dispatch;
     try {
       await this.reconcile();
     } catch (error) {
@@ -226,12 +228,15 @@ export class JobDispatcher extends DurableObject<Env> {
   }
 
   private async handOver(job: PendingRow): Promise<HandOver> {
-    const { RUNNER_URL, RUNNER_TOKEN } = this.env;
+    const { runner } = workerConfig(this.env);
     let response: Response;
     try {
-      response = await fetch(new URL("/jobs", RUNNER_URL), {
+      response = await fetch(new URL("/jobs", runner.url), {
         method: "POST",
-        headers: { Authorization: `Bearer ${RUNNER_TOKEN}`, "Content-Type": "application/json" },
+        headers: {
+          Authorization: runnerAuthorization(runner.token),
+          "Content-Type": "application/json",
+        },
         body: job.request,
         signal: AbortSignal.timeout(HAND_OVER_TIMEOUT_MS),
       });
@@ -286,7 +291,7 @@ export class JobDispatcher extends DurableObject<Env> {
     const redis = createRedis(this.env);
     const p = redis.pipeline();
     for (const jobId of stale) p.get<string>(jobKey(jobId));
-    const records = (await p.exec()) as (string | null)[];
+    const records = await p.exec<(string | null)[]>();
     for (const [i, jobId] of stale.entries()) {
       const raw = records[i] ?? null;
       if (raw === null || isTerminalStatus(parseJobRecord(raw).status)) {
@@ -300,46 +305,4 @@ export class JobDispatcher extends DurableObject<Env> {
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
-}
-
-function positiveInteger(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined || value === "") return fallback;
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 1)
-    throw new RangeError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
-  return parsed;
-}
-
-/**
- * Why RUNNER_URL is unusable, or null: job specs and the runner token cross it, so it must be
- * https:// unless it stays on this machine (loopback).
- */
-export function runnerUrlProblem(value: string | undefined): string | null {
-  if (value === undefined || !URL.canParse(value))
-    return `RUNNER_URL is not a URL: ${JSON.stringify(value ?? "")}`;
-  const url = new URL(value);
-  const loopback =
-    url.hostname === "localhost" ||
-    url.hostname === "[::1]" ||
-    /^127(\.\d{1,3}){3}$/.test(url.hostname);
-  if (url.protocol === "https:" || (url.protocol === "http:" && loopback)) return null;
-  return `RUNNER_URL must be https:// (http:// only on loopback), got ${JSON.stringify(value)}`;
-}
-
-export function dispatchSettings(env: Partial<Record<string, string>>): DispatchSettings {
-  const runnerProblem = runnerUrlProblem(env.RUNNER_URL);
-  if (runnerProblem !== null) throw new RangeError(runnerProblem);
-  const order =
-    env.DISPATCH_ORDER === undefined || env.DISPATCH_ORDER === "" ? "fair" : env.DISPATCH_ORDER;
-  if (order !== "fair" && order !== "fifo")
-    throw new RangeError(`DISPATCH_ORDER must be fair or fifo, got ${JSON.stringify(order)}`);
-  return {
-    order,
-    maxRunningPerUser: positiveInteger(
-      env.MAX_RUNNING_JOBS_PER_USER,
-      2,
-      "MAX_RUNNING_JOBS_PER_USER",
-    ),
-    busyRetryMs: positiveInteger(env.DISPATCH_BUSY_RETRY_MS, 2_000, "DISPATCH_BUSY_RETRY_MS"),
-  };
 }

@@ -64,13 +64,3 @@ export function secondsUntilAllowed(
   }
   return Math.max(1, Math.ceil(windows * rule.windowSeconds));
 }
-
-export function creationRateLimit(env: Env): CreationRateLimit {
-  const raw = (env as unknown as Partial<Record<string, string>>).JOBS_PER_USER_PER_MINUTE;
-  const limit = raw === undefined || raw === "" ? 10 : Number(raw);
-  if (!Number.isInteger(limit) || limit < 1)
-    throw new RangeError(
-      `JOBS_PER_USER_PER_MINUTE must be a positive integer, got ${JSON.stringify(raw)}`,
-    );
-  return { limit, windowSeconds: 60 };
-}

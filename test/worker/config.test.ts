@@ -11,6 +11,8 @@ describe("workerConfig()", () => {
       stream: { heartbeatMs: 300, maxViewers: 4, maxViewerLagBytes: 262_144 },
       streamTickets: { secret: env.STREAM_TICKET_SECRET },
       devSignIn: false,
+      dispatch: { order: "fair" },
+      jobSecretsKey: env.JOB_SECRETS_KEY,
       s3: null,
     });
     expect(config.streamTickets?.ttlSeconds).toBeUndefined();
@@ -30,6 +32,8 @@ describe("workerConfig()", () => {
       SSE_HEARTBEAT_MS: "0",
       MAX_VIEWER_LAG_BYTES: "1MB",
       STREAM_TICKET_SECRET: "short",
+      DISPATCH_ORDER: "lifo",
+      JOB_SECRETS_KEY: "c2hvcnQ=",
     };
     let error: unknown;
     try {
@@ -47,6 +51,8 @@ describe("workerConfig()", () => {
       /MAX_VIEWER_LAG_BYTES must be a positive integer/,
       /CLERK_JWT_KEY.*CLERK_SECRET_KEY/,
       /STREAM_TICKET_SECRET\) must be at least 32 characters/,
+      /DISPATCH_ORDER must be fair or fifo/,
+      /JOB_SECRETS_KEY must be 32 bytes/,
     ])
       expect(message).toMatch(named);
   });
