@@ -2,8 +2,10 @@ import { z } from "zod";
 import { type ClerkAuthOptions, clerkOptionProblems } from "./http/auth.ts";
 import { type StreamTicketOptions, streamTicketProblems } from "./http/stream-ticket.ts";
 import type { DispatchSettings } from "./jobs/dispatcher.ts";
+import { DEFAULT_RECORD_TTL_SECONDS } from "./jobs/expiry.ts";
 import type { CreationRateLimit } from "./jobs/quotas.ts";
-import type { S3Settings } from "./log/archive.ts";
+import type { S3Settings } from "./log/archive-store.ts";
+import type { ArchiveOptions } from "./log/archiver.ts";
 import { jobSecretsKeyProblem } from "./shared/job-secrets.ts";
 import type { JobStreamSettings } from "./stream/job-stream.ts";
 
@@ -24,6 +26,8 @@ export interface WorkerConfig {
   readonly devSignIn: boolean;
   /** Set when all four S3 variables are; otherwise the archive is the R2 binding. */
   readonly s3: S3Settings | null;
+  /** Segment sizes (when set) and how long an archived job's record stays in Redis. */
+  readonly archive: ArchiveOptions & { readonly recordTtl: number };
 }
 
 export class ConfigError extends Error {
@@ -110,6 +114,9 @@ const varsSchema = z.object({
     const problem = value === undefined ? null : jobSecretsKeyProblem(value);
     if (problem !== null) context.addIssue({ code: "custom", message: problem });
   }),
+  JOB_RECORD_TTL_SECONDS: positiveInteger(DEFAULT_RECORD_TTL_SECONDS),
+  ARCHIVE_SEGMENT_LINES: optionalPositiveInteger,
+  ARCHIVE_SEGMENT_BYTES: optionalPositiveInteger,
   DEV_SIGN_IN: text,
   S3_ENDPOINT: text,
   S3_BUCKET: text,
@@ -189,6 +196,15 @@ const configSchema = varsSchema
               secretAccessKey: vars.S3_SECRET_ACCESS_KEY,
             }
           : null,
+      archive: {
+        recordTtl: vars.JOB_RECORD_TTL_SECONDS,
+        ...(vars.ARCHIVE_SEGMENT_LINES === undefined
+          ? {}
+          : { segmentLines: vars.ARCHIVE_SEGMENT_LINES }),
+        ...(vars.ARCHIVE_SEGMENT_BYTES === undefined
+          ? {}
+          : { segmentBytes: vars.ARCHIVE_SEGMENT_BYTES }),
+      },
     }),
   );
 

@@ -94,9 +94,8 @@ export const internal = new Hono<{ Bindings: Env }>()
   })
   // Archives the job's complete segments so far (the runner calls it as the log grows, and after
   // the end until `complete`): answers the progress, with `more` while segments are waiting.
-  .post("/jobs/:id/archive", async (c) => {
-    const jobId = c.req.param("id");
-    if (!isValidJobId(jobId)) throw new ApiError(400, "invalid_job_id", "malformed job id");
+  .post("/jobs/:id/archive", jobIdParam, async (c) => {
+    const jobId = c.req.valid("param").id;
     const progress = await archiveLog(createRedis(c.env), archiveStoreFromEnv(c.env), jobId, {
       ...archiveOptionsFromEnv(c.env),
       recordTtl: recordTtlSeconds(c.env),

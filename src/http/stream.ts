@@ -35,7 +35,6 @@ export const jobStream = new Hono<JobsEnv>().get(
     const after = c.req.valid("header")["Last-Event-ID"] ?? c.req.valid("query").after;
     const job = await ownedJob(c, jobId);
     const target = new URL("https://job-stream/stream");
-    target.searchParams.set("job", jobId);
     // Only then may the object look in the archive when it finds the stream empty.
     if (job.archived_at) target.searchParams.set("archived", "1");
     if (after) target.searchParams.set("after", `${after.entryId}:${after.index}`);

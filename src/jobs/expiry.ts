@@ -1,3 +1,4 @@
+import { workerConfig } from "../config.ts";
 import type { ArchiveStore } from "../log/archive-store.ts";
 import { type JobRecord, jobRecordSchema } from "../shared/job.ts";
 
@@ -41,13 +42,7 @@ export async function readArchivedRecord(
   return parsed.success && parsed.data.id === jobId ? parsed.data : null;
 }
 
+/** JOB_RECORD_TTL_SECONDS (src/config.ts). */
 export function recordTtlSeconds(env: Env): number {
-  const raw = (env as unknown as Partial<Record<string, string>>).JOB_RECORD_TTL_SECONDS;
-  if (raw === undefined || raw === "") return DEFAULT_RECORD_TTL_SECONDS;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1)
-    throw new RangeError(
-      `JOB_RECORD_TTL_SECONDS must be a positive integer, got ${JSON.stringify(raw)}`,
-    );
-  return value;
+  return workerConfig(env).archive.recordTtl;
 }

@@ -1,4 +1,5 @@
 import type { Redis } from "@upstash/redis/cloudflare";
+import { workerConfig } from "../config.ts";
 import { archiveRecord, DEFAULT_RECORD_TTL_SECONDS, recordSecondsLeft } from "../jobs/expiry.ts";
 import type { ArchiveState } from "../shared/archive-state.ts";
 import type { StreamEntry } from "../shared/entry.ts";
@@ -266,19 +267,9 @@ async function markArchived(
   await p.exec();
 }
 
-function positiveVar(value: string | undefined, name: string): number | undefined {
-  if (value === undefined || value === "") return undefined;
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 1)
-    throw new RangeError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
-  return parsed;
-}
-
-/** Segment sizes from the Worker's vars (ARCHIVE_SEGMENT_LINES, ARCHIVE_SEGMENT_BYTES), else the defaults. */
+/** Segment sizes from the Worker's vars (ARCHIVE_SEGMENT_LINES, ARCHIVE_SEGMENT_BYTES; src/config.ts), else the defaults. */
 export function archiveOptionsFromEnv(env: Env): ArchiveOptions {
-  const vars = env as unknown as Partial<Record<string, string>>;
-  const segmentLines = positiveVar(vars.ARCHIVE_SEGMENT_LINES, "ARCHIVE_SEGMENT_LINES");
-  const segmentBytes = positiveVar(vars.ARCHIVE_SEGMENT_BYTES, "ARCHIVE_SEGMENT_BYTES");
+  const { segmentLines, segmentBytes } = workerConfig(env).archive;
   return {
     ...(segmentLines === undefined ? {} : { segmentLines }),
     ...(segmentBytes === undefined ? {} : { segmentBytes }),

@@ -75,11 +75,11 @@ export class JobStream extends DurableObject<Env> {
     });
   }
 
-  /** The job this object serves: its name, given by the Worker's `idFromName(jobId)`. */
+  /** The job this object serves: its name, given by the Worker's `getByName(jobId)`. */
   private get jobId(): string {
     const name = this.ctx.id.name;
     if (name === undefined || !isValidJobId(name))
-      throw new Error("a JobStream is addressed by its job id (idFromName)");
+      throw new Error("a JobStream is addressed by its job id (getByName)");
     return name;
   }
 

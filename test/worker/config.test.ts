@@ -14,6 +14,7 @@ describe("workerConfig()", () => {
       dispatch: { order: "fair" },
       jobSecretsKey: env.JOB_SECRETS_KEY,
       s3: null,
+      archive: { recordTtl: 604_800, segmentLines: 10_000, segmentBytes: 4_194_304 },
     });
     expect(config.streamTickets?.ttlSeconds).toBeUndefined();
     expect([...config.corsOrigins]).toEqual(["https://app.example.com", "http://localhost:3000"]);
@@ -34,6 +35,8 @@ describe("workerConfig()", () => {
       STREAM_TICKET_SECRET: "short",
       DISPATCH_ORDER: "lifo",
       JOB_SECRETS_KEY: "c2hvcnQ=",
+      JOB_RECORD_TTL_SECONDS: "7d",
+      ARCHIVE_SEGMENT_LINES: "0",
     };
     let error: unknown;
     try {
@@ -53,6 +56,8 @@ describe("workerConfig()", () => {
       /STREAM_TICKET_SECRET\) must be at least 32 characters/,
       /DISPATCH_ORDER must be fair or fifo/,
       /JOB_SECRETS_KEY must be 32 bytes/,
+      /JOB_RECORD_TTL_SECONDS must be a positive integer/,
+      /ARCHIVE_SEGMENT_LINES must be a positive integer/,
     ])
       expect(message).toMatch(named);
   });

@@ -124,7 +124,7 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     await writer.append("r1", "r2");
     const seen = await stream.nextMatching(isEvent);
     expect(textsOf(seen)).toEqual(["r1", "r2"]);
-    const stub = env.JOB_STREAM.get(env.JOB_STREAM.idFromName(jobId));
+    const stub = env.JOB_STREAM.getByName(jobId);
     const stored = await runInDurableObject(stub, async (_instance: JobStream, state) =>
       state.storage.get<{ position: string }>("state"),
     );

@@ -259,14 +259,14 @@ describe("the object's one alarm", () => {
     // The end is written but its push is lost; the runner's end notice wakes the object.
     await writer.write("b");
     expect((await internal(jobId, "wake")).status).toBe(204);
-    await runDurableObjectAlarm(env.JOB_STREAM.get(env.JOB_STREAM.idFromName(jobId)));
+    await runDurableObjectAlarm(env.JOB_STREAM.getByName(jobId));
     expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["b"]);
     await stream.cancel();
   });
 
   it("arms no further alarm once its viewers are gone: nobody watching costs no reads", async () => {
     const { jobId, stream } = await watchedJob("alarm-stops");
-    const stub = env.JOB_STREAM.get(env.JOB_STREAM.idFromName(jobId));
+    const stub = env.JOB_STREAM.getByName(jobId);
     expect(await (await internal(jobId, "disconnect")).json()).toEqual({ disconnected: 1 });
     await stream.cancel();
     // The alarm armed while it was watched runs (or already ran) and does not come back.
@@ -376,7 +376,7 @@ describe("the live path under faults", () => {
     );
     while (connected < 3) await new Promise((resolve) => setTimeout(resolve, 10));
     const expected: string[] = [];
-    const stub = env.JOB_STREAM.get(env.JOB_STREAM.idFromName(jobId));
+    const stub = env.JOB_STREAM.getByName(jobId);
     for (let i = 0; i < 600; i++) {
       const text = `line ${i}`;
       expected.push(text);
