@@ -1,6 +1,11 @@
+import { exponentialBackoff } from "../src/shared/backoff.ts";
 import type { LivePush, LivePushAnswer } from "../src/shared/live-push.ts";
 import { createRoundTripEstimate, liveFlushTiming } from "./flush-timing.ts";
 import type { FlushTiming, Logger, WrittenEntries } from "./redis-writer.ts";
+
+// A Worker that is down is not hammered once per batch: 200 ms after the first failure,
+// doubling, at most 10 s.
+const pushBackoff = exponentialBackoff({ initial: 200, max: 10_000 });
 
 /** Sends one push to the job's Durable Object (through the Worker's internal route). */
 export interface LivePushTransport {
@@ -98,7 +103,7 @@ export function createLivePusher(options: LivePushOptions): LivePusher {
         failures += 1;
         watched = null;
         // A Worker that is down is not hammered once per batch: wait, and drop what waits.
-        retryAt = now() + Math.min(10_000, 100 * 2 ** Math.min(failures, 7));
+        retryAt = now() + pushBackoff(failures);
         if (failures === 1 || Number.isInteger(Math.log2(failures)))
           logger.warn(
             `build-log-stream: pushing lines of job ${options.jobId} to the Worker failed (${failures} in a row; viewers read them from Redis): ${error instanceof Error ? error.message : String(error)}`,

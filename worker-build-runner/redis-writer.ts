@@ -1,15 +1,16 @@
 import type { Redis } from "@upstash/redis";
 import { parseArchiveState } from "../src/shared/archive-state.ts";
+import { exponentialBackoff } from "../src/shared/backoff.ts";
 import { encodeEndFields, encodeEntryFields, type LogRecord } from "../src/shared/entry.ts";
 import type { TerminalStatus } from "../src/shared/job.ts";
 import { archiveStateKey, logStreamKey } from "../src/shared/keys.ts";
+import type { Logger as SharedLogger } from "../src/shared/log.ts";
 import { createEntryIdClock } from "./entry-id-clock.ts";
 import { createPendingLines } from "./pending-lines.ts";
 import { createTrimLedger, type TrimPlan } from "./trim-ledger.ts";
 
-export interface Logger {
-  warn(message: string): void;
-}
+/** What the writer and its helpers log through: the shared logger's warnings. */
+export type Logger = Pick<SharedLogger, "warn">;
 
 export interface RedisLogWriterOptions {
   /** An Upstash client made with `automaticDeserialization: false` and `retry: false`. */
@@ -406,10 +407,11 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     }
   };
 
-  const backoff = (attempt: number): number => {
-    const base = Math.min(retryMaxDelayMs, retryInitialDelayMs * 2 ** Math.max(0, attempt - 1));
-    return base + Math.floor(Math.random() * base * 0.2);
-  };
+  const backoff = exponentialBackoff({
+    initial: retryInitialDelayMs,
+    max: retryMaxDelayMs,
+    jitter: 0.2,
+  });
 
   const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

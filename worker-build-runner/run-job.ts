@@ -1,4 +1,5 @@
 import type { Redis } from "@upstash/redis";
+import { exponentialBackoff } from "../src/shared/backoff.ts";
 import { type JobRecord, parseJobRecord, type TerminalStatus } from "../src/shared/job.ts";
 import { type JobStep, type RunRequest, secretValuesOf } from "../src/shared/job-spec.ts";
 import { jobKey, leaseKey, RUNNING_JOBS_KEY, UNARCHIVED_JOBS_KEY } from "../src/shared/keys.ts";
@@ -101,18 +102,20 @@ function archiveCaller(jobId: string, notifier: WorkerNotifier | undefined, logg
   };
 }
 
+// 200 ms, doubling, at most 5 s.
+const callBackoff = exponentialBackoff({ initial: 200, max: 5_000 });
+
 async function withRetries<T>(what: string, logger: Logger, attempt: () => Promise<T>): Promise<T> {
-  let delay = 200;
   for (let i = 1; ; i++) {
     try {
       return await attempt();
     } catch (error) {
       if (i >= 8) throw error;
+      const delay = callBackoff(i);
       logger.warn(
         `build-log-stream: ${what} failed (attempt ${i}), retrying in ${delay} ms: ${error instanceof Error ? error.message.slice(0, 200) : String(error)}`,
       );
       await new Promise((resolve) => setTimeout(resolve, delay));
-      delay = Math.min(delay * 2, 5_000);
     }
   }
 }

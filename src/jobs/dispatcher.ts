@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { workerConfig } from "../config.ts";
 import { createRedis } from "../redis.ts";
+import { exponentialBackoff } from "../shared/backoff.ts";
 import { isTerminalStatus, parseJobRecord } from "../shared/job.ts";
 import type { SealedRunRequest } from "../shared/job-spec.ts";
 import { jobKey } from "../shared/keys.ts";
@@ -47,7 +48,7 @@ interface PendingRow extends Record<string, SqlStorageValue> {
 const RECONCILE_AFTER_MS = 30_000;
 const RECONCILE_EVERY_MS = 15_000;
 const RECONCILE_BATCH = 100;
-const UNREACHABLE_BACKOFF_MS = { initial: 1_000, max: 60_000 };
+const unreachableBackoff = exponentialBackoff({ initial: 1_000, max: 60_000 });
 const HAND_OVER_TIMEOUT_MS = 10_000;
 
 /**
@@ -167,10 +168,7 @@ export class JobDispatcher extends DurableObject<Env> {
         await this.armAt(Date.now() + settings.busyRetryMs);
       } else {
         this.unreachableAttempts += 1;
-        const delay = Math.min(
-          UNREACHABLE_BACKOFF_MS.max,
-          UNREACHABLE_BACKOFF_MS.initial * 2 ** (this.unreachableAttempts - 1),
-        );
+        const delay = unreachableBackoff(this.unreachableAttempts);
         console.warn(
           `JobDispatcher: ${outcome.detail}; ${this.status().pending} jobs wait, retrying in ${delay} ms`,
         );
