@@ -62,6 +62,7 @@ export class JobStream extends DurableObject<Env> {
           return object.jobId;
         },
         redis: () => createRedis(this.env),
+        archive: () => archiveStoreFromEnv(this.env),
         save: (state) => ctx.storage.put(STATE_KEY, state),
         fanOut: (slice) => this.viewers.fanOut(slice),
         ended: (status, lastCursor) => this.viewers.finishLive(status, lastCursor),

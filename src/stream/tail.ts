@@ -1,8 +1,16 @@
 import type { Redis } from "@upstash/redis/cloudflare";
-import { compareEntryIds, decodeStreamReply, type StreamEntry } from "../shared/entry.ts";
+import type { ArchiveStore } from "../log/archive-store.ts";
+import { gapLine } from "../log/history.ts";
+import { type LogGap, type LogItem, LogReader } from "../log/reader.ts";
+import {
+  compareEntryIds,
+  decodeStreamReply,
+  nextLineAfter,
+  type StreamEntry,
+} from "../shared/entry.ts";
 import type { TerminalStatus } from "../shared/job.ts";
 import { logStreamKey } from "../shared/keys.ts";
-import { formatEntryEvent } from "../shared/sse.ts";
+import { formatEntryEvent, formatLogEvent } from "../shared/sse.ts";
 import type { FanOutSlice } from "./viewers.ts";
 
 const ENTRIES_PER_READ = 256;
@@ -17,6 +25,8 @@ export interface TailState {
   readonly ended: TerminalStatus | null;
   /** The runner pushes this job's entries: polls are only the safety net then. */
   readonly pushed?: boolean;
+  /** The line number (`n`) the entry after `position` must start at; null when unknown. */
+  readonly nextLine?: number | null;
 }
 
 /** A push as the Worker's route hands it over: entries decoded as a Redis read would give them. */
@@ -30,6 +40,8 @@ export interface DecodedPush {
 export interface TailHost {
   readonly jobId: string;
   redis(): Redis;
+  /** Where a hole in the live copy is read from. */
+  archive(): ArchiveStore;
   save(state: TailState): Promise<void>;
   /** A slice of entries to send to every live viewer. */
   fanOut(slice: FanOutSlice): void;
@@ -42,21 +54,55 @@ export interface TailSettings {
   readonly sliceBytes: number;
 }
 
+/** An entry taken but not fanned out yet, with the holes to announce right before it. */
+interface Pending {
+  readonly entry: StreamEntry;
+  readonly gaps: readonly LogGap[];
+}
+
+/** A hole in the live copy after what the tail has, read from the archive a slice per turn. */
+interface Hole {
+  readonly items: AsyncGenerator<LogItem, { ended: boolean }>;
+  /** The line number where the live copy resumes after the hole. */
+  readonly resumesAt: number;
+  /** The entry the hole starts after. */
+  readonly after: string;
+  /** The gaps that waited for an entry when the hole opened (kept if the archive read fails). */
+  readonly carried: readonly LogGap[];
+}
+
+// What an entry of the archive costs as an event, about: its texts and each line's JSON around
+// them. Only to size a slice of a hole; the fan-out measures the real bytes.
+const EVENT_BYTES_PER_LINE = 96;
+
 /**
  * The job's position in its Redis Stream and what lies just behind and ahead of it: the
  * entries read or pushed but not fanned out yet (`unread`), and the recent ones (`recent`) a
  * resuming viewer is served from. New entries come from a read or from a push; both take their
  * turn, so every entry goes out once and in order. A push is trusted, with no read, only when
  * it follows on from the position and comes from a writer a read has checked.
+ *
+ * Ids that follow on are not enough: the runner keeps only the head and the tail of a long log
+ * in Redis (XDEL of the archived middle), so an object far behind reads the first entry of the
+ * tail right after the head. Every entry's line number (`n`) is checked against the line after
+ * the last one taken, from a read or a push; at a jump the tail reads the hole from the archive
+ * (a slice per turn), announces it as catch-up does (a system gap line right before the next
+ * line) and counts what the archive lacks as lost. It never passes over a hole in silence.
  */
 export class Tail {
   state: TailState = { position: null, lastCursor: null, ended: null };
   /** Recent entries, oldest first (about RECENT_LINES lines). */
   readonly recent: StreamEntry[] = [];
   private recentLines = 0;
-  private unread: StreamEntry[] = [];
+  private unread: Pending[] = [];
   /** The last read from Redis filled its page: there may be more right behind it. */
   private moreInRedis = false;
+  /** A hole being read from the archive: Redis is read again once it is through. */
+  private hole: Hole | null = null;
+  /** Gaps found but not yet announced: they go out right before the next entry taken. */
+  private gapsAhead: LogGap[] = [];
+  /** The line number the next entry taken must start at (after sent and unread); null: unknown. */
+  private aheadLine: number | null = null;
   /** The writer whose pushes were last found continuous with Redis: pushes from another are checked first. */
   private trustedWriter: string | null = null;
   /** Reads in a row that found nothing new. */
@@ -79,16 +125,23 @@ export class Tail {
         lastCursor: state.lastCursor,
         ended: state.ended,
         ...(state.pushed === undefined ? {} : { pushed: state.pushed }),
+        ...(state.nextLine === undefined ? {} : { nextLine: state.nextLine }),
       };
+    this.aheadLine = this.state.nextLine ?? null;
   }
 
   get position(): string | null {
     return this.state.position;
   }
 
-  /** Entries wait in memory, or a read filled its page: the next fan-out should come at once. */
+  /** Entries wait in memory, a read filled its page or a hole is being read: fan out at once. */
   get backlog(): boolean {
-    return this.unread.length > 0 || this.moreInRedis;
+    return this.unread.length > 0 || this.moreInRedis || this.hole !== null;
+  }
+
+  /** The id of the last entry the tail has, sent or unread. */
+  private get known(): string {
+    return this.unread.at(-1)?.entry.id ?? this.state.position ?? "0-0";
   }
 
   /** One read of new entries (or the unread ones first), fanned out. Concurrent callers share it. */
@@ -113,7 +166,7 @@ export class Tail {
   private async takePush(push: DecodedPush): Promise<void> {
     if (this.state.ended !== null) return;
     // Where the tail stands: past what it read and has not sent yet.
-    const known = this.unread.at(-1)?.id ?? this.state.position ?? "0-0";
+    const known = this.known;
     const last = push.entries.at(-1)?.id ?? push.previous;
     if (last === null || compareEntryIds(last, known) <= 0) return; // nothing new in it
     let from = push.previous === known ? 0 : -1;
@@ -121,12 +174,18 @@ export class Tail {
       const at = push.entries.findIndex((entry) => entry.id === known);
       if (at >= 0) from = at + 1;
     }
-    if (from < 0 || push.writer !== this.trustedWriter || this.moreInRedis) {
+    if (this.hole !== null) {
+      // A hole is being read from the archive: its next slice first, Redis (and so these
+      // entries) after it.
+      await this.readHole(this.hole);
+    } else if (from < 0 || push.writer !== this.trustedWriter || this.moreInRedis) {
       // Not continuous with what the object has (or from a writer not yet checked): Redis first.
       await this.readRedis();
       this.trustedWriter = push.writer;
     } else {
-      this.unread.push(...push.entries.slice(from));
+      // Checked like a read: a jump in line numbers opens a hole, and the rest of the push is
+      // read from Redis after it.
+      this.take(push.entries.slice(from));
     }
     await this.fanOutSlice();
   }
@@ -144,18 +203,26 @@ export class Tail {
       // A new object starts at the stream's end: viewers without a cursor get live lines only.
       const reply = await this.host.redis().xrevrange(logStreamKey(this.host.jobId), "+", "-", 1);
       const top = decodeStreamReply(reply)[0];
+      const nextLine = top === undefined ? 0 : (nextLineAfter(top) ?? null);
+      this.aheadLine = nextLine;
       await this.save({
         ...this.state,
         position: top?.id ?? "0-0",
         lastCursor: top?.lines.at(-1)?.cursor ?? null,
         ended: top?.end ?? null,
+        nextLine,
       });
       return;
     }
-    // Entries read earlier but not yet fanned out go first: no second read of them.
-    if (this.unread.length === 0) await this.readRedis();
+    // Entries read earlier but not yet fanned out go first: no second read of them. Then a
+    // hole being read from the archive, then Redis.
     if (this.unread.length === 0) {
-      this.idleReads += 1;
+      if (this.hole !== null) await this.readHole(this.hole);
+      else await this.readRedis();
+    }
+    if (this.unread.length === 0) {
+      // A hole that held no entry (every line of it lost) is no idle read: Redis comes next.
+      if (!this.backlog) this.idleReads += 1;
       return;
     }
     this.idleReads = 0;
@@ -164,13 +231,87 @@ export class Tail {
 
   /** One read of the entries after what the tail has (sent or unread), into `unread`. */
   private async readRedis(): Promise<void> {
-    const known = this.unread.at(-1)?.id ?? this.state.position ?? "0-0";
     const reply = await this.host
       .redis()
-      .xrange(logStreamKey(this.host.jobId), `(${known}`, "+", ENTRIES_PER_READ);
+      .xrange(logStreamKey(this.host.jobId), `(${this.known}`, "+", ENTRIES_PER_READ);
     const read = decodeStreamReply(reply);
     this.moreInRedis = read.length === ENTRIES_PER_READ;
-    this.unread.push(...read);
+    this.take(read);
+  }
+
+  /**
+   * Takes entries that follow on by id into `unread`, up to the first jump in their line
+   * numbers: there a hole opens, read from the archive next; what lies after it is read from
+   * Redis again once the hole is through.
+   */
+  private take(entries: readonly StreamEntry[]): void {
+    for (const entry of entries) {
+      const expected = this.aheadLine;
+      if (expected !== null && entry.firstLine !== undefined && entry.firstLine > expected) {
+        this.openHole(entry, expected, entry.firstLine);
+        return;
+      }
+      this.queue(entry);
+    }
+  }
+
+  private queue(entry: StreamEntry): void {
+    this.unread.push({ entry, gaps: this.gapsAhead });
+    this.gapsAhead = [];
+    this.aheadLine =
+      nextLineAfter(entry) ??
+      (this.aheadLine === null ? null : this.aheadLine + entry.lines.length);
+  }
+
+  /** Lines `expected` up to `resumesAt` are not in Redis before `until`: the archive is asked. */
+  private openHole(until: StreamEntry, expected: number, resumesAt: number): void {
+    const reader = new LogReader(this.host.redis(), this.host.archive(), this.host.jobId);
+    this.hole = {
+      items: reader.archivedBetween(
+        { entryId: this.known, index: Number.MAX_SAFE_INTEGER },
+        until.id,
+        expected,
+        resumesAt,
+      ),
+      resumesAt,
+      after: this.known,
+      carried: [...this.gapsAhead],
+    };
+  }
+
+  /** The hole's next slice from the archive (about a fan-out's worth), into `unread`. */
+  private async readHole(hole: Hole): Promise<void> {
+    let bytes = 0;
+    while (bytes < this.settings.sliceBytes) {
+      let next: IteratorResult<LogItem, { ended: boolean }>;
+      try {
+        next = await hole.items.next();
+      } catch (error) {
+        // The archive failed: the next read finds the jump again and reopens the hole from
+        // what was taken, which finds again the gaps found since.
+        this.hole = null;
+        this.gapsAhead = this.known === hole.after ? [...hole.carried] : [];
+        throw error;
+      }
+      if (next.done === true) {
+        // Served, or counted as lost (that gap waits for the entry where Redis resumes).
+        this.hole = null;
+        this.aheadLine = hole.resumesAt;
+        this.moreInRedis = true;
+        return;
+      }
+      const item = next.value;
+      if (item.kind === "gap") {
+        this.gapsAhead.push(item.gap);
+        continue;
+      }
+      this.queue(item.entry);
+      for (const line of item.entry.lines) bytes += line.text.length + EVENT_BYTES_PER_LINE;
+      if (item.entry.end !== undefined) {
+        this.hole = null;
+        return;
+      }
+    }
   }
 
   /** Fans the unread entries out, up to a slice; the rest waits for the next turn. */
@@ -180,15 +321,20 @@ export class Tail {
     const events: string[] = [];
     let bytes = 0;
     let lastCursor = this.state.lastCursor;
+    let nextLine = this.state.nextLine ?? null;
     let ended: TerminalStatus | null = null;
-    for (const entry of this.unread) {
-      const event = formatEntryEvent(entry);
+    for (const { entry, gaps } of this.unread) {
+      const event = gapNotices(gaps, lastCursor, entry) + formatEntryEvent(entry);
       if (ids.length > 0 && bytes + event.length > this.settings.sliceBytes) break;
       ids.push(entry.id);
       events.push(event);
       bytes += event.length;
+      // A catch-up walks the recent entries without looking at line numbers: lost lines must
+      // not lie inside them (the log reader announces those).
+      if (gaps.some((gap) => gap.where === "lost")) this.forgetRecent();
       this.remember(entry);
       lastCursor = entry.lines.at(-1)?.cursor ?? lastCursor;
+      nextLine = nextLineAfter(entry) ?? (nextLine === null ? null : nextLine + entry.lines.length);
       if (entry.end !== undefined) ended = entry.end;
     }
     this.unread = this.unread.slice(ids.length);
@@ -199,8 +345,13 @@ export class Tail {
       shared: new TextEncoder().encode(events.join("")),
       position,
     });
-    await this.save({ ...this.state, position, lastCursor, ended });
+    await this.save({ ...this.state, position, lastCursor, ended, nextLine });
     if (ended !== null) this.host.ended(ended, lastCursor);
+  }
+
+  private forgetRecent(): void {
+    this.recent.length = 0;
+    this.recentLines = 0;
   }
 
   private remember(entry: StreamEntry): void {
@@ -216,4 +367,15 @@ export class Tail {
     this.state = state;
     await this.host.save(state);
   }
+}
+
+/**
+ * The system lines announcing the holes right before `entry`, as catch-up and history word them;
+ * their cursor is the last line's before the hole, so a resume from it misses nothing.
+ */
+function gapNotices(gaps: readonly LogGap[], lastCursor: string | null, entry: StreamEntry) {
+  if (gaps.length === 0) return "";
+  // A terminal entry may hold no line: the notice then takes the time it goes out.
+  const next = entry.lines[0] ?? { ts: new Date().toISOString(), phase: "system" };
+  return formatLogEvent(gaps.map((gap) => gapLine(gap, lastCursor ?? "0-0:0", next)));
 }

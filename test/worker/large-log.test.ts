@@ -7,8 +7,9 @@ import { ArchiveView, LogReader } from "../../src/log/reader.ts";
 import { type Cursor, type LogLine, parseCursor } from "../../src/shared/entry.ts";
 import type { JobRecord } from "../../src/shared/job.ts";
 import { jobKey, logStreamKey } from "../../src/shared/keys.ts";
+import { restartTailAt } from "../support/job-stream.ts";
 import { createJob, testRedis } from "../support/jobs.ts";
-import { auditLines, writeNumberedLog } from "../support/numbered-log.ts";
+import { auditLines, numberedText, writeNumberedLog } from "../support/numbered-log.ts";
 import { uniqueJobId } from "../support/redis.ts";
 import { isEvent, sseReader } from "../support/sse.ts";
 import { createTestSigner } from "../support/tokens.ts";
@@ -192,6 +193,97 @@ describe("a 150,000-line build whose middle left Redis", () => {
     ]);
     expect(JSON.parse(done ?? "{}")).toEqual({ status: "ready" });
   }, 300_000);
+});
+
+/**
+ * A live viewer of an object that read the first two entries and then fell far behind (its
+ * fan-out is paced, or it sat idle without viewers): its stored position is deep in the head,
+ * and what Redis holds next is the first entry of the tail.
+ */
+async function behindObject(id: string, entries: readonly string[]): Promise<Response> {
+  await restartTailAt(id, {
+    position: entries[1] ?? "0-0",
+    lastCursor: `${entries[1]}:${PER_ENTRY - 1}`,
+    ended: null,
+    nextLine: 2 * PER_ENTRY,
+  });
+  return get(`/api/jobs/${id}/logs/stream`);
+}
+
+describe("the live tail of an object far behind a build past head + tail", () => {
+  it("gives a viewer every line once and in order, the hole announced and served from the archive", async () => {
+    const id = uniqueJobId("behind");
+    const job = await createJob(redis, id, "user_large", "running");
+    // Still running: its 15 complete segments are archived, and the runner trimmed the middle.
+    const entries = await writeNumberedLog(redis, id, TOTAL);
+    await archiveLog(redis, store, id, { maxSegments: 100 });
+    const gone = entries.slice(HEAD_ENTRIES, entries.length - TAIL_ENTRIES);
+    for (let i = 0; i < gone.length; i += 100)
+      await redis.xdel(logStreamKey(id), gone.slice(i, i + 100));
+    const response = await behindObject(id, entries);
+    // The build ends while the viewer watches.
+    await writeNumberedLog(redis, id, 0, {
+      from: TOTAL,
+      end: "ready",
+      startMs: Number(entries.at(-1)?.split("-")[0]) + 1,
+    });
+    await endJob(job);
+    const { lines, done } = await readStream(response);
+    expect(
+      auditLines(
+        lines.map((line) => line.text),
+        TOTAL,
+        2 * PER_ENTRY,
+      ),
+    ).toEqual({ seen: TOTAL - 2 * PER_ENTRY, missing: 0, duplicated: 0, outOfOrder: 0 });
+    const at = lines.findIndex((line) => line.gap !== undefined);
+    expect(lines.filter((line) => line.gap !== undefined).map((line) => line.gap)).toEqual([
+      { lines: TOTAL - (HEAD_ENTRIES + TAIL_ENTRIES) * PER_ENTRY, where: "archive" },
+    ]);
+    // Right where the live copy jumps: after the head's last line, before the archive's first.
+    expect(lines[at]?.source).toBe("system");
+    expect(lines[at]?.cursor).toBe(`${entries[HEAD_ENTRIES - 1]}:${PER_ENTRY - 1}`);
+    expect(lines[at - 1]?.text).toBe(numberedText(HEAD_ENTRIES * PER_ENTRY - 1));
+    expect(lines[at + 1]?.text).toBe(numberedText(HEAD_ENTRIES * PER_ENTRY));
+    expect(JSON.parse(done ?? "{}")).toEqual({ status: "ready" });
+  }, 300_000);
+
+  it("counts lines the archive does not have as lost, in a system line, and goes on", async () => {
+    const id = uniqueJobId("behind-lost");
+    await createJob(redis, id, "user_large", "running");
+    const entries = await writeNumberedLog(redis, id, 20_000);
+    // Lines 5,000..9,999 leave Redis before any archive has them (Redis lost them).
+    await redis.xdel(logStreamKey(id), entries.slice(10, 20));
+    const response = await behindObject(id, entries);
+    await writeNumberedLog(redis, id, 0, {
+      from: 20_000,
+      end: "failed",
+      startMs: Number(entries.at(-1)?.split("-")[0]) + 1,
+    });
+    const { lines, done } = await readStream(response);
+    expect(
+      auditLines(
+        lines.map((line) => line.text),
+        20_000,
+        2 * PER_ENTRY,
+      ),
+    ).toEqual({
+      seen: 20_000 - 2 * PER_ENTRY - 5_000,
+      missing: 5_000,
+      duplicated: 0,
+      outOfOrder: 0,
+    });
+    const at = lines.findIndex((line) => line.gap !== undefined);
+    expect(lines.filter((line) => line.gap !== undefined).map((line) => line.gap)).toEqual([
+      { lines: 5_000, where: "lost" },
+    ]);
+    expect(lines[at]?.text).toBe(
+      "5,000 lines are missing here: they were lost before they could be archived.",
+    );
+    expect(lines[at]?.cursor).toBe(`${entries[9]}:${PER_ENTRY - 1}`);
+    expect(lines[at + 1]?.text).toBe(numberedText(10_000));
+    expect(JSON.parse(done ?? "{}")).toEqual({ status: "failed" });
+  }, 60_000);
 });
 
 describe("lines that are nowhere", () => {

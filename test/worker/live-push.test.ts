@@ -1,12 +1,21 @@
 import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { encodeEntryFields, type LogLine } from "../../src/shared/entry.ts";
+import { r2Store } from "../../src/log/archive-store.ts";
+import { archiveLog } from "../../src/log/archiver.ts";
+import {
+  encodeEndFields,
+  encodeEntryFields,
+  type LogLine,
+  type LogRecord,
+} from "../../src/shared/entry.ts";
 import { logStreamKey } from "../../src/shared/keys.ts";
 import type { LivePush } from "../../src/shared/live-push.ts";
 import { createLivePusher, type LivePushTransport } from "../../worker-build-runner/live-push.ts";
 import { createRedisLogWriter } from "../../worker-build-runner/redis-writer.ts";
+import { restartTailAt } from "../support/job-stream.ts";
 import { createJob, testRedis } from "../support/jobs.ts";
+import { auditLines, numberedText, writeNumberedLog } from "../support/numbered-log.ts";
 import { uniqueJobId } from "../support/redis.ts";
 import { isEvent, type SseFrame, sseReader } from "../support/sse.ts";
 import { createTestSigner } from "../support/tokens.ts";
@@ -50,23 +59,30 @@ const record = (text: string) => ({
   phase: "build",
   text,
 });
-const textsOf = (frame: SseFrame | null): string[] =>
-  frame?.data ? (JSON.parse(frame.data) as { lines: LogLine[] }).lines.map((l) => l.text) : [];
+const linesOf = (frame: SseFrame | null): LogLine[] =>
+  frame?.data ? (JSON.parse(frame.data) as { lines: LogLine[] }).lines : [];
+const textsOf = (frame: SseFrame | null): string[] => linesOf(frame).map((l) => l.text);
 
-/** Entries written to Redis by hand, as the runner writes them; `pushed` can differ from what Redis holds. */
+/**
+ * Entries written to Redis by hand, as the runner writes them; `pushed` can differ from what
+ * Redis holds. An entry carries the line number `n` when the test gives one.
+ */
 function handWriter(jobId: string) {
   let ms = Date.now();
   let previous = "0-0";
   const key = logStreamKey(jobId);
   return {
-    async write(text: string): Promise<{ id: string; previous: string }> {
+    async write(text: string, n?: number): Promise<{ id: string; previous: string }> {
       const id = `${++ms}-0`;
-      await redis.xadd(key, id, encodeEntryFields([record(text)]));
+      await redis.xadd(key, id, encodeEntryFields([record(text)], n));
       const written = { id, previous };
       previous = id;
       return written;
     },
-    entry: (id: string, text: string) => ({ id, fields: encodeEntryFields([record(text)]) }),
+    entry: (id: string, text: string, n?: number) => ({
+      id,
+      fields: encodeEntryFields([record(text)], n),
+    }),
   };
 }
 
@@ -237,6 +253,105 @@ describe("POST /internal/jobs/:id/entries", () => {
     await writer.write("b");
     expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["b"]);
     await stream.cancel();
+  });
+});
+
+describe("a push and the line numbers", () => {
+  it("announces the lines a trusted push jumps over, though its ids follow on", async () => {
+    const { jobId, stream, redis: writer } = await watchedJob("push-line-jump");
+    // The object started at the empty stream's end: line 0 comes next.
+    for (const [n, text] of ["a", "b"].entries()) {
+      const written = await writer.write(text, n);
+      await pushRoute(jobId, {
+        writer: "runner-a",
+        previous: written.previous,
+        entries: [writer.entry(written.id, text, n)],
+      });
+      expect(textsOf(await stream.nextMatching(isEvent))).toEqual([text]);
+    }
+    // Lines 2..499 never reached Redis (lost with it); the next entry follows on by id.
+    const c = await writer.write("c", 500);
+    await pushRoute(jobId, {
+      writer: "runner-a",
+      previous: c.previous,
+      entries: [writer.entry(c.id, "c", 500)],
+    });
+    const notice = linesOf(await stream.nextMatching(isEvent));
+    expect(notice).toMatchObject([
+      {
+        source: "system",
+        text: "498 lines are missing here: they were lost before they could be archived.",
+        cursor: `${c.previous}:0`,
+        gap: { lines: 498, where: "lost" },
+      },
+    ]);
+    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["c"]);
+    // Past the hole the pushes go out as before.
+    const d = await writer.write("d", 501);
+    await pushRoute(jobId, {
+      writer: "runner-a",
+      previous: d.previous,
+      entries: [writer.entry(d.id, "d", 501)],
+    });
+    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["d"]);
+    await stream.cancel();
+  });
+
+  it("reads the hole behind the runner's trim from the archive for a push to an object far behind", async () => {
+    const jobId = uniqueJobId("push-behind-trim");
+    await createJob(redis, jobId, "user_push");
+    const ids = await writeNumberedLog(redis, jobId, 3_000, { linesPerEntry: 10 });
+    await archiveLog(redis, r2Store(env.ARCHIVE), jobId, { segmentLines: 500, maxSegments: 100 });
+    // The runner kept the head (lines 0..99) and the tail (2,500..2,999) once archived.
+    await redis.xdel(logStreamKey(jobId), ids.slice(10, 250));
+    // The object had sent lines 0..19 when it went; it was pushed to.
+    await restartTailAt(jobId, {
+      position: ids[1] ?? "0-0",
+      lastCursor: `${ids[1]}:9`,
+      ended: null,
+      pushed: true,
+      nextLine: 20,
+    });
+    const stream = sseReader(await connect(jobId));
+    await stream.nextMatching((frame) => frame.id !== undefined);
+    // The runner's last batch, pushed with the entry before it: not where the object stands.
+    const last = await writeNumberedLog(redis, jobId, 10, {
+      from: 3_000,
+      linesPerEntry: 10,
+      startMs: Number(ids.at(-1)?.split("-")[0]),
+      end: "ready",
+    });
+    const records = (from: number, count: number): LogRecord[] =>
+      Array.from({ length: count }, (_, i) => record(numberedText(from + i)));
+    const answer = await pushRoute(jobId, {
+      writer: "runner-a",
+      previous: ids.at(-1),
+      entries: [
+        { id: last[0], fields: encodeEntryFields(records(3_000, 10), 3_000) },
+        { id: last[1], fields: encodeEndFields("ready", [], 3_010) },
+      ],
+    });
+    expect(answer.status).toBe(200);
+    const lines: LogLine[] = [];
+    let frame = await stream.nextMatching(isEvent);
+    while (frame?.event === "log") {
+      lines.push(...linesOf(frame));
+      frame = await stream.nextMatching(isEvent);
+    }
+    expect(frame?.event).toBe("done");
+    expect(
+      auditLines(
+        lines.map((line) => line.text),
+        3_010,
+        20,
+      ),
+    ).toEqual({ seen: 2_990, missing: 0, duplicated: 0, outOfOrder: 0 });
+    const at = lines.findIndex((line) => line.gap !== undefined);
+    expect(lines.filter((line) => line.gap !== undefined).map((line) => line.gap)).toEqual([
+      { lines: 2_400, where: "archive" },
+    ]);
+    expect(lines[at]?.cursor).toBe(`${ids[9]}:9`);
+    expect(lines[at + 1]?.text).toBe(numberedText(100));
   });
 });
 
