@@ -1,7 +1,7 @@
 import type { Redis } from "@upstash/redis";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { decodeStreamReply } from "../../src/shared/entry.ts";
-import { type JobRecord, parseJobRecord } from "../../src/shared/job.ts";
+import { parseJobRecord } from "../../src/shared/job.ts";
 import type { JobSpec, RunRequest } from "../../src/shared/job-spec.ts";
 import { jobKey, logStreamKey } from "../../src/shared/keys.ts";
 import type { E2BLocalServer } from "../../tools/e2b-local/server.ts";
@@ -13,7 +13,7 @@ import { e2bSandbox } from "../../worker-build-runner/sandbox/e2b.ts";
 import { localSandbox } from "../../worker-build-runner/sandbox/local.ts";
 import type { DropProxy } from "../support/drop-proxy.ts";
 import { startDropProxy } from "../support/drop-proxy.ts";
-import { uniqueJobId } from "../support/redis.ts";
+import { queuedJob as createQueuedJob } from "../support/run-request.ts";
 
 // Jobs run for real through the E2B adapter, the unchanged SDK and tools/e2b-local in front of
 // the local sandbox, lines into redis-server behind the Upstash bridge. Each fault must end the
@@ -46,23 +46,8 @@ const adapter = (urls: { apiUrl?: string; sandboxUrl?: string } = {}) =>
     createRetryDelaysMs: [50, 100],
   });
 
-async function queuedJob(label: string, spec: Partial<JobSpec>): Promise<RunRequest> {
-  const jobId = uniqueJobId(label);
-  const job: JobRecord = {
-    id: jobId,
-    owner: "user_e2b_faults",
-    status: "queued",
-    created_at: new Date().toISOString(),
-    started_at: null,
-    finished_at: null,
-  };
-  await redis.set(jobKey(jobId), JSON.stringify(job));
-  return {
-    job_id: jobId,
-    owner: job.owner,
-    spec: { steps: [], env: {}, secrets: {}, files: {}, ...spec },
-  };
-}
+const queuedJob = (label: string, spec: Partial<JobSpec>): Promise<RunRequest> =>
+  createQueuedJob(redis, "user_e2b_faults", label, spec);
 
 async function logOf(jobId: string) {
   const entries = decodeStreamReply(await redis.xrange(logStreamKey(jobId), "-", "+"));

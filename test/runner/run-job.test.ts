@@ -1,7 +1,7 @@
 import type { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { decodeStreamReply } from "../../src/shared/entry.ts";
-import { type JobRecord, parseJobRecord } from "../../src/shared/job.ts";
+import { parseJobRecord } from "../../src/shared/job.ts";
 import type { JobSpec, RunRequest } from "../../src/shared/job-spec.ts";
 import {
   jobKey,
@@ -14,7 +14,7 @@ import { startUpstashBridge, type UpstashBridge } from "../../tools/upstash-brid
 import { createUpstashClient } from "../../worker-build-runner/redis.ts";
 import { runJob, type WorkerNotifier } from "../../worker-build-runner/run-job.ts";
 import { localSandbox } from "../../worker-build-runner/sandbox/local.ts";
-import { uniqueJobId } from "../support/redis.ts";
+import { queuedJob as createQueuedJob } from "../support/run-request.ts";
 
 // A job run for real: child processes in a temporary directory, lines through the sanitizer
 // and the writer into redis-server behind the Upstash bridge, status in the job record.
@@ -32,23 +32,8 @@ afterAll(async () => {
   await bridge.close();
 });
 
-async function queuedJob(label: string, spec: Partial<JobSpec>): Promise<RunRequest> {
-  const jobId = uniqueJobId(label);
-  const job: JobRecord = {
-    id: jobId,
-    owner: "user_runner_test",
-    status: "queued",
-    created_at: new Date().toISOString(),
-    started_at: null,
-    finished_at: null,
-  };
-  await redis.set(jobKey(jobId), JSON.stringify(job));
-  return {
-    job_id: jobId,
-    owner: job.owner,
-    spec: { steps: [], env: {}, secrets: {}, files: {}, ...spec },
-  };
-}
+const queuedJob = (label: string, spec: Partial<JobSpec>): Promise<RunRequest> =>
+  createQueuedJob(redis, "user_runner_test", label, spec);
 
 function recordingNotifier(): WorkerNotifier & { calls: string[] } {
   const calls: string[] = [];
