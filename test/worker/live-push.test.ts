@@ -63,155 +63,122 @@ const linesOf = (frame: SseFrame | null): LogLine[] =>
   frame?.data ? (JSON.parse(frame.data) as { lines: LogLine[] }).lines : [];
 const textsOf = (frame: SseFrame | null): string[] => linesOf(frame).map((l) => l.text);
 
-/**
- * Entries written to Redis by hand, as the runner writes them; `pushed` can differ from what
- * Redis holds. An entry carries the line number `n` when the test gives one.
- */
-function handWriter(jobId: string) {
-  let ms = Date.now();
-  let previous = "0-0";
-  const key = logStreamKey(jobId);
-  return {
-    async write(text: string, n?: number): Promise<{ id: string; previous: string }> {
-      const id = `${++ms}-0`;
-      await redis.xadd(key, id, encodeEntryFields([record(text)], n));
-      const written = { id, previous };
-      previous = id;
-      return written;
-    },
-    entry: (id: string, text: string, n?: number) => ({
-      id,
-      fields: encodeEntryFields([record(text)], n),
-    }),
-  };
+/** An entry written to Redis by hand, with the entry before it in the stream. */
+interface Written {
+  readonly id: string;
+  readonly previous: string;
+  readonly text: string;
+  readonly n: number | undefined;
 }
 
-async function watchedJob(label: string) {
+/**
+ * A job whose runner the test plays: `write` puts an entry in Redis as the runner does (with
+ * the line number `n` when given), `push` sends it to the object as the runner would, by
+ * default as runner-a and with the text Redis holds; `send` does both.
+ */
+async function pushedJob(label: string) {
   const jobId = uniqueJobId(label);
   await createJob(redis, jobId, "user_push");
-  const stream = sseReader(await connect(jobId));
+  const key = logStreamKey(jobId);
+  let ms = Date.now();
+  let previous = "0-0";
+  const write = async (text: string, n?: number): Promise<Written> => {
+    const id = `${++ms}-0`;
+    await redis.xadd(key, id, encodeEntryFields([record(text)], n));
+    const written = { id, previous, text, n };
+    previous = id;
+    return written;
+  };
+  const push = (
+    written: Written,
+    options: { text?: string; writer?: string; previous?: string } = {},
+  ): Promise<Response> =>
+    pushRoute(jobId, {
+      writer: options.writer ?? "runner-a",
+      previous: options.previous ?? written.previous,
+      entries: [
+        {
+          id: written.id,
+          fields: encodeEntryFields([record(options.text ?? written.text)], written.n),
+        },
+      ],
+    });
+  const send = async (text: string, n?: number): Promise<Response> => push(await write(text, n));
+  return { jobId, write, push, send };
+}
+
+/** A pushed job with one viewer, placed at the object's position; `next` is its next event's texts. */
+async function watchedJob(label: string) {
+  const job = await pushedJob(label);
+  const stream = sseReader(await connect(job.jobId));
   // The resume id frame comes once the object has placed the viewer at its position.
   await stream.nextMatching((frame) => frame.id !== undefined);
-  return { jobId, stream, redis: handWriter(jobId) };
+  const next = async (): Promise<string[]> => textsOf(await stream.nextMatching(isEvent));
+  return { ...job, stream, next };
 }
 
 describe("POST /internal/jobs/:id/entries", () => {
   it("fans a push that follows on out at once, without reading Redis", async () => {
-    const { jobId, stream, redis: writer } = await watchedJob("push-no-read");
+    const { stream, write, push, send, next } = await watchedJob("push-no-read");
     // A writer's first pushes are checked against Redis (until the object has polled for the
     // last time before pushes came, one of them may find nothing new to check).
     for (const text of ["one", "two"]) {
-      const written = await writer.write(text);
-      const answer = await pushRoute(jobId, {
-        writer: "runner-a",
-        previous: written.previous,
-        entries: [writer.entry(written.id, text)],
-      });
+      const answer = await send(text);
       expect(answer.status).toBe(200);
       expect(await answer.json()).toEqual({ viewers: 1 });
-      expect(textsOf(await stream.nextMatching(isEvent))).toEqual([text]);
+      expect(await next()).toEqual([text]);
     }
     // Then it is trusted: what it pushes goes out as pushed, though Redis holds other text.
-    const third = await writer.write("three as in Redis");
-    await pushRoute(jobId, {
-      writer: "runner-a",
-      previous: third.previous,
-      entries: [writer.entry(third.id, "three as pushed")],
-    });
-    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["three as pushed"]);
+    await push(await write("three as in Redis"), { text: "three as pushed" });
+    expect(await next()).toEqual(["three as pushed"]);
     await stream.cancel();
   });
 
   it("reads the gap from Redis when a push does not follow on, so no line is lost or repeated", async () => {
-    const { jobId, stream, redis: writer } = await watchedJob("push-gap");
-    const a = await writer.write("a");
-    await pushRoute(jobId, {
-      writer: "runner-a",
-      previous: a.previous,
-      entries: [writer.entry(a.id, "a")],
-    });
-    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["a"]);
+    const { jobId, stream, write, push, send, next } = await watchedJob("push-gap");
+    const a = await write("a");
+    await push(a);
+    expect(await next()).toEqual(["a"]);
     // The push of b is lost; c's push names b as its previous entry.
-    await writer.write("b");
-    const c = await writer.write("c");
-    await pushRoute(jobId, {
-      writer: "runner-a",
-      previous: c.previous,
-      entries: [writer.entry(c.id, "c")],
-    });
+    const b = await write("b");
+    await send("c");
     const texts: string[] = [];
-    while (texts.length < 2) texts.push(...textsOf(await stream.nextMatching(isEvent)));
+    while (texts.length < 2) texts.push(...(await next()));
     expect(texts).toEqual(["b", "c"]);
     // A late copy of an old push changes nothing.
-    await pushRoute(jobId, {
-      writer: "runner-a",
-      previous: a.id,
-      entries: [writer.entry(c.previous, "b")],
-    });
+    await push(b, { previous: a.id });
     // A keepalive that names a newer top reads it.
-    const d = await writer.write("d");
+    const d = await write("d");
     await pushRoute(jobId, { writer: "runner-a", previous: d.id, entries: [] });
-    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["d"]);
+    expect(await next()).toEqual(["d"]);
     await stream.cancel();
   });
 
   it("checks a second writer's first push against Redis", async () => {
-    const { jobId, stream, redis: writer } = await watchedJob("push-two-writers");
-    const a = await writer.write("a");
-    await pushRoute(jobId, {
-      writer: "runner-a",
-      previous: a.previous,
-      entries: [writer.entry(a.id, "a")],
-    });
-    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["a"]);
+    const { stream, write, push, send, next } = await watchedJob("push-two-writers");
+    await send("a");
+    expect(await next()).toEqual(["a"]);
     // Another runner claims b follows a, but pushes a text Redis does not hold: Redis wins.
-    const b = await writer.write("b in Redis");
-    await pushRoute(jobId, {
-      writer: "runner-b",
-      previous: b.previous,
-      entries: [writer.entry(b.id, "b as pushed")],
-    });
-    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["b in Redis"]);
+    await push(await write("b in Redis"), { writer: "runner-b", text: "b as pushed" });
+    expect(await next()).toEqual(["b in Redis"]);
     await stream.cancel();
   });
 
   it("answers 0 viewers for a job nobody watches, and fans nothing out", async () => {
-    const jobId = uniqueJobId("push-unwatched");
-    await createJob(redis, jobId, "user_push");
-    const writer = handWriter(jobId);
-    const a = await writer.write("a");
-    const response = await pushRoute(jobId, {
-      writer: "runner-a",
-      previous: a.previous,
-      entries: [writer.entry(a.id, "a")],
-    });
-    expect(await response.json()).toEqual({ viewers: 0 });
+    const { send } = await pushedJob("push-unwatched");
+    expect(await (await send("a")).json()).toEqual({ viewers: 0 });
   });
 
   it("serves a viewer who comes after the runner was told nobody watches, until it pushes again", async () => {
-    const jobId = uniqueJobId("push-late-viewer");
-    await createJob(redis, jobId, "user_push");
-    const writer = handWriter(jobId);
-    const a = await writer.write("a");
-    const first = await pushRoute(jobId, {
-      writer: "runner-a",
-      previous: a.previous,
-      entries: [writer.entry(a.id, "a")],
-    });
-    expect(await first.json()).toEqual({ viewers: 0 });
+    const { jobId, write, send } = await pushedJob("push-late-viewer");
+    expect(await (await send("a")).json()).toEqual({ viewers: 0 });
     const stream = sseReader(await connect(jobId));
     await stream.nextMatching((frame) => frame.id !== undefined);
     // The runner stopped pushing: the object reads for itself, well before its safety interval.
-    await writer.write("b");
+    await write("b");
     expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["b"]);
     // The runner's next probe finds a viewer; its pushes go out again.
-    const c = await writer.write("c");
-    const probe = await pushRoute(jobId, {
-      writer: "runner-a",
-      previous: c.previous,
-      entries: [writer.entry(c.id, "c")],
-    });
-    expect(await probe.json()).toEqual({ viewers: 1 });
+    expect(await (await send("c")).json()).toEqual({ viewers: 1 });
     expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["c"]);
     await stream.cancel();
   });
@@ -241,41 +208,27 @@ describe("POST /internal/jobs/:id/entries", () => {
   });
 
   it("reads Redis itself when pushes stop (a silent runner), after the safety interval", async () => {
-    const { jobId, stream, redis: writer } = await watchedJob("push-silent");
-    const a = await writer.write("a");
-    await pushRoute(jobId, {
-      writer: "runner-a",
-      previous: a.previous,
-      entries: [writer.entry(a.id, "a")],
-    });
-    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["a"]);
+    const { stream, write, send, next } = await watchedJob("push-silent");
+    await send("a");
+    expect(await next()).toEqual(["a"]);
     // Written, never pushed: the safety poll (TAIL_SAFETY_POLL_MS, 1 s here) brings it.
-    await writer.write("b");
-    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["b"]);
+    await write("b");
+    expect(await next()).toEqual(["b"]);
     await stream.cancel();
   });
 });
 
 describe("a push and the line numbers", () => {
   it("announces the lines a trusted push jumps over, though its ids follow on", async () => {
-    const { jobId, stream, redis: writer } = await watchedJob("push-line-jump");
+    const { stream, write, push, send, next } = await watchedJob("push-line-jump");
     // The object started at the empty stream's end: line 0 comes next.
     for (const [n, text] of ["a", "b"].entries()) {
-      const written = await writer.write(text, n);
-      await pushRoute(jobId, {
-        writer: "runner-a",
-        previous: written.previous,
-        entries: [writer.entry(written.id, text, n)],
-      });
-      expect(textsOf(await stream.nextMatching(isEvent))).toEqual([text]);
+      await send(text, n);
+      expect(await next()).toEqual([text]);
     }
     // Lines 2..499 never reached Redis (lost with it); the next entry follows on by id.
-    const c = await writer.write("c", 500);
-    await pushRoute(jobId, {
-      writer: "runner-a",
-      previous: c.previous,
-      entries: [writer.entry(c.id, "c", 500)],
-    });
+    const c = await write("c", 500);
+    await push(c);
     const notice = linesOf(await stream.nextMatching(isEvent));
     expect(notice).toMatchObject([
       {
@@ -285,15 +238,10 @@ describe("a push and the line numbers", () => {
         gap: { lines: 498, where: "lost" },
       },
     ]);
-    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["c"]);
+    expect(await next()).toEqual(["c"]);
     // Past the hole the pushes go out as before.
-    const d = await writer.write("d", 501);
-    await pushRoute(jobId, {
-      writer: "runner-a",
-      previous: d.previous,
-      entries: [writer.entry(d.id, "d", 501)],
-    });
-    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["d"]);
+    await send("d", 501);
+    expect(await next()).toEqual(["d"]);
     await stream.cancel();
   });
 
@@ -363,19 +311,14 @@ describe("the object's one alarm", () => {
     });
 
   it("reads at the next alarm when woken, though pushes keep its safety read away", async () => {
-    const { jobId, stream, redis: writer } = await watchedJob("alarm-wake");
-    const a = await writer.write("a");
-    await pushRoute(jobId, {
-      writer: "runner-a",
-      previous: a.previous,
-      entries: [writer.entry(a.id, "a")],
-    });
-    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["a"]);
+    const { jobId, stream, write, send, next } = await watchedJob("alarm-wake");
+    await send("a");
+    expect(await next()).toEqual(["a"]);
     // The end is written but its push is lost; the runner's end notice wakes the object.
-    await writer.write("b");
+    await write("b");
     expect((await internal(jobId, "wake")).status).toBe(204);
     await runDurableObjectAlarm(env.JOB_STREAM.getByName(jobId));
-    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["b"]);
+    expect(await next()).toEqual(["b"]);
     await stream.cancel();
   });
 
