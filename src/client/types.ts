@@ -1,15 +1,34 @@
 // The wire types of the public API, as a browser app or a Node service sees them. Type-only
 // imports from src/shared: they are erased, so the client carries no runtime dependency.
-
-import type { z } from "zod";
 import type { LogLine } from "../shared/entry.ts";
 import type { JobRecord, JobStatus, TerminalStatus } from "../shared/job.ts";
-import type { jobSpecSchema } from "../shared/job-spec.ts";
 
 export type { JobRecord, JobStatus, LogLine, TerminalStatus };
 
-/** What `POST /api/jobs` takes (fields with defaults may be left out). */
-export type JobSpecInput = z.input<typeof jobSpecSchema>;
+/**
+ * One step of a job (src/shared/job-spec.ts's `jobStepSchema`). Written out rather than
+ * imported: job-spec.ts pulls in the Web Crypto sealing code, which a browser app's
+ * type check need not see. test/runner/client-types.test.ts keeps the two the same.
+ */
+export interface JobStepInput {
+  readonly name: string;
+  readonly phase: string;
+  readonly command: string;
+  readonly timeout_ms?: number;
+  readonly background?: boolean;
+  readonly ready_text?: string;
+  readonly startup_ms?: number;
+}
+
+/** What `POST /api/jobs` takes: the input side of `jobSpecSchema`. */
+export interface JobSpecInput {
+  readonly steps: readonly JobStepInput[];
+  readonly env?: Readonly<Record<string, string>>;
+  /** Injected like env, and masked in the log wherever they appear. */
+  readonly secrets?: Readonly<Record<string, string>>;
+  /** A small project to build: path -> UTF-8 content. */
+  readonly files?: Readonly<Record<string, string>>;
+}
 
 /** `POST /api/jobs` answers 201 with the record and where to find the job's parts. */
 export interface CreatedJob extends JobRecord {
