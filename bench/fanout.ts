@@ -35,14 +35,13 @@ import { parseArgs } from "node:util";
 import { Redis } from "@upstash/redis";
 import type { JobRecord } from "../src/shared/job.ts";
 import { jobKey } from "../src/shared/keys.ts";
-import { createDevSigner } from "../tools/dev/dev-signer.ts";
-import { startWorkerd } from "../tools/dev/workerd.ts";
 import { startUpstashBridge, type UpstashBridge } from "../tools/upstash-bridge/bridge.ts";
 import { startRedisServer } from "../tools/upstash-bridge/redis-server.ts";
 import { createLivePusher } from "../worker-build-runner/live-push.ts";
 import { workerNotifier } from "../worker-build-runner/notifier.ts";
 import { createUpstashClient } from "../worker-build-runner/redis.ts";
 import { createRedisLogWriter } from "../worker-build-runner/redis-writer.ts";
+import { startBenchWorker } from "./bench-worker.ts";
 import { createDeliveryLog } from "./fanout-lines.ts";
 import { commandOf, descendantPids, listenerOf, rssMb, sampleUsage } from "./fanout-proc.ts";
 import { BASELINE, printReport, type ScenarioResult } from "./fanout-report.ts";
@@ -417,19 +416,11 @@ try {
     token: `bench-${randomUUID()}`,
   });
   teardown.add("the Upstash bridge", () => bridge.close());
-  const signer = createDevSigner({ kid: "ins_fanout_bench", issuer: "https://clerk.fanout.bench" });
-  const worker = await startWorkerd({
-    configPath: "wrangler.toml",
-    readyTimeoutMs: 60_000,
-    bindings: {
-      UPSTASH_REDIS_REST_URL: bridge.url,
-      UPSTASH_REDIS_REST_TOKEN: bridge.token,
-      RUNNER_TOKEN,
-      CLERK_JWT_KEY: signer.jwtKey,
-      // .dev.vars may set one; this setup has none, so azp is not checked.
-      CLERK_AUTHORIZED_PARTIES: "",
-      MAX_VIEWERS_PER_JOB: "2000",
-    },
+  const { worker, signer } = await startBenchWorker({
+    bench: "fanout",
+    bridge,
+    runnerToken: RUNNER_TOKEN,
+    vars: { MAX_VIEWERS_PER_JOB: "2000" },
   });
   teardown.add("workerd", () => worker.dispose());
   const workerds = descendantPids(process.pid).filter((pid) => commandOf(pid) === "workerd");

@@ -10,8 +10,6 @@ import { encodeEntryFields } from "../src/shared/entry.ts";
 import type { JobRecord } from "../src/shared/job.ts";
 import { jobKey, logStreamKey } from "../src/shared/keys.ts";
 import { createLineSanitizer } from "../src/shared/sanitize/line-sanitizer.ts";
-import { createDevSigner } from "../tools/dev/dev-signer.ts";
-import { startWorkerd } from "../tools/dev/workerd.ts";
 import { startUpstashBridge } from "../tools/upstash-bridge/bridge.ts";
 import { startRedisServer } from "../tools/upstash-bridge/redis-server.ts";
 import { createLivePusher } from "../worker-build-runner/live-push.ts";
@@ -19,6 +17,7 @@ import { createLogStreamer } from "../worker-build-runner/log-streamer.ts";
 import { workerNotifier } from "../worker-build-runner/notifier.ts";
 import { createUpstashClient } from "../worker-build-runner/redis.ts";
 import { createRedisLogWriter } from "../worker-build-runner/redis-writer.ts";
+import { startBenchWorker } from "./bench-worker.ts";
 import { createDeliveryLog, lineText, nowMs } from "./fanout-lines.ts";
 import { createViewerPool } from "./fanout-viewers.ts";
 import { buildOutputLines } from "./fixture.ts";
@@ -53,17 +52,10 @@ async function trickleInto(onStdout: (chunk: string) => void, appendedAt: number
   }
 }
 
-const signer = createDevSigner({ kid: "ins_ingest_bench", issuer: "https://clerk.ingest.bench" });
-const worker = await startWorkerd({
-  configPath: "wrangler.toml",
-  readyTimeoutMs: 60_000,
-  bindings: {
-    UPSTASH_REDIS_REST_URL: bridge.url,
-    UPSTASH_REDIS_REST_TOKEN: bridge.token,
-    RUNNER_TOKEN,
-    CLERK_JWT_KEY: signer.jwtKey,
-    CLERK_AUTHORIZED_PARTIES: "",
-  },
+const { worker, signer } = await startBenchWorker({
+  bench: "ingest",
+  bridge,
+  runnerToken: RUNNER_TOKEN,
 });
 
 try {
