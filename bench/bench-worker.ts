@@ -28,6 +28,9 @@ export async function startBenchWorker(
       UPSTASH_REDIS_REST_URL: options.bridge.url,
       UPSTASH_REDIS_REST_TOKEN: options.bridge.token,
       RUNNER_TOKEN: options.runnerToken,
+      // wrangler.toml has no RUNNER_URL (DEPLOY.md) and the Worker's config requires one; these
+      // benches write streams themselves and start no job, so nothing listens there.
+      RUNNER_URL: "http://127.0.0.1:9",
       CLERK_JWT_KEY: signer.jwtKey,
       // .dev.vars may set one; the bench's tokens carry none, so azp is not checked.
       CLERK_AUTHORIZED_PARTIES: "",
