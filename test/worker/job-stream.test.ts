@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { LogLine } from "../../src/shared/entry.ts";
 import { formatDoneEvent, formatEntryEvent } from "../../src/shared/sse.ts";
 import type { JobStream } from "../../src/stream/job-stream.ts";
+import { stepAlarmsUntil } from "../support/job-stream.ts";
 import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
 import { isEvent, type SseFrame, sseReader } from "../support/sse.ts";
@@ -200,14 +201,11 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     expect(await refused.json()).toMatchObject({ error: { code: "too_many_viewers" } });
     await readers[0]?.cancel();
     controllers[0]?.abort();
-    let admitted: Response | null = null;
-    for (let attempt = 0; attempt < 50 && admitted === null; attempt++) {
-      const response = await connect(jobId);
-      if (response.status === 200) admitted = response;
-      else await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    expect(admitted?.status).toBe(200);
-    if (admitted) await sseReader(admitted).cancel();
+    // Once the object counts the one who left, the next viewer is let in.
+    await stepAlarmsUntil(jobId, (object) => object.viewers < max);
+    const admitted = await connect(jobId);
+    expect(admitted.status).toBe(200);
+    await sseReader(admitted).cancel();
     await Promise.all(readers.slice(1).map((reader) => reader.cancel()));
   });
 

@@ -2,9 +2,10 @@ import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { r2Store } from "../../src/log/archive-store.ts";
 import { archiveLog } from "../../src/log/archiver.ts";
-import type { LogLine } from "../../src/shared/entry.ts";
+import { compareEntryIds, type LogLine } from "../../src/shared/entry.ts";
 import type { JobRecord } from "../../src/shared/job.ts";
 import { jobKey, logStreamKey } from "../../src/shared/keys.ts";
+import { stepAlarmsUntil } from "../support/job-stream.ts";
 import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
 import { isEvent, type SseFrame, sseReader } from "../support/sse.ts";
@@ -38,7 +39,8 @@ describe("resuming against an object that stopped reading", () => {
     await w.append("two");
     expect(textsOf(await s1.nextMatching(isEvent))).toEqual(["two"]);
     await s1.cancel();
-    await new Promise((r) => setTimeout(r, 300));
+    // Gone: the object reads no more, so it never sees the end.
+    await stepAlarmsUntil(jobId, (object) => object.viewers === 0);
     const three = await w.append("three");
     await w.end("ready", "fin");
     await redis.set(
@@ -73,14 +75,20 @@ describe("resuming against an object that stopped reading", () => {
     const s1 = sseReader(await get(`/api/jobs/${jobId}/logs/stream`));
     await s1.next();
     await s1.cancel();
-    await new Promise((r) => setTimeout(r, 300));
+    // The object placed itself at "start", then lost its viewer: it stops reading there.
+    await stepAlarmsUntil(jobId, (object) => object.viewers === 0 && object.position !== null);
     // 70 entries of ~36 KB: with MAX_VIEWER_LAG_BYTES=262144 (budget 64 KiB) one entry per poll
     const big = "x".repeat(1800);
     for (let i = 0; i < 70; i++)
       await w.append(...Array.from({ length: 20 }, (_, j) => `${i}-${j} ${big}`));
     const target = await w.append("t0", "t1", "t2");
     const s2 = sseReader(await get(`/api/jobs/${jobId}/logs/stream?after=${target.cursors[0]}`));
-    await new Promise((r) => setTimeout(r, 1500));
+    // The object works off its backlog (one entry per alarm) past the viewer's cursor before
+    // anything new comes: none of it may reach the viewer again.
+    await stepAlarmsUntil(
+      jobId,
+      (object) => compareEntryIds(object.position ?? "0-0", target.id) >= 0,
+    );
     await w.append("after");
     const got: string[] = [];
     while (!got.includes("after")) {

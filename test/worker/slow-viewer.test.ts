@@ -1,6 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { LogLine } from "../../src/shared/entry.ts";
+import { stepAlarmsUntil } from "../support/job-stream.ts";
 import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
 import { isEvent, sseReader } from "../support/sse.ts";
@@ -27,14 +28,16 @@ describe("a viewer that cannot keep up", () => {
     const stream = sseReader(await connect(jobId));
     await stream.next();
     const expected: string[] = [];
+    let last = "";
     const pad = "x".repeat(900);
     for (let entry = 0; entry < 40; entry++) {
       const texts = Array.from({ length: 50 }, (_, i) => `line ${entry * 50 + i} ${pad}`);
       expected.push(...texts);
-      await writer.append(...texts);
+      last = (await writer.append(...texts)).id;
     }
-    // Do not read while ~1.8 MB is written; then give the object time to fan it out.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // Not read while ~1.8 MB is written: the object fans it out until the viewer is past the
+    // lag bound and closed (or, were it never closed, until everything went out).
+    await stepAlarmsUntil(jobId, (object) => object.viewers === 0 || object.position === last);
     const got: string[] = [];
     let lastId = "";
     for (;;) {
