@@ -1,6 +1,12 @@
 import { z } from "zod";
 import { type ClerkAuthOptions, clerkOptionProblems } from "./http/auth.ts";
 import { type StreamTicketOptions, streamTicketProblems } from "./http/stream-ticket.ts";
+import {
+  type ViewerSettings,
+  type ViewerVars,
+  viewerSettings,
+  viewerSettingsProblems,
+} from "./http/viewer-settings.ts";
 import type { DispatchSettings } from "./jobs/dispatcher.ts";
 import { DEFAULT_RECORD_TTL_SECONDS } from "./jobs/expiry.ts";
 import type { CreationRateLimit } from "./jobs/quotas.ts";
@@ -24,6 +30,8 @@ export interface WorkerConfig {
   /** Null without JOB_SECRETS_KEY: only creating a job fails, with a 500 naming it. */
   readonly jobSecretsKey: string | null;
   readonly devSignIn: boolean;
+  /** The build page's sign-in link and Clerk browser SDK. */
+  readonly viewer: ViewerSettings;
   /** Set when all four S3 variables are; otherwise the archive is the R2 binding. */
   readonly s3: S3Settings | null;
   /** Segment sizes (when set) and how long an archived job's record stays in Redis. */
@@ -118,6 +126,9 @@ const varsSchema = z.object({
   ARCHIVE_SEGMENT_LINES: optionalPositiveInteger,
   ARCHIVE_SEGMENT_BYTES: optionalPositiveInteger,
   DEV_SIGN_IN: text,
+  CLERK_SIGN_IN_URL: text,
+  CLERK_PUBLISHABLE_KEY: text,
+  CLERK_JS_URL: text,
   S3_ENDPOINT: text,
   S3_BUCKET: text,
   S3_REGION: text,
@@ -147,6 +158,14 @@ function streamTicketOptions(vars: Vars): StreamTicketOptions | null {
       };
 }
 
+function viewerVars(vars: Vars): ViewerVars {
+  return {
+    signInUrl: vars.CLERK_SIGN_IN_URL,
+    publishableKey: vars.CLERK_PUBLISHABLE_KEY,
+    clerkJsUrl: vars.CLERK_JS_URL,
+  };
+}
+
 const configSchema = varsSchema
   // Clerk's and the tickets' options are checked by the rules their factories apply, and also
   // when another variable is wrong (`when`), so one message names every problem. Their
@@ -156,6 +175,7 @@ const configSchema = varsSchema
       const problems = clerkOptionProblems(clerkOptions(vars));
       const tickets = streamTicketOptions(vars);
       if (tickets !== null) problems.push(...streamTicketProblems(tickets));
+      problems.push(...viewerSettingsProblems(viewerVars(vars)));
       for (const message of problems) context.addIssue({ code: "custom", message });
     },
     { when: () => true },
@@ -186,6 +206,7 @@ const configSchema = varsSchema
       creationRateLimit: { limit: vars.JOBS_PER_USER_PER_MINUTE, windowSeconds: 60 },
       jobSecretsKey: vars.JOB_SECRETS_KEY ?? null,
       devSignIn: vars.DEV_SIGN_IN === "1",
+      viewer: viewerSettings(viewerVars(vars)),
       s3:
         vars.S3_ENDPOINT && vars.S3_BUCKET && vars.S3_ACCESS_KEY_ID && vars.S3_SECRET_ACCESS_KEY
           ? {

@@ -22,6 +22,8 @@ export interface JobStepInput {
 
 /** What `POST /api/jobs` takes: the input side of `jobSpecSchema`. */
 export interface JobSpecInput {
+  /** What the build page calls the build; the first step's name when absent. */
+  readonly title?: string;
   readonly steps: readonly JobStepInput[];
   readonly env?: Readonly<Record<string, string>>;
   /** Injected like env, and masked in the log wherever they appear. */

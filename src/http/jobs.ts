@@ -7,6 +7,7 @@ import { countJobCreation } from "../jobs/quotas.ts";
 import { archiveStoreFromEnv } from "../log/archive-store.ts";
 import { readHistory, streamLogText } from "../log/history.ts";
 import { LogReader } from "../log/reader.ts";
+import { searchLog } from "../log/search.ts";
 import { createRedis } from "../redis.ts";
 import { ApiError } from "../shared/errors.ts";
 import { type JobRecord, parseJobRecord } from "../shared/job.ts";
@@ -16,7 +17,7 @@ import { jsonBody } from "../shared/json-body.ts";
 import { jobKey } from "../shared/keys.ts";
 import { type AuthVariables, clerkAuthFromEnv } from "./auth.ts";
 import { streamTicketsFromEnv } from "./stream-ticket.ts";
-import { historyQuery, jobIdParam } from "./validate.ts";
+import { historyQuery, jobIdParam, searchQuery } from "./validate.ts";
 
 export type JobsEnv = { Bindings: Env; Variables: AuthVariables };
 
@@ -83,11 +84,8 @@ export const jobs = new Hono<JobsEnv>()
           "JOB_SECRETS_KEY is not set (openssl rand -base64 32): jobs cannot be sealed",
         );
       const key = await jobSecretsKey(config.jobSecretsKey);
-      const message = await sealRunRequest(key, {
-        job_id: jobId,
-        owner,
-        spec: c.req.valid("json"),
-      });
+      const spec = c.req.valid("json");
+      const message = await sealRunRequest(key, { job_id: jobId, owner, spec });
       // Checked before anything is written: a message the Queue refuses would leave a record
       // `queued` that no runner ever hears of.
       const messageBytes = new TextEncoder().encode(JSON.stringify(message)).byteLength;
@@ -112,6 +110,7 @@ export const jobs = new Hono<JobsEnv>()
         id: jobId,
         owner,
         status: "queued",
+        title: spec.title ?? spec.steps[0]?.name ?? jobId,
         created_at: new Date().toISOString(),
         started_at: null,
         finished_at: null,
@@ -144,12 +143,22 @@ export const jobs = new Hono<JobsEnv>()
   .get("/:id", session, jobIdParam, async (c) => c.json(await ownedJob(c, c.req.valid("param").id)))
   .get("/:id/logs", session, jobIdParam, historyQuery, async (c) => {
     const jobId = c.req.valid("param").id;
-    const { before, after, limit } = c.req.valid("query");
+    const { before, line, limit } = c.req.valid("query");
+    let { after } = c.req.valid("query");
+    if (line !== undefined && (before !== undefined || after !== undefined))
+      throw new ApiError(400, "invalid_line", "line cannot be combined with before or after");
     await ownedJob(c, jobId);
+    const reader = logReader(c.env, jobId);
+    if (line !== undefined) {
+      // A page from line `line` on (a permalink, a search hit), wherever it is kept.
+      const at = await reader.locate(line);
+      if (at === null) throw new ApiError(404, "line_not_found", `the log has no line ${line}`);
+      after = { entryId: at.entryId, index: at.index - 1 };
+    }
     const query = { ...(before ? { before } : {}), ...(after ? { after } : {}), limit };
     // Redis where it holds the range, else the archive (lines that left the live copy, or the
     // whole log once Redis's 24 hours are over): the same page either way.
-    const page = await readHistory(logReader(c.env, jobId), query);
+    const page = await readHistory(reader, query);
     // Page boundaries are real lines: a gap line shares its cursor with the line before it.
     const real = page.lines.filter((line) => line.gap === undefined);
     return c.json({
@@ -159,6 +168,28 @@ export const jobs = new Hono<JobsEnv>()
         before: real[0]?.cursor ?? c.req.query("before") ?? null,
         after: real.at(-1)?.cursor ?? c.req.query("after") ?? null,
       },
+    });
+  })
+  // Search over the whole log, not only what a viewer has loaded: Redis where it holds the
+  // lines, else the archive. Paged by cursor and bounded per request (SEARCH_SCAN_LINES).
+  .get("/:id/logs/search", session, jobIdParam, searchQuery, async (c) => {
+    const jobId = c.req.valid("param").id;
+    const { q, kind, after, limit } = c.req.valid("query");
+    if (q === undefined && kind === undefined)
+      throw new ApiError(400, "invalid_query", "pass q (the text to find) or kind=error");
+    await ownedJob(c, jobId);
+    const reader = logReader(c.env, jobId);
+    const page = await searchLog(reader, {
+      text: q ?? null,
+      kind: kind ?? null,
+      after: after ?? null,
+      limit,
+    });
+    return c.json({
+      matches: page.matches,
+      next: page.next,
+      scanned_lines: page.scanned,
+      redis_commands: reader.redisCommands,
     });
   })
   .get("/:id/logs.txt", session, jobIdParam, async (c) => {

@@ -1,6 +1,7 @@
 import { zValidator } from "@hono/zod-validator";
 import { z } from "zod";
 import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from "../log/history.ts";
+import { MAX_QUERY_LENGTH, MAX_SEARCH_RESULTS } from "../log/search.ts";
 import { type Cursor, parseCursor } from "../shared/entry.ts";
 import { ApiError, type ErrorCode } from "../shared/errors.ts";
 import { describeIssues, type Issues } from "../shared/json-body.ts";
@@ -55,11 +56,50 @@ const limit = z
 /** `:id` is a job id. */
 export const jobIdParam = zValidator("param", z.object({ id: jobId }), rejectAs("invalid_job_id"));
 
-/** `?before=&after=&limit=` of a history page. */
+/** `?line=`: a line number, 0-based. */
+const line = z
+  .string()
+  .regex(/^\d{1,9}$/, "must be a line number, 0 to 999999999")
+  .transform(Number)
+  .optional();
+
+/** `?before=&after=&limit=` of a history page, or `?line=&limit=` (a page from that line on). */
 export const historyQuery = zValidator(
   "query",
-  z.object({ before: cursor, after: cursor, limit }),
-  rejectAs("invalid_cursor", { limit: "invalid_limit" }),
+  z.object({ before: cursor, after: cursor, line, limit }),
+  rejectAs("invalid_cursor", { limit: "invalid_limit", line: "invalid_line" }),
+);
+
+const searchLimit = z
+  .string()
+  .regex(/^\d{1,3}$/, `must be an integer from 1 to ${MAX_SEARCH_RESULTS}`)
+  .transform(Number)
+  .pipe(
+    z
+      .number()
+      .min(1, `must be an integer from 1 to ${MAX_SEARCH_RESULTS}`)
+      .max(MAX_SEARCH_RESULTS, `must be an integer from 1 to ${MAX_SEARCH_RESULTS}`),
+  )
+  .default(50);
+
+/** `?q=&kind=error&after=&limit=` of a search; q or kind is required (checked by the route). */
+export const searchQuery = zValidator(
+  "query",
+  z.object({
+    q: z
+      .string()
+      .max(MAX_QUERY_LENGTH, `must be at most ${MAX_QUERY_LENGTH} characters`)
+      .transform((value) => (value === "" ? undefined : value))
+      .optional(),
+    kind: z.enum(["error"], { error: "must be error, or absent" }).optional(),
+    after: cursor,
+    limit: searchLimit,
+  }),
+  rejectAs("invalid_query", {
+    kind: "invalid_kind",
+    after: "invalid_cursor",
+    limit: "invalid_limit",
+  }),
 );
 
 /** Where a live stream resumes: `Last-Event-ID` (EventSource's reconnects) over `?after=`. */

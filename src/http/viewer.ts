@@ -5,10 +5,19 @@ import { ApiError } from "../shared/errors.ts";
 import { verifySessionTokenFromEnv } from "./auth.ts";
 import viewerHtml from "./log-viewer.html";
 import { jobIdParam } from "./validate.ts";
+import type { ViewerSettings } from "./viewer-settings.ts";
 
 // The page's script and styles are inline and allowed by their SHA-256 alone: no other script
-// or style runs, not even one a build's output managed to get into the DOM.
-let pageHeaders: Promise<Record<string, string>> | undefined;
+// or style runs, not even one a build's output managed to get into the DOM. With
+// CLERK_PUBLISHABLE_KEY set, Clerk's browser SDK is the one script allowed by its URL, and
+// Clerk's Frontend API the one other origin the page may call.
+let inlineHashes: Promise<{ scripts: string; styles: string }> | undefined;
+const pages = new Map<string, Promise<ViewerPage>>();
+
+interface ViewerPage {
+  readonly html: string;
+  readonly headers: Record<string, string>;
+}
 
 async function sha256Source(text: string): Promise<string> {
   const digest = new Uint8Array(
@@ -25,39 +34,79 @@ async function inlineSources(pattern: RegExp): Promise<string> {
   return (await Promise.all(blocks.map(sha256Source))).join(" ");
 }
 
-function viewerPageHeaders(): Promise<Record<string, string>> {
-  pageHeaders ??= Promise.all([
+const escapeAttribute = (value: string): string =>
+  value.replace(/[&"'<>]/g, (char) => `&#${char.charCodeAt(0)};`);
+
+const CONFIG_META = '<meta name="build-log-config" content="{}">';
+
+async function buildPage(settings: ViewerSettings): Promise<ViewerPage> {
+  inlineHashes ??= Promise.all([
     inlineSources(/<script type="module">([\s\S]*?)<\/script>/g),
     inlineSources(/<style>([\s\S]*?)<\/style>/g),
-  ]).then(([scripts, styles]) => ({
-    "Content-Type": "text/html; charset=utf-8",
-    "Content-Security-Policy": [
-      "default-src 'self'",
-      `script-src ${scripts}`,
-      `style-src ${styles}`,
-      // data: for the empty favicon, which spares a request for /favicon.ico.
-      "img-src 'self' data:",
-      "object-src 'none'",
-      "base-uri 'none'",
-      "form-action 'none'",
-      "frame-ancestors 'none'",
-    ].join("; "),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-  }));
-  return pageHeaders;
+  ]).then(([scripts, styles]) => ({ scripts, styles }));
+  const { scripts, styles } = await inlineHashes;
+  const config = JSON.stringify({
+    signInUrl: settings.signInUrl,
+    clerk: settings.publishableKey !== null,
+  });
+  let tags = `<meta name="build-log-config" content="${escapeAttribute(config)}">`;
+  const clerk = settings.clerkJsUrl;
+  if (clerk !== null && settings.publishableKey !== null)
+    tags += `\n<script async crossorigin="anonymous" data-clerk-publishable-key="${escapeAttribute(settings.publishableKey)}" src="${escapeAttribute(clerk)}"></script>`;
+  if (!viewerHtml.includes(CONFIG_META)) throw new Error("log-viewer.html: no config meta");
+  const clerkOrigins =
+    settings.frontendApi === null
+      ? []
+      : [
+          ...new Set([
+            `https://${settings.frontendApi}`,
+            clerk === null ? "" : new URL(clerk).origin,
+          ]),
+        ].filter((origin) => origin !== "");
+  return {
+    html: viewerHtml.replace(CONFIG_META, tags),
+    headers: {
+      "Content-Type": "text/html; charset=utf-8",
+      "Content-Security-Policy": [
+        "default-src 'self'",
+        `script-src ${scripts}${clerk === null ? "" : ` ${clerk}`}`,
+        `style-src ${styles}`,
+        `connect-src 'self'${clerkOrigins.map((origin) => ` ${origin}`).join("")}`,
+        // data: for the empty favicon, which spares a request for /favicon.ico.
+        "img-src 'self' data:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+      ].join("; "),
+      "X-Content-Type-Options": "nosniff",
+      "Referrer-Policy": "no-referrer",
+      "Cache-Control": "no-cache",
+    },
+  };
+}
+
+function viewerPage(env: Env): Promise<ViewerPage> {
+  const settings = workerConfig(env).viewer;
+  const key = JSON.stringify(settings);
+  let page = pages.get(key);
+  if (page === undefined) {
+    page = buildPage(settings);
+    pages.set(key, page);
+  }
+  return page;
 }
 
 /**
  * The log viewer: `GET /jobs/:id` serves one static page for any well-formed job id. It holds no
  * data; the page reads the job, its history and its live stream from /api/jobs/:id with the
  * same-origin `__session` cookie, so a person who is not signed in (or not the owner) sees the
- * API's answer there, not the log.
+ * API's answer there (and a link to sign in), not the log.
  */
-export const viewer = new Hono<{ Bindings: Env }>().get("/jobs/:id", jobIdParam, async (c) =>
-  c.body(viewerHtml, 200, await viewerPageHeaders()),
-);
+export const viewer = new Hono<{ Bindings: Env }>().get("/jobs/:id", jobIdParam, async (c) => {
+  const page = await viewerPage(c.env);
+  return c.body(page.html, 200, page.headers);
+});
 
 // Only a path on this origin: `//evil.example` and `/\evil.example` are other hosts to a browser.
 function isLocalPath(value: string): boolean {

@@ -224,7 +224,7 @@ export function decodeBlock(text: string, firstLine: number): StreamEntry[] {
       close();
       id = cursor.entryId;
     }
-    lines.push(line);
+    lines.push({ ...line, n });
     n += 1;
   }
   close();

@@ -56,6 +56,8 @@ export type LogRecord = Omit<z.infer<typeof logRecordSchema>, "spans"> & {
 /** A line as readers see it: the record and its cursor. */
 export interface LogLine extends LogRecord {
   readonly cursor: string;
+  /** The line's number in the log (0-based), when its entry carries `n`. */
+  readonly n?: number;
   /**
    * Only on a system line a reader adds where lines are not in the range it read from: how many
    * (null when unknown) and where they are (`archive`: served right after; `lost`: nowhere).
@@ -246,6 +248,7 @@ export function decodeEntry(id: string, fields: Record<string, string>): StreamE
   const lines = records.map((record, index) => ({
     ...recordOf(record),
     cursor: formatCursor(id, index),
+    ...(firstLine === undefined ? {} : { n: firstLine + index }),
   }));
   return { id, lines, ...extra };
 }

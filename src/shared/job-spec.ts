@@ -49,6 +49,8 @@ export type JobStep = z.infer<typeof jobStepSchema>;
 /** What a user submits with `POST /api/jobs`. */
 export const jobSpecSchema = z
   .strictObject({
+    /** What the build page calls this build ("Deploy my-app"); the first step's name if absent. */
+    title: z.string().min(1).max(200).optional(),
     steps: z.array(jobStepSchema).min(1).max(50),
     env: envValues.default({}),
     /** Injected into the sandbox like env, and registered with the redactor before anything runs. */
@@ -87,7 +89,8 @@ export const sealedRunRequestSchema = z.strictObject({
 export type SealedRunRequest = z.infer<typeof sealedRunRequestSchema>;
 
 export async function sealRunRequest(key: AesKey, request: RunRequest): Promise<SealedRunRequest> {
-  const { env, secrets, ...open } = request.spec;
+  // The title stays with the job record; the runner has no use for it.
+  const { env, secrets, title: _title, ...open } = request.spec;
   return {
     job_id: request.job_id,
     owner: request.owner,

@@ -17,6 +17,8 @@ export const jobRecordSchema = z.object({
   /** The Clerk user id of the job's owner: the only user who may read it. */
   owner: z.string().min(1),
   status: z.enum(JOB_STATUSES),
+  /** What the viewer calls the build: the spec's `title`, else its first step's name. */
+  title: z.string().max(200).optional(),
   created_at: isoTime,
   started_at: isoTime.nullable(),
   finished_at: isoTime.nullable(),

@@ -81,11 +81,62 @@ async function startEmbeddingSite(): Promise<EmbeddingSite> {
   };
 }
 
+// A local stand-in for Clerk's browser SDK (served as CLERK_JS_URL): `session.getToken()` gets
+// a fresh session token from this test and stores it in the __session cookie through the
+// development sign-in, the cookie refresh Clerk's SDK does. Signed in only where a test says so
+// (localStorage), so a signed-out visitor stays signed out.
+const SIGN_IN_URL = "https://accounts.example.com/sign-in";
+const CLERK_STAND_IN = `
+const standIn = new URL(document.currentScript.src).origin;
+window.__clerkRefreshes = 0;
+window.Clerk = {
+  session: null,
+  async load() {
+    if (localStorage.getItem("clerk-stand-in") !== "signed-in") return;
+    this.session = {
+      async getToken() {
+        const { token } = await (await fetch(standIn + "/token")).json();
+        await fetch("/dev/sign-in?next=/healthz&token=" + encodeURIComponent(token), { credentials: "same-origin" });
+        window.__clerkRefreshes += 1;
+        return token;
+      },
+    };
+  },
+};`;
+
+async function startClerkStandIn(): Promise<EmbeddingSite> {
+  const server: Server = createServer((request, response) => {
+    const headers = { "Access-Control-Allow-Origin": "*", "Cache-Control": "no-store" };
+    if (request.url === "/token") {
+      response.writeHead(200, { ...headers, "Content-Type": "application/json" });
+      response.end(JSON.stringify({ token: stack.signToken(USER) }));
+      return;
+    }
+    response.writeHead(200, { ...headers, "Content-Type": "text/javascript" }).end(CLERK_STAND_IN);
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("no TCP address");
+  return {
+    origin: `http://127.0.0.1:${address.port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+let clerkStandIn: EmbeddingSite;
+
 beforeAll(async () => {
   embedding = await startEmbeddingSite();
+  clerkStandIn = await startClerkStandIn();
   stack = await startStack({
     runnerOutput: "ignore",
-    workerVars: { CORS_ORIGINS: embedding.origin },
+    workerVars: {
+      CORS_ORIGINS: embedding.origin,
+      CLERK_SIGN_IN_URL: SIGN_IN_URL,
+      // A publishable key for the Frontend API clerk.example.test; the SDK from the stand-in.
+      CLERK_PUBLISHABLE_KEY: `pk_test_${btoa("clerk.example.test$")}`,
+      CLERK_JS_URL: `${clerkStandIn.origin}/clerk.browser.js`,
+    },
   });
   proxy = await startDropProxy(stack.workerUrl);
   chromium = await launchChromium();
@@ -108,6 +159,7 @@ afterAll(async () => {
   await proxy?.close();
   await stack?.stop();
   await embedding?.close();
+  await clerkStandIn?.close();
 }, 60_000);
 
 interface Viewer {
@@ -148,6 +200,11 @@ const statusOf = (page: Page): Promise<string | null> =>
   page.locator("#status").getAttribute("data-status");
 const connectionOf = (page: Page): Promise<string | null> =>
   page.locator("#connection").getAttribute("data-state");
+/** Lines the page holds: the log's canvas is one row per line while lines do not wrap. */
+const loadedLines = (page: Page): Promise<number> =>
+  page.evaluate(
+    "Math.round(document.getElementById('canvas').offsetHeight / document.querySelector('#rows > div').offsetHeight)",
+  ) as Promise<number>;
 const linesText = (count: number): string =>
   `${count.toLocaleString("en-US")} ${count === 1 ? "line" : "lines"}`;
 
@@ -175,6 +232,18 @@ function renderedRows(page: Page): Promise<Row[]> {
       className: row.className,
     })),
   );
+}
+
+/** The row of the line opened by its permalink (#L<n>), when it is on screen. */
+async function targetRow(page: Page): Promise<{ text: string; kind: string | null } | undefined> {
+  await nextFrames(page);
+  const rows = await page.locator('#rows > div[data-target="true"]').evaluateAll((all) =>
+    all.map((row) => ({
+      text: row.querySelector(".text")?.textContent ?? "",
+      kind: row.getAttribute("data-kind"),
+    })),
+  );
+  return rows[0];
 }
 
 function nextFrames(page: Page): Promise<unknown> {
@@ -269,7 +338,7 @@ describe("the log viewer in a browser", () => {
     expect(await page.locator("#notice").textContent()).toBe("");
 
     await expect.poll(() => statusOf(page), WAIT).toBe("ready");
-    expect(await page.locator("#status").textContent()).toBe("ready");
+    expect(await page.locator("#status").textContent()).toBe("Build succeeded");
     expect(await page.locator("#notice").textContent()).toBe("The build finished successfully.");
     expect(await atBottom(page)).toBe(true);
     await screenshot(page, "live-build");
@@ -526,7 +595,9 @@ describe("the log viewer in a browser", () => {
     const all = Array.from({ length: 1_200 }, (_, i) => `history ${i + 1}`);
     for (let i = 0; i < all.length; i += 100) await writer.append(...all.slice(i, i + 100));
     const { page, errors } = await openViewer(jobId);
-    await expect.poll(() => countText(page), WAIT).toBe(linesText(500));
+    // The header counts the whole log, not the page loaded.
+    await expect.poll(() => countText(page), WAIT).toBe(linesText(1_200));
+    await expect.poll(() => loadedLines(page), WAIT).toBe(500);
     const loadEarlier = page.locator("#load-earlier");
     expect(await loadEarlier.isVisible()).toBe(true);
     // The toolbar appearing above the log does not stop following the tail.
@@ -534,9 +605,9 @@ describe("the log viewer in a browser", () => {
     expect(await page.locator("#follow").isHidden()).toBe(true);
     expect(await atBottom(page)).toBe(true);
     await loadEarlier.click();
-    await expect.poll(() => countText(page), WAIT).toBe(linesText(1_000));
+    await expect.poll(() => loadedLines(page), WAIT).toBe(1_000);
     await loadEarlier.click();
-    await expect.poll(() => countText(page), WAIT).toBe(linesText(1_200));
+    await expect.poll(() => loadedLines(page), WAIT).toBe(1_200);
     expect(await loadEarlier.isHidden()).toBe(true);
     await writer.append("live after history");
     await expect.poll(() => countText(page), WAIT).toBe(linesText(1_201));
@@ -645,7 +716,292 @@ describe("the log viewer in a browser", () => {
         .poll(() => signedOut.locator("#notice").textContent(), WAIT)
         .toMatch(/not signed in/);
       expect(await signedOut.locator("#rows > div").count()).toBe(0);
+      // A way to sign in that comes back to this page.
+      const href = (await signedOut.locator("#sign-in").getAttribute("href")) ?? "";
+      expect(href.startsWith(`${SIGN_IN_URL}?`)).toBe(true);
+      expect(new URL(href).searchParams.get("redirect_url")).toBe(signedOut.url());
+      expect(await signedOut.locator("#sign-in").textContent()).toBe("Sign in to see this build");
+      // The stand-in SDK was loaded (the CSP allows it) but has no session to refresh.
+      expect(await signedOut.evaluate("window.__clerkRefreshes")).toBe(0);
+      expect(await signedOut.evaluate("window.__cspViolations")).toEqual([]);
     } finally {
+      await chromium.context.addCookies(cookies);
+    }
+  });
+});
+
+describe("the founder's build page", () => {
+  it("says a failed build failed at the top: the step, its exit code and the first errors, linked", async () => {
+    const { jobId, writer } = await newJob("failed-summary");
+    const { page, errors } = await openViewer(jobId);
+    await expect.poll(() => connectionOf(page), WAIT).toBe("live");
+    expect(await page.locator("#status").textContent()).toBe("Building...");
+    await writer.appendLines([
+      { text: "--- Installing dependencies ---", source: "system" },
+      { text: "npm warn deprecated inflight@1.0.6: not supported", source: "stderr" },
+      { text: "added 120 packages in 3s" },
+      { text: "--- Building ---", source: "system" },
+    ]);
+    await writer.append(...Array.from({ length: 600 }, (_, i) => `compiling module ${i}`));
+    await writer.appendLines([
+      {
+        text: "src/app.ts(3,7): error TS2322: Type 'string' is not assignable to type 'number'.",
+        source: "stderr",
+      },
+      { text: "npm ERR! code ELIFECYCLE", source: "stderr" },
+    ]);
+    await writer.end("failed", "Building failed with exit code 2");
+    await expect.poll(() => statusOf(page), WAIT).toBe("failed");
+    expect(await page.locator("#status").textContent()).toBe("Build failed");
+    await expect.poll(() => page.locator("#failure-errors a").count(), WAIT).toBe(2);
+    expect(await page.locator("#failure").isVisible()).toBe(true);
+    expect(await page.locator("#failure-step").textContent()).toBe(
+      "The step “Building” failed with exit code 2.",
+    );
+    const links = await page
+      .locator("#failure-errors a")
+      .evaluateAll((anchors) => anchors.map((a) => [a.getAttribute("href"), a.textContent]));
+    expect(links).toEqual([
+      [
+        "#L605",
+        "605: src/app.ts(3,7): error TS2322: Type 'string' is not assignable to type 'number'.",
+      ],
+      ["#L606", "606: npm ERR! code ELIFECYCLE"],
+    ]);
+    // Nothing live is left to follow.
+    expect(await page.locator("#follow").isHidden()).toBe(true);
+    expect(await page.locator("#announcer").textContent()).toContain("Build failed");
+    expect(await page.locator("#log").getAttribute("role")).toBe("log");
+
+    // The link opens its line, highlighted as an error; the warning has its own colour.
+    await page.locator("#log").evaluate((log) => {
+      log.scrollTop = 0;
+    });
+    await page.locator("#failure-errors a").first().click();
+    await expect
+      .poll(async () => (await targetRow(page))?.text, WAIT)
+      .toBe("src/app.ts(3,7): error TS2322: Type 'string' is not assignable to type 'number'.");
+    expect((await targetRow(page))?.kind).toBe("error");
+    await page.locator("#log").evaluate((log) => {
+      log.scrollTop = 0;
+    });
+    await nextFrames(page);
+    const rows = await page
+      .locator("#rows > div")
+      .evaluateAll((all) =>
+        all.map((row) => [row.querySelector(".ln")?.textContent, row.getAttribute("data-kind")]),
+      );
+    expect(rows.slice(0, 3)).toEqual([
+      ["1", null],
+      ["2", "warning"],
+      ["3", null],
+    ]);
+    const colours = await page.evaluate(`(() => {
+      const colour = (n) => getComputedStyle(document.querySelector('#rows > div:nth-child(' + n + ') .text')).color;
+      return [colour(2), colour(3)];
+    })()`);
+    expect(new Set(colours as string[]).size).toBe(2);
+    await screenshot(page, "failed-build");
+    expect(errors).toEqual([]);
+  });
+
+  it("searches the whole log through the server and jumps to a line that was not loaded", async () => {
+    const { jobId, writer } = await newJob("search");
+    for (let entry = 0; entry < 6; entry++)
+      await writer.append(
+        ...Array.from({ length: 500 }, (_, i) =>
+          entry * 500 + i === 42 ? "the needle is here" : `hay ${entry * 500 + i}`,
+        ),
+      );
+    const { page, errors } = await openViewer(jobId);
+    await expect.poll(() => countText(page), WAIT).toBe(linesText(3_000));
+    await page.locator("#search-input").fill("NEEDLE");
+    await page.locator("#search-input").press("Enter");
+    await expect.poll(() => page.locator("#search-results a").count(), WAIT).toBe(1);
+    expect(await page.locator("#search-summary").textContent()).toBe("1 line with “NEEDLE”.");
+    await page.locator("#search-results a").click();
+    await expect.poll(async () => (await targetRow(page))?.text, WAIT).toBe("the needle is here");
+    expect(new URL(page.url()).hash).toBe("#L43");
+    await page.locator("#search-input").fill("nothing like this");
+    await page.locator("#search-input").press("Enter");
+    await expect
+      .poll(() => page.locator("#search-summary").textContent(), WAIT)
+      .toBe("No line contains “nothing like this”.");
+    expect(errors).toEqual([]);
+  });
+
+  it("opens a permalink 55,000 lines back from history, then goes back to the live end", async () => {
+    const { jobId, writer } = await newJob("permalink");
+    for (let entry = 0; entry < 120; entry++)
+      await writer.append(
+        ...Array.from({ length: 500 }, (_, i) => `numbered line ${entry * 500 + i + 1}`),
+      );
+    const page = await chromium.context.newPage();
+    pages.push(page);
+    const errors: string[] = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    await page.goto(`${proxy.url}/jobs/${jobId}#L5000`);
+    await expect.poll(async () => (await targetRow(page))?.text, WAIT).toBe("numbered line 5000");
+    expect(await countText(page)).toBe(linesText(60_000));
+    expect(await page.locator("#to-end").isVisible()).toBe(true);
+    expect(await page.locator("#load-earlier").isVisible()).toBe(true);
+    expect(await page.locator("#follow").isHidden()).toBe(true);
+    await screenshot(page, "permalink");
+    await page.locator("#to-end").click();
+    await expect.poll(() => connectionOf(page), WAIT).toBe("live");
+    await writer.append("numbered line 60001");
+    await expect
+      .poll(async () => (await renderedRows(page)).at(-1)?.text, WAIT)
+      .toBe("numbered line 60001");
+    expect(await countText(page)).toBe(linesText(60_001));
+    expect(errors).toEqual([]);
+  });
+
+  it("wraps long lines on a narrow screen, follows the colour scheme, shows keyboard focus", async () => {
+    const { jobId, writer } = await newJob("layout");
+    await writer.appendLines([
+      { text: "--- Building ---", source: "system" },
+      { text: `a long line ${"that goes on and on ".repeat(20)}and ends here` },
+      { text: "warning: a chunk is large", source: "stderr" },
+      { text: "Error: Cannot find module 'left-pad'", source: "stderr" },
+      { text: "done" },
+    ]);
+    await writer.end("failed", "Building failed with exit code 1");
+    const { page, errors } = await openViewer(jobId);
+    await expect.poll(() => statusOf(page), WAIT).toBe("failed");
+    await expect.poll(() => page.locator("#failure-errors a").count(), WAIT).toBe(1);
+    const background = () =>
+      page.evaluate("getComputedStyle(document.body).backgroundColor") as Promise<string>;
+    const logScrollsSideways = () =>
+      page.locator("#log").evaluate((log) => log.scrollWidth > log.clientWidth + 1);
+    const longRowHeight = () =>
+      page
+        .locator("#rows > div")
+        .filter({ hasText: "a long line" })
+        .evaluate((row) => row.getBoundingClientRect().height);
+
+    // Desktop: one row per line, the long one scrolls sideways; wrapping on request.
+    expect(await page.locator("#wrap").getAttribute("aria-pressed")).toBe("false");
+    expect(await logScrollsSideways()).toBe(true);
+    for (const scheme of ["light", "dark"] as const) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await nextFrames(page);
+      await screenshot(page, `desktop-${scheme}`);
+    }
+    await page.emulateMedia({ colorScheme: "light" });
+    const light = await background();
+    await page.emulateMedia({ colorScheme: "dark" });
+    const dark = await background();
+    expect(light).toBe("rgb(255, 255, 255)");
+    expect(dark).not.toBe(light);
+    await page.locator("#wrap").click();
+    await nextFrames(page);
+    expect(await page.locator("#wrap").getAttribute("aria-pressed")).toBe("true");
+    expect(await logScrollsSideways()).toBe(false);
+    expect(await longRowHeight()).toBeGreaterThan(18);
+
+    // 390 px (a phone): wrapping by default, nothing clipped off the edge.
+    const phone = await chromium.context.newPage();
+    pages.push(phone);
+    await phone.setViewportSize({ width: 390, height: 844 });
+    await phone.goto(`${proxy.url}/jobs/${jobId}`);
+    await expect.poll(() => statusOf(phone), WAIT).toBe("failed");
+    await expect.poll(() => phone.locator("#failure-errors a").count(), WAIT).toBe(1);
+    expect(await phone.locator("#wrap").getAttribute("aria-pressed")).toBe("true");
+    expect(
+      await phone.locator("#log").evaluate((log) => log.scrollWidth > log.clientWidth + 1),
+    ).toBe(false);
+    expect(await phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")).toBe(
+      true,
+    );
+    // The wrapped line's row is as tall as its text: nothing cut off at the bottom either.
+    await nextFrames(phone);
+    const fit = await phone
+      .locator("#rows > div")
+      .filter({ hasText: "a long line" })
+      .evaluate((row) => {
+        const text = row.querySelector(".text");
+        return [text?.scrollHeight ?? 0, row.getBoundingClientRect().height];
+      });
+    expect(fit[0]).toBeGreaterThan(18 * 4);
+    expect(fit[0]).toBeLessThanOrEqual((fit[1] ?? 0) + 1);
+    for (const scheme of ["light", "dark"] as const) {
+      await phone.emulateMedia({ colorScheme: scheme });
+      await nextFrames(phone);
+      await screenshot(phone, `mobile-${scheme}`);
+    }
+
+    // Keyboard focus is visible: the search box, then the buttons, by Tab.
+    await page.locator("body").click({ position: { x: 5, y: 5 } });
+    await page.keyboard.press("Tab");
+    const focused = await page.evaluate(
+      "(() => { const e = document.activeElement; const s = getComputedStyle(e); return [e.id, s.outlineStyle, s.outlineWidth]; })()",
+    );
+    expect(focused).toEqual([expect.any(String), "solid", "3px"]);
+    expect(errors).toEqual([]);
+  });
+
+  it("names the build, counts its time, and keeps the __session cookie fresh through the Clerk SDK", async () => {
+    const spec: Partial<JobSpec> = {
+      title: "Deploy the demo app",
+      files: { "package.json": '{"name":"titled","version":"1.0.0"}' },
+      steps: [{ name: "Building", phase: "build", command: "echo built" }],
+    };
+    const created = await fetch(`${stack.workerUrl}/api/jobs`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify(spec),
+    });
+    const { id } = (await created.json()) as { id: string };
+    const titled = await openViewer(id);
+    await expect
+      .poll(() => titled.page.locator("#title").textContent(), WAIT)
+      .toBe("Deploy the demo app");
+    await expect.poll(() => statusOf(titled.page), WAIT).toBe("ready");
+    expect(await titled.page.locator("#status").textContent()).toBe("Build succeeded");
+    await expect
+      .poll(() => titled.page.locator("#elapsed").textContent(), WAIT)
+      .toMatch(/^Took \d+:\d\d$/);
+
+    // A session that ends while the build streams: the stand-in SDK renews the cookie when the
+    // stream's reconnect is refused, and the page goes on live.
+    const { jobId, writer } = await newJob("refresh");
+    const cookies = await chromium.context.cookies();
+    const shortToken = stack.signToken(USER, 8);
+    const signIn = await chromium.context.newPage();
+    pages.push(signIn);
+    await signIn.goto(devSignInUrl(proxy.url, shortToken, "/healthz"));
+    await signIn.evaluate("localStorage.setItem('clerk-stand-in', 'signed-in')");
+    try {
+      const { page, errors } = await openViewer(jobId);
+      await expect.poll(() => connectionOf(page), WAIT).toBe("live");
+      await writer.append("before the session ended");
+      await expect.poll(() => countText(page), WAIT).toBe(linesText(1));
+      // Until the short session is refused (its expiry, plus Clerk's clock skew allowance).
+      await expect
+        .poll(
+          async () =>
+            (
+              await fetch(`${stack.workerUrl}/api/jobs/${jobId}`, {
+                headers: { Authorization: `Bearer ${shortToken}` },
+              })
+            ).status,
+          WAIT,
+        )
+        .toBe(401);
+      expect(proxy.dropStreams()).toBe(1);
+      await expect.poll(() => page.evaluate("window.__clerkRefreshes"), WAIT).toBeGreaterThan(0);
+      await expect.poll(() => connectionOf(page), WAIT).toBe("live");
+      await writer.append("after the refresh");
+      await expect
+        .poll(async () => (await renderedRows(page)).at(-1)?.text, WAIT)
+        .toBe("after the refresh");
+      expect(await page.locator("#notice").textContent()).toBe("");
+      expect(await page.evaluate("window.__cspViolations")).toEqual([]);
+      expect(errors).toEqual([]);
+    } finally {
+      await signIn.evaluate("localStorage.removeItem('clerk-stand-in')");
+      await chromium.context.clearCookies();
       await chromium.context.addCookies(cookies);
     }
   });

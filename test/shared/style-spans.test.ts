@@ -187,10 +187,10 @@ describe("the versioned entry format", () => {
     expect(v1.v).toBe(ENTRY_FORMAT_VERSION);
     const v2 = encodeEntryFields([plain, styled], 1);
     expect(v2.v).toBe(STYLED_ENTRY_FORMAT_VERSION);
-    expect(decodeEntry("1-0", v1).lines).toEqual([{ ...plain, cursor: "1-0:0" }]);
+    expect(decodeEntry("1-0", v1).lines).toEqual([{ ...plain, cursor: "1-0:0", n: 0 }]);
     expect(decodeEntry("2-0", v2).lines).toEqual([
-      { ...plain, cursor: "2-0:0" },
-      { ...styled, cursor: "2-0:1" },
+      { ...plain, cursor: "2-0:0", n: 1 },
+      { ...styled, cursor: "2-0:1", n: 2 },
     ]);
     // An entry written before spans existed reads as it always did.
     const old = {
@@ -198,7 +198,9 @@ describe("the versioned entry format", () => {
       n: "0",
       lines: JSON.stringify([{ ts, source: "stdout", phase: "build", text: "old" }]),
     };
-    expect(decodeEntry("3-0", old).lines).toEqual([{ ...plain, text: "old", cursor: "3-0:0" }]);
+    expect(decodeEntry("3-0", old).lines).toEqual([
+      { ...plain, text: "old", cursor: "3-0:0", n: 0 },
+    ]);
   });
 
   it.each<[string, unknown]>([

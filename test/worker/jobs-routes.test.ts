@@ -207,6 +207,88 @@ describe("GET /api/jobs/:id/logs", () => {
   });
 });
 
+describe("GET /api/jobs/:id/logs/search and ?line=", () => {
+  const jobId = uniqueJobId("search");
+  beforeAll(async () => {
+    await createJob(redis, jobId, "user_routes_owner");
+    const writer = streamWriter(redis, jobId);
+    await writer.append("compiling", "npm ERR! code ELIFECYCLE", "Needle in the log");
+    await writer.append("warning: big chunk", "error TS2322: Type 'string'", "needle again");
+  });
+  const search = async (query: string) => {
+    const response = await get(`/api/jobs/${jobId}/logs/search?${query}`);
+    expect(response.status).toBe(200);
+    return (await response.json()) as {
+      matches: LogLine[];
+      next: string | null;
+      scanned_lines: number;
+      redis_commands: number;
+    };
+  };
+
+  it("finds text case-insensitively, with line numbers, and says what it cost", async () => {
+    const found = await search("q=NEEDLE");
+    expect(found.matches.map((line) => [line.n, line.text])).toEqual([
+      [2, "Needle in the log"],
+      [5, "needle again"],
+    ]);
+    expect(found).toMatchObject({ next: null, scanned_lines: 6 });
+    expect(found.redis_commands).toBeGreaterThan(0);
+    expect(found.redis_commands).toBeLessThanOrEqual(3);
+  });
+
+  it("pages with limit and next", async () => {
+    const first = await search("q=needle&limit=1");
+    expect(first.matches.map((line) => line.text)).toEqual(["Needle in the log"]);
+    expect(first.next).not.toBeNull();
+    const rest = await search(`q=needle&limit=1&after=${first.next}`);
+    expect(rest.matches.map((line) => line.text)).toEqual(["needle again"]);
+  });
+
+  it("finds the error lines with kind=error", async () => {
+    const errors = await search("kind=error");
+    expect(errors.matches.map((line) => line.text)).toEqual([
+      "npm ERR! code ELIFECYCLE",
+      "error TS2322: Type 'string'",
+    ]);
+  });
+
+  it("opens a page at a line number", async () => {
+    const page = await get(`/api/jobs/${jobId}/logs?line=4&limit=2`);
+    expect(page.status).toBe(200);
+    const body = (await page.json()) as Page;
+    expect(body.lines.map((line) => [line.n, line.text])).toEqual([
+      [4, "error TS2322: Type 'string'"],
+      [5, "needle again"],
+    ]);
+    const missing = await get(`/api/jobs/${jobId}/logs?line=99`);
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toMatchObject({ error: { code: "line_not_found" } });
+  });
+
+  it.each([
+    ["logs/search", "invalid_query"],
+    ["logs/search?q=", "invalid_query"],
+    [`logs/search?q=${"x".repeat(201)}`, "invalid_query"],
+    ["logs/search?kind=warning", "invalid_kind"],
+    ["logs/search?q=a&limit=0", "invalid_limit"],
+    ["logs/search?q=a&limit=101", "invalid_limit"],
+    ["logs/search?q=a&limit=ten", "invalid_limit"],
+    ["logs/search?q=a&after=nope", "invalid_cursor"],
+    ["logs?line=-1", "invalid_line"],
+    ["logs?line=1&after=1-0:0", "invalid_line"],
+  ])("answers %s with 400 %s", async (path, code) => {
+    const response = await get(`/api/jobs/${jobId}/${path}`);
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error: { code } });
+  });
+
+  it("hides another user's log behind 404", async () => {
+    const response = await get(`/api/jobs/${jobId}/logs/search?q=needle`, stranger);
+    expect(response.status).toBe(404);
+  });
+});
+
 describe("POST /api/jobs", () => {
   const post = (body: string, token: string | null = owner) =>
     exports.default.fetch("http://example.com/api/jobs", {
@@ -239,6 +321,20 @@ describe("POST /api/jobs", () => {
     expect(stored).not.toContain("production");
     expect((await get(`/api/jobs/${job.id}`)).status).toBe(200);
     expect((await get(`/api/jobs/${job.id}`, stranger)).status).toBe(404);
+  });
+
+  it("names the job by its title, else by its first step", async () => {
+    const steps = [{ name: "Installing dependencies", phase: "install", command: "npm ci" }];
+    const titled = await post(JSON.stringify({ title: "Deploy my-app", steps }));
+    const untitled = await post(JSON.stringify({ steps }));
+    for (const [response, title] of [
+      [titled, "Deploy my-app"],
+      [untitled, "Installing dependencies"],
+    ] as const) {
+      expect(response.status).toBe(201);
+      const { id } = (await response.json()) as { id: string };
+      expect(await (await get(`/api/jobs/${id}`)).json()).toMatchObject({ title });
+    }
   });
 
   it.each([

@@ -85,6 +85,44 @@ beforeAll(async () => {
 }, 300_000);
 
 describe("a 150,000-line build whose middle left Redis", () => {
+  it("opens any line by its number: from the archived middle, the head and the tail", async () => {
+    for (const line of [0, 4_999, 5_000, 70_123, 99_999, 100_000, 149_999]) {
+      const response = await get(`/api/jobs/${jobId}/logs?line=${line}&limit=3`);
+      expect(response.status).toBe(200);
+      const page = (await response.json()) as Page;
+      const real = page.lines.filter((l) => l.gap === undefined);
+      expect(real[0]).toMatchObject({
+        n: line,
+        text: `line ${String(line).padStart(7, "0")} of the numbered build`,
+      });
+    }
+    expect((await get(`/api/jobs/${jobId}/logs?line=150000`)).status).toBe(404);
+    // A line in the live tail is found by halving the live copy's time span: a few commands.
+    const reader = new LogReader(redis, store, jobId);
+    const at = await reader.locate(120_456);
+    expect(at).not.toBeNull();
+    expect(reader.redisCommands).toBeLessThanOrEqual(40);
+  });
+
+  it("searches the whole log, the archived middle too, paged and bounded", async () => {
+    const hit = async (query: string) =>
+      (await (await get(`/api/jobs/${jobId}/logs/search?${query}`)).json()) as {
+        matches: LogLine[];
+        next: string | null;
+        scanned_lines: number;
+        redis_commands: number;
+      };
+    const found = await hit("q=line 0070123 of");
+    expect(found.matches.map((line) => line.n)).toEqual([70_123]);
+    expect(found.next).toBeNull();
+    expect(found.scanned_lines).toBe(TOTAL);
+    // 150,000 lines in entries of 500: Redis reads of up to 64 entries at a time.
+    expect(found.redis_commands).toBeLessThanOrEqual(12);
+    const many = await hit("q=of the numbered build&limit=100");
+    expect(many.matches).toHaveLength(100);
+    expect(many.next).toBe(many.matches.at(-1)?.cursor);
+  });
+
   it("is archived whole, in segments", async () => {
     const view = await ArchiveView.open(store, jobId);
     expect(view?.index?.end).toBe("ready");
