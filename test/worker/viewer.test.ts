@@ -77,6 +77,61 @@ describe("GET /jobs/:id", () => {
     expect(html).not.toMatch(/\sstyle\s*=/i);
   });
 
+  it("with a Clerk publishable key, loads Clerk's SDK and allows exactly it and its Frontend API", async () => {
+    const vars: Env = {
+      ...env,
+      CLERK_SIGN_IN_URL: "https://accounts.example.com/sign-in",
+      CLERK_PUBLISHABLE_KEY: `pk_live_${btoa("clerk.example.com$")}`,
+    };
+    const response = await worker.fetch(
+      new Request(`http://example.com/jobs/${uniqueJobId("clerk")}`),
+      vars,
+      createExecutionContext(),
+    );
+    const html = await response.text();
+    const sdk = "https://clerk.example.com/npm/@clerk/clerk-js@5/dist/clerk.browser.js";
+    const csp = directives(response.headers.get("Content-Security-Policy") ?? "");
+    expect(csp.get("script-src")?.slice(1)).toEqual([sdk]);
+    expect(csp.get("connect-src")).toEqual(["'self'", "https://clerk.example.com"]);
+    const tags = [...html.matchAll(/<script\b([^>]*)>/g)].map((match) => match[1]);
+    expect(tags).toContain(
+      ` async crossorigin="anonymous" data-clerk-publishable-key="${vars.CLERK_PUBLISHABLE_KEY}" src="${sdk}"`,
+    );
+    const config = /<meta name="build-log-config" content="([^"]*)">/.exec(html)?.[1] ?? "";
+    expect(JSON.parse(config.replaceAll("&#34;", '"'))).toEqual({
+      signInUrl: "https://accounts.example.com/sign-in",
+      clerk: true,
+    });
+  });
+
+  it("without one, loads no other script and calls only its own origin", async () => {
+    const response = await exports.default.fetch(
+      `http://example.com/jobs/${uniqueJobId("noclerk")}`,
+    );
+    const csp = directives(response.headers.get("Content-Security-Policy") ?? "");
+    expect(csp.get("script-src")).toHaveLength(1);
+    expect(csp.get("connect-src")).toEqual(["'self'"]);
+  });
+
+  it.each([
+    ["CLERK_SIGN_IN_URL", "javascript:alert(1)"],
+    ["CLERK_PUBLISHABLE_KEY", "pk_live_bm90IGEga2V5"],
+    ["CLERK_PUBLISHABLE_KEY", `pk_live_${btoa('"><script>alert(1)</script>$')}`],
+    ["CLERK_JS_URL", "data:text/javascript,alert(1)"],
+  ])("refuses to serve the page with a bad %s (a 500 naming it)", async (name, value) => {
+    const vars = {
+      ...env,
+      CLERK_PUBLISHABLE_KEY: `pk_test_${btoa("clerk.example.com$")}`,
+      [name]: value,
+    } as Env;
+    const response = await worker.fetch(
+      new Request(`http://example.com/jobs/${uniqueJobId("badclerk")}`),
+      vars,
+      createExecutionContext(),
+    );
+    expect(response.status).toBe(500);
+  });
+
   it.each(["bad*id", "a%3Ab", "x".repeat(65), "-leading-dash"])(
     "answers the malformed id %j with 400",
     async (id) => {
