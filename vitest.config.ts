@@ -45,6 +45,8 @@ export default defineConfig({
                 TAIL_IDLE_POLL_MAX_MS: "200",
                 TAIL_SAFETY_POLL_MS: "1000",
                 MAX_VIEWER_LAG_BYTES: "262144",
+                // A lost runner's job fails at the first sweep here; sweep.test.ts sets a grace.
+                LEASE_LAPSE_GRACE_MS: "0",
                 STREAM_TICKET_SECRET: "test-stream-ticket-secret-0123456789abcdef",
                 CORS_ORIGINS: "https://app.example.com,http://localhost:3000",
                 // Off, as in production; test/worker/viewer.test.ts turns it on per request.
@@ -69,6 +71,17 @@ export default defineConfig({
           environment: "node",
           include: ["test/security/**/*.test.ts"],
           testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
+      {
+        // Faults injected from outside the processes of the whole stack (tools/dev/stack.ts):
+        // signals to redis-server and the runner, a TCP proxy between the runner and Redis.
+        test: {
+          name: "faults",
+          environment: "node",
+          include: ["test/faults/**/*.test.ts"],
+          testTimeout: 300_000,
           hookTimeout: 180_000,
         },
       },

@@ -10,6 +10,7 @@ import {
 import type { DispatchSettings } from "./jobs/dispatcher.ts";
 import { DEFAULT_RECORD_TTL_SECONDS } from "./jobs/expiry.ts";
 import type { CreationRateLimit } from "./jobs/quotas.ts";
+import type { SweepSettings } from "./jobs/sweep.ts";
 import type { S3Settings } from "./log/archive-store.ts";
 import type { ArchiveOptions } from "./log/archiver.ts";
 import { jobSecretsKeyProblem } from "./shared/job-secrets.ts";
@@ -26,6 +27,7 @@ export interface WorkerConfig {
   readonly streamTickets: StreamTicketOptions | null;
   readonly stream: JobStreamSettings;
   readonly dispatch: DispatchSettings;
+  readonly sweep: SweepSettings;
   readonly creationRateLimit: CreationRateLimit;
   /** Null without JOB_SECRETS_KEY: only creating a job fails, with a 500 naming it. */
   readonly jobSecretsKey: string | null;
@@ -118,6 +120,8 @@ const varsSchema = z.object({
   MAX_RUNNING_JOBS_PER_USER: positiveInteger(2),
   DISPATCH_ORDER: text.pipe(z.enum(["fair", "fifo"], { error: "must be fair or fifo" }).optional()),
   DISPATCH_BUSY_RETRY_MS: positiveInteger(2_000),
+  LEASE_LAPSE_GRACE_MS: positiveInteger(60_000),
+  QUEUED_JOB_TIMEOUT_MS: positiveInteger(30 * 60_000),
   JOB_SECRETS_KEY: text.superRefine((value, context) => {
     const problem = value === undefined ? null : jobSecretsKeyProblem(value);
     if (problem !== null) context.addIssue({ code: "custom", message: problem });
@@ -202,6 +206,10 @@ const configSchema = varsSchema
         order: vars.DISPATCH_ORDER ?? "fair",
         maxRunningPerUser: vars.MAX_RUNNING_JOBS_PER_USER,
         busyRetryMs: vars.DISPATCH_BUSY_RETRY_MS,
+      },
+      sweep: {
+        leaseLapseGraceMs: vars.LEASE_LAPSE_GRACE_MS,
+        queuedJobTimeoutMs: vars.QUEUED_JOB_TIMEOUT_MS,
       },
       creationRateLimit: { limit: vars.JOBS_PER_USER_PER_MINUTE, windowSeconds: 60 },
       jobSecretsKey: vars.JOB_SECRETS_KEY ?? null,

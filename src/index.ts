@@ -10,7 +10,10 @@ import { jobStream } from "./http/stream.ts";
 import { devSignIn, viewer } from "./http/viewer.ts";
 import { consumeJobs } from "./jobs/queue.ts";
 import { sweep } from "./jobs/sweep.ts";
+import { isRedisUnavailable } from "./redis.ts";
 import { ApiError, errorBody } from "./shared/errors.ts";
+
+const REDIS_RETRY_AFTER_SECONDS = 2;
 
 export { JobDispatcher } from "./jobs/dispatcher.ts";
 export { JobStream } from "./stream/job-stream.ts";
@@ -70,6 +73,11 @@ app.onError((error, c) => {
   }
   if (error instanceof HTTPException) {
     return c.json(errorBody("http_error", error.message), error.status);
+  }
+  if (isRedisUnavailable(error)) {
+    console.warn(`build-log-stream: Redis is unavailable: ${error.message.slice(0, 200)}`);
+    c.header("Retry-After", String(REDIS_RETRY_AFTER_SECONDS));
+    return c.json(errorBody("store_unavailable", "the log store is not answering; retry"), 503);
   }
   console.error("build-log-stream: unhandled error", error);
   return c.json(errorBody("internal", "internal error"), 500);

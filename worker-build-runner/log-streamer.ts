@@ -20,8 +20,13 @@ export interface LogStreamerOptions {
  * hide the other.
  */
 export interface LogStreamer {
-  onStdout(chunk: string | Uint8Array): void;
-  onStderr(chunk: string | Uint8Array): void;
+  /**
+   * Takes a chunk of output. Returns a promise when Redis is slower than the build: the caller
+   * (the sandbox adapter) reads no more output until it resolves, so the build is paused
+   * instead of its lines dropped.
+   */
+  onStdout(chunk: string | Uint8Array): Promise<void> | undefined;
+  onStderr(chunk: string | Uint8Array): Promise<void> | undefined;
   /** Writes a `system` line, e.g. "--- Installing dependencies ---". */
   writeEvent(text: string): void;
   /** Lines from now on belong to this phase (`install`, `build`, `dev_server`, ...). */
@@ -69,9 +74,13 @@ export function createLogStreamer(options: LogStreamerOptions): LogStreamer {
     }
   };
 
-  const push = (source: "stdout" | "stderr", chunk: string | Uint8Array): void => {
+  const push = (
+    source: "stdout" | "stderr",
+    chunk: string | Uint8Array,
+  ): Promise<void> | undefined => {
     const buffer = streams[source].buffer;
     if (buffer) emit(source, buffer.push(chunk));
+    return writer.waitForRoom() ?? undefined;
   };
 
   return {

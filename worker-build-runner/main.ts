@@ -6,7 +6,7 @@ import { importJobSecretsKey } from "../src/shared/job-secrets.ts";
 import { ConfigError, type RunnerConfig, readRunnerConfig } from "./config.ts";
 import { workerNotifier } from "./notifier.ts";
 import { createUpstashClient } from "./redis.ts";
-import { runJob } from "./run-job.ts";
+import { claimJob } from "./run-job.ts";
 import { e2bSandbox } from "./sandbox/e2b.ts";
 import { localSandbox } from "./sandbox/local.ts";
 import type { Sandbox } from "./sandbox/types.ts";
@@ -89,21 +89,19 @@ const runner = createRunnerApp({
   runnerToken: config.runnerToken,
   jobSecretsKey: await importJobSecretsKey(config.jobSecretsKey),
   concurrency: config.concurrency,
-  run: async (request) => {
+  start: async (request) => {
     const stop = new AbortController();
+    const claimed = await claimJob(request, {
+      redis,
+      sandbox,
+      runnerId,
+      leaseMs: config.leaseMs,
+      signal: stop.signal,
+      ...(notifier ? { notifier } : {}),
+    });
+    if (claimed.kind !== "claimed") return { skipped: claimed.reason };
     stops.add(stop);
-    try {
-      return await runJob(request, {
-        redis,
-        sandbox,
-        runnerId,
-        leaseMs: config.leaseMs,
-        signal: stop.signal,
-        ...(notifier ? { notifier } : {}),
-      });
-    } finally {
-      stops.delete(stop);
-    }
+    return { run: claimed.run().finally(() => stops.delete(stop)) };
   },
 });
 

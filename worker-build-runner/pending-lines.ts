@@ -14,6 +14,8 @@ export interface PendingLinesLimits {
  */
 export interface PendingLines {
   readonly count: number;
+  /** Memory the waiting lines take, roughly (what the bound counts). */
+  readonly bytes: number;
   readonly firstPhase: string | undefined;
   /** Lines dropped for the memory bound and not yet announced in the log. */
   readonly unannouncedDrops: number;
@@ -72,6 +74,9 @@ export function createPendingLines(limits: PendingLinesLimits): PendingLines {
   return {
     get count() {
       return records.length;
+    },
+    get bytes() {
+      return bytes;
     },
     get firstPhase() {
       return records[0]?.phase;

@@ -1,7 +1,12 @@
 import type { Redis } from "@upstash/redis";
 import { parseArchiveState } from "../src/shared/archive-state.ts";
 import { exponentialBackoff } from "../src/shared/backoff.ts";
-import { encodeEndFields, encodeEntryFields, type LogRecord } from "../src/shared/entry.ts";
+import {
+  compareEntryIds,
+  encodeEndFields,
+  encodeEntryFields,
+  type LogRecord,
+} from "../src/shared/entry.ts";
 import type { TerminalStatus } from "../src/shared/job.ts";
 import { archiveStateKey, logStreamKey } from "../src/shared/keys.ts";
 import type { Logger as SharedLogger } from "../src/shared/log.ts";
@@ -34,6 +39,12 @@ export interface RedisLogWriterOptions {
   readonly ttlRefreshMs?: number;
   /** Lines waiting for Redis beyond this many bytes are dropped, oldest first, and counted. */
   readonly maxBufferedBytes?: number;
+  /**
+   * While Redis answers but more than this many bytes wait for it, `waitForRoom()` holds the
+   * build's output back (backpressure) instead of letting the buffer fill and drop lines.
+   * Default: a quarter of `maxBufferedBytes`.
+   */
+  readonly pauseAboveBytes?: number;
   readonly retryInitialDelayMs?: number;
   readonly retryMaxDelayMs?: number;
   readonly logger?: Logger;
@@ -42,6 +53,15 @@ export interface RedisLogWriterOptions {
   readonly onWritten?: (written: WrittenEntries) => void;
   /** When the lines waiting go out; default: the first waits `flushIntervalMs` for company. */
   readonly flushTiming?: FlushTiming;
+  /**
+   * Writes the terminal entry, alone in its request, instead of a plain XADD: the runner ends
+   * the job with it (entry and status in one script). It must throw Redis's "id too small"
+   * error when the id is behind the stream's top, and be safe to call again with the same entry.
+   */
+  readonly writeEnd?: (entry: {
+    readonly id: string;
+    readonly fields: Record<string, string>;
+  }) => Promise<void>;
 }
 
 /** What one request wrote, in stream order. */
@@ -74,6 +94,8 @@ export interface WriterStats {
   commands: number;
   linesWritten: number;
   linesDropped: number;
+  /** Lines Redis acknowledged and then lost (a restart without its data). */
+  linesLost: number;
   failedRequests: number;
   /** Lines deleted from the live copy once archived, and of those, ones the archive lacked. */
   linesTrimmed: number;
@@ -96,6 +118,15 @@ export interface RedisLogWriter {
    * reader sees the end in the same read as the last lines. Lines appended later are refused.
    */
   end(status: TerminalStatus): Promise<void>;
+  /**
+   * Null when there is room for more lines; else a promise that resolves once there is. Room
+   * is lacking only while Redis answers and is slower than the build: during an outage the
+   * buffer takes lines (and past its bound drops the oldest, with a notice), since pausing the
+   * build would not bring Redis back.
+   */
+  waitForRoom(): Promise<void> | null;
+  /** Stops writing for good: lines waiting and later ones are discarded (the job ended elsewhere). */
+  abandon(): void;
   readonly stats: Readonly<WriterStats>;
 }
 
@@ -103,6 +134,7 @@ interface PlannedEntry {
   readonly id: string;
   readonly fields: Record<string, string>;
   readonly lines: number;
+  readonly end?: true;
 }
 
 interface Batch {
@@ -185,6 +217,10 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     "maxBufferedBytes",
     options.maxBufferedBytes ?? 16 * 1024 * 1024,
   );
+  const pauseAboveBytes = positiveInteger(
+    "pauseAboveBytes",
+    options.pauseAboveBytes ?? Math.floor(maxBufferedBytes / 4),
+  );
   const retryInitialDelayMs = options.retryInitialDelayMs ?? 100;
   const retryMaxDelayMs = options.retryMaxDelayMs ?? 5_000;
   const logger = options.logger ?? console;
@@ -195,6 +231,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     commands: 0,
     linesWritten: 0,
     linesDropped: 0,
+    linesLost: 0,
     failedRequests: 0,
     linesTrimmed: 0,
     linesTrimmedUnarchived: 0,
@@ -233,11 +270,26 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
   let drainWaiters: (() => void)[] = [];
   let endStatus: TerminalStatus | null = null;
   let endPlanned = false;
+  let abandoned = false;
+  // Set by a failed request, cleared by the next that succeeds.
+  let unreachable = false;
+  // A request failed since the last drop notice: the drops are the outage's.
+  let outageSinceNotice = false;
+  let roomWaiters: (() => void)[] = [];
+  const hasRoom = (): boolean =>
+    pending.bytes <= pauseAboveBytes || unreachable || abandoned || endStatus !== null;
+  const wakeIfRoom = (): void => {
+    if (roomWaiters.length === 0 || !hasRoom()) return;
+    const waiters = roomWaiters;
+    roomWaiters = [];
+    for (const resolve of waiters) resolve();
+  };
   const work = (): boolean =>
-    inflight !== null ||
-    pending.count > 0 ||
-    pending.unannouncedDrops > 0 ||
-    (endStatus !== null && !endPlanned);
+    !abandoned &&
+    (inflight !== null ||
+      pending.count > 0 ||
+      pending.unannouncedDrops > 0 ||
+      (endStatus !== null && !endPlanned));
   // Whether the run loop should send now rather than let the lines waiting wait for company.
   const due = (): boolean =>
     flushAll ||
@@ -260,12 +312,17 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     if (dropped > 0) {
       pending.pushFront(
         systemRecord(
-          `${dropped} log lines were dropped here: Redis was unreachable for too long to keep them.`,
+          outageSinceNotice || unreachable
+            ? `${dropped} log lines were dropped here: Redis was unreachable for too long to keep them.`
+            : `${dropped} log lines were dropped here: the build printed them faster than Redis took them.`,
           pending.firstPhase ?? "build",
         ),
       );
+      outageSinceNotice = unreachable;
     }
-    const entries: PlannedEntry[] = pending.takeEntries().map((records) => {
+    const taken = pending.takeEntries();
+    wakeIfRoom();
+    const entries: PlannedEntry[] = taken.map((records) => {
       const entry = {
         id: ids.next(),
         fields: encodeEntryFields(records, nextLine),
@@ -274,8 +331,19 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
       nextLine += records.length;
       return entry;
     });
-    if (pending.count === 0 && endStatus !== null && !endPlanned) {
-      entries.push({ id: ids.next(), fields: encodeEndFields(endStatus, [], nextLine), lines: 0 });
+    const endAlone = options.writeEnd !== undefined;
+    if (
+      pending.count === 0 &&
+      endStatus !== null &&
+      !endPlanned &&
+      !(endAlone && entries.length > 0)
+    ) {
+      entries.push({
+        id: ids.next(),
+        fields: encodeEndFields(endStatus, [], nextLine),
+        lines: 0,
+        end: true,
+      });
       endPlanned = true;
     }
     // The live copy keeps its head and tail; the middle goes once the archive has it.
@@ -298,6 +366,48 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     if (typeof top === "string") ids.advancePast(top);
     lastId = typeof top === "string" ? top : "0-0";
     topKnown = true;
+    noticeLostEntries(typeof top === "string" ? top : null);
+  };
+
+  // After Redis failed to answer, its data may be older than what it had acknowledged (a
+  // restart that lost its last second, or everything): entries this writer wrote are missing
+  // from the stream's top. The lines are gone for good; the log says how many, where they were.
+  const noticeLostEntries = (top: string | null): void => {
+    const newest = ledger.newestId;
+    if (newest === undefined || (top !== null && compareEntryIds(top, newest) >= 0)) return;
+    const lost = ledger.forgetAfter(top);
+    if (lost === 0) return;
+    stats.linesLost += lost;
+    lastExpireAt = -Infinity;
+    logger.warn(
+      `build-log-stream: Redis lost ${lost} lines of job ${options.jobId} it had acknowledged (its stream ${top === null ? "is gone" : `ends at ${top}`})`,
+    );
+    const notice = systemRecord(
+      `${lost} log lines were lost here: Redis lost them after storing them (it restarted without its data).`,
+      pending.firstPhase ?? "build",
+    );
+    if (inflight === null) {
+      pending.pushFront(notice);
+      return;
+    }
+    // The batch being retried is not in the stream (its top is older than what came before
+    // it): the notice goes first, and every entry gets a fresh id after the top.
+    // Without a line number: its lines' numbers were the lost ones; readers count on from the
+    // next numbered entry and show this line as it is.
+    const noticeEntry: PlannedEntry = {
+      id: "",
+      fields: encodeEntryFields([notice]),
+      lines: 1,
+    };
+    inflight = {
+      entries: [noticeEntry, ...inflight.entries].map((entry) => ({ ...entry, id: ids.next() })),
+      expire: true,
+      // No trim and no archive read in a retry that re-ids the batch: the next batch does both.
+      trim: null,
+      readArchive: false,
+      previousId: lastId,
+      attempts: 0,
+    };
   };
 
   // Which of `entries` are already in the stream with exactly this content: the ones an
@@ -316,7 +426,35 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     );
   };
 
+  const sendEnd = async (
+    entry: PlannedEntry,
+    writeEnd: NonNullable<RedisLogWriterOptions["writeEnd"]>,
+  ): Promise<void> => {
+    stats.requests += 1;
+    stats.commands += 1;
+    try {
+      await writeEnd(entry);
+    } catch (error) {
+      if (!DUPLICATE_ID_ERROR.test(error instanceof Error ? error.message : String(error)))
+        throw error;
+      throw new StaleIdsError(`the stream ${key} already holds entries newer than ${entry.id}`, [
+        entry,
+      ]);
+    }
+  };
+
   const send = async (batch: Batch): Promise<void> => {
+    const last = batch.entries.at(-1);
+    if (options.writeEnd && last?.end) {
+      // The terminal entry goes alone through writeEnd, after the entries before it.
+      const before = batch.entries.slice(0, -1);
+      if (before.length > 0) await sendEntries({ ...batch, entries: before });
+      return sendEnd(last, options.writeEnd);
+    }
+    return sendEntries(batch);
+  };
+
+  const sendEntries = async (batch: Batch): Promise<void> => {
     const pipeline = redis.pipeline();
     for (const entry of batch.entries) pipeline.xadd(key, entry.id, entry.fields);
     // After the XADDs, then: a retry deletes nothing twice (XDEL of a gone id is a no-op).
@@ -424,13 +562,17 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
         try {
           if (!topKnown) await readStreamTop();
           inflight ??= planBatch();
+          const batch = inflight;
           const sentAt = now();
-          await send(inflight);
-          commit(inflight, now() - sentAt);
+          await send(batch);
+          if (abandoned) break;
+          commit(batch, now() - sentAt);
           inflight = null;
+          unreachable = false;
+          if (pending.unannouncedDrops === 0) outageSinceNotice = false;
           if (failures > 0) {
             logger.warn(
-              `build-log-stream: Redis is back for job ${options.jobId} after ${failures} failed attempts; no line was lost`,
+              `build-log-stream: Redis is back for job ${options.jobId} after ${failures} failed attempts; ${stats.linesLost + stats.linesDropped === 0 ? "no line was lost" : `${stats.linesLost} lines lost with Redis and ${stats.linesDropped} dropped so far`}`,
             );
             failures = 0;
           }
@@ -468,6 +610,11 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
           }
           failures += 1;
           stats.failedRequests += 1;
+          unreachable = true;
+          outageSinceNotice = true;
+          wakeIfRoom();
+          // Check the stream's top before the next write: Redis may have restarted.
+          topKnown = false;
           const delay = backoff(failures);
           if (failures === 1 || Number.isInteger(Math.log2(failures))) {
             logger.warn(
@@ -479,6 +626,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
       }
     } finally {
       running = false;
+      wakeIfRoom();
       if (work()) {
         // Lines that are not due yet wait for company; drain() callers wait with them.
         schedule();
@@ -509,7 +657,21 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
   };
 
   return {
+    waitForRoom() {
+      if (hasRoom()) return null;
+      return new Promise<void>((resolve) => roomWaiters.push(resolve));
+    },
+    abandon() {
+      abandoned = true;
+      endStatus ??= "failed";
+      endPlanned = true;
+      pending.takeUnannouncedDrops();
+      while (pending.count > 0) pending.takeEntries();
+      inflight = null;
+      wakeIfRoom();
+    },
     append(record) {
+      if (abandoned) return;
       if (endStatus !== null) {
         logger.warn(
           `build-log-stream: a line for job ${options.jobId} came after its end and was not written`,
@@ -530,6 +692,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     },
     end(status) {
       endStatus ??= status;
+      wakeIfRoom();
       return this.drain();
     },
     drain() {

@@ -3,7 +3,14 @@ import { Redis } from "@upstash/redis";
 export interface UpstashSettings {
   readonly url: string;
   readonly token: string;
+  /**
+   * Each request is abandoned after this long (default 10 s) and its caller retries: without
+   * it one half-open connection stalls a log until the kernel gives up (minutes).
+   */
+  readonly requestTimeoutMs?: number;
 }
+
+export const DEFAULT_REDIS_REQUEST_TIMEOUT_MS = 10_000;
 
 /**
  * The Upstash client the runner writes with. Values are read back as the strings they are
@@ -11,6 +18,7 @@ export interface UpstashSettings {
  * retry is off because the writer retries with its own backoff and keeps the lines meanwhile.
  */
 export function createUpstashClient(settings: UpstashSettings): Redis {
+  const timeoutMs = settings.requestTimeoutMs ?? DEFAULT_REDIS_REQUEST_TIMEOUT_MS;
   return new Redis({
     url: settings.url,
     token: settings.token,
@@ -19,5 +27,6 @@ export function createUpstashClient(settings: UpstashSettings): Redis {
     retry: { retries: 0 },
     enableTelemetry: false,
     enableAutoPipelining: false,
+    signal: () => AbortSignal.timeout(timeoutMs),
   });
 }

@@ -1,8 +1,21 @@
+import { randomUUID } from "node:crypto";
 import type { Redis } from "@upstash/redis";
 import { exponentialBackoff } from "../src/shared/backoff.ts";
-import { type JobRecord, parseJobRecord, type TerminalStatus } from "../src/shared/job.ts";
+import type { JobRecord, TerminalStatus } from "../src/shared/job.ts";
+import {
+  CLAIM_JOB_LUA,
+  claimKeys,
+  END_JOB_LUA,
+  type EndOutcome,
+  endArgs,
+  endKeys,
+  parseClaimReply,
+  parseEndReply,
+  parseRefreshReply,
+  REFRESH_LEASE_LUA,
+  refreshKeys,
+} from "../src/shared/job-scripts.ts";
 import { type JobStep, type RunRequest, secretValuesOf } from "../src/shared/job-spec.ts";
-import { jobKey, leaseKey, RUNNING_JOBS_KEY, UNARCHIVED_JOBS_KEY } from "../src/shared/keys.ts";
 import { createSecretValues } from "../src/shared/sanitize/secret-values.ts";
 import { createLivePusher, type LivePushTransport } from "./live-push.ts";
 import { createLogStreamer, type LogStreamer } from "./log-streamer.ts";
@@ -46,6 +59,9 @@ export type JobOutcome =
   | { readonly kind: "finished"; readonly status: TerminalStatus; readonly exitCode: number | null }
   | { readonly kind: "skipped"; readonly reason: string };
 
+const STREAM_TTL_SECONDS = 86_400;
+// About 10 s of retries: then the run request is answered 503 and the queue delivers it again.
+const CLAIM_ATTEMPTS = 5;
 const DEFAULT_STEP_TIMEOUT_MS = 15 * 60_000;
 // Beyond its steps' own limits, a job's sandbox lives this long: creating it, writing the files,
 // ending the steps' process groups.
@@ -105,12 +121,17 @@ function archiveCaller(jobId: string, notifier: WorkerNotifier | undefined, logg
 // 200 ms, doubling, at most 5 s.
 const callBackoff = exponentialBackoff({ initial: 200, max: 5_000 });
 
-async function withRetries<T>(what: string, logger: Logger, attempt: () => Promise<T>): Promise<T> {
+async function withRetries<T>(
+  what: string,
+  logger: Logger,
+  attempt: () => Promise<T>,
+  attempts = 8,
+): Promise<T> {
   for (let i = 1; ; i++) {
     try {
       return await attempt();
     } catch (error) {
-      if (i >= 8) throw error;
+      if (i >= attempts) throw error;
       const delay = callBackoff(i);
       logger.warn(
         `build-log-stream: ${what} failed (attempt ${i}), retrying in ${delay} ms: ${error instanceof Error ? error.message.slice(0, 200) : String(error)}`,
@@ -120,6 +141,57 @@ async function withRetries<T>(what: string, logger: Logger, attempt: () => Promi
   }
 }
 
+/** A job this runner holds the lease of, ready to run; or why it will not run here. */
+export type ClaimedJob =
+  | { readonly kind: "claimed"; run(): Promise<JobOutcome> }
+  | { readonly kind: "skipped"; readonly reason: string };
+
+/**
+ * Claims a job: takes its lease and marks it running in one step (one Redis script). A retry
+ * whose first answer was lost finds the lease holding this claim's token and goes on. Rejects
+ * when Redis could not be reached: the caller must not acknowledge the run request then.
+ */
+export async function claimJob(request: RunRequest, deps: RunJobDeps): Promise<ClaimedJob> {
+  const { redis } = deps;
+  const logger = deps.logger ?? console;
+  const now = deps.now ?? Date.now;
+  const leaseMs = deps.leaseMs ?? 30_000;
+  const jobId = request.job_id;
+  // One token per claim: a redelivery of a job this runner already runs is not taken for its own.
+  const token = `${deps.runnerId}:${randomUUID()}`;
+  const startedAt = new Date(now()).toISOString();
+  const fallback: JobRecord = {
+    id: jobId,
+    owner: request.owner,
+    status: "queued",
+    created_at: startedAt,
+    started_at: null,
+    finished_at: null,
+  };
+  const claim = redis.createScript(CLAIM_JOB_LUA);
+  const outcome = await withRetries(
+    "claiming the job",
+    logger,
+    async () =>
+      parseClaimReply(
+        await claim.exec(claimKeys(jobId), [
+          token,
+          String(leaseMs),
+          startedAt,
+          jobId,
+          String(now()),
+          JSON.stringify(fallback),
+        ]),
+      ),
+    CLAIM_ATTEMPTS,
+  );
+  if (outcome.kind === "taken")
+    return { kind: "skipped", reason: "another runner holds the job's lease" };
+  if (outcome.kind === "status")
+    return { kind: "skipped", reason: `the job is already ${outcome.status}` };
+  return { kind: "claimed", run: () => runClaimedJob(request, deps, outcome.job, token) };
+}
+
 /**
  * Runs one job: claims it with a lease, registers its secrets before any command runs, runs its
  * steps in a fresh sandbox with every line streamed through the sanitizer to Redis, and ends
@@ -127,63 +199,106 @@ async function withRetries<T>(what: string, logger: Logger, attempt: () => Promi
  * is running or done is skipped.
  */
 export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<JobOutcome> {
-  const { redis, sandbox, runnerId } = deps;
+  const claimed = await claimJob(request, deps);
+  return claimed.kind === "claimed" ? claimed.run() : claimed;
+}
+
+/**
+ * Keeps the lease while the job runs: refreshes it every third of its life, retries a failed
+ * refresh within seconds (each request times out), re-takes a lease that lapsed in a Redis
+ * stall when nobody else holds it, and restores the job record when Redis lost it.
+ */
+function keepLease(options: {
+  readonly redis: Redis;
+  readonly jobId: string;
+  readonly token: string;
+  readonly leaseMs: number;
+  readonly record: () => JobRecord;
+  readonly now: () => number;
+  readonly logger: Logger;
+  readonly onRecordRestored: () => void;
+  /** The job ended elsewhere (the sweep failed it) or another runner holds it now. */
+  readonly onLost: (state: "taken" | "ended") => void;
+}): { stop(): void } {
+  const { redis, jobId, logger } = options;
+  const refresh = redis.createScript(REFRESH_LEASE_LUA);
+  const interval = Math.max(1_000, Math.floor(options.leaseMs / 3));
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let failures = 0;
+  const tick = async (): Promise<void> => {
+    timer = undefined;
+    let next = interval;
+    try {
+      const outcome = parseRefreshReply(
+        await refresh.exec(refreshKeys(jobId), [
+          options.token,
+          String(options.leaseMs),
+          JSON.stringify(options.record()),
+          jobId,
+          String(options.now()),
+        ]),
+      );
+      if (failures > 0 || outcome.lease === "retaken")
+        logger.warn(
+          `build-log-stream: the lease of job ${jobId} is ${outcome.lease === "retaken" ? "re-taken after it lapsed" : "refreshed again"} (${failures} failed attempts)`,
+        );
+      failures = 0;
+      if (outcome.recordRestored) options.onRecordRestored();
+      if (outcome.lease === "taken" || outcome.lease === "ended") {
+        stopped = true;
+        options.onLost(outcome.lease);
+        return;
+      }
+    } catch (error) {
+      failures += 1;
+      next = Math.min(interval, 1_000);
+      if (failures === 1 || Number.isInteger(Math.log2(failures)))
+        logger.warn(
+          `build-log-stream: refreshing the lease of job ${jobId} failed (attempt ${failures}); retrying in ${next} ms: ${error instanceof Error ? error.message.slice(0, 200) : String(error)}`,
+        );
+    }
+    if (!stopped) timer = setTimeout(() => void tick(), next);
+  };
+  timer = setTimeout(() => void tick(), interval);
+  return {
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function runClaimedJob(
+  request: RunRequest,
+  deps: RunJobDeps,
+  running: JobRecord,
+  token: string,
+): Promise<JobOutcome> {
+  const { redis, sandbox } = deps;
   const logger = deps.logger ?? console;
   const now = deps.now ?? Date.now;
   const leaseMs = deps.leaseMs ?? 30_000;
   const jobId = request.job_id;
   const spec = request.spec;
 
-  const claimed = await withRetries("claiming the job", logger, () =>
-    redis.set(leaseKey(jobId), runnerId, { nx: true, px: leaseMs }),
-  );
-  if (claimed !== "OK") return { kind: "skipped", reason: "another runner holds the job's lease" };
-  const rawJob = await withRetries("reading the job", logger, () =>
-    redis.get<string>(jobKey(jobId)),
-  );
-  const job: JobRecord =
-    rawJob === null
-      ? {
-          id: jobId,
-          owner: request.owner,
-          status: "queued",
-          created_at: new Date(now()).toISOString(),
-          started_at: null,
-          finished_at: null,
-        }
-      : parseJobRecord(rawJob);
-  if (job.status !== "queued") {
-    await redis.del(leaseKey(jobId)).catch(() => undefined);
-    return { kind: "skipped", reason: `the job is already ${job.status}` };
-  }
-
-  const running: JobRecord = {
-    ...job,
-    status: "running",
-    started_at: new Date(now()).toISOString(),
-  };
-  await withRetries("marking the job running", logger, async () => {
-    const p = redis.pipeline();
-    p.set(jobKey(jobId), JSON.stringify(running));
-    p.zadd(RUNNING_JOBS_KEY, { score: now(), member: jobId });
-    await p.exec();
-  });
-  const lease = setInterval(
-    () => {
-      redis.set(leaseKey(jobId), runnerId, { xx: true, px: leaseMs }).catch((error: unknown) => {
-        logger.warn(
-          `build-log-stream: refreshing the lease of job ${jobId} failed: ${error instanceof Error ? error.message : String(error)}`,
-        );
-      });
-    },
-    Math.max(1_000, Math.floor(leaseMs / 3)),
-  );
-
   // With a Worker to push to, viewers get each batch from the push, not from Redis.
   const pusher = deps.notifier
     ? createLivePusher({ jobId, transport: deps.notifier, logger, now })
     : null;
   const archive = archiveCaller(jobId, deps.notifier, logger);
+  let session: SandboxSession | null = null;
+  let lostTo: "taken" | "ended" | null = null;
+  let endOutcome: EndOutcome | null = null;
+  let status: TerminalStatus = "failed";
+  let exitCode: number | null = null;
+  const finishedRecord = (): JobRecord => ({
+    ...running,
+    status,
+    finished_at: new Date(now()).toISOString(),
+    exit_code: exitCode,
+  });
+  const endJob = redis.createScript(END_JOB_LUA);
   const writer = createRedisLogWriter({
     redis,
     jobId,
@@ -193,9 +308,48 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
       archive.written(written.lines);
     },
     ...(pusher ? { flushTiming: pusher.flushTiming } : {}),
+    // The terminal entry and the final status in one script: the end is decided once, with
+    // the sweep, so the stream and the record never disagree.
+    writeEnd: async (entry) => {
+      const finished = finishedRecord();
+      endOutcome = parseEndReply(
+        await endJob.exec(
+          endKeys(jobId),
+          endArgs({
+            entryId: entry.id,
+            finished,
+            now: now(),
+            ttlSeconds: STREAM_TTL_SECONDS,
+            expected: null,
+            fields: entry.fields,
+          }),
+        ),
+      );
+    },
   });
   const secrets = createSecretValues();
   const log = createLogStreamer({ writer, secrets, phase: spec.steps[0]?.phase ?? "build" });
+  const lease = keepLease({
+    redis,
+    jobId,
+    token,
+    leaseMs,
+    record: () => running,
+    now,
+    logger,
+    onRecordRestored: () => {
+      logger.warn(`build-log-stream: Redis lost the record of job ${jobId}; restored it`);
+      log.writeEvent("Redis lost this job's record while it ran; it has been restored.");
+    },
+    onLost: (state) => {
+      lostTo = state;
+      logger.warn(
+        `build-log-stream: job ${jobId} ${state === "ended" ? "was ended elsewhere (the sweep)" : "is held by another runner"}; stopping it here`,
+      );
+      writer.abandon();
+      session?.kill().catch(() => undefined);
+    },
+  });
   // Secrets first: nothing has run yet, so nothing can have printed them.
   for (const { name, value } of secretValuesOf(spec)) {
     const result = secrets.add(value);
@@ -203,9 +357,6 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
       log.writeEvent(`Warning: the value of ${name} is not masked in this log: ${result.reason}.`);
   }
 
-  let status: TerminalStatus = "failed";
-  let exitCode: number | null = null;
-  let session: SandboxSession | null = null;
   const sandboxTimeoutMs = jobDeadlineMs(spec);
   // A stop kills the sandbox at once, which ends whatever command is running.
   const stop = (): void => void session?.kill().catch(() => undefined);
@@ -220,6 +371,7 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
         timeoutMs: sandboxTimeoutMs,
       });
       if (stopped()) stop();
+      if (lostTo !== null) throw new Error("the job was taken from this runner");
       for (const [path, content] of Object.entries(spec.files))
         await session.writeFile(path, content);
       ({ status, exitCode } = await runSteps(session, spec.steps, log, stopped));
@@ -246,9 +398,9 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
           `The sandbox ${session.id} could not be stopped (${killed}); it ends by itself within ${Math.ceil(sandboxTimeoutMs / 60_000)} minutes of the job's start.`,
         );
     }
-    // The lease is held until the log is written: the sweep must not take a job whose runner is
-    // still writing. Past the deadline (Redis down for that long) the job ends anyway, and the
-    // lines still waiting are reported in the runner's log.
+    // The lease is held until the end is written: the sweep must not take a job whose runner is
+    // still writing. Past the deadline (Redis down for that long) the lease is let go and the
+    // sweep fails the job; the lines still waiting are reported in the runner's log.
     let deadline: ReturnType<typeof setTimeout> | undefined;
     const written = await Promise.race([
       log
@@ -261,29 +413,16 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
       ),
     ]);
     clearTimeout(deadline);
+    lease.stop();
+    const ended = endOutcome as EndOutcome | null;
     if (!written)
       logger.warn(
         `build-log-stream: job ${jobId} ended ${status} but Redis did not take its last lines within the deadline`,
       );
-    clearInterval(lease);
-    const finished: JobRecord = {
-      ...running,
-      status,
-      finished_at: new Date(now()).toISOString(),
-      exit_code: exitCode,
-    };
-    await withRetries("recording the job's end", logger, async () => {
-      const p = redis.pipeline();
-      p.set(jobKey(jobId), JSON.stringify(finished));
-      p.zrem(RUNNING_JOBS_KEY, jobId);
-      p.zadd(UNARCHIVED_JOBS_KEY, { score: now(), member: jobId });
-      p.del(leaseKey(jobId));
-      await p.exec();
-    }).catch((error: unknown) =>
+    else if (ended !== null && ended.kind !== "ended")
       logger.warn(
-        `build-log-stream: job ${jobId} ended ${status} but its status could not be saved: ${String(error)}`,
-      ),
-    );
+        `build-log-stream: job ${jobId} ended ${status} here, but it had already ended ${ended.kind === "already" ? ended.status : "elsewhere"}; that end stands`,
+      );
     // The end's push goes before the end notice: viewers get `done` from it.
     await pusher?.close();
     await deps.notifier?.finished(jobId).catch((error: unknown) => {
@@ -297,6 +436,8 @@ export async function runJob(request: RunRequest, deps: RunJobDeps): Promise<Job
       );
     });
   }
+  const ended = endOutcome as EndOutcome | null;
+  if (ended?.kind === "already") status = ended.status;
   return { kind: "finished", status, exitCode };
 }
 
@@ -408,12 +549,12 @@ async function startBackground(
   };
   const process = await session.start(step.command, {
     onStdout: (chunk) => {
-      log.onStdout(chunk);
       watch(chunk);
+      return log.onStdout(chunk);
     },
     onStderr: (chunk) => {
-      log.onStderr(chunk);
       watch(chunk);
+      return log.onStderr(chunk);
     },
     onNotice: (message) => log.writeEvent(message),
   });

@@ -14,8 +14,15 @@ export interface RunnerServerOptions {
   readonly jobSecretsKey: AesKey;
   /** Jobs run at once; the next one is answered 503 so the queue retries it later. */
   readonly concurrency: number;
-  /** Runs a job to its end; never rejects (failures end the job as failed). */
-  readonly run: (request: RunRequest) => Promise<unknown>;
+  /**
+   * Claims a job and, once claimed, starts it: resolves with the run (which never rejects:
+   * failures end the job as failed), or `skipped` for a job that will not run here (another
+   * runner holds it, or it is not queued). Rejects when the claim could not be made (Redis
+   * unreachable): the request is then answered 503 so the queue delivers it again.
+   */
+  readonly start: (
+    request: RunRequest,
+  ) => Promise<{ readonly run: Promise<unknown> } | { readonly skipped: string }>;
   readonly logger?: Pick<Logger, "warn" | "error">;
 }
 
@@ -90,17 +97,37 @@ export function createRunnerApp(options: RunnerServerOptions): {
         }
         // Again: another request may have taken the last slot while this one was opened.
         if (running.size >= options.concurrency) return busy(c);
-        const job = options
-          .run(request)
+        const jobId = request.job_id;
+        // The slot is taken while claiming: a second request meanwhile must not overbook.
+        let release: () => void = () => undefined;
+        const slot = new Promise<void>((resolve) => (release = resolve));
+        running.add(slot);
+        let started: Awaited<ReturnType<RunnerServerOptions["start"]>>;
+        try {
+          started = await options.start(request);
+        } catch (error) {
+          running.delete(slot);
+          release();
+          logger.warn(
+            `build-log-stream: could not claim job ${jobId}; answering 503 so the queue retries: ${error instanceof Error ? error.message.slice(0, 200) : String(error)}`,
+          );
+          c.header("Retry-After", "5");
+          return c.json(
+            errorBody("claim_failed", "the runner could not claim the job (Redis unreachable)"),
+            503,
+          );
+        }
+        running.delete(slot);
+        release();
+        if ("skipped" in started)
+          return c.json({ accepted: false, job_id: jobId, reason: started.skipped }, 202);
+        const job = started.run
           .catch((error: unknown) =>
-            logger.error(
-              `build-log-stream: job ${request.job_id} crashed the runner's job loop`,
-              error,
-            ),
+            logger.error(`build-log-stream: job ${jobId} crashed the runner's job loop`, error),
           )
           .finally(() => running.delete(job));
         running.add(job);
-        return c.json({ accepted: true, job_id: request.job_id }, 202);
+        return c.json({ accepted: true, job_id: jobId }, 202);
       },
     )
     .notFound((c) => c.json(errorBody("not_found", "no such route"), 404));

@@ -38,6 +38,13 @@ export interface TrimLedger {
   archivedThrough(id: string): void;
   /** The live copy holds more than head and tail: the archive's progress could let it trim. */
   readonly overKeep: boolean;
+  /** The newest entry known to be in the stream, if any. */
+  readonly newestId: string | undefined;
+  /**
+   * Redis lost data: the stream's top is `topId` (null: the stream is gone). Forgets the
+   * entries after it and returns how many of their lines the archive does not hold either.
+   */
+  forgetAfter(topId: string | null): number;
 }
 
 export function createTrimLedger(policy: TrimPolicy): TrimLedger {
@@ -104,6 +111,33 @@ export function createTrimLedger(policy: TrimPolicy): TrimLedger {
     },
     archivedThrough(id) {
       if (archived === null || compareEntryIds(id, archived) > 0) archived = id;
+    },
+    get newestId() {
+      // Live entries are the head [0, headEnd) and [next, length); the newest is the last one
+      // unless it was deleted (never: the tail stays).
+      const last = entries.at(-1);
+      return last !== undefined && (entries.length > next || headEnd === entries.length)
+        ? last.id
+        : undefined;
+    },
+    forgetAfter(topId) {
+      let lost = 0;
+      for (let last = entries.at(-1); last !== undefined; last = entries.at(-1)) {
+        if (topId !== null && compareEntryIds(last.id, topId) <= 0) break;
+        const i = entries.length - 1;
+        entries.pop();
+        if (i < headEnd || i >= next) {
+          liveLines -= last.lines;
+          liveBytes -= last.bytes;
+          if (archived === null || compareEntryIds(last.id, archived) > 0) lost += last.lines;
+        }
+        if (i < headEnd) {
+          headEnd = i;
+          headLines -= last.lines;
+        }
+        if (next > entries.length) next = entries.length;
+      }
+      return lost;
     },
     get overKeep() {
       return liveLines > headLines + policy.tailLines;

@@ -14,7 +14,7 @@ import { type JobRecord, parseJobRecord } from "../shared/job.ts";
 import { jobSecretsKey } from "../shared/job-secrets.ts";
 import { jobSpecSchema, sealRunRequest } from "../shared/job-spec.ts";
 import { jsonBody } from "../shared/json-body.ts";
-import { jobKey } from "../shared/keys.ts";
+import { jobKey, QUEUED_JOBS_KEY } from "../shared/keys.ts";
 import { type AuthVariables, clerkAuthFromEnv } from "./auth.ts";
 import { streamTicketsFromEnv } from "./stream-ticket.ts";
 import { historyQuery, jobIdParam, searchQuery } from "./validate.ts";
@@ -116,12 +116,19 @@ export const jobs = new Hono<JobsEnv>()
         finished_at: null,
       };
       // The record holds no env or secret: those travel sealed, in the queue message only.
-      await redis.set(jobKey(jobId), JSON.stringify(job));
+      // In the queued set until a runner claims it: the sweep fails a job left there too long.
+      const p = redis.pipeline();
+      p.set(jobKey(jobId), JSON.stringify(job));
+      p.zadd(QUEUED_JOBS_KEY, { score: Date.parse(job.created_at), member: jobId });
+      await p.exec();
       try {
         await c.env.JOB_QUEUE.send(message, { contentType: "json" });
       } catch (error) {
         // No job without a message: the caller is told it was not created, and can retry.
-        await redis.del(jobKey(jobId));
+        const undo = redis.pipeline();
+        undo.del(jobKey(jobId));
+        undo.zrem(QUEUED_JOBS_KEY, jobId);
+        await undo.exec();
         throw new ApiError(503, "queue_unavailable", "the job queue is unavailable; retry", {
           cause: error,
         });

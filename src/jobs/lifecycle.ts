@@ -1,39 +1,52 @@
 import type { Redis } from "@upstash/redis/cloudflare";
 import { encodeEndFields } from "../shared/entry.ts";
 import { type JobRecord, parseJobRecord } from "../shared/job.ts";
-import { jobKey, logStreamKey, RUNNING_JOBS_KEY, UNARCHIVED_JOBS_KEY } from "../shared/keys.ts";
+import { END_JOB_LUA, endArgs, endKeys, parseEndReply } from "../shared/job-scripts.ts";
+import { jobKey } from "../shared/keys.ts";
+
+const STREAM_TTL_SECONDS = 86_400;
+
+export interface FailOutcome {
+  /** Whether this call ended the job (false: it had ended, changed or is gone). */
+  readonly failedNow: boolean;
+  /** The job's record as it is now; null when there is none. */
+  readonly job: JobRecord | null;
+}
 
 /**
  * Fails a job from the Worker's side (its runner was lost, or no runner would take it): a
- * system line saying why and the terminal entry go to its stream, so viewers get `done`.
- * The entry id is Redis's own (`*`), which is always after the stream's last entry.
+ * system line saying why and the terminal entry go to its stream, so viewers get `done`. The
+ * end is a compare-and-set (one script): when the runner ended the job first, or the record
+ * changed since it was read (the runner just claimed it), nothing is written and the stored
+ * record is returned. The entry id is Redis's own (`*`), always after the stream's last entry.
  */
-export async function failJob(
-  redis: Redis,
-  jobId: string,
-  reason: string,
-): Promise<JobRecord | null> {
+export async function failJob(redis: Redis, jobId: string, reason: string): Promise<FailOutcome> {
   const raw = await redis.get<string>(jobKey(jobId));
-  if (raw === null) return null;
+  if (raw === null) return { failedNow: false, job: null };
   const job = parseJobRecord(raw);
-  if (job.status === "ready" || job.status === "failed") return job;
-  const now = new Date().toISOString();
+  if (job.status === "ready" || job.status === "failed") return { failedNow: false, job };
+  const now = new Date();
   const failed: JobRecord = {
     ...job,
     status: "failed",
-    finished_at: now,
+    finished_at: now.toISOString(),
     started_at: job.started_at ?? null,
   };
-  const p = redis.pipeline();
-  p.xadd(
-    logStreamKey(jobId),
-    "*",
-    encodeEndFields("failed", [{ ts: now, source: "system", phase: "build", text: reason }]),
+  const reply = await redis.createScript(END_JOB_LUA).exec(
+    endKeys(jobId),
+    endArgs({
+      entryId: "*",
+      finished: failed,
+      now: now.getTime(),
+      ttlSeconds: STREAM_TTL_SECONDS,
+      expected: raw,
+      fields: encodeEndFields("failed", [
+        { ts: now.toISOString(), source: "system", phase: "build", text: reason },
+      ]),
+    }),
   );
-  p.expire(logStreamKey(jobId), 86_400);
-  p.set(jobKey(jobId), JSON.stringify(failed));
-  p.zrem(RUNNING_JOBS_KEY, jobId);
-  p.zadd(UNARCHIVED_JOBS_KEY, { score: Date.now(), member: jobId });
-  await p.exec();
-  return failed;
+  const outcome = parseEndReply(reply);
+  if (outcome.kind === "ended") return { failedNow: true, job: failed };
+  const current = await redis.get<string>(jobKey(jobId));
+  return { failedNow: false, job: current === null ? null : parseJobRecord(current) };
 }

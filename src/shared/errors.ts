@@ -37,11 +37,13 @@ export type ErrorCode =
   | "too_many_viewers"
   | "rate_limited"
   | "queue_unavailable"
+  | "store_unavailable"
   // the development sign-in
   | "missing_token"
   | "invalid_next"
   // the runner service
   | "runner_busy"
+  | "claim_failed"
   | "invalid_push"
   | "sealed_values_invalid";
 

@@ -23,6 +23,11 @@ export function logStreamKey(jobId: string): string {
   return `job:${checkedJobId(jobId)}:logs`;
 }
 
+/** Set by the sweep when it first finds a running job's lease gone (ms); cleared when it is back. */
+export function leaseLapseKey(jobId: string): string {
+  return `job:${checkedJobId(jobId)}:lapsed`;
+}
+
 /** The job's record (JSON): owner, status and times. */
 export function jobKey(jobId: string): string {
   return `job:${checkedJobId(jobId)}:meta`;
@@ -33,6 +38,8 @@ export function leaseKey(jobId: string): string {
   return `job:${checkedJobId(jobId)}:lease`;
 }
 
+/** Sorted set of jobs waiting for a runner (score: creation time), for the sweep that fails stuck ones. */
+export const QUEUED_JOBS_KEY = "jobs:queued";
 /** Sorted set of running jobs (score: start time), for the sweep that finds lost runners. */
 export const RUNNING_JOBS_KEY = "jobs:running";
 /** Sorted set of ended jobs whose log is not archived yet (score: end time). */

@@ -18,7 +18,7 @@ beforeAll(async () => {
   stack = await startStack({
     runnerLeaseMs: 1_500,
     runnerOutput: "ignore",
-    workerVars: { SSE_HEARTBEAT_MS: "1000" },
+    workerVars: { SSE_HEARTBEAT_MS: "1000", LEASE_LAPSE_GRACE_MS: "2000" },
   });
   token = stack.signToken("user_e2e");
 }, 120_000);

@@ -46,7 +46,10 @@ describe("the runner service", () => {
     const runner = createRunnerApp({
       runnerToken: TOKEN,
       concurrency: 1,
-      run: async (r) => void started.push(r),
+      start: async (r) => {
+        started.push(r);
+        return { run: Promise.resolve() };
+      },
     });
     expect(JSON.stringify(request)).not.toContain("deploy-token-value-5f1c2e");
     const response = await post(runner.app, request);
@@ -65,7 +68,14 @@ describe("the runner service", () => {
         ? await sealRunRequest(otherKey, plain)
         : { ...request, job_id: "job_someone_else" };
     let ran = 0;
-    const runner = createRunnerApp({ runnerToken: TOKEN, concurrency: 1, run: async () => ran++ });
+    const runner = createRunnerApp({
+      runnerToken: TOKEN,
+      concurrency: 1,
+      start: async () => {
+        ran++;
+        return { run: Promise.resolve() };
+      },
+    });
     const response = await post(runner.app, body);
     expect(response.status).toBe(400);
     expect(await response.json()).toMatchObject({ error: { code: "sealed_values_invalid" } });
@@ -73,7 +83,11 @@ describe("the runner service", () => {
   });
 
   it("refuses a request with env or secrets in the clear", async () => {
-    const runner = createRunnerApp({ runnerToken: TOKEN, concurrency: 1, run: async () => 0 });
+    const runner = createRunnerApp({
+      runnerToken: TOKEN,
+      concurrency: 1,
+      start: async () => ({ run: Promise.resolve() }),
+    });
     const response = await post(runner.app, {
       ...request,
       spec: { ...request.spec, secrets: plain.spec.secrets },
@@ -87,7 +101,7 @@ describe("the runner service", () => {
     const runner = createRunnerApp({
       runnerToken: TOKEN,
       concurrency: 1,
-      run: () => new Promise<void>((resolve) => (finish = resolve)),
+      start: async () => ({ run: new Promise<void>((resolve) => (finish = resolve)) }),
     });
     expect((await post(runner.app, request)).status).toBe(202);
     const busy = await post(runner.app, request);
@@ -104,7 +118,7 @@ describe("the runner service", () => {
     const runner = createRunnerApp({
       runnerToken: TOKEN,
       concurrency: 1,
-      run: async () => undefined,
+      start: async () => ({ run: Promise.resolve() }),
     });
     const response = await post(runner.app, request, token);
     expect(response.status).toBe(401);
@@ -125,7 +139,7 @@ describe("the runner service", () => {
     const runner = createRunnerApp({
       runnerToken: TOKEN,
       concurrency: 1,
-      run: async () => undefined,
+      start: async () => ({ run: Promise.resolve() }),
     });
     const response = await post(runner.app, body);
     expect(response.status).toBe(400);
@@ -136,7 +150,7 @@ describe("the runner service", () => {
     const runner = createRunnerApp({
       runnerToken: TOKEN,
       concurrency: 1,
-      run: async () => undefined,
+      start: async () => ({ run: Promise.resolve() }),
     });
     const response = await post(runner.app, `{"pad":"${"x".repeat(2 * 1024 * 1024)}"}`);
     expect(response.status).toBe(413);
@@ -145,7 +159,37 @@ describe("the runner service", () => {
 
   it("refuses a short token at creation", () => {
     expect(() =>
-      createRunnerApp({ runnerToken: "short", concurrency: 1, run: async () => undefined }),
+      createRunnerApp({
+        runnerToken: "short",
+        concurrency: 1,
+        start: async () => ({ run: Promise.resolve() }),
+      }),
     ).toThrow(/RUNNER_TOKEN/);
+  });
+
+  it("answers 503 when the job could not be claimed, so the queue delivers it again", async () => {
+    const runner = createRunnerApp({
+      runnerToken: TOKEN,
+      concurrency: 1,
+      logger: { warn: () => undefined, error: () => undefined },
+      start: async () => Promise.reject(new Error("Redis unreachable")),
+    });
+    const response = await post(runner.app, request);
+    expect(response.status).toBe(503);
+    expect(response.headers.get("Retry-After")).toMatch(/^\d+$/);
+    expect(await response.json()).toMatchObject({ error: { code: "claim_failed" } });
+    expect(runner.active).toBe(0);
+  });
+
+  it("acknowledges a job that will not run here without running it", async () => {
+    const runner = createRunnerApp({
+      runnerToken: TOKEN,
+      concurrency: 1,
+      start: async () => ({ skipped: "the job is already ready" }),
+    });
+    const response = await post(runner.app, request);
+    expect(response.status).toBe(202);
+    expect(await response.json()).toMatchObject({ accepted: false });
+    expect(runner.active).toBe(0);
   });
 });

@@ -593,4 +593,34 @@ describe("startRedisServer", () => {
       interval: 50,
     });
   });
+  it.each([
+    ["aof", "v"],
+    ["none", null],
+  ] as const)(
+    "with persistence %s, keeps %s across a SIGKILL and a restart on the same port",
+    async (persistence, expected) => {
+      const started = await startRedisServer({ persistence });
+      try {
+        const bridge = await startUpstashBridge({ redisUrl: started.url, token: TOKEN });
+        const client = new Redis({
+          url: bridge.url,
+          token: TOKEN,
+          automaticDeserialization: false,
+        });
+        await client.set("kept", "v");
+        await new Promise((resolve) => setTimeout(resolve, 1_200)); // past the everysec fsync
+        const before = started.pid;
+        await started.signal("SIGKILL");
+        await started.restart();
+        expect(started.pid).not.toBe(before);
+        await vi.waitFor(async () => expect(await client.get("kept")).toBe(expected), {
+          timeout: 10_000,
+          interval: 100,
+        });
+        await bridge.close();
+      } finally {
+        await started.stop();
+      }
+    },
+  );
 });

@@ -83,4 +83,29 @@ describe("the writer at its edges", () => {
       "mine",
     ]);
   });
+
+  it("notices lines Redis lost after storing them, and says how many in the log", async () => {
+    const jobId = uniqueJobId("lost");
+    const writer = createRedisLogWriter({
+      redis,
+      jobId,
+      logger,
+      retryInitialDelayMs: 20,
+      retryMaxDelayMs: 100,
+    });
+    for (let i = 1; i <= 10; i++) writer.append(rec(`before ${i}`));
+    await writer.drain();
+    // Redis restarts without its data: the stream is gone, and the next request fails.
+    await redis.del(logStreamKey(jobId));
+    bridge.faults.failNext(1, "reset");
+    writer.append(rec("after"));
+    await writer.end("ready");
+    const texts = (await entries(jobId)).flatMap((entry) => entry.lines).map((l) => l.text);
+    expect(texts).toEqual([
+      "10 log lines were lost here: Redis lost them after storing them (it restarted without its data).",
+      "after",
+    ]);
+    expect(writer.stats.linesLost).toBe(10);
+    expect((await entries(jobId)).at(-1)?.end).toBe("ready");
+  });
 });

@@ -22,10 +22,10 @@ const runner = createRunnerApp({
   runnerToken,
   jobSecretsKey: await importJobSecretsKey(process.env.JOB_SECRETS_KEY ?? ""),
   concurrency: 3,
-  run: async (request) => {
+  start: async (request) => {
     started.push(request.job_id);
-    if (!request.owner.startsWith("user_hold_")) return;
-    await new Promise<void>((resolve) => held.set(request.job_id, resolve));
+    if (!request.owner.startsWith("user_hold_")) return { run: Promise.resolve() };
+    return { run: new Promise<void>((resolve) => held.set(request.job_id, resolve)) };
   },
   logger: { warn: () => undefined, error: console.error },
 });
@@ -33,7 +33,7 @@ const wrongKeyRunner = createRunnerApp({
   runnerToken,
   jobSecretsKey: await importJobSecretsKey(randomBytes(32).toString("base64")),
   concurrency: 2,
-  run: async () => undefined,
+  start: async () => ({ run: Promise.resolve() }),
   logger: { warn: () => undefined, error: console.error },
 });
 

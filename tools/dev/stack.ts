@@ -11,7 +11,11 @@ import { CA_TRUST_VARIABLES } from "../../worker-build-runner/sandbox/bwrap-jail
 import { localSandbox } from "../../worker-build-runner/sandbox/local.ts";
 import { type E2BLocalServer, startE2BLocalServer } from "../e2b-local/server.ts";
 import { startUpstashBridge, type UpstashBridge } from "../upstash-bridge/bridge.ts";
-import { type RedisServerHandle, startRedisServer } from "../upstash-bridge/redis-server.ts";
+import {
+  type RedisPersistence,
+  type RedisServerHandle,
+  startRedisServer,
+} from "../upstash-bridge/redis-server.ts";
 import { createDevSigner } from "./dev-signer.ts";
 import { spawnNodeReady } from "./spawn-ready.ts";
 import { startWorkerd, type WorkerdHandle } from "./workerd.ts";
@@ -29,6 +33,13 @@ export interface StackOptions {
   readonly runnerOutput?: "inherit" | "ignore";
   /** Where builds run: the local sandbox (default), or E2B's adapter against tools/e2b-local. */
   readonly sandbox?: "local" | "e2b-local";
+  /** redis-server's persistence; default "aof" (fsync every second), as Upstash persists. */
+  readonly redisPersistence?: RedisPersistence;
+  /**
+   * The Upstash URL the runner is given, from the bridge's: fault tests put a TCP proxy
+   * between the runner and the bridge here. Default: the bridge itself.
+   */
+  readonly runnerUpstashUrl?: (bridgeUrl: string) => Promise<string>;
 }
 
 export interface RunnerProcess {
@@ -109,7 +120,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     cleanups.length = 0;
   };
   try {
-    const redisServer = await startRedisServer();
+    const redisServer = await startRedisServer(
+      options.redisPersistence === undefined ? {} : { persistence: options.redisPersistence },
+    );
     cleanups.push(() => redisServer.stop());
     const upstashToken = randomBytes(18).toString("base64url");
     const bridge = await startUpstashBridge({
@@ -141,8 +154,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const signer = createDevSigner();
     const runnerToken = randomBytes(24).toString("base64url");
     const jobSecretsKey = randomBytes(32).toString("base64");
+    const runnerUpstashUrl = (await options.runnerUpstashUrl?.(bridge.url)) ?? bridge.url;
     const runnerEnv = (workerUrl: string): Record<string, string> => ({
-      UPSTASH_REDIS_REST_URL: bridge.url,
+      UPSTASH_REDIS_REST_URL: runnerUpstashUrl,
       UPSTASH_REDIS_REST_TOKEN: upstashToken,
       RUNNER_TOKEN: runnerToken,
       JOB_SECRETS_KEY: jobSecretsKey,

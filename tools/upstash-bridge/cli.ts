@@ -1,6 +1,6 @@
 // Runs the Upstash REST bridge for local development and benchmarks:
 //   node tools/upstash-bridge/cli.ts [--port 8079] [--host 127.0.0.1] [--token TOKEN] [--redis-url redis://...]
-// Without --redis-url it starts its own redis-server (no persistence) and stops it on exit.
+// Without --redis-url it starts its own redis-server (append-only file, fsync every second) and stops it on exit.
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import type { UpstashBridge } from "./bridge.ts";
@@ -102,7 +102,7 @@ async function run(options: CliOptions): Promise<void> {
       port: options.port,
       host: options.host,
     });
-    const origin = server === undefined ? "given" : "started by the bridge, no persistence";
+    const origin = server === undefined ? "given" : "started by the bridge, append-only file";
     console.log(
       `upstash-bridge: listening on ${bridge.url} in front of ${redactUrl(redisUrl)} (${origin})`,
     );

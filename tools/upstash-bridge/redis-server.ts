@@ -2,7 +2,7 @@ import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
-import { access } from "node:fs/promises";
+import { access, mkdtemp, readFile, rm } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -12,13 +12,28 @@ export interface RedisServerHandle {
   readonly port: number;
   /** `redis://127.0.0.1:PORT` */
   readonly url: string;
+  readonly persistence: RedisPersistence;
+  /** The redis-server process (for fault tests: SIGSTOP, SIGCONT, SIGKILL from outside). */
+  readonly pid: number;
+  /** Sends `signal` to redis-server; with SIGKILL (or SIGTERM) resolves once it has exited. */
+  signal(signal: NodeJS.Signals): Promise<void>;
+  /** Starts redis-server again on the same port and directory, after it died or was killed. */
+  restart(): Promise<void>;
   /** Stops the server and resolves once the process has exited. Safe to call twice. */
   stop(): Promise<void>;
 }
 
+/**
+ * "aof": an append-only file fsynced every second (what a hosted Redis such as Upstash gives:
+ * a crash loses at most about a second). "none": nothing survives a restart.
+ */
+export type RedisPersistence = "aof" | "none";
+
 export interface StartRedisServerOptions {
   /** Loopback port to listen on. Default: a free port. */
   readonly port?: number;
+  /** Default "aof". */
+  readonly persistence?: RedisPersistence;
 }
 
 export const REDIS_INSTALL_COMMAND = "apt-get install -y redis-server";
@@ -48,7 +63,8 @@ exit "$status"
 `;
 
 /**
- * Starts Debian's `redis-server` on a loopback port with persistence off and resolves once it
+ * Starts Debian's `redis-server` on a loopback port, in a temporary directory of its own, with
+ * an append-only file fsynced every second unless `persistence: "none"`, and resolves once it
  * answers. Throws, naming the install command, when redis-server is not installed.
  */
 export async function startRedisServer(
@@ -65,25 +81,75 @@ export async function startRedisServer(
       `redis-server is not installed (not found on PATH). Install it with: ${REDIS_INSTALL_COMMAND}`,
     );
   }
+  const persistence = options.persistence ?? "aof";
+  const dir = await mkdtemp(path.join(os.tmpdir(), "redis-server-"));
+  let running: Launched | undefined;
   for (let attempt = 1; ; attempt++) {
     const port = options.port ?? (await findFreePort());
     try {
-      return await launch(binary, port);
+      running = await launch(binary, port, dir, persistence);
+      break;
     } catch (error) {
       const raced = options.port === undefined && error instanceof PortInUseError;
-      if (!raced || attempt >= PORT_RACE_ATTEMPTS) throw error;
+      if (!raced || attempt >= PORT_RACE_ATTEMPTS) {
+        await rm(dir, { recursive: true, force: true });
+        throw error;
+      }
     }
   }
+  let current = running;
+  let stopping: Promise<void> | undefined;
+  return {
+    port: current.port,
+    url: `redis://${HOST}:${current.port}`,
+    persistence,
+    get pid() {
+      return current.pid;
+    },
+    async signal(signal) {
+      if (current.hasExited()) return;
+      process.kill(current.pid, signal);
+      if (signal === "SIGKILL" || signal === "SIGTERM") await current.exited;
+    },
+    async restart() {
+      if (!current.hasExited()) throw new Error("redis-server is still running; kill it first");
+      current = await launch(binary, current.port, dir, persistence);
+    },
+    stop() {
+      stopping ??= (async () => {
+        // A stopped (SIGSTOP) server would not see the watchdog's SIGTERM.
+        if (!current.hasExited()) process.kill(current.pid, "SIGCONT");
+        await current.stop();
+        await rm(dir, { recursive: true, force: true });
+      })();
+      return stopping;
+    },
+  };
+}
+
+interface Launched {
+  readonly port: number;
+  readonly pid: number;
+  readonly exited: Promise<number | null>;
+  hasExited(): boolean;
+  stop(): Promise<void>;
 }
 
 class PortInUseError extends Error {
   override readonly name = "PortInUseError";
 }
 
-async function launch(binary: string, port: number): Promise<RedisServerHandle> {
+async function launch(
+  binary: string,
+  port: number,
+  dir: string,
+  persistence: RedisPersistence,
+): Promise<Launched> {
   // A per-run db file name doubles as an identity check: the readiness probe asks for it, so a
   // different server that already listens on the port is never mistaken for ours.
   const marker = `upstash-bridge-${process.pid}-${randomBytes(6).toString("hex")}.rdb`;
+  const pidFile = path.join(dir, "redis.pid");
+  await rm(pidFile, { force: true });
   const args = [
     binary,
     "--port",
@@ -94,12 +160,15 @@ async function launch(binary: string, port: number): Promise<RedisServerHandle> 
     "yes",
     "--daemonize",
     "no",
+    "--pidfile",
+    pidFile,
     "--save",
     "",
-    "--appendonly",
-    "no",
+    ...(persistence === "aof"
+      ? ["--appendonly", "yes", "--appendfsync", "everysec"]
+      : ["--appendonly", "no"]),
     "--dir",
-    os.tmpdir(),
+    dir,
     "--dbfilename",
     marker,
     "--loglevel",
@@ -145,10 +214,13 @@ async function launch(binary: string, port: number): Promise<RedisServerHandle> 
 
   // A forgotten handle must not keep the process alive; when it exits the watchdog stops redis.
   unrefChild(child);
+  const pid = Number((await readFile(pidFile, "utf8")).trim());
   let stopping: Promise<void> | undefined;
   return {
     port,
-    url: `redis://${HOST}:${port}`,
+    pid,
+    exited,
+    hasExited: () => hasExited,
     stop() {
       stopping ??= terminate(child, exited);
       return stopping;

@@ -213,8 +213,15 @@ function createSession(sandbox: E2BSandbox, workdir: string): SandboxSession {
       (callback: RunOptions["onStdout"]) =>
       (data: string): void => {
         if (callbackFailure !== undefined) return;
+        // The SDK delivers output as it comes and cannot be paused: a promise (backpressure)
+        // is not waited for here, only its rejection counts, as a throw does.
         try {
-          callback(data);
+          const wait = callback(data);
+          if (wait instanceof Promise)
+            wait.catch((cause: unknown) => {
+              callbackFailure ??= { cause };
+              void killTree();
+            });
         } catch (cause) {
           callbackFailure = { cause };
           void killTree();

@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { readdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
+import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type BuildLimits, bwrapJail } from "./bwrap-jail.ts";
 import { hostJail } from "./host-jail.ts";
@@ -338,21 +339,37 @@ async function spawnCommand(
 
   let lastOutputAt = Date.now();
   let callbackFailure: { readonly cause: unknown } | undefined;
-  const deliver = (callback: RunOptions["onStdout"], chunk: Buffer): void => {
+  // Streams held back because the callback asked to wait (backpressure); output after the
+  // exit is read in full once they resume.
+  let paused = 0;
+  const fail = (cause: unknown): void => {
+    callbackFailure ??= { cause };
+    void stop();
+  };
+  const deliver = (stream: Readable, callback: RunOptions["onStdout"], chunk: Buffer): void => {
     lastOutputAt = Date.now();
     if (callbackFailure !== undefined) return;
+    let wait: unknown;
     try {
-      callback(chunk);
+      wait = callback(chunk);
     } catch (cause) {
-      callbackFailure = { cause };
-      void stop();
+      fail(cause);
+      return;
     }
+    if (!(wait instanceof Promise)) return;
+    paused += 1;
+    stream.pause();
+    wait.catch(fail).finally(() => {
+      paused -= 1;
+      lastOutputAt = Date.now();
+      stream.resume();
+    });
   };
   // A pipe reset by a command killed mid-write ends like a closed one (its exit says enough).
   child.stdout.on("error", () => undefined);
   child.stderr.on("error", () => undefined);
-  child.stdout.on("data", (chunk: Buffer) => deliver(settings.onStdout, chunk));
-  child.stderr.on("data", (chunk: Buffer) => deliver(settings.onStderr, chunk));
+  child.stdout.on("data", (chunk: Buffer) => deliver(child.stdout, settings.onStdout, chunk));
+  child.stderr.on("data", (chunk: Buffer) => deliver(child.stderr, settings.onStderr, chunk));
 
   let timedOut = false;
   let hasExited = false;
@@ -394,9 +411,14 @@ async function spawnCommand(
   // Reads what the shell wrote until its pipes close, or, when something it left running holds
   // them open, until they have been quiet for a while.
   async function drain(): Promise<void> {
-    const exitAt = Date.now();
+    let exitAt = Date.now();
     while (!isClosed) {
       await Promise.race([closed, sleep(DRAIN_QUIET_MS)]);
+      if (paused > 0) {
+        // Not quiet: the log is still taking what came before; the cap counts from the resume.
+        exitAt = Date.now();
+        continue;
+      }
       // A stalled event loop runs timers before it reads the pipes: let one poll phase pass.
       await new Promise<void>((resolveImmediate) => setImmediate(resolveImmediate));
       if (isClosed) return;

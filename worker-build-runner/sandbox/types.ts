@@ -13,6 +13,10 @@ export const DEFAULT_SESSION_TIMEOUT_MS = 30 * 60_000;
 /** The exit code reported for a command killed because it ran past its `timeoutMs`. */
 export const TIMEOUT_EXIT_CODE = 124;
 
+/** Output in; a promise back when the consumer cannot take more yet. */
+// `unknown`, not `void | Promise<void>`: callbacks written as `(c) => chunks.push(c)` stay valid.
+export type OutputCallback = (chunk: string | Uint8Array) => unknown;
+
 export interface RunOptions {
   /** Relative to the session's workdir, or absolute inside it; anything else is `bad_path`. */
   readonly cwd?: string;
@@ -24,9 +28,14 @@ export interface RunOptions {
    * lives until it is killed or the session ends.
    */
   readonly timeoutMs?: number;
-  /** Called with each piece of output as it arrives; a chunk may end inside a line or a character. */
-  readonly onStdout: (chunk: string | Uint8Array) => void;
-  readonly onStderr: (chunk: string | Uint8Array) => void;
+  /**
+   * Called with each piece of output as it arrives; a chunk may end inside a line or a
+   * character. It may return a promise (backpressure: the log cannot take more yet): an
+   * adapter that can reads no more of that stream until it settles, so the command blocks on
+   * its full pipe instead of its output being dropped. A rejection counts as a throw.
+   */
+  readonly onStdout: OutputCallback;
+  readonly onStderr: OutputCallback;
   /**
    * Told what happened to the command that its own output cannot say (the connection to the
    * sandbox dropped and was resumed, so output may be missing); the runner logs it as a system
