@@ -129,6 +129,28 @@ export class JobDispatcher extends DurableObject<Env> {
     return null;
   }
 
+  /**
+   * Of these jobs, the ones waiting here only because their owner has as many jobs started as
+   * allowed: their wait is the owner's own backlog, not a system that cannot start them, so the
+   * sweep's bound on time in the queue does not apply to it.
+   */
+  waitingOnOwner(jobIds: readonly string[]): string[] {
+    const { maxRunningPerUser } = dispatchSettings(
+      this.env as unknown as Partial<Record<string, string>>,
+    );
+    return jobIds.filter(
+      (jobId) =>
+        this.sql
+          .exec(
+            `SELECT 1 FROM pending p WHERE p.job_id = ? AND
+               (SELECT COUNT(*) FROM started s WHERE s.owner = p.owner AND s.ended_at IS NULL) >= ?`,
+            jobId,
+            maxRunningPerUser,
+          )
+          .toArray().length > 0,
+    );
+  }
+
   status(): DispatcherStatus {
     const count = (query: string) => Number(this.sql.exec(query).one().n);
     return {

@@ -9,6 +9,7 @@ import {
   RUNNING_JOBS_KEY,
   UNARCHIVED_JOBS_KEY,
 } from "../shared/keys.ts";
+import { jobDispatcher } from "./dispatcher.ts";
 import { recordTtlSeconds } from "./expiry.ts";
 import { failJob } from "./lifecycle.ts";
 
@@ -90,8 +91,20 @@ export async function sweep(env: Env): Promise<{ failed: string[]; archived: str
     now - settings.queuedJobTimeoutMs,
     { byScore: true, offset: 0, count: QUEUED_PER_SWEEP },
   );
-  for (const jobId of stuck)
-    await fail(jobId, stuckInQueueMessage(settings.queuedJobTimeoutMs), QUEUED_JOBS_KEY);
+  if (stuck.length > 0) {
+    // A job behind its owner's own running jobs waits by design (fair dispatch): its clock
+    // restarts instead, so the bound counts only time the system could not start it.
+    const ownBacklog = new Set(await jobDispatcher(env).waitingOnOwner(stuck));
+    if (ownBacklog.size > 0) {
+      const p = redis.pipeline();
+      for (const jobId of ownBacklog)
+        p.zadd(QUEUED_JOBS_KEY, { xx: true }, { score: now, member: jobId });
+      await p.exec();
+    }
+    for (const jobId of stuck)
+      if (!ownBacklog.has(jobId))
+        await fail(jobId, stuckInQueueMessage(settings.queuedJobTimeoutMs), QUEUED_JOBS_KEY);
+  }
 
   const store = archiveStoreFromEnv(env);
   const unarchived = await redis.zrange<string[]>(UNARCHIVED_JOBS_KEY, 0, ARCHIVES_PER_SWEEP - 1);

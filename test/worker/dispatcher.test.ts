@@ -1,8 +1,9 @@
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { jobDispatcher } from "../../src/jobs/dispatcher.ts";
+import { sweep } from "../../src/jobs/sweep.ts";
 import { decodeStreamReply } from "../../src/shared/entry.ts";
-import { logStreamKey } from "../../src/shared/keys.ts";
+import { logStreamKey, QUEUED_JOBS_KEY } from "../../src/shared/keys.ts";
 import { testRedis } from "../support/jobs.ts";
 import { createTestSigner, type TestSigner } from "../support/tokens.ts";
 
@@ -133,6 +134,21 @@ describe("the dispatcher", () => {
     expect((await startsOf([...a, b1], 3))[2]).toBe(b1);
     expect(await jobDispatcher(env).holds(a3 ?? "")).toBe("pending");
     await finish(b1);
+    await finish(a1 ?? "");
+    expect((await startsOf(a, 3))[2]).toBe(a3);
+  });
+
+  it("lets a job wait past the queue's bound behind its owner's own running jobs", async () => {
+    const a = await createAll(user("hold"), 3);
+    const [a1, , a3 = ""] = a;
+    await startsOf(a, 2);
+    await waitsInDispatcher(a3);
+    // Queued 31 minutes ago: past the sweep's 30-minute bound, but it waits on its owner.
+    await redis.zadd(QUEUED_JOBS_KEY, { score: Date.now() - 31 * 60_000, member: a3 });
+    const { failed } = await sweep(env);
+    expect(failed).not.toContain(a3);
+    expect(await jobDispatcher(env).holds(a3)).toBe("pending");
+    expect(Number(await redis.zscore(QUEUED_JOBS_KEY, a3))).toBeGreaterThan(Date.now() - 60_000);
     await finish(a1 ?? "");
     expect((await startsOf(a, 3))[2]).toBe(a3);
   });
