@@ -24,12 +24,14 @@ export interface CatchUpHost {
  * recent entries in memory where they reach back far enough, else from Redis, else (Redis's copy
  * is gone) from the archive. Paced by the viewer's queue, so a large resume is not mistaken for
  * a slow viewer. The last step, finding the viewer at the position, runs without awaiting, so no
- * fan-out slips in before the caller makes it live.
+ * fan-out slips in before the caller makes it live. With `untilEnd`, to the end of the log
+ * instead (from Redis or the archive), whatever the tail's position.
  */
 export async function catchUp(
   host: CatchUpHost,
   viewer: Viewer,
   after: Cursor,
+  untilEnd = false,
 ): Promise<TerminalStatus | null> {
   const reader = new LogReader(host.redis(), host.archive(), host.jobId);
   const paced = async (entry: StreamEntry): Promise<void> => {
@@ -42,10 +44,11 @@ export async function catchUp(
     const pastCursor = compareEntryIds(viewer.lastSent, after.entryId) >= 0;
     // Done once the viewer has everything up to the position and its own cursor (a cursor from
     // the history route may lie past what an idle object has read).
-    if (compareEntryIds(viewer.lastSent, position) >= 0 && pastCursor) return null;
+    if (!untilEnd && compareEntryIds(viewer.lastSent, position) >= 0 && pastCursor) return null;
     const covered = pastCursor ? viewer.lastSent : after.entryId;
     const oldest = host.recent[0];
     if (
+      !untilEnd &&
       oldest !== undefined &&
       compareEntryIds(oldest.id, covered) <= 0 &&
       compareEntryIds(covered, position) <= 0
@@ -99,6 +102,7 @@ export async function catchUp(
       if (entry.end !== undefined) return entry.end;
     }
     if (!sent) {
+      if (untilEnd) return null;
       // Nothing more anywhere: the viewer is at the end of what exists.
       for (const mark of [position, after.entryId])
         if (compareEntryIds(viewer.lastSent, mark) < 0) viewer.lastSent = mark;
@@ -128,7 +132,9 @@ export async function serveFromArchive(
   const reader = new LogReader(host.redis(), host.archive(), host.jobId);
   const end = await (await reader.archive())?.end();
   if (end === null || end === undefined) return false;
-  if (after !== null) await catchUp(host, viewer, after);
+  // To the log's end, not to the tail's position: this object stopped following before the end
+  // (its viewers had all gone), so its position says nothing of what they have not seen.
+  if (after !== null) await catchUp(host, viewer, after, true);
   host.viewers.finish(viewer, end, null);
   return true;
 }

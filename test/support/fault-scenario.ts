@@ -143,7 +143,7 @@ export async function runScenario(
 export function formatReport(report: ScenarioReport): string {
   const rows = report.channels.map(
     (c) =>
-      `  ${c.channel.padEnd(20)} seen=${c.seen} missing=${c.missing} duplicated=${c.duplicated} out_of_order=${c.outOfOrder} announced_lost=${c.announced}`,
+      `  ${c.channel.padEnd(20)} seen=${c.seen} missing=${c.missing} duplicated=${c.duplicated} out_of_order=${c.outOfOrder} announced_lost=${c.announced}${c.firstMissing.length > 0 ? ` first_missing=${c.firstMissing.join(",")}` : ""}`,
   );
   return [`${report.name}: status=${report.status} (${report.jobId})`, ...rows].join("\n");
 }

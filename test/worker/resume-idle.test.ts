@@ -67,6 +67,45 @@ describe("resuming against an object that stopped reading", () => {
     expect(frames.some((f) => f !== "TIMEOUT" && f?.event === "done")).toBe(true);
   });
 
+  it("gives a resuming viewer of an archived job every line to the end, past where the object stopped", async () => {
+    // The fault suite's case: every viewer was closed (lag) and the object stopped following;
+    // they came back once the job was archived, with a cursor at the object's position.
+    const jobId = uniqueJobId("stopped-short");
+    const job = await createJob(redis, jobId, "user_resume", "running");
+    const w = streamWriter(redis, jobId);
+    await w.append("one");
+    const s1 = sseReader(await get(`/api/jobs/${jobId}/logs/stream`));
+    await s1.next();
+    const two = await w.append("two");
+    expect(textsOf(await s1.nextMatching(isEvent))).toEqual(["two"]);
+    await s1.cancel();
+    await new Promise((r) => setTimeout(r, 300));
+    await w.append("three");
+    await w.append("four");
+    await w.end("ready", "fin");
+    await redis.set(
+      jobKey(jobId),
+      JSON.stringify({
+        ...job,
+        status: "ready",
+        finished_at: new Date().toISOString(),
+      } satisfies JobRecord),
+    );
+    await archiveLog(redis, r2Store(env.ARCHIVE), jobId);
+    const s2 = sseReader(await get(`/api/jobs/${jobId}/logs/stream?after=${two.cursors[0]}`));
+    const frames: (SseFrame | null | "TIMEOUT")[] = [];
+    for (let i = 0; i < 5; i++) {
+      const f = await withTimeout(s2.nextMatching(isEvent), 2500);
+      frames.push(f);
+      if (f === "TIMEOUT" || f === null || f.event === "done") break;
+    }
+    await s2.cancel();
+    expect(
+      frames.flatMap((f) => (f === "TIMEOUT" || f === null || f.event !== "log" ? [] : textsOf(f))),
+    ).toEqual(["three", "four", "fin"]);
+    expect(frames.at(-1)).toMatchObject({ event: "done" });
+  });
+
   it("resumes exactly from a cursor far past what the idle object had read", async () => {
     const jobId = uniqueJobId("far-cursor");
     await createJob(redis, jobId, "user_resume", "running");
