@@ -135,9 +135,7 @@ export class JobDispatcher extends DurableObject<Env> {
    * sweep's bound on time in the queue does not apply to it.
    */
   waitingOnOwner(jobIds: readonly string[]): string[] {
-    const { maxRunningPerUser } = dispatchSettings(
-      this.env as unknown as Partial<Record<string, string>>,
-    );
+    const { maxRunningPerUser } = workerConfig(this.env).dispatch;
     return jobIds.filter(
       (jobId) =>
         this.sql
