@@ -88,6 +88,14 @@ const optionalPositiveInteger = text
 const positiveInteger = (fallback: number) =>
   optionalPositiveInteger.transform((value) => value ?? fallback);
 
+// 0 allowed: a grace of none (the tests' sweep fails a lost runner's job at first sight).
+const nonNegativeInteger = (fallback: number) =>
+  text
+    .refine((value) => value === undefined || /^(0|[1-9]\d{0,14})$/.test(value), {
+      error: "must be a whole number (0 or more)",
+    })
+    .transform((value) => (value === undefined ? fallback : Number(value)));
+
 const varsSchema = z.object({
   UPSTASH_REDIS_REST_URL: httpUrl,
   UPSTASH_REDIS_REST_TOKEN: required,
@@ -120,7 +128,7 @@ const varsSchema = z.object({
   MAX_RUNNING_JOBS_PER_USER: positiveInteger(2),
   DISPATCH_ORDER: text.pipe(z.enum(["fair", "fifo"], { error: "must be fair or fifo" }).optional()),
   DISPATCH_BUSY_RETRY_MS: positiveInteger(2_000),
-  LEASE_LAPSE_GRACE_MS: positiveInteger(60_000),
+  LEASE_LAPSE_GRACE_MS: nonNegativeInteger(60_000),
   QUEUED_JOB_TIMEOUT_MS: positiveInteger(30 * 60_000),
   JOB_SECRETS_KEY: text.superRefine((value, context) => {
     const problem = value === undefined ? null : jobSecretsKeyProblem(value);

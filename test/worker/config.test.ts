@@ -18,8 +18,17 @@ describe("workerConfig()", () => {
     });
     expect(config.streamTickets?.ttlSeconds).toBeUndefined();
     expect([...config.corsOrigins]).toEqual(["https://app.example.com", "http://localhost:3000"]);
-    const defaults = workerConfig({ ...env, SSE_HEARTBEAT_MS: "", MAX_VIEWERS_PER_JOB: "" });
+    const defaults = workerConfig({
+      ...env,
+      SSE_HEARTBEAT_MS: "",
+      MAX_VIEWERS_PER_JOB: "",
+      LEASE_LAPSE_GRACE_MS: "",
+      QUEUED_JOB_TIMEOUT_MS: "",
+    });
     expect(defaults.stream).toMatchObject({ heartbeatMs: 20_000, maxViewers: 100 });
+    expect(defaults.sweep).toEqual({ leaseLapseGraceMs: 60_000, queuedJobTimeoutMs: 1_800_000 });
+    // The tests' own: a lost runner's job fails at the first sweep that sees it.
+    expect(config.sweep.leaseLapseGraceMs).toBe(0);
   });
 
   it("names every problem in one message", () => {
@@ -37,6 +46,8 @@ describe("workerConfig()", () => {
       JOB_SECRETS_KEY: "c2hvcnQ=",
       JOB_RECORD_TTL_SECONDS: "7d",
       ARCHIVE_SEGMENT_LINES: "0",
+      LEASE_LAPSE_GRACE_MS: "-1",
+      QUEUED_JOB_TIMEOUT_MS: "30m",
     };
     let error: unknown;
     try {
@@ -58,6 +69,8 @@ describe("workerConfig()", () => {
       /JOB_SECRETS_KEY must be 32 bytes/,
       /JOB_RECORD_TTL_SECONDS must be a positive integer/,
       /ARCHIVE_SEGMENT_LINES must be a positive integer/,
+      /LEASE_LAPSE_GRACE_MS must be a whole number/,
+      /QUEUED_JOB_TIMEOUT_MS must be a positive integer/,
     ])
       expect(message).toMatch(named);
   });
