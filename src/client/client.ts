@@ -8,7 +8,14 @@ import {
   LOG_START,
   type RequestCredentialsMode,
 } from "./live-log.ts";
-import type { CreatedJob, HistoryPage, JobRecord, JobSpecInput, StreamTicket } from "./types.ts";
+import type {
+  CreatedJob,
+  HistoryPage,
+  JobRecord,
+  JobSpecInput,
+  JobStatus,
+  StreamTicket,
+} from "./types.ts";
 
 export interface BuildLogClientOptions {
   /** The Worker's origin, e.g. "https://logs.example.com" (in a same-origin page: location.origin). */
@@ -31,6 +38,20 @@ export interface BuildLogClientOptions {
   readonly now?: () => number;
 }
 
+export interface JobListQuery {
+  readonly status?: JobStatus;
+  /** The previous page's `next_cursor`. */
+  readonly cursor?: string;
+  /** 1 to 100; the server's default is 20. */
+  readonly limit?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface JobListPage {
+  readonly jobs: readonly JobRecord[];
+  readonly next_cursor: string | null;
+}
+
 export interface PageQuery {
   readonly after?: string;
   readonly before?: string;
@@ -51,6 +72,8 @@ export interface PagesOptions {
 export interface BuildLogClient {
   createJob(spec: JobSpecInput, options?: { signal?: AbortSignal }): Promise<CreatedJob>;
   getJob(jobId: string, options?: { signal?: AbortSignal }): Promise<JobRecord>;
+  /** One page of the caller's jobs, newest first. */
+  listJobs(query?: JobListQuery): Promise<JobListPage>;
   /** One page of a job's history. */
   logPage(jobId: string, query?: PageQuery): Promise<HistoryPage>;
   /** Every page in one direction until the end (a running job: up to its last line so far). */
@@ -114,6 +137,14 @@ export function createBuildLogClient(options: BuildLogClientOptions): BuildLogCl
         signal,
       }),
     getJob: (jobId, { signal } = {}) => request<JobRecord>(jobPath(jobId), { signal }),
+    listJobs(query = {}) {
+      const params = new URLSearchParams();
+      if (query.status !== undefined) params.set("status", query.status);
+      if (query.cursor !== undefined) params.set("cursor", query.cursor);
+      if (query.limit !== undefined) params.set("limit", String(query.limit));
+      const search = params.size > 0 ? `?${params}` : "";
+      return request<JobListPage>(`/api/jobs${search}`, { signal: query.signal });
+    },
     logPage(jobId, query = {}) {
       const params = new URLSearchParams();
       if (query.after !== undefined) params.set("after", query.after);

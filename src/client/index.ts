@@ -5,6 +5,8 @@ export {
   type BuildLogClient,
   type BuildLogClientOptions,
   createBuildLogClient,
+  type JobListPage,
+  type JobListQuery,
   type PageQuery,
   type PagesOptions,
 } from "./client.ts";

@@ -153,7 +153,7 @@ function rejection(c: Context, token: string, error: unknown): ApiError {
     return unauthorized(
       c,
       "invalid_token",
-      `the session token was rejected (${reason ?? TokenVerificationErrorReason.TokenInvalid})`,
+      `the session token was rejected: ${whyRejected(reason)}`,
       error,
     );
   }
@@ -166,6 +166,41 @@ function rejection(c: Context, token: string, error: unknown): ApiError {
     "auth_unavailable",
     "session tokens cannot be verified right now; retry shortly",
     { cause: error },
+  );
+}
+
+// What a person can act on, by Clerk's reason (its own strings, such as "token-invalid", say
+// little to someone who pasted a token by hand).
+const REJECTION_REASONS: ReadonlyMap<string, string> = new Map([
+  [TokenVerificationErrorReason.TokenInvalid, "it is not a Clerk session token (a signed JWT)"],
+  [
+    TokenVerificationErrorReason.TokenInvalidSignature,
+    "its signature does not match this instance's key",
+  ],
+  [TokenVerificationErrorReason.TokenInvalidIssuer, "it was issued by another Clerk instance"],
+  [
+    TokenVerificationErrorReason.TokenInvalidAlgorithm,
+    "it is signed with an algorithm this service does not accept",
+  ],
+  [
+    TokenVerificationErrorReason.TokenInvalidAuthorizedParties,
+    "it was issued to a page on an origin this service does not accept (azp)",
+  ],
+  [TokenVerificationErrorReason.TokenNotActiveYet, "it is not valid yet (check the clock)"],
+  [
+    TokenVerificationErrorReason.TokenIatInTheFuture,
+    "it was issued in the future (check the clock)",
+  ],
+  [
+    TokenVerificationErrorReason.JWKKidMismatch,
+    "it is signed with a key this instance does not have",
+  ],
+]);
+
+function whyRejected(reason: string | undefined): string {
+  return (
+    REJECTION_REASONS.get(reason ?? TokenVerificationErrorReason.TokenInvalid) ??
+    "it could not be verified; sign in again"
   );
 }
 

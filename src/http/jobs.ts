@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { workerConfig } from "../config.ts";
 import { readArchivedRecord } from "../jobs/expiry.ts";
+import { indexJob, indexMember, listJobs, ownerJobsKey } from "../jobs/listing.ts";
 import { countJobCreation } from "../jobs/quotas.ts";
 import { archiveStoreFromEnv } from "../log/archive-store.ts";
 import { readHistory, streamLogText } from "../log/history.ts";
@@ -17,7 +18,7 @@ import { jsonBody } from "../shared/json-body.ts";
 import { jobKey, QUEUED_JOBS_KEY } from "../shared/keys.ts";
 import { type AuthVariables, clerkAuthFromEnv } from "./auth.ts";
 import { streamTicketsFromEnv } from "./stream-ticket.ts";
-import { historyQuery, jobIdParam, searchQuery } from "./validate.ts";
+import { historyQuery, jobIdParam, jobListQuery, searchQuery } from "./validate.ts";
 
 export type JobsEnv = { Bindings: Env; Variables: AuthVariables };
 
@@ -55,6 +56,19 @@ function newJobId(): string {
 }
 
 const session = clerkAuthFromEnv();
+
+/** Where a job's parts are, relative to the Worker's origin. */
+export function jobLinks(jobId: string) {
+  return {
+    self: `/api/jobs/${jobId}`,
+    logs: `/api/jobs/${jobId}/logs`,
+    stream: `/api/jobs/${jobId}/logs/stream`,
+    text: `/api/jobs/${jobId}/logs.txt`,
+    ticket: `/api/jobs/${jobId}/logs/ticket`,
+    /** The log viewer page, for a person. */
+    viewer: `/jobs/${jobId}`,
+  };
+}
 
 /**
  * The jobs API. Each route names its own auth: the live stream (src/http/stream.ts, which also
@@ -106,21 +120,24 @@ export const jobs = new Hono<JobsEnv>()
           `too many jobs created in the last minute; retry in ${verdict.retryAfterSeconds} s`,
         );
       }
+      const createdMs = Date.now();
       const job: JobRecord = {
         id: jobId,
         owner,
         status: "queued",
         title: spec.title ?? spec.steps[0]?.name ?? jobId,
-        created_at: new Date().toISOString(),
+        created_at: new Date(createdMs).toISOString(),
         started_at: null,
         finished_at: null,
       };
       // The record holds no env or secret: those travel sealed, in the queue message only.
       // In the queued set until a runner claims it: the sweep fails a job left there too long.
-      const p = redis.pipeline();
-      p.set(jobKey(jobId), JSON.stringify(job));
-      p.zadd(QUEUED_JOBS_KEY, { score: Date.parse(job.created_at), member: jobId });
-      await p.exec();
+      // The owner's index (GET /api/jobs) is written in the same request.
+      const write = redis.pipeline();
+      write.set(jobKey(jobId), JSON.stringify(job));
+      write.zadd(QUEUED_JOBS_KEY, { score: createdMs, member: jobId });
+      indexJob(write, owner, createdMs, jobId);
+      await write.exec();
       try {
         await c.env.JOB_QUEUE.send(message, { contentType: "json" });
       } catch (error) {
@@ -128,25 +145,36 @@ export const jobs = new Hono<JobsEnv>()
         const undo = redis.pipeline();
         undo.del(jobKey(jobId));
         undo.zrem(QUEUED_JOBS_KEY, jobId);
+        undo.zrem(ownerJobsKey(owner), indexMember(createdMs, jobId));
         await undo.exec();
         throw new ApiError(503, "queue_unavailable", "the job queue is unavailable; retry", {
           cause: error,
         });
       }
-      return c.json(
-        {
-          ...job,
-          links: {
-            self: `/api/jobs/${jobId}`,
-            logs: `/api/jobs/${jobId}/logs`,
-            stream: `/api/jobs/${jobId}/logs/stream`,
-            text: `/api/jobs/${jobId}/logs.txt`,
-          },
-        },
-        201,
-      );
+      c.header("Location", `/api/jobs/${jobId}`);
+      return c.json({ ...job, links: jobLinks(jobId) }, 201);
     },
   )
+  // The caller's jobs, newest first: one EVAL per page over the owner's index.
+  .get("/", session, jobListQuery, async (c) => {
+    const { status, cursor, limit } = c.req.valid("query");
+    const redis = createRedis(c.env);
+    const page = await listJobs(redis, archiveStoreFromEnv(c.env), {
+      owner: c.var.userId,
+      limit,
+      ...(status === undefined ? {} : { status }),
+      ...(cursor === undefined ? {} : { cursor }),
+    });
+    // Jobs that are nowhere any more leave the index after the answer.
+    if (page.stale.length > 0)
+      c.executionCtx.waitUntil(
+        redis.zrem(ownerJobsKey(c.var.userId), ...(page.stale as [string, ...string[]])).then(
+          () => undefined,
+          () => undefined,
+        ),
+      );
+    return c.json({ jobs: page.jobs, next_cursor: page.nextCursor });
+  })
   .get("/:id", session, jobIdParam, async (c) => c.json(await ownedJob(c, c.req.valid("param").id)))
   .get("/:id/logs", session, jobIdParam, historyQuery, async (c) => {
     const jobId = c.req.valid("param").id;

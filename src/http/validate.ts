@@ -1,9 +1,11 @@
 import { zValidator } from "@hono/zod-validator";
 import { z } from "zod";
+import { DEFAULT_LIST_LIMIT, LIST_CURSOR_PATTERN, MAX_LIST_LIMIT } from "../jobs/listing.ts";
 import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from "../log/history.ts";
 import { MAX_QUERY_LENGTH, MAX_SEARCH_RESULTS } from "../log/search.ts";
 import { type Cursor, parseCursor } from "../shared/entry.ts";
 import { ApiError, type ErrorCode } from "../shared/errors.ts";
+import { JOB_STATUSES } from "../shared/job.ts";
 import { describeIssues, type Issues } from "../shared/json-body.ts";
 import { JOB_ID_PATTERN } from "../shared/keys.ts";
 
@@ -63,10 +65,16 @@ const line = z
   .transform(Number)
   .optional();
 
-/** `?before=&after=&limit=` of a history page, or `?line=&limit=` (a page from that line on). */
+/** `?before=&after=&limit=` of a history page (one direction at a time), or `?line=&limit=` (a page from that line on). */
 export const historyQuery = zValidator(
   "query",
-  z.object({ before: cursor, after: cursor, line, limit }),
+  z
+    .object({ before: cursor, after: cursor, line, limit })
+    .refine((query) => query.before === undefined || query.after === undefined, {
+      message:
+        "cannot be used with after: a page is read one way (after: older to newer; before: newer to older)",
+      path: ["before"],
+    }),
   rejectAs("invalid_cursor", { limit: "invalid_limit", line: "invalid_line" }),
 );
 
@@ -100,6 +108,30 @@ export const searchQuery = zValidator(
     after: "invalid_cursor",
     limit: "invalid_limit",
   }),
+);
+
+/** `?status=&cursor=&limit=` of GET /api/jobs. */
+export const jobListQuery = zValidator(
+  "query",
+  z.object({
+    status: z.enum(JOB_STATUSES, { error: `must be one of ${JOB_STATUSES.join(", ")}` }).optional(),
+    cursor: z
+      .string()
+      .regex(LIST_CURSOR_PATTERN, "not a job list cursor (the next_cursor of a page)")
+      .optional(),
+    limit: z
+      .string()
+      .regex(/^\d{1,3}$/, `must be an integer from 1 to ${MAX_LIST_LIMIT}`)
+      .transform(Number)
+      .pipe(
+        z
+          .number()
+          .min(1, `must be an integer from 1 to ${MAX_LIST_LIMIT}`)
+          .max(MAX_LIST_LIMIT, `must be an integer from 1 to ${MAX_LIST_LIMIT}`),
+      )
+      .default(DEFAULT_LIST_LIMIT),
+  }),
+  rejectAs("invalid_cursor", { limit: "invalid_limit", status: "invalid_status" }),
 );
 
 /** Where a live stream resumes: `Last-Event-ID` (EventSource's reconnects) over `?after=`. */

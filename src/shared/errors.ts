@@ -32,6 +32,7 @@ export type ErrorCode =
   | "line_not_found"
   | "invalid_query"
   | "invalid_kind"
+  | "invalid_status"
   | "invalid_job"
   | "job_not_found"
   | "too_many_viewers"

@@ -122,6 +122,9 @@ describe("the typed client against the real stack", () => {
     expect(counts).toEqual(Array.from({ length: 25 }, (_, i) => `count ${i + 1}`));
     expect(new Set(lines.map((line) => line.cursor)).size).toBe(lines.length);
     expect((await client.getJob(job.id)).status).toBe("ready");
+    expect((await client.listJobs({ status: "ready", limit: 1 })).jobs).toMatchObject([
+      { id: job.id },
+    ]);
 
     const forward: LogLine[] = [];
     let forwardPages = 0;

@@ -128,11 +128,13 @@ describe("GET /api/jobs/:id/logs", () => {
     expect(empty.cursors.after).toBe(cursor(12));
   });
 
-  it("reads from the start with after=0-0:0 and between two cursors with both", async () => {
+  it("reads from the start with after=0-0:0, and refuses before and after together", async () => {
     expect(texts(await page(`/api/jobs/${jobId}/logs?after=0-0:0&limit=3`))).toEqual(range(1, 3));
-    const between = await page(`/api/jobs/${jobId}/logs?after=${cursor(3)}&before=${cursor(10)}`);
-    expect(texts(between)).toEqual(range(4, 9));
-    expect(between.has_more).toBe(false);
+    // A page is read one way: with both, which way and which end `has_more` speaks of would be
+    // a guess (issue 14); a client pages with one and stops at the other's line itself.
+    const both = await get(`/api/jobs/${jobId}/logs?after=${cursor(3)}&before=${cursor(10)}`);
+    expect(both.status).toBe(400);
+    expect(await both.json()).toMatchObject({ error: { code: "invalid_cursor" } });
   });
 
   it("returns every line once across many pages and many entries, in both directions", async () => {
