@@ -11,6 +11,7 @@ import type { TerminalStatus } from "../src/shared/job.ts";
 import { archiveStateKey, logStreamKey } from "../src/shared/keys.ts";
 import type { Logger as SharedLogger } from "../src/shared/log.ts";
 import { createEntryIdClock } from "./entry-id-clock.ts";
+import { runnerMetrics, trackBufferedBytes } from "./metrics.ts";
 import { createPendingLines } from "./pending-lines.ts";
 import { createTrimLedger, type TrimPlan } from "./trim-ledger.ts";
 
@@ -242,6 +243,9 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     maxRequestBytes,
     maxBufferedBytes,
   });
+  // Until the end is written: a writer that is never ended (its job lost) stays counted, as
+  // its lines stay in memory.
+  const untrackBuffer = trackBufferedBytes(() => pending.bytes);
   const ids = createEntryIdClock(now);
   const headLines = positiveInteger("headLines", options.headLines ?? 1_000);
   const ledger = createTrimLedger({
@@ -507,6 +511,10 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
       written += entry.lines;
     }
     stats.linesWritten += written;
+    runnerMetrics.linesWritten.inc(written);
+    runnerMetrics.bytesWritten.inc(
+      batch.entries.reduce((sum, entry) => sum + entryBytes(entry), 0),
+    );
     lastId = batch.entries.at(-1)?.id ?? lastId;
     options.onWritten?.({
       lines: written,
@@ -609,6 +617,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
             continue;
           }
           failures += 1;
+          runnerMetrics.redisRetries.inc();
           stats.failedRequests += 1;
           unreachable = true;
           outageSinceNotice = true;
@@ -683,6 +692,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
       flushTiming.lineAppended?.(at);
       const dropped = pending.push(record);
       stats.linesDropped += dropped;
+      if (dropped > 0) runnerMetrics.droppedLines.inc(dropped);
       if (dropped > 0 && dropped === pending.unannouncedDrops) {
         logger.warn(
           `build-log-stream: Redis has not taken the log for a while; dropping the oldest unsent lines of job ${options.jobId}`,
@@ -693,7 +703,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     end(status) {
       endStatus ??= status;
       wakeIfRoom();
-      return this.drain();
+      return this.drain().finally(untrackBuffer);
     },
     drain() {
       if (!running && !work()) return Promise.resolve();

@@ -19,6 +19,7 @@ import { type JobStep, type RunRequest, secretValuesOf } from "../src/shared/job
 import { createSecretValues } from "../src/shared/sanitize/secret-values.ts";
 import { createLivePusher, type LivePushTransport } from "./live-push.ts";
 import { createLogStreamer, type LogStreamer } from "./log-streamer.ts";
+import { runnerMetrics } from "./metrics.ts";
 import { createRedisLogWriter, type Logger } from "./redis-writer.ts";
 import type { Sandbox, SandboxSession } from "./sandbox/types.ts";
 
@@ -366,10 +367,12 @@ async function runClaimedJob(
   try {
     log.writeEvent("--- Preparing the sandbox ---");
     if (!stopped()) {
+      const endStart = runnerMetrics.sandboxStartSeconds.startTimer();
       session = await sandbox.create({
         env: { ...spec.env, ...spec.secrets },
         timeoutMs: sandboxTimeoutMs,
       });
+      endStart();
       if (stopped()) stop();
       if (lostTo !== null) throw new Error("the job was taken from this runner");
       for (const [path, content] of Object.entries(spec.files))
@@ -438,6 +441,7 @@ async function runClaimedJob(
   }
   const ended = endOutcome as EndOutcome | null;
   if (ended?.kind === "already") status = ended.status;
+  runnerMetrics.jobsFinished.inc({ status });
   return { kind: "finished", status, exitCode };
 }
 

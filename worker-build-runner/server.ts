@@ -7,6 +7,7 @@ import { openRunRequest, type RunRequest, sealedRunRequestSchema } from "../src/
 import { jsonBody } from "../src/shared/json-body.ts";
 import type { Logger } from "../src/shared/log.ts";
 import { runnerTokenAuth } from "../src/shared/runner-token.ts";
+import { metricsRegistry, runnerMetrics } from "./metrics.ts";
 
 export interface RunnerServerOptions {
   readonly runnerToken: string;
@@ -56,6 +57,11 @@ export function createRunnerApp(options: RunnerServerOptions): {
   };
 
   const app = new Hono()
+    // Prometheus's scrape: counts only (no job id, no line), so it needs no token, like
+    // /healthz; keep the port private or put the scrape behind the container host's network.
+    .get("/metrics", async (c) =>
+      c.body(await metricsRegistry.metrics(), 200, { "Content-Type": metricsRegistry.contentType }),
+    )
     .get("/healthz", (c) =>
       c.json({ ok: true, active: running.size, concurrency: options.concurrency }),
     )
@@ -121,11 +127,15 @@ export function createRunnerApp(options: RunnerServerOptions): {
         release();
         if ("skipped" in started)
           return c.json({ accepted: false, job_id: jobId, reason: started.skipped }, 202);
+        runnerMetrics.jobsRunning.inc();
         const job = started.run
           .catch((error: unknown) =>
             logger.error(`build-log-stream: job ${jobId} crashed the runner's job loop`, error),
           )
-          .finally(() => running.delete(job));
+          .finally(() => {
+            running.delete(job);
+            runnerMetrics.jobsRunning.dec();
+          });
         running.add(job);
         return c.json({ accepted: true, job_id: jobId }, 202);
       },
