@@ -6,7 +6,9 @@ import { type Cursor, compareEntryIds, parseCursor } from "../shared/entry.ts";
 import { type ErrorCode, errorBody } from "../shared/errors.ts";
 import { isValidJobId } from "../shared/keys.ts";
 import type { LivePushAnswer } from "../shared/live-push.ts";
+import { type Logger, scopedLogger } from "../shared/log.ts";
 import { type CatchUpHost, catchUp, serveFromArchive } from "./catch-up.ts";
+import { isExpectedDisconnect } from "./disconnect.ts";
 import { type DecodedPush, Tail, type TailState } from "./tail.ts";
 import { type Viewer, Viewers } from "./viewers.ts";
 
@@ -39,6 +41,7 @@ export class JobStream extends DurableObject<Env> {
   private readonly settings: JobStreamSettings;
   private readonly viewers: Viewers;
   private readonly tail: Tail;
+  private readonly log: Logger;
   /** When the last read started: the next is timed from it, so the fan-out's own cost does not stretch the period. */
   private lastReadAt = 0;
   /** When the last push (or keepalive) came. */
@@ -54,7 +57,8 @@ export class JobStream extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.settings = workerConfig(env).stream;
-    this.viewers = new Viewers(this.settings);
+    this.log = scopedLogger(`JobStream:${ctx.id.name ?? "?"}`);
+    this.viewers = new Viewers(this.settings, this.log);
     const object = this;
     this.tail = new Tail(
       {
@@ -126,7 +130,7 @@ export class JobStream extends DurableObject<Env> {
       try {
         await this.tail.push(push);
       } catch (error) {
-        console.error(`JobStream:${this.jobId} push failed`, error);
+        this.log.error("push failed", error);
       }
       // A backlog (more than one slice, or more in Redis) is worked off by the alarm.
       if (this.tail.backlog) await this.arm();
@@ -164,7 +168,7 @@ export class JobStream extends DurableObject<Env> {
         await this.tail.read();
       }
     } catch (error) {
-      console.error(`JobStream:${this.jobId} read failed`, error);
+      this.log.error("read failed", error);
       this.tail.idleReads += 1;
     }
     // Also while Redis fails: the viewers stay connected and resume once it is back.
@@ -207,7 +211,8 @@ export class JobStream extends DurableObject<Env> {
       }
       await this.arm();
     } catch (error) {
-      console.error(`JobStream:${this.jobId} could not admit a viewer`, error);
+      // Catch-up waits on the viewer's stream, which fails when the viewer goes away.
+      if (!isExpectedDisconnect(error)) this.log.error("could not admit a viewer", error);
       this.viewers.close(viewer, true);
     }
   }

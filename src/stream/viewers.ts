@@ -1,12 +1,17 @@
 import { compareEntryIds } from "../shared/entry.ts";
 import type { TerminalStatus } from "../shared/job.ts";
+import type { Logger } from "../shared/log.ts";
 import { formatDoneEvent, HEARTBEAT_FRAME } from "../shared/sse.ts";
+import { CLOSED_BY_SERVER, isExpectedDisconnect } from "./disconnect.ts";
 
 export const SSE_HEADERS = {
   "Content-Type": "text/event-stream; charset=utf-8",
   "Cache-Control": "no-cache, no-transform",
   "X-Accel-Buffering": "no",
 } as const;
+
+// A dropped viewer that reads nothing for this long is aborted (see Viewers.close).
+const DROP_DRAIN_MS = 30_000;
 
 // EventSource waits this long before reconnecting after the server closes a stream.
 const RETRY_FRAME = "retry: 2000\n\n";
@@ -53,8 +58,11 @@ export class Viewers {
 
   private readonly settings: ViewersSettings;
 
-  constructor(settings: ViewersSettings) {
+  private readonly logger: Logger;
+
+  constructor(settings: ViewersSettings, logger: Logger) {
     this.settings = settings;
+    this.logger = logger;
   }
 
   get size(): number {
@@ -77,6 +85,13 @@ export class Viewers {
       live: false,
       closed: false,
     };
+    // How a viewer that went away shows up: its stream errors. The writer's `closed` and `ready`
+    // then reject, and workerd reports a rejection nobody handles as an uncaught exception.
+    viewer.writer.closed.catch((error: unknown) => {
+      viewer.writer.ready.catch(() => undefined);
+      if (!isExpectedDisconnect(error)) this.logger.error("a viewer's stream failed", error);
+      this.close(viewer, true);
+    });
     this.open.add(viewer);
     signal.addEventListener("abort", () => this.close(viewer, true));
     this.send(viewer, encoder.encode(RETRY_FRAME));
@@ -145,13 +160,29 @@ export class Viewers {
     for (const viewer of [...this.open]) if (viewer.live) this.finish(viewer, status, lastCursor);
   }
 
-  /** Ends a viewer's stream: `abort` for a failure (the client sees a network error), else a clean close. */
-  close(viewer: Viewer, abort: boolean): void {
+  /**
+   * Ends a viewer's stream. Either way the stream ends cleanly once what is queued has gone out,
+   * and EventSource resumes from its last id. `drop` (a slow viewer, one that went away, a
+   * failed catch-up) also bounds that wait: a viewer that reads nothing for DROP_DRAIN_MS is
+   * aborted, so a stuck client cannot hold its queue. Aborting at once instead would error the
+   * body workerd is still piping to the viewer, which workerd reports as an uncaught exception.
+   */
+  close(viewer: Viewer, drop: boolean): void {
     if (viewer.closed) return;
     viewer.closed = true;
     this.open.delete(viewer);
-    const done = abort ? viewer.writer.abort("closed by the server") : viewer.writer.close();
-    done.catch(() => undefined);
+    const deadline = drop
+      ? setTimeout(() => {
+          viewer.writer.abort(CLOSED_BY_SERVER).catch(() => undefined);
+        }, DROP_DRAIN_MS)
+      : null;
+    // A close that fails (the viewer went away meanwhile) rejects `closed` too, handled above.
+    viewer.writer
+      .close()
+      .catch(() => undefined)
+      .finally(() => {
+        if (deadline !== null) clearTimeout(deadline);
+      });
   }
 
   /** Closes every stream cleanly (what was sent still arrives); returns how many there were. */
