@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { serve } from "@hono/node-server";
 import { importJobSecretsKey } from "../src/shared/job-secrets.ts";
 import { ConfigError, type RunnerConfig, readRunnerConfig } from "./config.ts";
+import { createJobCancels } from "./job-cancels.ts";
 import { workerNotifier } from "./notifier.ts";
 import { createUpstashClient } from "./redis.ts";
 import { claimJob } from "./run-job.ts";
@@ -85,7 +86,9 @@ const notifier =
 const runnerId = `runner-${randomUUID()}`;
 // One per running job: stopping it kills the job's sandbox and ends its log.
 const stops = new Set<AbortController>();
+const cancels = createJobCancels();
 const runner = createRunnerApp({
+  cancels,
   runnerToken: config.runnerToken,
   jobSecretsKey: await importJobSecretsKey(config.jobSecretsKey),
   concurrency: config.concurrency,
@@ -97,6 +100,7 @@ const runner = createRunnerApp({
       runnerId,
       leaseMs: config.leaseMs,
       signal: stop.signal,
+      cancels,
       ...(notifier ? { notifier } : {}),
     });
     if (claimed.kind !== "claimed") return { skipped: claimed.reason };

@@ -17,6 +17,7 @@ import {
 } from "../src/shared/job-scripts.ts";
 import { type JobStep, type RunRequest, secretValuesOf } from "../src/shared/job-spec.ts";
 import { createSecretValues } from "../src/shared/sanitize/secret-values.ts";
+import type { JobCancels } from "./job-cancels.ts";
 import { createLivePusher, type LivePushTransport } from "./live-push.ts";
 import { createLogStreamer, type LogStreamer } from "./log-streamer.ts";
 import { runnerMetrics } from "./metrics.ts";
@@ -54,6 +55,8 @@ export interface RunJobDeps {
    * log says why (the abort's reason, an Error's message or a string) and the job fails.
    */
   readonly signal?: AbortSignal;
+  /** Where the service's cancel route finds this job while it runs. */
+  readonly cancels?: JobCancels;
 }
 
 export type JobOutcome =
@@ -220,6 +223,8 @@ function keepLease(options: {
   readonly onRecordRestored: () => void;
   /** The job ended elsewhere (the sweep failed it) or another runner holds it now. */
   readonly onLost: (state: "taken" | "ended") => void;
+  /** Someone cancelled the job (a cancel stored in Redis, in case the direct call was lost). */
+  readonly onCancel: (by: string) => void;
 }): { stop(): void } {
   const { redis, jobId, logger } = options;
   const refresh = redis.createScript(REFRESH_LEASE_LUA);
@@ -246,6 +251,7 @@ function keepLease(options: {
         );
       failures = 0;
       if (outcome.recordRestored) options.onRecordRestored();
+      if (outcome.cancelledBy !== null) options.onCancel(outcome.cancelledBy);
       if (outcome.lease === "taken" || outcome.lease === "ended") {
         stopped = true;
         options.onLost(outcome.lease);
@@ -350,6 +356,7 @@ async function runClaimedJob(
       writer.abandon();
       session?.kill().catch(() => undefined);
     },
+    onCancel: (by) => cancel(by),
   });
   // Secrets first: nothing has run yet, so nothing can have printed them.
   for (const { name, value } of secretValuesOf(spec)) {
@@ -361,8 +368,21 @@ async function runClaimedJob(
   const sandboxTimeoutMs = jobDeadlineMs(spec);
   // A stop kills the sandbox at once, which ends whatever command is running.
   const stop = (): void => void session?.kill().catch(() => undefined);
+  // A cancel stops the build as a shutdown does; the log and the status say it was cancelled.
+  let cancelledBy: string | null = null;
+  function cancel(by: string): void {
+    if (cancelledBy !== null) return;
+    cancelledBy = by;
+    logger.warn(`build-log-stream: job ${jobId} cancelled by ${by}; stopping its sandbox`);
+    stop();
+  }
+  const unregisterCancel = deps.cancels?.register(jobId, cancel);
   // A function, not a narrowed property: the signal may abort during any await.
-  const stopped = (): boolean => deps.signal?.aborted === true;
+  const stopped = (): boolean => deps.signal?.aborted === true || cancelledBy !== null;
+  const stopReason = (): string =>
+    cancelledBy !== null
+      ? `The build was cancelled by ${cancelledBy}.`
+      : `The build was stopped: ${deps.signal ? reasonOf(deps.signal) : "the runner stopped it"}`;
   deps.signal?.addEventListener("abort", stop, { once: true });
   try {
     log.writeEvent("--- Preparing the sandbox ---");
@@ -379,19 +399,20 @@ async function runClaimedJob(
         await session.writeFile(path, content);
       ({ status, exitCode } = await runSteps(session, spec.steps, log, stopped));
     }
-    if (stopped() && deps.signal) {
-      log.writeEvent(`The build was stopped: ${reasonOf(deps.signal)}`);
-      status = "failed";
+    if (stopped()) {
+      log.writeEvent(stopReason());
+      status = cancelledBy !== null ? "cancelled" : "failed";
     }
   } catch (error) {
     log.writeEvent(
-      stopped() && deps.signal
-        ? `The build was stopped: ${reasonOf(deps.signal)}`
+      stopped()
+        ? stopReason()
         : `The build could not run: ${error instanceof Error ? error.message : String(error)}`,
     );
-    status = "failed";
+    status = cancelledBy !== null ? "cancelled" : "failed";
   } finally {
     deps.signal?.removeEventListener("abort", stop);
+    unregisterCancel?.();
     // Killed before the log ends, so nothing of the build runs once the job is reported over,
     // and a sandbox that cannot be killed is said in the log.
     if (session !== null) {

@@ -1,12 +1,14 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
+import { z } from "zod";
 import { ApiError, errorBody } from "../src/shared/errors.ts";
 import type { AesKey } from "../src/shared/job-secrets.ts";
 import { openRunRequest, type RunRequest, sealedRunRequestSchema } from "../src/shared/job-spec.ts";
 import { jsonBody } from "../src/shared/json-body.ts";
 import type { Logger } from "../src/shared/log.ts";
 import { runnerTokenAuth } from "../src/shared/runner-token.ts";
+import type { JobCancels } from "./job-cancels.ts";
 import { metricsRegistry, runnerMetrics } from "./metrics.ts";
 
 export interface RunnerServerOptions {
@@ -25,7 +27,11 @@ export interface RunnerServerOptions {
     request: RunRequest,
   ) => Promise<{ readonly run: Promise<unknown> } | { readonly skipped: string }>;
   readonly logger?: Pick<Logger, "warn" | "error">;
+  /** The running jobs `POST /jobs/:id/cancel` reaches. */
+  readonly cancels?: JobCancels;
 }
+
+const cancelBodySchema = z.object({ by: z.string().min(1).max(200) });
 
 // A spec holds at most 96 KiB of files plus steps and env: 1 MiB is far more than any valid one.
 const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -140,6 +146,15 @@ export function createRunnerApp(options: RunnerServerOptions): {
         return c.json({ accepted: true, job_id: jobId }, 202);
       },
     )
+    // The Worker's cancel, straight to the runner that runs the job. A job not running here
+    // answers 404: the Worker also stored the cancel, which the job's heartbeat finds.
+    .post("/jobs/:id/cancel", auth, jsonBody(cancelBodySchema, "invalid_cancel"), (c) => {
+      const jobId = c.req.param("id");
+      const { by } = c.req.valid("json");
+      if (options.cancels?.cancel(jobId, by) !== true)
+        return c.json(errorBody("job_not_running", "no such job runs here"), 404);
+      return c.json({ cancelled: true, job_id: jobId }, 202);
+    })
     .notFound((c) => c.json(errorBody("not_found", "no such route"), 404));
 
   return {

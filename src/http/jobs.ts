@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { workerConfig } from "../config.ts";
+import { cancelJob } from "../jobs/cancel.ts";
 import { readArchivedRecord } from "../jobs/expiry.ts";
 import { indexJob, indexMember, listJobs, ownerJobsKey } from "../jobs/listing.ts";
 import { countJobCreation } from "../jobs/quotas.ts";
@@ -240,6 +241,13 @@ export const jobs = new Hono<JobsEnv>()
     });
   })
   // A short-lived ticket for this job's stream, for an EventSource on another origin.
+  // 200 with the ended record for a queued job (it never starts); 202 with the record for a
+  // running one (its log ends with who cancelled it, and viewers get done "cancelled").
+  .post("/:id/cancel", session, jobIdParam, async (c) => {
+    const job = await ownedJob(c, c.req.valid("param").id);
+    const result = await cancelJob(c.env, job, c.var.userId);
+    return c.json(result.job, result.kind === "cancelled" ? 200 : 202);
+  })
   .post("/:id/logs/ticket", session, jobIdParam, async (c) => {
     const jobId = c.req.valid("param").id;
     await ownedJob(c, jobId);

@@ -1,6 +1,12 @@
 import type { Redis } from "@upstash/redis/cloudflare";
 import { encodeEndFields } from "../shared/entry.ts";
-import { type JobRecord, parseJobRecord } from "../shared/job.ts";
+import {
+  isTerminalStatus,
+  type JobRecord,
+  type JobStatus,
+  parseJobRecord,
+  type TerminalStatus,
+} from "../shared/job.ts";
 import { END_JOB_LUA, endArgs, endKeys, parseEndReply } from "../shared/job-scripts.ts";
 import { jobKey } from "../shared/keys.ts";
 
@@ -20,15 +26,31 @@ export interface FailOutcome {
  * changed since it was read (the runner just claimed it), nothing is written and the stored
  * record is returned. The entry id is Redis's own (`*`), always after the stream's last entry.
  */
-export async function failJob(redis: Redis, jobId: string, reason: string): Promise<FailOutcome> {
+export function failJob(redis: Redis, jobId: string, reason: string): Promise<FailOutcome> {
+  return endJob(redis, jobId, "failed", reason);
+}
+
+/**
+ * Ends a job from the Worker's side with `status` and a system line (`reason`), as `failJob`
+ * does; with `onlyWhile`, only while the job is in that status (a cancel of a queued job must
+ * not end one a runner just claimed: then nothing is written and the current record returned).
+ */
+export async function endJob(
+  redis: Redis,
+  jobId: string,
+  status: TerminalStatus,
+  reason: string,
+  onlyWhile?: JobStatus,
+): Promise<FailOutcome> {
   const raw = await redis.get<string>(jobKey(jobId));
   if (raw === null) return { failedNow: false, job: null };
   const job = parseJobRecord(raw);
-  if (job.status === "ready" || job.status === "failed") return { failedNow: false, job };
+  if (isTerminalStatus(job.status)) return { failedNow: false, job };
+  if (onlyWhile !== undefined && job.status !== onlyWhile) return { failedNow: false, job };
   const now = new Date();
   const failed: JobRecord = {
     ...job,
-    status: "failed",
+    status,
     finished_at: now.toISOString(),
     started_at: job.started_at ?? null,
   };
@@ -40,7 +62,7 @@ export async function failJob(redis: Redis, jobId: string, reason: string): Prom
       now: now.getTime(),
       ttlSeconds: STREAM_TTL_SECONDS,
       expected: raw,
-      fields: encodeEndFields("failed", [
+      fields: encodeEndFields(status, [
         { ts: now.toISOString(), source: "system", phase: "build", text: reason },
       ]),
     }),

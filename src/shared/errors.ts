@@ -38,6 +38,7 @@ export type ErrorCode =
   | "too_many_viewers"
   | "rate_limited"
   | "queue_unavailable"
+  | "job_ended"
   | "store_unavailable"
   // the development sign-in
   | "missing_token"
@@ -45,6 +46,8 @@ export type ErrorCode =
   // the runner service
   | "runner_busy"
   | "claim_failed"
+  | "invalid_cancel"
+  | "job_not_running"
   | "invalid_push"
   | "sealed_values_invalid";
 

@@ -1,5 +1,6 @@
-import { type JobRecord, parseJobRecord, type TerminalStatus } from "./job.ts";
+import { isTerminalStatus, type JobRecord, parseJobRecord, type TerminalStatus } from "./job.ts";
 import {
+  cancelKey,
   jobKey,
   leaseKey,
   logStreamKey,
@@ -20,7 +21,8 @@ const LUA_ENDED = `
 local function ended(raw)
   if not raw then return false end
   local ok, record = pcall(cjson.decode, raw)
-  return ok and type(record) == "table" and (record.status == "ready" or record.status == "failed")
+  return ok and type(record) == "table" and
+    (record.status == "ready" or record.status == "failed" or record.status == "cancelled")
 end
 `;
 
@@ -55,13 +57,14 @@ return {"claimed", updated}
  * record when Redis lost it. KEYS: lease, job, running set. ARGV: token, lease ms, the
  * runner's copy of the record, job id, now (ms). Returns {lease, record}: lease is "held",
  * "retaken", "taken" (another holder) or "ended" (the job ended elsewhere, e.g. the sweep);
- * record is "kept" or "restored".
+ * record is "kept" or "restored"; cancel is the cancel request's JSON (`cancelKey`), or "".
+ * KEYS also: the cancel request.
  */
 export const REFRESH_LEASE_LUA = `${LUA_ENDED}
 local holder = redis.call("GET", KEYS[1])
-if holder and holder ~= ARGV[1] then return {"taken", "kept"} end
+if holder and holder ~= ARGV[1] then return {"taken", "kept", ""} end
 local raw = redis.call("GET", KEYS[2])
-if ended(raw) then return {"ended", "kept"} end
+if ended(raw) then return {"ended", "kept", ""} end
 redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
 local record = "kept"
 if not raw then
@@ -69,7 +72,7 @@ if not raw then
   redis.call("ZADD", KEYS[3], ARGV[5], ARGV[4])
   record = "restored"
 end
-return {holder and "held" or "retaken", record}
+return {holder and "held" or "retaken", record, redis.call("GET", KEYS[4]) or ""}
 `;
 
 /**
@@ -107,6 +110,26 @@ export type LeaseState = "held" | "retaken" | "taken" | "ended";
 export interface RefreshOutcome {
   readonly lease: LeaseState;
   readonly recordRestored: boolean;
+  /** Who asked to cancel the job, when someone did. */
+  readonly cancelledBy: string | null;
+}
+
+/** A cancel request as stored at `cancelKey` and sent to the runner. */
+export interface CancelRequest {
+  /** The user who cancelled (their Clerk user id). */
+  readonly by: string;
+  readonly at: string;
+}
+
+export function parseCancelRequest(text: string): CancelRequest | null {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== "object" || value === null) return null;
+    const { by, at } = value as Record<string, unknown>;
+    return typeof by === "string" && by !== "" && typeof at === "string" ? { by, at } : null;
+  } catch {
+    return null;
+  }
 }
 
 export type EndOutcome =
@@ -119,7 +142,7 @@ export function claimKeys(jobId: string): string[] {
 }
 
 export function refreshKeys(jobId: string): string[] {
-  return [leaseKey(jobId), jobKey(jobId), RUNNING_JOBS_KEY];
+  return [leaseKey(jobId), jobKey(jobId), RUNNING_JOBS_KEY, cancelKey(jobId)];
 }
 
 export function endKeys(jobId: string): string[] {
@@ -172,13 +195,17 @@ export function parseRefreshReply(reply: unknown): RefreshOutcome {
   const [lease, record] = pair(reply);
   if (lease !== "held" && lease !== "retaken" && lease !== "taken" && lease !== "ended")
     throw new TypeError(`unexpected lease state ${lease}`);
-  return { lease, recordRestored: record === "restored" };
+  const cancel = Array.isArray(reply) && typeof reply[2] === "string" ? reply[2] : "";
+  return {
+    lease,
+    recordRestored: record === "restored",
+    cancelledBy: cancel === "" ? null : (parseCancelRequest(cancel)?.by ?? null),
+  };
 }
 
 export function parseEndReply(reply: unknown): EndOutcome {
   const [kind, status] = pair(reply);
   if (kind === "changed") return { kind };
-  if ((kind === "ended" || kind === "already") && (status === "ready" || status === "failed"))
-    return { kind, status };
+  if ((kind === "ended" || kind === "already") && isTerminalStatus(status)) return { kind, status };
   throw new TypeError(`unexpected end reply ${kind} ${status}`);
 }

@@ -1,8 +1,8 @@
 import { z } from "zod";
 
-export const JOB_STATUSES = ["queued", "running", "ready", "failed"] as const;
+export const JOB_STATUSES = ["queued", "running", "ready", "failed", "cancelled"] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
-export const TERMINAL_STATUSES = ["ready", "failed"] as const;
+export const TERMINAL_STATUSES = ["ready", "failed", "cancelled"] as const;
 export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
 
 export function isTerminalStatus(status: string): status is TerminalStatus {

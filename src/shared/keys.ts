@@ -38,6 +38,14 @@ export function leaseKey(jobId: string): string {
   return `job:${checkedJobId(jobId)}:lease`;
 }
 
+/**
+ * A cancel asked for while the job ran (JSON `{by, at}`, expires in a day): the runner sees it in
+ * its lease heartbeat when the Worker's direct call to it did not arrive.
+ */
+export function cancelKey(jobId: string): string {
+  return `job:${checkedJobId(jobId)}:cancel`;
+}
+
 /** Sorted set of jobs waiting for a runner (score: creation time), for the sweep that fails stuck ones. */
 export const QUEUED_JOBS_KEY = "jobs:queued";
 /** Sorted set of running jobs (score: start time), for the sweep that finds lost runners. */
