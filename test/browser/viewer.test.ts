@@ -440,6 +440,49 @@ describe("the log viewer in a browser", () => {
     },
   );
 
+  it("cancels a running build from its Cancel button, and says so", async () => {
+    const created = await fetch(`${stack.workerUrl}/api/jobs`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({
+        steps: [
+          {
+            name: "Building",
+            phase: "build",
+            command: "echo started; while true; do echo working; sleep 0.5; done",
+          },
+        ],
+      } satisfies Partial<JobSpec>),
+    });
+    expect(created.status).toBe(201);
+    const { id: jobId } = (await created.json()) as { id: string };
+    const { page, errors, dialogs } = await openViewer(jobId);
+    await expect
+      .poll(async () => (await renderedRows(page)).some((row) => row.text === "started"), WAIT)
+      .toBe(true);
+    const button = page.locator("#cancel");
+    expect(await button.isVisible()).toBe(true);
+    // The person confirms this time (the other tests dismiss every dialog).
+    page.removeAllListeners("dialog");
+    page.on("dialog", (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.accept();
+    });
+    await button.click();
+    await expect.poll(() => statusOf(page), WAIT).toBe("cancelled");
+    expect(dialogs).toEqual([
+      "Cancel this build? Its commands are stopped and it cannot be resumed.",
+    ]);
+    expect(await page.locator("#status").textContent()).toBe("Build cancelled");
+    expect(await page.locator("#notice").textContent()).toBe("The build was cancelled.");
+    await expect
+      .poll(async () => (await renderedRows(page)).at(-1)?.text, WAIT)
+      .toBe(`The build was cancelled by ${USER}.`);
+    expect(await button.isVisible()).toBe(false);
+    expect(errors).toEqual([]);
+    await screenshot(page, "cancelled-build");
+  });
+
   it("shows printed HTML as text and never runs it", async () => {
     const { jobId, writer } = await newJob("html");
     const { page, errors, requests, dialogs } = await openViewer(jobId);
