@@ -74,6 +74,12 @@ export interface BuildLogClient {
   getJob(jobId: string, options?: { signal?: AbortSignal }): Promise<JobRecord>;
   /** One page of the caller's jobs, newest first. */
   listJobs(query?: JobListQuery): Promise<JobListPage>;
+  /**
+   * Cancels the job: a queued one is `cancelled` at once (the record says so); a running one
+   * is still `running` in the answer and its log ends with `done` `cancelled` shortly after.
+   * Throws `job_ended` (409) once it has ended.
+   */
+  cancelJob(jobId: string, options?: { signal?: AbortSignal }): Promise<JobRecord>;
   /** One page of a job's history. */
   logPage(jobId: string, query?: PageQuery): Promise<HistoryPage>;
   /** Every page in one direction until the end (a running job: up to its last line so far). */
@@ -145,6 +151,13 @@ export function createBuildLogClient(options: BuildLogClientOptions): BuildLogCl
       const search = params.size > 0 ? `?${params}` : "";
       return request<JobListPage>(`/api/jobs${search}`, { signal: query.signal });
     },
+    cancelJob: (jobId, { signal } = {}) =>
+      request<JobRecord>(`${jobPath(jobId)}/cancel`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: "{}",
+        signal,
+      }),
     logPage(jobId, query = {}) {
       const params = new URLSearchParams();
       if (query.after !== undefined) params.set("after", query.after);

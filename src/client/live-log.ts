@@ -1,3 +1,4 @@
+import { TERMINAL_STATUSES } from "../shared/job.ts";
 import { apiErrorFrom, BuildLogApiError, isRetryableStatus } from "./errors.ts";
 import { SseParser } from "./sse-parser.ts";
 import type {
@@ -78,7 +79,7 @@ export interface LiveLogHost {
 
 type Decoder<K extends StreamEventName> = (data: unknown) => StreamEventMap[K] | null;
 
-const TERMINAL: ReadonlySet<string> = new Set<TerminalStatus>(["ready", "failed"]);
+const TERMINAL: ReadonlySet<string> = new Set<string>(TERMINAL_STATUSES);
 
 /** How each known event's data is read; an event that fails its decoder arrives as unknown. */
 export const STREAM_EVENT_DECODERS: { readonly [K in StreamEventName]: Decoder<K> } = {

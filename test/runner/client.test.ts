@@ -141,6 +141,32 @@ describe("the typed client against the real stack", () => {
     expect(backward.reverse().flat()).toEqual(lines);
   });
 
+  it("cancels a running build: its log ends with done cancelled, and a second cancel is refused", async () => {
+    const { client } = clientFor();
+    const job = await client.createJob({
+      steps: [
+        {
+          name: "Waiting",
+          phase: "build",
+          command: "echo started; while true; do sleep 0.2; done",
+        },
+      ],
+    });
+    const log = reader(client.openLog(job.id));
+    await log.until(
+      (event) => event.type === "log" && event.lines.some((l) => l.text === "started"),
+    );
+    expect((await client.cancelJob(job.id)).status).toBe("running");
+    expect(await log.until((event) => event.type === "done")).toMatchObject({
+      type: "done",
+      status: "cancelled",
+    });
+    expect(log.lines().at(-1)).toBe(`The build was cancelled by ${USER}.`);
+    const again = await client.cancelJob(job.id).catch((error: unknown) => error);
+    expect(again).toBeInstanceOf(BuildLogApiError);
+    expect(again).toMatchObject({ status: 409, code: "job_ended" });
+  });
+
   it("resumes exactly after the server closes the stream, and reports heartbeats", async () => {
     const jobId = uniqueJobId("client-resume");
     await createJob(redis, jobId, USER);
