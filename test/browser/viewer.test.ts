@@ -558,13 +558,13 @@ describe("the log viewer in a browser", () => {
         );
     const tsc = await painted("TS2322");
     expect(
-      tsc.filter((part) => part.tag === "span").map((part) => [part.text, part.color]),
+      tsc.filter((part) => part.tag === "span").map((part) => [part.text, part.className]),
     ).toEqual([
-      ["bad.ts", "var(--c14)"],
-      ["1", "var(--c11)"],
-      ["7", "var(--c11)"],
-      ["error", "var(--c9)"],
-      [" TS2322: ", "var(--c8)"],
+      ["bad.ts", "fg14"],
+      ["1", "fg11"],
+      ["7", "fg11"],
+      ["error", "fg9"],
+      [" TS2322: ", "fg8"],
     ]);
     const npm = await painted("Missing script");
     expect(npm.slice(0, 2)).toMatchObject([
