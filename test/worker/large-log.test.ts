@@ -1,3 +1,4 @@
+import { evictDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { r2Store } from "../../src/log/archive-store.ts";
@@ -27,9 +28,10 @@ let token = "";
 let jobId = "";
 const ids: string[] = [];
 
-const get = (path: string, headers: Record<string, string> = {}) =>
+const get = (path: string, headers: Record<string, string> = {}, signal?: AbortSignal) =>
   exports.default.fetch(`http://example.com${path}`, {
     headers: { Authorization: `Bearer ${token}`, ...headers },
+    ...(signal === undefined ? {} : { signal }),
   });
 
 interface Page {
@@ -238,14 +240,18 @@ describe("a 150,000-line build whose middle left Redis", () => {
  * fan-out is paced, or it sat idle without viewers): its stored position is deep in the head,
  * and what Redis holds next is the first entry of the tail.
  */
-async function behindObject(id: string, entries: readonly string[]): Promise<Response> {
+async function behindObject(
+  id: string,
+  entries: readonly string[],
+  signal?: AbortSignal,
+): Promise<Response> {
   await restartTailAt(id, {
     position: entries[1] ?? "0-0",
     lastCursor: `${entries[1]}:${PER_ENTRY - 1}`,
     ended: null,
     nextLine: 2 * PER_ENTRY,
   });
-  return get(`/api/jobs/${id}/logs/stream`);
+  return get(`/api/jobs/${id}/logs/stream`, {}, signal);
 }
 
 describe("the live tail of an object far behind a build past head + tail", () => {
@@ -285,6 +291,59 @@ describe("the live tail of an object far behind a build past head + tail", () =>
     expect(lines[at + 1]?.text).toBe(numberedText(HEAD_ENTRIES * PER_ENTRY));
     expect(JSON.parse(done ?? "{}")).toEqual({ status: "ready" });
   }, 300_000);
+
+  it("resumes a viewer exactly when the object is evicted halfway through the hole", async () => {
+    const id = uniqueJobId("behind-evicted");
+    await createJob(redis, id, "user_large", "running");
+    // Two complete segments, then the end; the archived lines 5,000..14,999 left Redis.
+    const entries = await writeNumberedLog(redis, id, 20_000, { end: "ready" });
+    await archiveLog(redis, store, id, { maxSegments: 100 });
+    await redis.xdel(logStreamKey(id), entries.slice(HEAD_ENTRIES, 30));
+    const texts: string[] = [];
+    const notices: LogLine[] = [];
+    let lastId = "";
+    let done: string | null = null;
+    /** Reads the viewer's stream until `stop` says so after a line, or `done`. */
+    const read = async (response: Response, stop: () => boolean) => {
+      const stream = sseReader(response);
+      for (;;) {
+        const frame = await stream.nextMatching(isEvent);
+        if (frame === null) return;
+        lastId = frame.id ?? lastId;
+        if (frame.event === "done") {
+          done = frame.data ?? "";
+          return;
+        }
+        for (const line of (JSON.parse(frame.data ?? "{}") as { lines: LogLine[] }).lines) {
+          if (line.gap === undefined) texts.push(line.text);
+          else notices.push(line);
+        }
+        if (stop()) return;
+      }
+    };
+    const connection = new AbortController();
+    await read(await behindObject(id, entries, connection.signal), () =>
+      texts.includes(numberedText(8_000)),
+    );
+    // A deploy with the hole half served: the stream drops, the object goes, and the viewer
+    // comes back with its last id, as EventSource does, to a new instance.
+    connection.abort();
+    await evictDurableObject(env.JOB_STREAM.getByName(id));
+    const evicted = done === null;
+    await read(await get(`/api/jobs/${id}/logs/stream`, { "Last-Event-ID": lastId }), () => false);
+    expect(evicted).toBe(true);
+    expect(auditLines(texts, 20_000, 2 * PER_ENTRY)).toEqual({
+      seen: 20_000 - 2 * PER_ENTRY,
+      missing: 0,
+      duplicated: 0,
+      outOfOrder: 0,
+    });
+    // The hole announced when the tail met it, and again (its size unknown from a cursor whose
+    // entry is gone) when the resumed viewer's catch-up met the rest of it; nothing lost.
+    expect(notices.map((line) => line.gap?.where)).toEqual(["archive", "archive"]);
+    expect(notices[0]?.gap?.lines).toBe(10_000);
+    expect(JSON.parse(done ?? "{}")).toEqual({ status: "ready" });
+  }, 120_000);
 
   it("counts lines the archive does not have as lost, in a system line, and goes on", async () => {
     const id = uniqueJobId("behind-lost");
