@@ -71,7 +71,7 @@ export const historyQuery = zValidator(
   z
     .object({ before: cursor, after: cursor, line, limit })
     .refine((query) => query.before === undefined || query.after === undefined, {
-      message:
+      error:
         "cannot be used with after: a page is read one way (after: older to newer; before: newer to older)",
       path: ["before"],
     }),
