@@ -12,6 +12,7 @@ import { consumeJobs } from "./jobs/queue.ts";
 import { sweep } from "./jobs/sweep.ts";
 import { isRedisUnavailable } from "./redis.ts";
 import { ApiError, errorBody } from "./shared/errors.ts";
+import { log } from "./shared/log.ts";
 
 const REDIS_RETRY_AFTER_SECONDS = 2;
 
@@ -75,11 +76,11 @@ app.onError((error, c) => {
     return c.json(errorBody("http_error", error.message), error.status);
   }
   if (isRedisUnavailable(error)) {
-    console.warn(`build-log-stream: Redis is unavailable: ${error.message.slice(0, 200)}`);
+    log.warn(`build-log-stream: Redis is unavailable: ${error.message.slice(0, 200)}`);
     c.header("Retry-After", String(REDIS_RETRY_AFTER_SECONDS));
     return c.json(errorBody("store_unavailable", "the log store is not answering; retry"), 503);
   }
-  console.error("build-log-stream: unhandled error", error);
+  log.error("build-log-stream: unhandled error", error);
   return c.json(errorBody("internal", "internal error"), 500);
 });
 
@@ -91,11 +92,11 @@ export default {
       sweep(env).then(
         (result) => {
           if (result.failed.length + result.archived.length > 0)
-            console.log(
+            log.info(
               `sweep: failed ${result.failed.join(",") || "none"}; archived ${result.archived.join(",") || "none"}`,
             );
         },
-        (error: unknown) => console.error("sweep failed", error),
+        (error: unknown) => log.error("sweep failed", error),
       ),
     );
   },

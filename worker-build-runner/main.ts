@@ -1,8 +1,10 @@
 // The runner container's entry point: an HTTP service the queue consumer hands jobs to.
 //   node worker-build-runner/main.ts   (settings from the environment, see README)
+
 import { randomUUID } from "node:crypto";
 import { serve } from "@hono/node-server";
 import { importJobSecretsKey } from "../src/shared/job-secrets.ts";
+import { log } from "../src/shared/log.ts";
 import { ConfigError, type RunnerConfig, readRunnerConfig } from "./config.ts";
 import { createJobCancels } from "./job-cancels.ts";
 import { workerNotifier } from "./notifier.ts";
@@ -18,7 +20,7 @@ import { createRunnerApp } from "./server.ts";
 const SHUTDOWN_DEADLINE_MS = 15_000;
 
 function fail(message: string): never {
-  console.error(message);
+  log.error(message);
   process.exit(2);
 }
 
@@ -45,7 +47,7 @@ async function makeSandbox(settings: RunnerConfig): Promise<Sandbox> {
   });
   if (!sandbox.isolated) {
     const banner = "!".repeat(78);
-    console.warn(
+    log.warn(
       `${banner}\n! SANDBOX=local-unsafe: builds run as this runner's user, unisolated. They can read\n! its environment and files, signal it and reach every port of this machine.\n! Development only; never let anyone else submit jobs to this runner.\n${banner}`,
     );
     return sandbox;
@@ -92,6 +94,7 @@ const runner = createRunnerApp({
   runnerToken: config.runnerToken,
   jobSecretsKey: await importJobSecretsKey(config.jobSecretsKey),
   concurrency: config.concurrency,
+  logger: log,
   start: async (request) => {
     const stop = new AbortController();
     const claimed = await claimJob(request, {
@@ -101,6 +104,7 @@ const runner = createRunnerApp({
       leaseMs: config.leaseMs,
       signal: stop.signal,
       cancels,
+      logger: log,
       ...(notifier ? { notifier } : {}),
     });
     if (claimed.kind !== "claimed") return { skipped: claimed.reason };
@@ -112,7 +116,7 @@ const runner = createRunnerApp({
 const server = serve(
   { fetch: runner.app.fetch, port: config.port, hostname: config.host },
   (info) => {
-    console.log(
+    log.info(
       `build-log-stream runner ${runnerId}: listening on http://${info.address}:${info.port}, sandbox ${sandbox.name}, ${config.concurrency} jobs at once`,
     );
   },

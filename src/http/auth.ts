@@ -6,6 +6,7 @@ import { getCookie } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
 import { workerConfig } from "../config.ts";
 import { ApiError } from "../shared/errors.ts";
+import { log } from "../shared/log.ts";
 
 export interface ClerkAuthOptions {
   /** Clerk's PEM public key (Dashboard -> API keys -> JWT public key): verification is networkless. */
@@ -157,7 +158,7 @@ function rejection(c: Context, token: string, error: unknown): ApiError {
       error,
     );
   }
-  console.error(
+  log.error(
     `clerkAuth: could not verify a session token (${reason ?? (error instanceof Error ? error.name : "unknown")})`,
     error instanceof Error ? error.message : "",
   );

@@ -16,6 +16,7 @@ import {
 import { ApiError } from "../shared/errors.ts";
 import { jsonBody } from "../shared/json-body.ts";
 import { livePushSchema } from "../shared/live-push.ts";
+import { log } from "../shared/log.ts";
 import { runnerTokenAuth } from "../shared/runner-token.ts";
 import { jobIdParam } from "./validate.ts";
 
@@ -87,7 +88,7 @@ export const internal = new Hono<{ Bindings: Env }>()
       })
         .then(() => undefined)
         .catch((error: unknown) => {
-          console.error(`archive: job ${jobId} failed; the sweep will retry`, error);
+          log.error(`archive: job ${jobId} failed; the sweep will retry`, error);
         }),
     );
     return c.body(null, 202);

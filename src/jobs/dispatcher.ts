@@ -5,6 +5,7 @@ import { exponentialBackoff } from "../shared/backoff.ts";
 import { isTerminalStatus, parseJobRecord } from "../shared/job.ts";
 import type { SealedRunRequest } from "../shared/job-spec.ts";
 import { jobKey } from "../shared/keys.ts";
+import { log } from "../shared/log.ts";
 import { runnerAuthorization } from "../shared/runner-token.ts";
 import { failJob } from "./lifecycle.ts";
 
@@ -162,7 +163,7 @@ export class JobDispatcher extends DurableObject<Env> {
     try {
       await this.reconcile();
     } catch (error) {
-      console.error("JobDispatcher: reconciling with Redis failed; next alarm retries", error);
+      log.error("JobDispatcher: reconciling with Redis failed; next alarm retries", error);
     }
     for (;;) {
       const next = this.nextJob(settings);
@@ -189,7 +190,7 @@ export class JobDispatcher extends DurableObject<Env> {
       } else {
         this.unreachableAttempts += 1;
         const delay = unreachableBackoff(this.unreachableAttempts);
-        console.warn(
+        log.warn(
           `JobDispatcher: ${outcome.detail}; ${this.status().pending} jobs wait, retrying in ${delay} ms`,
         );
         await this.armAt(Date.now() + delay);

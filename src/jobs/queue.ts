@@ -1,6 +1,7 @@
 import { createRedis } from "../redis.ts";
 import { exponentialBackoff } from "../shared/backoff.ts";
 import { sealedRunRequestSchema } from "../shared/job-spec.ts";
+import { log } from "../shared/log.ts";
 import { jobDispatcher } from "./dispatcher.ts";
 import { failJob } from "./lifecycle.ts";
 
@@ -21,7 +22,7 @@ export async function consumeJobs(batch: MessageBatch<unknown>, env: Env): Promi
   for (const message of batch.messages) {
     const parsed = sealedRunRequestSchema.safeParse(message.body);
     if (!parsed.success) {
-      console.error("build-log-stream: dropped a malformed queue message", parsed.error.issues);
+      log.error("build-log-stream: dropped a malformed queue message", parsed.error.issues);
       message.ack();
       continue;
     }
@@ -31,7 +32,7 @@ export async function consumeJobs(batch: MessageBatch<unknown>, env: Env): Promi
     } catch (error) {
       const detail = error instanceof Error ? error.message : String(error);
       if (message.attempts < MAX_DELIVERIES) {
-        console.warn(`build-log-stream: the dispatcher did not take a job, retrying: ${detail}`);
+        log.warn(`build-log-stream: the dispatcher did not take a job, retrying: ${detail}`);
         message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
       } else {
         await failJob(

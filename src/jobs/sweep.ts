@@ -9,6 +9,7 @@ import {
   RUNNING_JOBS_KEY,
   UNARCHIVED_JOBS_KEY,
 } from "../shared/keys.ts";
+import { log } from "../shared/log.ts";
 import { jobDispatcher } from "./dispatcher.ts";
 import { recordTtlSeconds } from "./expiry.ts";
 import { failJob } from "./lifecycle.ts";
@@ -126,7 +127,7 @@ export async function sweep(env: Env): Promise<{ failed: string[]; archived: str
       budget -= progress?.written ?? 0;
       if (progress?.complete && unarchived.includes(jobId)) archived.push(jobId);
     } catch (error) {
-      console.error(`sweep: archiving job ${jobId} failed; the next sweep retries`, error);
+      log.error(`sweep: archiving job ${jobId} failed; the next sweep retries`, error);
     }
   }
   return { failed, archived };
