@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { WriterMetrics } from "./redis-writer.ts";
 
 // The runner's Prometheus metrics, served at GET /metrics (worker-build-runner/server.ts) in the
 // text format, with prom-client (the Node ecosystem's client). One registry per process: the
@@ -66,3 +67,14 @@ export function trackBufferedBytes(probe: () => number): () => void {
   bufferProbes.add(probe);
   return () => bufferProbes.delete(probe);
 }
+
+/** The writer's counts (worker-build-runner/redis-writer.ts takes them as an option). */
+export const writerMetrics: WriterMetrics = {
+  written(lines, bytes) {
+    runnerMetrics.linesWritten.inc(lines);
+    runnerMetrics.bytesWritten.inc(bytes);
+  },
+  retried: () => runnerMetrics.redisRetries.inc(),
+  dropped: (lines) => runnerMetrics.droppedLines.inc(lines),
+  trackBuffered: trackBufferedBytes,
+};

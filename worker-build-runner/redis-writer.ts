@@ -11,12 +11,31 @@ import type { TerminalStatus } from "../src/shared/job.ts";
 import { archiveStateKey, logStreamKey } from "../src/shared/keys.ts";
 import type { Logger as SharedLogger } from "../src/shared/log.ts";
 import { createEntryIdClock } from "./entry-id-clock.ts";
-import { runnerMetrics, trackBufferedBytes } from "./metrics.ts";
 import { createPendingLines } from "./pending-lines.ts";
 import { createTrimLedger, type TrimPlan } from "./trim-ledger.ts";
 
 /** What the writer and its helpers log through: the shared logger's warnings. */
 export type Logger = Pick<SharedLogger, "warn">;
+
+/**
+ * What the writer counts for the runner's metrics. An option, not an import of the metrics
+ * module: the writer also runs inside workerd (the live-push tests), where prom-client does not
+ * load. Default: counts nothing.
+ */
+export interface WriterMetrics {
+  written(lines: number, bytes: number): void;
+  retried(): void;
+  dropped(lines: number): void;
+  /** Counts the bytes waiting in this writer until the returned function is called. */
+  trackBuffered(probe: () => number): () => void;
+}
+
+const NO_METRICS: WriterMetrics = {
+  written: () => undefined,
+  retried: () => undefined,
+  dropped: () => undefined,
+  trackBuffered: () => () => undefined,
+};
 
 export interface RedisLogWriterOptions {
   /** An Upstash client made with `automaticDeserialization: false` and `retry: false`. */
@@ -33,6 +52,7 @@ export interface RedisLogWriterOptions {
   readonly headLines?: number;
   /** Past this many bytes the middle leaves the live copy archived or not (Upstash's 100 MB per key). */
   readonly maxLiveBytes?: number;
+  readonly metrics?: WriterMetrics;
   /** How often, at most, the archive's progress is read (one GET in a write's pipeline) while the live copy is over head and tail. */
   readonly archiveCheckMs?: number;
   readonly ttlSeconds?: number;
@@ -245,7 +265,8 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
   });
   // Until the end is written: a writer that is never ended (its job lost) stays counted, as
   // its lines stay in memory.
-  const untrackBuffer = trackBufferedBytes(() => pending.bytes);
+  const metrics = options.metrics ?? NO_METRICS;
+  const untrackBuffer = metrics.trackBuffered(() => pending.bytes);
   const ids = createEntryIdClock(now);
   const headLines = positiveInteger("headLines", options.headLines ?? 1_000);
   const ledger = createTrimLedger({
@@ -511,8 +532,8 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
       written += entry.lines;
     }
     stats.linesWritten += written;
-    runnerMetrics.linesWritten.inc(written);
-    runnerMetrics.bytesWritten.inc(
+    metrics.written(
+      written,
       batch.entries.reduce((sum, entry) => sum + entryBytes(entry), 0),
     );
     lastId = batch.entries.at(-1)?.id ?? lastId;
@@ -617,7 +638,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
             continue;
           }
           failures += 1;
-          runnerMetrics.redisRetries.inc();
+          metrics.retried();
           stats.failedRequests += 1;
           unreachable = true;
           outageSinceNotice = true;
@@ -692,7 +713,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
       flushTiming.lineAppended?.(at);
       const dropped = pending.push(record);
       stats.linesDropped += dropped;
-      if (dropped > 0) runnerMetrics.droppedLines.inc(dropped);
+      if (dropped > 0) metrics.dropped(dropped);
       if (dropped > 0 && dropped === pending.unannouncedDrops) {
         logger.warn(
           `build-log-stream: Redis has not taken the log for a while; dropping the oldest unsent lines of job ${options.jobId}`,

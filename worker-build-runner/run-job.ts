@@ -20,7 +20,7 @@ import { createSecretValues } from "../src/shared/sanitize/secret-values.ts";
 import type { JobCancels } from "./job-cancels.ts";
 import { createLivePusher, type LivePushTransport } from "./live-push.ts";
 import { createLogStreamer, type LogStreamer } from "./log-streamer.ts";
-import { runnerMetrics } from "./metrics.ts";
+import { runnerMetrics, writerMetrics } from "./metrics.ts";
 import { createRedisLogWriter, type Logger } from "./redis-writer.ts";
 import type { Sandbox, SandboxSession } from "./sandbox/types.ts";
 
@@ -310,6 +310,7 @@ async function runClaimedJob(
     redis,
     jobId,
     logger,
+    metrics: writerMetrics,
     onWritten: (written) => {
       pusher?.written(written);
       archive.written(written.lines);
