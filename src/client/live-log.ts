@@ -1,4 +1,3 @@
-import { TERMINAL_STATUSES } from "../shared/job.ts";
 import { apiErrorFrom, BuildLogApiError, isRetryableStatus } from "./errors.ts";
 import { SseParser } from "./sse-parser.ts";
 import type {
@@ -79,7 +78,14 @@ export interface LiveLogHost {
 
 type Decoder<K extends StreamEventName> = (data: unknown) => StreamEventMap[K] | null;
 
-const TERMINAL: ReadonlySet<string> = new Set<string>(TERMINAL_STATUSES);
+// Written out, not imported: src/shared/job.ts loads zod, and the client is imported by pages
+// as plain browser modules. A Record over the union fails to compile when a status is missing.
+const TERMINAL_STATUS_SET: Record<TerminalStatus, true> = {
+  ready: true,
+  failed: true,
+  cancelled: true,
+};
+const TERMINAL: ReadonlySet<string> = new Set(Object.keys(TERMINAL_STATUS_SET));
 
 /** How each known event's data is read; an event that fails its decoder arrives as unknown. */
 export const STREAM_EVENT_DECODERS: { readonly [K in StreamEventName]: Decoder<K> } = {
