@@ -90,17 +90,33 @@ const FINAL_ARCHIVE_CALLS = 200;
 function archiveCaller(jobId: string, notifier: WorkerNotifier | undefined, logger: Logger) {
   let since = 0;
   let inflight: Promise<unknown> | null = null;
+  // A call asked for while one was under way: made as soon as that one ends.
+  let wanted = false;
+  let finishing = false;
   const call = () => {
-    if (notifier === undefined || inflight !== null) return;
+    if (notifier === undefined || finishing) return;
+    if (inflight !== null) {
+      wanted = true;
+      return;
+    }
+    wanted = false;
     inflight = notifier
       .archive(jobId)
-      .catch((error: unknown) =>
-        logger.warn(
-          `build-log-stream: archiving job ${jobId} failed (the next call or the sweep retries): ${String(error)}`,
-        ),
+      .then(
+        // More complete segments than one call writes: go on at once, so the archive keeps up
+        // with a fast build instead of waiting for the next 10,000 lines (the live copy may let
+        // the middle go only once it is archived).
+        (progress) => {
+          if (progress.more && !progress.busy) wanted = true;
+        },
+        (error: unknown) =>
+          logger.warn(
+            `build-log-stream: archiving job ${jobId} failed (the next call or the sweep retries): ${String(error)}`,
+          ),
       )
       .finally(() => {
         inflight = null;
+        if (wanted) call();
       });
   };
   return {
@@ -112,6 +128,7 @@ function archiveCaller(jobId: string, notifier: WorkerNotifier | undefined, logg
     },
     async finish(): Promise<void> {
       if (notifier === undefined) return;
+      finishing = true;
       await inflight;
       for (let i = 0; i < FINAL_ARCHIVE_CALLS; i++) {
         const progress = await notifier.archive(jobId);
