@@ -1047,7 +1047,9 @@ describe("the founder's build page", () => {
       await chromium.context.clearCookies();
       await chromium.context.addCookies(cookies);
     }
-  });
+    // It waits out a real session's expiry (8 s plus Clerk's clock-skew allowance): on a loaded
+    // machine that takes more than the default minute.
+  }, 180_000);
 });
 
 // A page on another origin of the same site (another port of 127.0.0.1: cookies are per host,
