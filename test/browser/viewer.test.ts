@@ -440,6 +440,32 @@ describe("the log viewer in a browser", () => {
     },
   );
 
+  it("opens a build that already ended as ended: 'Took', no Cancel, no Follow", async () => {
+    const created = await fetch(`${stack.workerUrl}/api/jobs`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({
+        steps: [{ name: "Building", phase: "build", command: "echo done-before" }],
+      } satisfies Partial<JobSpec>),
+    });
+    const { id } = (await created.json()) as { id: string };
+    await expect
+      .poll(async () => {
+        const response = await fetch(`${stack.workerUrl}/api/jobs/${id}`, {
+          headers: { Authorization: `Bearer ${token}` },
+        });
+        return ((await response.json()) as { status: string }).status;
+      }, WAIT)
+      .toBe("ready");
+    const { page } = await openViewer(id);
+    await expect.poll(() => statusOf(page), WAIT).toBe("ready");
+    await expect
+      .poll(() => page.locator("#elapsed").textContent(), WAIT)
+      .toMatch(/^Took \d+:\d\d$/);
+    expect(await page.locator("#cancel").isVisible()).toBe(false);
+    expect(await page.locator("#follow").isVisible()).toBe(false);
+  });
+
   it("cancels a running build from its Cancel button, and says so", async () => {
     const created = await fetch(`${stack.workerUrl}/api/jobs`, {
       method: "POST",
