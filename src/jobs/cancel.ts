@@ -1,9 +1,9 @@
 import { workerConfig } from "../config.ts";
 import { createRedis } from "../redis.ts";
 import { ApiError } from "../shared/errors.ts";
-import { isTerminalStatus, type JobRecord, parseJobRecord } from "../shared/job.ts";
+import { isTerminalStatus, type JobRecord } from "../shared/job.ts";
 import type { CancelRequest } from "../shared/job-scripts.ts";
-import { cancelKey, jobKey } from "../shared/keys.ts";
+import { cancelKey } from "../shared/keys.ts";
 import { runnerAuthorization } from "../shared/runner-token.ts";
 import { jobDispatcher } from "./dispatcher.ts";
 import { endJob } from "./lifecycle.ts";
@@ -51,8 +51,8 @@ export async function cancelJob(env: Env, job: JobRecord, by: string): Promise<C
   const request: CancelRequest = { by, at: new Date().toISOString() };
   await redis.set(cancelKey(job.id), JSON.stringify(request), { ex: 86_400 });
   await askRunner(env, job.id, request);
-  const raw = await redis.get<string>(jobKey(job.id));
-  return { kind: "requested", job: raw === null ? current : parseJobRecord(raw) };
+  // The record as read: the runner's end comes later, through the stream's `done`.
+  return { kind: "requested", job: current };
 }
 
 // Best effort: the runner behind RUNNER_URL may not be the one running the job (404), or be out
