@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { describeRoute } from "hono-openapi";
 import { workerConfig } from "../config.ts";
 import { cancelJob } from "../jobs/cancel.ts";
 import { readArchivedRecord } from "../jobs/expiry.ts";
@@ -17,7 +18,24 @@ import { jobSecretsKey } from "../shared/job-secrets.ts";
 import { jobSpecSchema, sealRunRequest } from "../shared/job-spec.ts";
 import { jsonBody } from "../shared/json-body.ts";
 import { jobKey, QUEUED_JOBS_KEY } from "../shared/keys.ts";
+import {
+  createdJobSchema,
+  historyPageSchema,
+  jobListSchema,
+  jobSchema,
+  searchPageSchema,
+  streamTicketSchema,
+} from "./api-schemas.ts";
 import { type AuthVariables, clerkAuthFromEnv } from "./auth.ts";
+import {
+  documented,
+  errorResponses,
+  jsonResponse,
+  OWNED_JOB_ERRORS,
+  SESSION_ERRORS,
+  SESSION_POST_ERRORS,
+  SESSION_SECURITY,
+} from "./openapi.ts";
 import { streamTicketsFromEnv } from "./stream-ticket.ts";
 import { historyQuery, jobIdParam, jobListQuery, searchQuery } from "./validate.ts";
 
@@ -78,6 +96,27 @@ export function jobLinks(jobId: string) {
 export const jobs = new Hono<JobsEnv>()
   .post(
     "/",
+    describeRoute({
+      summary: "Create a job",
+      description:
+        "Queues the job for a runner. `env` and `secrets` travel sealed and are never stored; " +
+        "secrets are masked wherever they appear in the log.",
+      tags: ["jobs"],
+      security: SESSION_SECURITY,
+      responses: {
+        201: {
+          ...jsonResponse("the job, queued, with where its parts are", createdJobSchema),
+          headers: { Location: { schema: { type: "string" }, description: "the job's URL" } },
+        },
+        ...errorResponses({
+          ...SESSION_POST_ERRORS,
+          400: ["invalid_json", "invalid_job"],
+          413: ["too_large"],
+          429: ["rate_limited"],
+          503: [...SESSION_ERRORS[503], "queue_unavailable"],
+        }),
+      },
+    }),
     session,
     bodyLimit({
       maxSize: MAX_JOB_REQUEST_BYTES,
@@ -89,7 +128,7 @@ export const jobs = new Hono<JobsEnv>()
         );
       },
     }),
-    jsonBody(jobSpecSchema, "invalid_job"),
+    documented("json", jobSpecSchema, jsonBody(jobSpecSchema, "invalid_job")),
     async (c) => {
       const jobId = newJobId();
       const owner = c.var.userId;
@@ -157,101 +196,229 @@ export const jobs = new Hono<JobsEnv>()
     },
   )
   // The caller's jobs, newest first: one EVAL per page over the owner's index.
-  .get("/", session, jobListQuery, async (c) => {
-    const { status, cursor, limit } = c.req.valid("query");
-    const redis = createRedis(c.env);
-    const page = await listJobs(redis, archiveStoreFromEnv(c.env), {
-      owner: c.var.userId,
-      limit,
-      ...(status === undefined ? {} : { status }),
-      ...(cursor === undefined ? {} : { cursor }),
-    });
-    // Jobs that are nowhere any more leave the index after the answer.
-    if (page.stale.length > 0)
-      c.executionCtx.waitUntil(
-        redis.zrem(ownerJobsKey(c.var.userId), ...(page.stale as [string, ...string[]])).then(
-          () => undefined,
-          () => undefined,
-        ),
-      );
-    return c.json({ jobs: page.jobs, next_cursor: page.nextCursor });
-  })
-  .get("/:id", session, jobIdParam, async (c) => c.json(await ownedJob(c, c.req.valid("param").id)))
-  .get("/:id/logs", session, jobIdParam, historyQuery, async (c) => {
-    const jobId = c.req.valid("param").id;
-    const { before, line, limit } = c.req.valid("query");
-    let { after } = c.req.valid("query");
-    if (line !== undefined && (before !== undefined || after !== undefined))
-      throw new ApiError(400, "invalid_line", "line cannot be combined with before or after");
-    await ownedJob(c, jobId);
-    const reader = logReader(c.env, jobId);
-    if (line !== undefined) {
-      // A page from line `line` on (a permalink, a search hit), wherever it is kept.
-      const at = await reader.locate(line);
-      if (at === null) throw new ApiError(404, "line_not_found", `the log has no line ${line}`);
-      after = { entryId: at.entryId, index: at.index - 1 };
-    }
-    const query = { ...(before ? { before } : {}), ...(after ? { after } : {}), limit };
-    // Redis where it holds the range, else the archive (lines that left the live copy, or the
-    // whole log once Redis's 24 hours are over): the same page either way.
-    const page = await readHistory(reader, query);
-    // Page boundaries are real lines: a gap line shares its cursor with the line before it.
-    const real = page.lines.filter((line) => line.gap === undefined);
-    return c.json({
-      lines: page.lines,
-      has_more: page.hasMore,
-      cursors: {
-        before: real[0]?.cursor ?? c.req.query("before") ?? null,
-        after: real.at(-1)?.cursor ?? c.req.query("after") ?? null,
+  .get(
+    "/",
+    describeRoute({
+      summary: "List the caller's jobs",
+      description: "Newest first, cursor-paged, optionally by status.",
+      tags: ["jobs"],
+      security: SESSION_SECURITY,
+      responses: {
+        200: jsonResponse("a page of the caller's jobs", jobListSchema),
+        ...errorResponses({
+          ...SESSION_ERRORS,
+          400: ["invalid_status", "invalid_cursor", "invalid_limit"],
+        }),
       },
-    });
-  })
+    }),
+    session,
+    jobListQuery,
+    async (c) => {
+      const { status, cursor, limit } = c.req.valid("query");
+      const redis = createRedis(c.env);
+      const page = await listJobs(redis, archiveStoreFromEnv(c.env), {
+        owner: c.var.userId,
+        limit,
+        ...(status === undefined ? {} : { status }),
+        ...(cursor === undefined ? {} : { cursor }),
+      });
+      // Jobs that are nowhere any more leave the index after the answer.
+      if (page.stale.length > 0)
+        c.executionCtx.waitUntil(
+          redis.zrem(ownerJobsKey(c.var.userId), ...(page.stale as [string, ...string[]])).then(
+            () => undefined,
+            () => undefined,
+          ),
+        );
+      return c.json({ jobs: page.jobs, next_cursor: page.nextCursor });
+    },
+  )
+  .get(
+    "/:id",
+    describeRoute({
+      summary: "A job's status",
+      tags: ["jobs"],
+      security: SESSION_SECURITY,
+      responses: {
+        200: jsonResponse("the job", jobSchema),
+        ...errorResponses(OWNED_JOB_ERRORS),
+      },
+    }),
+    session,
+    jobIdParam,
+    async (c) => c.json(await ownedJob(c, c.req.valid("param").id)),
+  )
+  .get(
+    "/:id/logs",
+    describeRoute({
+      summary: "A page of a job's log",
+      description:
+        "One direction at a time: `after` (older to newer) or `before` (newer to older), or " +
+        "`line` for the page from that line on (a permalink). Lines come oldest first.",
+      tags: ["logs"],
+      security: SESSION_SECURITY,
+      responses: {
+        200: jsonResponse("the page", historyPageSchema),
+        ...errorResponses({
+          ...OWNED_JOB_ERRORS,
+          400: ["invalid_job_id", "invalid_cursor", "invalid_limit", "invalid_line"],
+          404: ["job_not_found", "line_not_found"],
+        }),
+      },
+    }),
+    session,
+    jobIdParam,
+    historyQuery,
+    async (c) => {
+      const jobId = c.req.valid("param").id;
+      const { before, line, limit } = c.req.valid("query");
+      let { after } = c.req.valid("query");
+      if (line !== undefined && (before !== undefined || after !== undefined))
+        throw new ApiError(400, "invalid_line", "line cannot be combined with before or after");
+      await ownedJob(c, jobId);
+      const reader = logReader(c.env, jobId);
+      if (line !== undefined) {
+        // A page from line `line` on (a permalink, a search hit), wherever it is kept.
+        const at = await reader.locate(line);
+        if (at === null) throw new ApiError(404, "line_not_found", `the log has no line ${line}`);
+        after = { entryId: at.entryId, index: at.index - 1 };
+      }
+      const query = { ...(before ? { before } : {}), ...(after ? { after } : {}), limit };
+      // Redis where it holds the range, else the archive (lines that left the live copy, or the
+      // whole log once Redis's 24 hours are over): the same page either way.
+      const page = await readHistory(reader, query);
+      // Page boundaries are real lines: a gap line shares its cursor with the line before it.
+      const real = page.lines.filter((line) => line.gap === undefined);
+      return c.json({
+        lines: page.lines,
+        has_more: page.hasMore,
+        cursors: {
+          before: real[0]?.cursor ?? c.req.query("before") ?? null,
+          after: real.at(-1)?.cursor ?? c.req.query("after") ?? null,
+        },
+      });
+    },
+  )
   // Search over the whole log, not only what a viewer has loaded: Redis where it holds the
   // lines, else the archive. Paged by cursor and bounded per request (SEARCH_SCAN_LINES).
-  .get("/:id/logs/search", session, jobIdParam, searchQuery, async (c) => {
-    const jobId = c.req.valid("param").id;
-    const { q, kind, after, limit } = c.req.valid("query");
-    if (q === undefined && kind === undefined)
-      throw new ApiError(400, "invalid_query", "pass q (the text to find) or kind=error");
-    await ownedJob(c, jobId);
-    const reader = logReader(c.env, jobId);
-    const page = await searchLog(reader, {
-      text: q ?? null,
-      kind: kind ?? null,
-      after: after ?? null,
-      limit,
-    });
-    return c.json({
-      matches: page.matches,
-      next: page.next,
-      scanned_lines: page.scanned,
-      redis_commands: reader.redisCommands,
-    });
-  })
-  .get("/:id/logs.txt", session, jobIdParam, async (c) => {
-    const jobId = c.req.valid("param").id;
-    await ownedJob(c, jobId);
-    const body = streamLogText(logReader(c.env, jobId));
-    return new Response(body, {
-      headers: {
-        "Content-Type": "text/plain; charset=utf-8",
-        "Content-Disposition": `attachment; filename="${jobId}.log"`,
-        "X-Content-Type-Options": "nosniff",
+  .get(
+    "/:id/logs/search",
+    describeRoute({
+      summary: "Search a job's whole log",
+      description:
+        "Case-insensitive text (`q`) and/or error lines (`kind=error`), oldest first; at most " +
+        "200,000 lines are read per request, and `next` says where to go on.",
+      tags: ["logs"],
+      security: SESSION_SECURITY,
+      responses: {
+        200: jsonResponse("matching lines", searchPageSchema),
+        ...errorResponses({
+          ...OWNED_JOB_ERRORS,
+          400: [
+            "invalid_job_id",
+            "invalid_query",
+            "invalid_kind",
+            "invalid_limit",
+            "invalid_cursor",
+          ],
+        }),
       },
-    });
-  })
-  // A short-lived ticket for this job's stream, for an EventSource on another origin.
+    }),
+    session,
+    jobIdParam,
+    searchQuery,
+    async (c) => {
+      const jobId = c.req.valid("param").id;
+      const { q, kind, after, limit } = c.req.valid("query");
+      if (q === undefined && kind === undefined)
+        throw new ApiError(400, "invalid_query", "pass q (the text to find) or kind=error");
+      await ownedJob(c, jobId);
+      const reader = logReader(c.env, jobId);
+      const page = await searchLog(reader, {
+        text: q ?? null,
+        kind: kind ?? null,
+        after: after ?? null,
+        limit,
+      });
+      return c.json({
+        matches: page.matches,
+        next: page.next,
+        scanned_lines: page.scanned,
+        redis_commands: reader.redisCommands,
+      });
+    },
+  )
+  .get(
+    "/:id/logs.txt",
+    describeRoute({
+      summary: "A job's whole log as plain text",
+      tags: ["logs"],
+      security: SESSION_SECURITY,
+      responses: {
+        200: {
+          description: "the log, streamed",
+          content: { "text/plain": { schema: { type: "string" } } },
+        },
+        ...errorResponses(OWNED_JOB_ERRORS),
+      },
+    }),
+    session,
+    jobIdParam,
+    async (c) => {
+      const jobId = c.req.valid("param").id;
+      await ownedJob(c, jobId);
+      const body = streamLogText(logReader(c.env, jobId));
+      return new Response(body, {
+        headers: {
+          "Content-Type": "text/plain; charset=utf-8",
+          "Content-Disposition": `attachment; filename="${jobId}.log"`,
+          "X-Content-Type-Options": "nosniff",
+        },
+      });
+    },
+  )
   // 200 with the ended record for a queued job (it never starts); 202 with the record for a
   // running one (its log ends with who cancelled it, and viewers get done "cancelled").
-  .post("/:id/cancel", session, jobIdParam, async (c) => {
-    const job = await ownedJob(c, c.req.valid("param").id);
-    const result = await cancelJob(c.env, job, c.var.userId);
-    return c.json(result.job, result.kind === "cancelled" ? 200 : 202);
-  })
-  .post("/:id/logs/ticket", session, jobIdParam, async (c) => {
-    const jobId = c.req.valid("param").id;
-    await ownedJob(c, jobId);
-    const { ticket, expiresAt } = await streamTicketsFromEnv(c.env).issue(jobId, c.var.userId);
-    c.header("Cache-Control", "no-store");
-    return c.json({ ticket, expires_at: expiresAt.toISOString() });
-  });
+  .post(
+    "/:id/cancel",
+    describeRoute({
+      summary: "Cancel a job",
+      tags: ["jobs"],
+      security: SESSION_SECURITY,
+      responses: {
+        200: jsonResponse("the job was queued: it ended cancelled and never starts", jobSchema),
+        202: jsonResponse("the job was running: its runner stops it", jobSchema),
+        ...errorResponses({ ...OWNED_JOB_ERRORS, ...SESSION_POST_ERRORS, 409: ["job_ended"] }),
+      },
+    }),
+    session,
+    jobIdParam,
+    async (c) => {
+      const job = await ownedJob(c, c.req.valid("param").id);
+      const result = await cancelJob(c.env, job, c.var.userId);
+      return c.json(result.job, result.kind === "cancelled" ? 200 : 202);
+    },
+  )
+  // A short-lived ticket for this job's stream, for an EventSource on another origin.
+  .post(
+    "/:id/logs/ticket",
+    describeRoute({
+      summary: "A ticket for the job's stream",
+      description: "Pass it as `?ticket=` on the stream's URL: an EventSource from another origin.",
+      tags: ["logs"],
+      security: SESSION_SECURITY,
+      responses: {
+        200: jsonResponse("the ticket", streamTicketSchema),
+        ...errorResponses({ ...OWNED_JOB_ERRORS, ...SESSION_POST_ERRORS }),
+      },
+    }),
+    session,
+    jobIdParam,
+    async (c) => {
+      const jobId = c.req.valid("param").id;
+      await ownedJob(c, jobId);
+      const { ticket, expiresAt } = await streamTicketsFromEnv(c.env).issue(jobId, c.var.userId);
+      c.header("Cache-Control", "no-store");
+      return c.json({ ticket, expires_at: expiresAt.toISOString() });
+    },
+  );

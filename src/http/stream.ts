@@ -1,7 +1,10 @@
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
+import { describeRoute, resolver } from "hono-openapi";
+import { streamEventSchema } from "./api-schemas.ts";
 import { clerkAuthFromEnv } from "./auth.ts";
 import { type JobsEnv, ownedJob } from "./jobs.ts";
+import { errorResponses, OWNED_JOB_ERRORS, SESSION_SECURITY } from "./openapi.ts";
 import { streamTicketsFromEnv } from "./stream-ticket.ts";
 import { jobIdParam, resumeHeader, streamQuery } from "./validate.ts";
 
@@ -25,6 +28,37 @@ const sessionOrStreamTicket = createMiddleware<JobsEnv>(async (c, next) => {
 /** `GET /api/jobs/:id/logs/stream`: the job's live log over SSE, from its Durable Object. */
 export const jobStream = new Hono<JobsEnv>().get(
   "/:id/logs/stream",
+  describeRoute({
+    summary: "A job's live log (SSE)",
+    description:
+      "`log` events (their `id:` is the last line's cursor), `: heartbeat` comments, then `done` " +
+      "with the job's end and the stream closes. A reconnect resumes after `Last-Event-ID` (or " +
+      "`?after=` on a first connect), missing nothing and repeating nothing.",
+    tags: ["logs"],
+    security: [...(SESSION_SECURITY ?? []), { streamTicket: [] }],
+    responses: {
+      200: {
+        description: "the event stream; its schema is that of one event, `data:` decoded",
+        content: {
+          "text/event-stream": {
+            schema: resolver(streamEventSchema, { options: { io: "output" } }),
+          },
+        },
+      },
+      ...errorResponses({
+        ...OWNED_JOB_ERRORS,
+        400: ["invalid_job_id", "invalid_cursor"],
+        401: [
+          ...OWNED_JOB_ERRORS[401],
+          "malformed_ticket",
+          "invalid_ticket",
+          "ticket_expired",
+          "ticket_wrong_job",
+        ],
+        429: ["too_many_viewers"],
+      }),
+    },
+  }),
   jobIdParam,
   sessionOrStreamTicket,
   resumeHeader,

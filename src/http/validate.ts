@@ -1,4 +1,5 @@
 import { zValidator } from "@hono/zod-validator";
+import type { ValidationTargets } from "hono/types";
 import { z } from "zod";
 import { DEFAULT_LIST_LIMIT, LIST_CURSOR_PATTERN, MAX_LIST_LIMIT } from "../jobs/listing.ts";
 import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from "../log/history.ts";
@@ -8,10 +9,12 @@ import { ApiError, type ErrorCode } from "../shared/errors.ts";
 import { JOB_STATUSES } from "../shared/job.ts";
 import { describeIssues, type Issues } from "../shared/json-body.ts";
 import { JOB_ID_PATTERN } from "../shared/keys.ts";
+import { documented } from "./openapi.ts";
 
 // Input is checked once, at the edge of each route, by @hono/zod-validator (Hono's validator()
 // with zod, typed through to c.req.valid()); the hook turns a failure into the 400 ApiError
-// with the stable code of the field that failed.
+// with the stable code of the field that failed. Each is also described, by the same schema, in
+// the OpenAPI document (documented(), src/http/openapi.ts).
 
 /** A zValidator hook: the code is the failed field's (by its first path segment), else `code`. */
 function rejectAs(code: ErrorCode, byField: Readonly<Record<string, ErrorCode>> = {}) {
@@ -24,6 +27,15 @@ function rejectAs(code: ErrorCode, byField: Readonly<Record<string, ErrorCode>> 
       describeIssues(result.error),
     );
   };
+}
+
+/** zValidator with our hook, its schema also in the OpenAPI document. */
+function validator<T extends keyof ValidationTargets, S extends z.ZodType>(
+  target: T,
+  schema: S,
+  hook: ReturnType<typeof rejectAs>,
+) {
+  return documented(target, schema, zValidator(target, schema, hook));
 }
 
 const jobId = z.string().regex(JOB_ID_PATTERN, "a job id is 1 to 64 letters, digits, '_' or '-'");
@@ -41,7 +53,8 @@ const cursor = z
       });
     return parsed ?? undefined;
   })
-  .optional();
+  .optional()
+  .describe("a log cursor (<entry id>:<index>, e.g. 1732190000000-0:3); empty: none");
 
 const limit = z
   .string()
@@ -53,20 +66,22 @@ const limit = z
       .min(1, `must be an integer from 1 to ${MAX_PAGE_LIMIT}`)
       .max(MAX_PAGE_LIMIT, `must be an integer from 1 to ${MAX_PAGE_LIMIT}`),
   )
-  .default(DEFAULT_PAGE_LIMIT);
+  .default(DEFAULT_PAGE_LIMIT)
+  .describe(`lines per page, 1 to ${MAX_PAGE_LIMIT} (${DEFAULT_PAGE_LIMIT})`);
 
 /** `:id` is a job id. */
-export const jobIdParam = zValidator("param", z.object({ id: jobId }), rejectAs("invalid_job_id"));
+export const jobIdParam = validator("param", z.object({ id: jobId }), rejectAs("invalid_job_id"));
 
 /** `?line=`: a line number, 0-based. */
 const line = z
   .string()
   .regex(/^\d{1,9}$/, "must be a line number, 0 to 999999999")
   .transform(Number)
-  .optional();
+  .optional()
+  .describe("the page from this line on (0-based), instead of before or after");
 
 /** `?before=&after=&limit=` of a history page (one direction at a time), or `?line=&limit=` (a page from that line on). */
-export const historyQuery = zValidator(
+export const historyQuery = validator(
   "query",
   z
     .object({ before: cursor, after: cursor, line, limit })
@@ -88,18 +103,23 @@ const searchLimit = z
       .min(1, `must be an integer from 1 to ${MAX_SEARCH_RESULTS}`)
       .max(MAX_SEARCH_RESULTS, `must be an integer from 1 to ${MAX_SEARCH_RESULTS}`),
   )
-  .default(50);
+  .default(50)
+  .describe(`matches per page, 1 to ${MAX_SEARCH_RESULTS} (50)`);
 
 /** `?q=&kind=error&after=&limit=` of a search; q or kind is required (checked by the route). */
-export const searchQuery = zValidator(
+export const searchQuery = validator(
   "query",
   z.object({
     q: z
       .string()
       .max(MAX_QUERY_LENGTH, `must be at most ${MAX_QUERY_LENGTH} characters`)
       .transform((value) => (value === "" ? undefined : value))
-      .optional(),
-    kind: z.enum(["error"], { error: "must be error, or absent" }).optional(),
+      .optional()
+      .describe("text to find, case-insensitive; q or kind is required"),
+    kind: z
+      .enum(["error"], { error: "must be error, or absent" })
+      .optional()
+      .describe("error: only error lines"),
     after: cursor,
     limit: searchLimit,
   }),
@@ -111,14 +131,15 @@ export const searchQuery = zValidator(
 );
 
 /** `?status=&cursor=&limit=` of GET /api/jobs. */
-export const jobListQuery = zValidator(
+export const jobListQuery = validator(
   "query",
   z.object({
     status: z.enum(JOB_STATUSES, { error: `must be one of ${JOB_STATUSES.join(", ")}` }).optional(),
     cursor: z
       .string()
       .regex(LIST_CURSOR_PATTERN, "not a job list cursor (the next_cursor of a page)")
-      .optional(),
+      .optional()
+      .describe("the next_cursor of the previous page"),
     limit: z
       .string()
       .regex(/^\d{1,3}$/, `must be an integer from 1 to ${MAX_LIST_LIMIT}`)
@@ -129,19 +150,23 @@ export const jobListQuery = zValidator(
           .min(1, `must be an integer from 1 to ${MAX_LIST_LIMIT}`)
           .max(MAX_LIST_LIMIT, `must be an integer from 1 to ${MAX_LIST_LIMIT}`),
       )
-      .default(DEFAULT_LIST_LIMIT),
+      .default(DEFAULT_LIST_LIMIT)
+      .describe(`jobs per page, 1 to ${MAX_LIST_LIMIT} (${DEFAULT_LIST_LIMIT})`),
   }),
   rejectAs("invalid_cursor", { limit: "invalid_limit", status: "invalid_status" }),
 );
 
 /** Where a live stream resumes: `Last-Event-ID` (EventSource's reconnects) over `?after=`. */
-export const resumeHeader = zValidator(
+export const resumeHeader = validator(
   "header",
   z.object({ "Last-Event-ID": cursor }),
   rejectAs("invalid_cursor"),
 );
-export const streamQuery = zValidator(
+export const streamQuery = validator(
   "query",
-  z.object({ after: cursor, ticket: z.string().optional() }),
+  z.object({
+    after: cursor,
+    ticket: z.string().optional().describe("a stream ticket, instead of a session"),
+  }),
   rejectAs("invalid_cursor"),
 );

@@ -1,9 +1,11 @@
 import { Hono } from "hono";
 import { setCookie } from "hono/cookie";
+import { describeRoute } from "hono-openapi";
 import { workerConfig } from "../config.ts";
 import { ApiError } from "../shared/errors.ts";
 import { verifySessionTokenFromEnv } from "./auth.ts";
 import viewerHtml from "./log-viewer.html";
+import { errorResponses } from "./openapi.ts";
 import { jobIdParam } from "./validate.ts";
 import type { ViewerSettings } from "./viewer-settings.ts";
 
@@ -103,10 +105,25 @@ function viewerPage(env: Env): Promise<ViewerPage> {
  * same-origin `__session` cookie, so a person who is not signed in (or not the owner) sees the
  * API's answer there (and a link to sign in), not the log.
  */
-export const viewer = new Hono<{ Bindings: Env }>().get("/jobs/:id", jobIdParam, async (c) => {
-  const page = await viewerPage(c.env);
-  return c.body(page.html, 200, page.headers);
-});
+export const viewer = new Hono<{ Bindings: Env }>().get(
+  "/jobs/:id",
+  describeRoute({
+    summary: "The build page",
+    description:
+      "For a person: the page reads the job, its history and its stream from the API with " +
+      "the same-origin `__session` cookie.",
+    tags: ["pages"],
+    responses: {
+      200: { description: "the page", content: { "text/html": { schema: { type: "string" } } } },
+      ...errorResponses({ 400: ["invalid_job_id"] }),
+    },
+  }),
+  jobIdParam,
+  async (c) => {
+    const page = await viewerPage(c.env);
+    return c.body(page.html, 200, page.headers);
+  },
+);
 
 // Only a path on this origin: `//evil.example` and `/\evil.example` are other hosts to a browser.
 function isLocalPath(value: string): boolean {
