@@ -1,11 +1,20 @@
 import { type LogSource, PHASE_PATTERN } from "../src/shared/entry.ts";
 import { createLineSanitizer, type LineSanitizer } from "../src/shared/sanitize/line-sanitizer.ts";
+import type { RedactionFamily, RedactionTally } from "../src/shared/sanitize/redaction-families.ts";
 import { createSecretValues, type SecretValues } from "../src/shared/sanitize/secret-values.ts";
 import { createLineBuffer, type LineBuffer } from "./line-buffer.ts";
 import type { RedisLogWriter } from "./redis-writer.ts";
 
+/**
+ * Where redactions are counted (the runner's metrics). An option, as the writer's metrics are:
+ * prom-client stays out of what the tests also run elsewhere. Called once per family per batch
+ * of lines (a chunk's complete lines, or a system event), with how many secrets it masked.
+ */
+export type RedactionCounter = (family: RedactionFamily, count: number) => void;
+
 export interface LogStreamerOptions {
   readonly writer: RedisLogWriter;
+  readonly countRedactions?: RedactionCounter;
   /** Exact values to mask; register the job's secrets here before its first command runs. */
   readonly secrets?: SecretValues;
   readonly phase?: string;
@@ -51,17 +60,22 @@ export function createLogStreamer(options: LogStreamerOptions): LogStreamer {
     safeCut: (text: string, cut: number) => secrets.safeCut(text, cut),
   };
   let phase = checkedPhase(options.phase ?? "build");
+  const countRedactions = options.countRedactions;
+  // Filled by the three sanitizers line by line, handed to the counter after each batch.
+  const redactions: RedactionTally | undefined =
+    countRedactions === undefined ? undefined : new Map();
+  const sanitizerOptions = redactions === undefined ? { secrets } : { secrets, redactions };
 
   const streams: Record<LogSource, { sanitizer: LineSanitizer; buffer: LineBuffer | null }> = {
     stdout: {
-      sanitizer: createLineSanitizer({ secrets }),
+      sanitizer: createLineSanitizer(sanitizerOptions),
       buffer: createLineBuffer(bufferOptions),
     },
     stderr: {
-      sanitizer: createLineSanitizer({ secrets }),
+      sanitizer: createLineSanitizer(sanitizerOptions),
       buffer: createLineBuffer(bufferOptions),
     },
-    system: { sanitizer: createLineSanitizer({ secrets }), buffer: null },
+    system: { sanitizer: createLineSanitizer(sanitizerOptions), buffer: null },
   };
 
   const emit = (source: LogSource, lines: readonly string[]): void => {
@@ -71,6 +85,10 @@ export function createLogStreamer(options: LogStreamerOptions): LogStreamer {
     for (const line of lines) {
       const styled = sanitizer.sanitizeStyled(line);
       if (styled !== null) writer.append({ ts, source, phase, ...styled });
+    }
+    if (countRedactions !== undefined && redactions !== undefined && redactions.size > 0) {
+      for (const [family, count] of redactions) countRedactions(family, count);
+      redactions.clear();
     }
   };
 

@@ -1,11 +1,14 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { REDACTION_FAMILIES } from "../src/shared/sanitize/redaction-families.ts";
+import type { RedactionCounter } from "./log-streamer.ts";
 import type { WriterMetrics } from "./redis-writer.ts";
 
 // The runner's Prometheus metrics, served at GET /metrics (worker-build-runner/server.ts) in the
 // text format, with prom-client (the Node ecosystem's client). One registry per process: the
 // parts that count (the writer, the job loop) reach it through `runnerMetrics`, so no option is
-// threaded through every factory. Labels are bounded sets (statuses); never a job id, a line or
-// a value from a build, so a scrape cannot carry a secret or grow without end.
+// threaded through every factory. Labels are bounded sets (statuses, redaction families); never a
+// job id, a rule, a line or a value from a build, so a scrape cannot carry a secret or grow
+// without end.
 
 export const metricsRegistry = new Registry();
 metricsRegistry.setDefaultLabels({ service: "build-log-runner" });
@@ -39,6 +42,12 @@ export const runnerMetrics = {
     help: "Lines dropped before Redis took them (its buffer was full while Redis was out or slow)",
     registers: [metricsRegistry],
   }),
+  redactions: new Counter({
+    name: "build_log_redactions_total",
+    help: "Secrets masked in build output before it left the runner, by rule family",
+    labelNames: ["family"] as const,
+    registers: [metricsRegistry],
+  }),
   redisRetries: new Counter({
     name: "build_log_redis_retries_total",
     help: "Writes to Redis that failed and were tried again",
@@ -61,6 +70,13 @@ export const runnerMetrics = {
     registers: [metricsRegistry],
   }),
 };
+
+// Every family from the start at 0, so a dashboard's rate() sees the first redaction of each.
+for (const family of REDACTION_FAMILIES) runnerMetrics.redactions.inc({ family }, 0);
+
+/** The log streamer's counts of redactions (worker-build-runner/log-streamer.ts's option). */
+export const countRedactions: RedactionCounter = (family, count) =>
+  runnerMetrics.redactions.inc({ family }, count);
 
 /** Counts a writer's waiting bytes in `build_log_buffered_bytes` until the returned function is called. */
 export function trackBufferedBytes(probe: () => number): () => void {

@@ -20,7 +20,7 @@ import { createSecretValues } from "../src/shared/sanitize/secret-values.ts";
 import type { JobCancels } from "./job-cancels.ts";
 import { createLivePusher, type LivePushTransport } from "./live-push.ts";
 import { createLogStreamer, type LogStreamer } from "./log-streamer.ts";
-import { runnerMetrics, writerMetrics } from "./metrics.ts";
+import { countRedactions, runnerMetrics, writerMetrics } from "./metrics.ts";
 import { createRedisLogWriter, type Logger } from "./redis-writer.ts";
 import type { Sandbox, SandboxSession } from "./sandbox/types.ts";
 
@@ -353,7 +353,12 @@ async function runClaimedJob(
     },
   });
   const secrets = createSecretValues();
-  const log = createLogStreamer({ writer, secrets, phase: spec.steps[0]?.phase ?? "build" });
+  const log = createLogStreamer({
+    writer,
+    secrets,
+    phase: spec.steps[0]?.phase ?? "build",
+    countRedactions,
+  });
   const lease = keepLease({
     redis,
     jobId,

@@ -392,3 +392,31 @@ describe("Redis faults", () => {
     expect(await texts(jobId)).toEqual(["earlier runner", "mine"]);
   });
 });
+
+describe("counting redactions", () => {
+  it("hands the counter each family's secrets once per batch of lines, not once per line", async () => {
+    const jobId = uniqueJobId("redaction-counts");
+    const writer = createRedisLogWriter({ redis, jobId, logger });
+    const calls: [string, number][] = [];
+    const streamer = createLogStreamer({
+      writer,
+      secrets: createSecretValues(["registered-value-0042"]),
+      countRedactions: (family, count) => void calls.push([family, count]),
+    });
+    const token = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+    streamer.onStdout(`a ${token}\nb ${token}\nc ${token}\nregistered-value-0042\n`);
+    expect(calls).toEqual([
+      ["token", 3],
+      ["registered-value", 1],
+    ]);
+    streamer.onStderr(`d ${token}\nplain line\n`);
+    streamer.onStdout("nothing secret\n");
+    await streamer.flush();
+    expect(calls).toEqual([
+      ["token", 3],
+      ["registered-value", 1],
+      ["token", 1],
+    ]);
+    expect(await texts(jobId)).not.toContain(token);
+  });
+});

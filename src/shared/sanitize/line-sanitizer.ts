@@ -9,6 +9,7 @@ import {
 import { collapseCarriageReturns } from "./carriage-return.ts";
 import { createPrivateKeyBlockRedactor } from "./private-key-blocks.ts";
 import { redactSecretPatterns } from "./redact-patterns.ts";
+import { type RedactionTally, tallyRedaction } from "./redaction-families.ts";
 import { createSecretValues, type SecretValues } from "./secret-values.ts";
 import { mapStyleIds } from "./style-mapping.ts";
 import { TRUNCATION_MARKER, truncateLine } from "./truncate.ts";
@@ -37,6 +38,11 @@ export interface LineSanitizerOptions {
    */
   readonly secrets?: SecretValues;
   readonly maxLength?: number;
+  /**
+   * Where to count what was masked, by family (the runner's metrics read it once per batch).
+   * Only counts: never a value, a rule or a line.
+   */
+  readonly redactions?: RedactionTally;
 }
 
 /** A sanitized line with its colour: spans index into `text` and never hold text. */
@@ -99,10 +105,19 @@ export function createLineSanitizer(options: LineSanitizerOptions = {}): LineSan
   // The stream's SGR state: a colour set on one line holds on the next, as in a terminal.
   const style = plainStyle();
 
+  const tally = options.redactions;
+  const countBlock =
+    tally === undefined
+      ? undefined
+      : () => tally.set("private-key", (tally.get("private-key") ?? 0) + 1);
+
   const redact = (visible: string): string => {
-    const text = privateKeys.redactLine(visible);
+    const text = privateKeys.redactLine(visible, countBlock);
     registerAddMask(text, secrets);
-    return redactSecretPatterns(secrets.mask(text));
+    const masked = secrets.mask(text);
+    if (tally === undefined) return redactSecretPatterns(masked);
+    tallyRedaction(tally, "registered-value", text, masked);
+    return redactSecretPatterns(masked, tally);
   };
 
   // A link is kept only when redaction finds nothing in its target: a URL with a token in it

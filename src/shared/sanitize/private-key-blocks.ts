@@ -14,7 +14,8 @@ const KEY_BODY = /^\s*[A-Za-z0-9+/=]+\s*$|^\s*(?:Proc-Type|DEK-Info|Comment|Vers
  * from its BEGIN line through its END line.
  */
 export interface PrivateKeyBlockRedactor {
-  redactLine(line: string): string;
+  /** The line redacted; `onBlock` is called for each block that begins on it. */
+  redactLine(line: string, onBlock?: () => void): string;
   readonly inBlock: boolean;
 }
 
@@ -23,12 +24,13 @@ export function createPrivateKeyBlockRedactor(): PrivateKeyBlockRedactor {
 
   // Redacts every block that begins in `line` outside a block; enters the block state when the
   // last one does not end on this line.
-  const redactFrom = (line: string): string => {
+  const redactFrom = (line: string, onBlock: (() => void) | undefined): string => {
     let out = "";
     let rest = line;
     for (;;) {
       const begin = BEGIN.exec(rest);
       if (!begin) return out + rest;
+      onBlock?.();
       out += rest.slice(0, begin.index) + REDACTED;
       const afterBegin = rest.slice(begin.index + begin[0].length);
       const end = END.exec(afterBegin);
@@ -41,17 +43,17 @@ export function createPrivateKeyBlockRedactor(): PrivateKeyBlockRedactor {
   };
 
   return {
-    redactLine(line) {
-      if (!inBlock) return redactFrom(line);
+    redactLine(line, onBlock) {
+      if (!inBlock) return redactFrom(line, onBlock);
       const end = END.exec(line);
       if (end) {
         inBlock = false;
-        return REDACTED + redactFrom(line.slice(end.index + end[0].length));
+        return REDACTED + redactFrom(line.slice(end.index + end[0].length), onBlock);
       }
       if (line.trim() === "") return line;
       if (KEY_BODY.test(line)) return REDACTED;
       inBlock = false;
-      return redactFrom(line);
+      return redactFrom(line, onBlock);
     },
     get inBlock() {
       return inBlock;

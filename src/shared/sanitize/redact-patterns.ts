@@ -1,9 +1,13 @@
 import { createKeywordScanner } from "./keyword-scanner.ts";
+import { type RedactionTally, tallyRedaction } from "./redaction-families.ts";
 import { SECRET_PATTERNS } from "./rule-set.ts";
 import { LONG_RUN_LENGTH, type SecretPattern } from "./secret-pattern.ts";
 
-/** Applies a rule set, in order, to one line, running only the rules whose keywords it holds. */
-export type PatternRedactor = (line: string) => string;
+/**
+ * Applies a rule set, in order, to one line, running only the rules whose keywords it holds;
+ * adds what each rule masked to `tally` under the rule's family (rules without one count none).
+ */
+export type PatternRedactor = (line: string, tally?: RedactionTally) => string;
 
 // A rule needs a keyword of its first group, and one of its second when it has one.
 const FIRST = 1;
@@ -73,7 +77,7 @@ export function createPatternRedactor(rules: readonly SecretPattern[]): PatternR
 
   const everyLongRunLine = rules.flatMap((rule, i) => (rule.keywords.length === 0 ? [i] : []));
 
-  return (line) => {
+  return (line, tally) => {
     const longRun = LONG_RUN.test(line);
     if (!longRun && !shortCandidate.test(line)) return line;
     candidates = 0;
@@ -88,7 +92,10 @@ export function createPatternRedactor(rules: readonly SecretPattern[]): PatternR
       const rule = rules[i];
       if (rule === undefined || have !== needed[i]) continue;
       if (rule.needsLongRun === true && !longRun) continue;
-      text = rule.redact(text);
+      const redacted = rule.redact(text);
+      if (tally !== undefined && rule.family !== undefined)
+        tallyRedaction(tally, rule.family, text, redacted);
+      text = redacted;
     }
     return text;
   };

@@ -1,4 +1,5 @@
 import { REDACTED } from "./redacted.ts";
+import type { RedactionFamily } from "./redaction-families.ts";
 
 /**
  * One redaction rule. It runs only on a line that contains one of its `keywords` (lowercase,
@@ -8,6 +9,8 @@ import { REDACTED } from "./redacted.ts";
  */
 export interface SecretPattern {
   readonly id: string;
+  /** Its family in the rule table (rule-set.ts), for the counts of redactions by family. */
+  readonly family?: RedactionFamily;
   readonly keywords: readonly string[];
   readonly alsoKeywords?: readonly string[];
   /**
