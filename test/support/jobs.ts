@@ -8,6 +8,7 @@ import {
 } from "../../src/shared/entry.ts";
 import type { JobRecord, TerminalStatus } from "../../src/shared/job.ts";
 import { jobKey, logStreamKey } from "../../src/shared/keys.ts";
+import { uniqueJobId } from "./redis.ts";
 
 /** The test's hand on Redis, as the runner would hold it: job records and stream entries. */
 export function testRedis(env: {
@@ -38,6 +39,54 @@ export async function createJob(
   };
   await redis.set(jobKey(jobId), JSON.stringify(job));
   return job;
+}
+
+/**
+ * Stores the job's record as ended, as the Worker does when the runner reports the end: ready
+ * and finished now, unless `changes` say otherwise.
+ */
+export async function endJobRecord(
+  redis: Redis,
+  job: JobRecord,
+  changes: Partial<JobRecord> = {},
+): Promise<JobRecord> {
+  const ended: JobRecord = {
+    ...job,
+    status: "ready",
+    finished_at: new Date().toISOString(),
+    ...changes,
+  };
+  await redis.set(jobKey(job.id), JSON.stringify(ended));
+  return ended;
+}
+
+/** How many job records the user owns, found by scanning Redis as an attack's leftovers would be. */
+export async function recordsOwnedBy(redis: Redis, owner: string): Promise<number> {
+  let cursor = "0";
+  let owned = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, { match: "job:*:meta", count: 1000 });
+    cursor = String(next);
+    if (keys.length === 0) continue;
+    const records = await redis.mget<(string | null)[]>(...keys);
+    owned += records.filter((raw) => raw?.includes(`"owner":"${owner}"`)).length;
+  } while (cursor !== "0");
+  return owned;
+}
+
+/**
+ * A job of the owner's under a fresh id made from `label`: its record in Redis and a writer for
+ * its log, as the runner has it once the job runs.
+ */
+export async function jobWithLog(
+  redis: Redis,
+  label: string,
+  owner: string,
+  status: JobRecord["status"] = "running",
+) {
+  const jobId = uniqueJobId(label);
+  const job = await createJob(redis, jobId, owner, status);
+  return { jobId, job, writer: streamWriter(redis, jobId) };
 }
 
 const record = (text: string): LogRecord => ({

@@ -1,3 +1,5 @@
+import type { LogLine } from "../../src/shared/entry.ts";
+
 /** One SSE frame as it arrived: the raw text and its parsed fields (a comment has none). */
 export interface SseFrame {
   readonly raw: string;
@@ -70,3 +72,13 @@ export function sseReader(response: Response): {
 
 /** The next frame that is not a heartbeat or the retry hint. */
 export const isEvent = (frame: { event?: string }): boolean => frame.event !== undefined;
+
+/** The log lines a `log` event carries (none for any other frame, or none at all). */
+export function linesOf(frame: SseFrame | null): LogLine[] {
+  return frame?.data ? (JSON.parse(frame.data) as { lines: LogLine[] }).lines : [];
+}
+
+/** The texts of the lines a `log` event carries. */
+export function textsOf(frame: SseFrame | null): string[] {
+  return linesOf(frame).map((line) => line.text);
+}

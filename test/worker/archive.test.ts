@@ -1,5 +1,5 @@
-import { env, exports } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
 import { archiveStoreFromEnv, r2Store, s3Store } from "../../src/log/archive-store.ts";
 import { archiveLog } from "../../src/log/archiver.ts";
 import { ArchiveView, LogReader, readIndex } from "../../src/log/reader.ts";
@@ -13,35 +13,23 @@ import {
   logStreamKey,
   UNARCHIVED_JOBS_KEY,
 } from "../../src/shared/keys.ts";
-import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
+import { endJobRecord, jobWithLog, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
 import { isEvent, sseReader } from "../support/sse.ts";
-import { createTestSigner } from "../support/tokens.ts";
+import { testUser } from "../support/worker-client.ts";
 
 // A log outlives Redis's 24-hour copy: it is archived as segments while the build runs, and
 // history, the download and SSE resume give the same answers from the archive.
 const redis = testRedis(env);
-let token = "";
-
-beforeAll(async () => {
-  token = await (await createTestSigner(env.TEST_CLERK_SIGNING_JWK)).sign({ sub: "user_archive" });
-});
-
-const get = (path: string, headers: Record<string, string> = {}) =>
-  exports.default.fetch(`http://example.com${path}`, {
-    headers: { Authorization: `Bearer ${token}`, ...headers },
-  });
+const owner = testUser("user_archive");
 
 async function markEnded(job: JobRecord): Promise<void> {
-  const ended: JobRecord = { ...job, status: "ready", finished_at: new Date().toISOString() };
-  await redis.set(jobKey(job.id), JSON.stringify(ended));
+  await endJobRecord(redis, job);
   await redis.zadd(UNARCHIVED_JOBS_KEY, { score: Date.now(), member: job.id });
 }
 
 async function endedJob(label: string) {
-  const jobId = uniqueJobId(label);
-  const job = await createJob(redis, jobId, "user_archive", "running");
-  const writer = streamWriter(redis, jobId);
+  const { jobId, job, writer } = await jobWithLog(redis, label, owner.id);
   const first = await writer.append("one", "two");
   await writer.append("three");
   await writer.end("ready", "--- Build finished ---");
@@ -60,9 +48,7 @@ const small = { segmentLines: 10, blockLines: 4 };
 
 describe("the archive", () => {
   it("writes each segment once it is complete, while the build runs, and the rest at the end", async () => {
-    const jobId = uniqueJobId("segments");
-    const job = await createJob(redis, jobId, "user_archive", "running");
-    const writer = streamWriter(redis, jobId);
+    const { jobId, job, writer } = await jobWithLog(redis, "segments", owner.id);
     const texts = Array.from({ length: 25 }, (_, i) => `line ${i}`);
     for (let i = 0; i < 25; i += 5) await writer.append(...texts.slice(i, i + 5));
     const store = r2Store(env.ARCHIVE);
@@ -130,36 +116,34 @@ describe("the archive", () => {
   it("answers history, download and SSE resume the same once Redis's copy is gone", async () => {
     const { jobId, first } = await endedJob("expired");
     const fromRedis = (await (
-      await get(`/api/jobs/${jobId}/logs?limit=2&before=${first.cursors[1]}`)
+      await owner.get(`/api/jobs/${jobId}/logs?limit=2&before=${first.cursors[1]}`)
     ).json()) as { lines: LogLine[] };
-    const allFromRedis = (await (await get(`/api/jobs/${jobId}/logs`)).json()) as {
+    const allFromRedis = (await (await owner.get(`/api/jobs/${jobId}/logs`)).json()) as {
       lines: LogLine[];
     };
     const forwardFromRedis = await (
-      await get(`/api/jobs/${jobId}/logs?limit=2&after=${first.cursors[0]}`)
+      await owner.get(`/api/jobs/${jobId}/logs?limit=2&after=${first.cursors[0]}`)
     ).json();
-    const textFromRedis = await (await get(`/api/jobs/${jobId}/logs.txt`)).text();
+    const textFromRedis = await (await owner.get(`/api/jobs/${jobId}/logs.txt`)).text();
     await archiveLog(redis, r2Store(env.ARCHIVE), jobId);
     await redis.del(logStreamKey(jobId));
 
     expect(
-      await (await get(`/api/jobs/${jobId}/logs?limit=2&before=${first.cursors[1]}`)).json(),
+      await (await owner.get(`/api/jobs/${jobId}/logs?limit=2&before=${first.cursors[1]}`)).json(),
     ).toMatchObject({ lines: fromRedis.lines });
-    expect(await (await get(`/api/jobs/${jobId}/logs`)).json()).toMatchObject({
+    expect(await (await owner.get(`/api/jobs/${jobId}/logs`)).json()).toMatchObject({
       lines: allFromRedis.lines,
       has_more: false,
     });
     expect(
-      await (await get(`/api/jobs/${jobId}/logs?limit=2&after=${first.cursors[0]}`)).json(),
+      await (await owner.get(`/api/jobs/${jobId}/logs?limit=2&after=${first.cursors[0]}`)).json(),
     ).toEqual(forwardFromRedis);
-    const text = await (await get(`/api/jobs/${jobId}/logs.txt`)).text();
+    const text = await (await owner.get(`/api/jobs/${jobId}/logs.txt`)).text();
     expect(text).toBe(textFromRedis);
     expect(text.split("\n").filter(Boolean)).toHaveLength(4);
 
     // This job's Durable Object never ran: it finds the stream gone and serves the archive.
-    const stream = sseReader(
-      await get(`/api/jobs/${jobId}/logs/stream`, { "Last-Event-ID": first.cursors[0] ?? "" }),
-    );
+    const stream = sseReader(await owner.stream(jobId, { lastEventId: first.cursors[0] ?? "" }));
     const texts: string[] = [];
     let frame = await stream.nextMatching(isEvent);
     while (frame?.event === "log") {
@@ -176,13 +160,13 @@ describe("the archive", () => {
 
   it("still reads a whole-object archive written before segments", async () => {
     const { jobId } = await endedJob("legacy");
-    const before = await (await get(`/api/jobs/${jobId}/logs`)).json();
+    const before = await (await owner.get(`/api/jobs/${jobId}/logs`)).json();
     const lines = await allLines(new LogReader(redis, r2Store(env.ARCHIVE), jobId));
     const ndjson = `${[...lines.map((line) => JSON.stringify(line)), JSON.stringify({ end: "ready" })].join("\n")}\n`;
     await env.ARCHIVE.put(legacyArchiveKey(jobId), await gzip(ndjson));
     await redis.del(logStreamKey(jobId));
-    expect(await (await get(`/api/jobs/${jobId}/logs`)).json()).toEqual(before);
-    expect(await (await get(`/api/jobs/${jobId}/logs.txt`)).text()).toContain("three");
+    expect(await (await owner.get(`/api/jobs/${jobId}/logs`)).json()).toEqual(before);
+    expect(await (await owner.get(`/api/jobs/${jobId}/logs.txt`)).text()).toContain("three");
   });
 });
 
@@ -196,9 +180,7 @@ describe("the archive in S3", () => {
   });
 
   it("round-trips a log through an S3-compatible server, a block at a time by ranged reads", async () => {
-    const jobId = uniqueJobId("s3");
-    const job = await createJob(redis, jobId, "user_archive", "running");
-    const writer = streamWriter(redis, jobId);
+    const { jobId, job, writer } = await jobWithLog(redis, "s3", owner.id);
     for (let i = 0; i < 6; i++) await writer.append(`a${i}`, `b${i}`, `c${i}`);
     await writer.end("ready", "fin");
     await markEnded(job);

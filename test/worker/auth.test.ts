@@ -12,13 +12,13 @@ import {
 import { ApiError, type ErrorBody } from "../../src/shared/errors.ts";
 import {
   base64UrlText,
-  createTestSigner,
   signWithFreshKey,
   type TestSigner,
   tamperPayload,
   testUserId,
   unsignedToken,
 } from "../support/tokens.ts";
+import { testSigner } from "../support/worker-client.ts";
 
 const authorizedParties = ["http://localhost:3000", "https://app.example.com"];
 const now = (): number => Math.floor(Date.now() / 1000);
@@ -54,7 +54,7 @@ const cookie = (token: string): RequestInit => ({ headers: { Cookie: `__session=
 
 let signer: TestSigner;
 beforeAll(async () => {
-  signer = await createTestSigner(env.TEST_CLERK_SIGNING_JWK);
+  signer = await testSigner();
 });
 
 afterEach(() => {

@@ -1,51 +1,29 @@
-import { env, exports } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
-import { createJob, testRedis } from "../support/jobs.ts";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { createJob, recordsOwnedBy, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
-import { createTestSigner, testUserId } from "../support/tokens.ts";
+import { bearer, call, testUser, WORKER_ORIGIN } from "../support/worker-client.ts";
 
 // Cross-site request forgery against the cookie session. The Worker is http://example.com here;
 // http://evil.example.com is another origin of the same site, whose requests carry the victim's
 // __session cookie (SameSite=Lax lets same-site requests have it). CORS_ORIGINS lists
 // https://app.example.com (vitest.config.ts). The headers below are the ones a browser sends.
 const redis = testRedis(env);
-const WORKER = "http://example.com";
 const EVIL = "http://evil.example.com";
 const spec = JSON.stringify({ steps: [{ name: "Steal", phase: "build", command: "env" }] });
-let victim = "";
-let victimToken = "";
+const victim = testUser();
 // The legitimate calls below sign in as someone else, so they never add to the victim's count.
-let userToken = "";
-
-beforeAll(async () => {
-  const signer = await createTestSigner(env.TEST_CLERK_SIGNING_JWK);
-  victim = testUserId();
-  victimToken = await signer.sign({ sub: victim });
-  userToken = await signer.sign({ sub: testUserId() });
-});
+const user = testUser();
 
 const post = (path: string, headers: Record<string, string>, body: string = spec) =>
-  exports.default.fetch(`${WORKER}${path}`, { method: "POST", headers, body });
-const withCookie = (headers: Record<string, string>, token = victimToken) => ({
-  Cookie: `__session=${token}`,
+  call(path, { method: "POST", headers, body });
+const withCookie = async (headers: Record<string, string>, who = victim) => ({
+  Cookie: `__session=${await who.token()}`,
   ...headers,
 });
 
 // Every job record the victim owns: an attack that got through would have written one.
-async function victimsJobs(): Promise<number> {
-  let cursor = "0";
-  let owned = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, { match: "job:*:meta", count: 1000 });
-    cursor = String(next);
-    if (keys.length === 0) continue;
-    const records = (await redis.mget<(string | null)[]>(...keys)).filter(
-      (raw): raw is string => raw !== null,
-    );
-    owned += records.filter((raw) => raw.includes(`"owner":"${victim}"`)).length;
-  } while (cursor !== "0");
-  return owned;
-}
+const victimsJobs = (): Promise<number> => recordsOwnedBy(redis, victim.id);
 
 async function expectCsrfRejected(response: Response): Promise<void> {
   expect(response.status).toBe(403);
@@ -101,17 +79,21 @@ describe("cookie-authenticated POSTs from another origin of the same site", () =
     ],
     ["JSON that says nothing of where it comes from", { "Content-Type": "application/json" }, spec],
   ])("refuse %s with 403 csrf_rejected, and no job is created", async (_case, headers, body) => {
-    await expectCsrfRejected(await post("/api/jobs", withCookie(headers), body));
+    await expectCsrfRejected(await post("/api/jobs", await withCookie(headers), body));
     expect(await victimsJobs()).toBe(0);
   });
 
   it("cannot take a stream ticket for the victim's job either", async () => {
     const jobId = uniqueJobId("csrf-ticket");
-    await createJob(redis, jobId, victim);
+    await createJob(redis, jobId, victim.id);
     await expectCsrfRejected(
       await post(
         `/api/jobs/${jobId}/logs/ticket`,
-        withCookie({ "Content-Type": "text/plain", Origin: EVIL, "Sec-Fetch-Site": "same-site" }),
+        await withCookie({
+          "Content-Type": "text/plain",
+          Origin: EVIL,
+          "Sec-Fetch-Site": "same-site",
+        }),
         "",
       ),
     );
@@ -120,7 +102,7 @@ describe("cookie-authenticated POSTs from another origin of the same site", () =
 
 describe("what keeps working", () => {
   it.each([
-    ["the Worker's own origin", { Origin: WORKER, "Sec-Fetch-Site": "same-origin" }],
+    ["the Worker's own origin", { Origin: WORKER_ORIGIN, "Sec-Fetch-Site": "same-origin" }],
     [
       "an origin in CORS_ORIGINS",
       { Origin: "https://app.example.com", "Sec-Fetch-Site": "cross-site" },
@@ -128,32 +110,34 @@ describe("what keeps working", () => {
     ["no Origin but Sec-Fetch-Site: same-origin", { "Sec-Fetch-Site": "same-origin" }],
     [
       "a charset on the JSON type",
-      { Origin: WORKER, "Content-Type": "application/json; charset=utf-8" },
+      { Origin: WORKER_ORIGIN, "Content-Type": "application/json; charset=utf-8" },
     ],
   ])("a cookie-authenticated JSON POST from %s creates the job", async (_case, headers) => {
     const response = await post(
       "/api/jobs",
-      withCookie({ "Content-Type": "application/json", ...headers }, userToken),
+      await withCookie({ "Content-Type": "application/json", ...headers }, user),
     );
     expect(response.status).toBe(201);
   });
 
   it("a Bearer call is not held to any of it, whatever its origin and content type", async () => {
-    const response = await post("/api/jobs", {
-      Authorization: `Bearer ${userToken}`,
-      // A stale cookie beside the Bearer token does not make it a cookie call.
-      Cookie: "__session=stale",
-      "Content-Type": "text/plain",
-      Origin: EVIL,
-    });
+    const response = await post(
+      "/api/jobs",
+      bearer(await user.token(), {
+        // A stale cookie beside the Bearer token does not make it a cookie call.
+        Cookie: "__session=stale",
+        "Content-Type": "text/plain",
+        Origin: EVIL,
+      }),
+    );
     expect(response.status).toBe(201);
   });
 
   it("a cookie GET from anywhere is still answered (CORS keeps its body from the other page)", async () => {
     const jobId = uniqueJobId("csrf-get");
-    await createJob(redis, jobId, victim);
-    const response = await exports.default.fetch(`${WORKER}/api/jobs/${jobId}`, {
-      headers: withCookie({ Origin: EVIL, "Sec-Fetch-Site": "same-site" }),
+    await createJob(redis, jobId, victim.id);
+    const response = await call(`/api/jobs/${jobId}`, {
+      headers: await withCookie({ Origin: EVIL, "Sec-Fetch-Site": "same-site" }),
     });
     expect(response.status).toBe(200);
     expect(response.headers.get("Access-Control-Allow-Origin")).toBeNull();

@@ -1,11 +1,11 @@
-import { env, exports } from "cloudflare:workers";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
 import { jobDispatcher } from "../../src/jobs/dispatcher.ts";
 import { sweep } from "../../src/jobs/sweep.ts";
 import { decodeStreamReply } from "../../src/shared/entry.ts";
 import { logStreamKey, QUEUED_JOBS_KEY } from "../../src/shared/keys.ts";
 import { testRedis } from "../support/jobs.ts";
-import { createTestSigner, type TestSigner } from "../support/tokens.ts";
+import { asRunner, BUILD_SPEC, testUser } from "../support/worker-client.ts";
 
 // The dispatcher against the runner service's real answers (test/support/test-runner-server.ts:
 // 3 slots, 202 or 503, jobs of `user_hold_*` owners run until the test finishes them). Jobs go
@@ -13,12 +13,7 @@ import { createTestSigner, type TestSigner } from "../support/tokens.ts";
 // come back through POST /internal/jobs/:id/finished, as the runner reports them.
 const redis = testRedis(env);
 const RUNNER = env.TEST_RUNNER_URL;
-let signer: TestSigner;
 const running: string[] = [];
-
-beforeAll(async () => {
-  signer = await createTestSigner(env.TEST_CLERK_SIGNING_JWK);
-});
 
 // Nothing of a test may hold a runner slot into the next: jobs still waiting are let go first,
 // then every one the runner started is finished.
@@ -31,22 +26,11 @@ afterEach(async () => {
 
 const user = (kind: string) => `user_${kind}_${crypto.randomUUID().replaceAll("-", "")}`;
 
-async function createJob(owner: string): Promise<string> {
-  const response = await exports.default.fetch("http://example.com/api/jobs", {
-    method: "POST",
-    headers: {
-      Authorization: `Bearer ${await signer.sign({ sub: owner })}`,
-      "Content-Type": "application/json",
-    },
-    body: JSON.stringify({
-      steps: [{ name: "Build", phase: "build", command: "true" }],
-      secrets: { DEPLOY_TOKEN: "dispatch-test-secret-value" },
-    }),
+const createJob = (owner: string): Promise<string> =>
+  testUser(owner).createJob({
+    ...BUILD_SPEC,
+    secrets: { DEPLOY_TOKEN: "dispatch-test-secret-value" },
   });
-  expect(response.status).toBe(201);
-  const { id } = (await response.json()) as { id: string };
-  return id;
-}
 
 async function startedByRunner(): Promise<string[]> {
   const response = await fetch(`${RUNNER}/__test/started`);
@@ -79,11 +63,7 @@ function waitsInDispatcher(jobId: string): Promise<true> {
 /** The job's end, as the runner reports it: its slot frees, then the Worker hears of it. */
 async function finish(jobId: string): Promise<void> {
   await fetch(`${RUNNER}/__test/finish/${jobId}`, { method: "POST" });
-  const response = await exports.default.fetch(
-    `http://example.com/internal/jobs/${jobId}/finished`,
-    { method: "POST", headers: { Authorization: `Bearer ${env.RUNNER_TOKEN}` } },
-  );
-  expect(response.status).toBe(202);
+  expect((await asRunner(jobId, "finished")).status).toBe(202);
 }
 
 /**

@@ -1,46 +1,28 @@
-import { env, exports } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
 import { DEFAULT_RECORD_TTL_SECONDS } from "../../src/jobs/expiry.ts";
 import { r2Store } from "../../src/log/archive-store.ts";
 import { archiveLog } from "../../src/log/archiver.ts";
 import type { JobRecord } from "../../src/shared/job.ts";
 import { jobKey, logStreamKey } from "../../src/shared/keys.ts";
-import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
+import { endJobRecord, jobWithLog, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
-import { createTestSigner } from "../support/tokens.ts";
+import { testUser } from "../support/worker-client.ts";
 
 // Job records expire a set time after the job's end, once the log is archived: the archive
 // keeps the last record beside the log, so its owner still reads the job; nobody else does.
 const redis = testRedis(env);
-const OWNER = "user_expiry_owner";
-let owner = "";
-let stranger = "";
-
-beforeAll(async () => {
-  const signer = await createTestSigner(env.TEST_CLERK_SIGNING_JWK);
-  owner = await signer.sign({ sub: OWNER });
-  stranger = await signer.sign({ sub: "user_expiry_stranger" });
-});
-
-const get = (path: string, token = owner) =>
-  exports.default.fetch(`http://example.com${path}`, {
-    headers: { Authorization: `Bearer ${token}` },
-  });
+const owner = testUser("user_expiry_owner");
+const stranger = testUser("user_expiry_stranger");
 
 async function endedJob(label: string, endedSecondsAgo: number): Promise<JobRecord> {
-  const jobId = uniqueJobId(label);
-  const job = await createJob(redis, jobId, OWNER, "running");
-  const writer = streamWriter(redis, jobId);
+  const { job, writer } = await jobWithLog(redis, label, owner.id);
   await writer.append("compiling", "linking");
   await writer.end("ready", "--- Build finished ---");
-  const ended: JobRecord = {
-    ...job,
-    status: "ready",
+  return endJobRecord(redis, job, {
     finished_at: new Date(Date.now() - endedSecondsAgo * 1000).toISOString(),
     exit_code: 0,
-  };
-  await redis.set(jobKey(jobId), JSON.stringify(ended));
-  return ended;
+  });
 }
 
 describe("job record expiry", () => {
@@ -67,11 +49,11 @@ describe("job record expiry", () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     expect(await redis.exists(jobKey(job.id))).toBe(0);
 
-    const response = await get(`/api/jobs/${job.id}`);
+    const response = await owner.get(`/api/jobs/${job.id}`);
     expect(response.status).toBe(200);
     const record = (await response.json()) as JobRecord;
     expect(record).toMatchObject({ ...job, archived_at: expect.any(String) });
-    const page = (await (await get(`/api/jobs/${job.id}/logs`)).json()) as {
+    const page = (await (await owner.get(`/api/jobs/${job.id}/logs`)).json()) as {
       lines: { text: string }[];
     };
     expect(page.lines.map((line) => line.text)).toEqual([
@@ -79,10 +61,10 @@ describe("job record expiry", () => {
       "linking",
       "--- Build finished ---",
     ]);
-    expect(await (await get(`/api/jobs/${job.id}/logs.txt`)).text()).toContain("linking");
+    expect(await (await owner.get(`/api/jobs/${job.id}/logs.txt`)).text()).toContain("linking");
 
-    const notYours = await get(`/api/jobs/${job.id}`, stranger);
-    const missing = await get(`/api/jobs/${uniqueJobId("expiry-missing")}`, stranger);
+    const notYours = await stranger.get(`/api/jobs/${job.id}`);
+    const missing = await stranger.get(`/api/jobs/${uniqueJobId("expiry-missing")}`);
     expect(notYours.status).toBe(404);
     expect(await notYours.json()).toEqual(await missing.json());
   });

@@ -1,19 +1,20 @@
-import { env, exports } from "cloudflare:workers";
-import { Redis } from "@upstash/redis/cloudflare";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { decodeStreamReply, encodeEntryFields, type LogRecord } from "../../src/shared/entry.ts";
 import { logStreamKey } from "../../src/shared/keys.ts";
+import { testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
+import { call } from "../support/worker-client.ts";
 
 describe("the Worker", () => {
   it("answers its health check", async () => {
-    const response = await exports.default.fetch("http://example.com/healthz");
+    const response = await call("/healthz");
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ ok: true });
   });
 
   it("answers an unknown route with a JSON error and a stable code", async () => {
-    const response = await exports.default.fetch("http://example.com/nope");
+    const response = await call("/nope");
     expect(response.status).toBe(404);
     expect(await response.json()).toMatchObject({ error: { code: "not_found" } });
   });
@@ -21,11 +22,7 @@ describe("the Worker", () => {
 
 describe("Redis from inside workerd", () => {
   it("reads back the runner's entry format through @upstash/redis and the bridge", async () => {
-    const redis = new Redis({
-      url: env.UPSTASH_REDIS_REST_URL,
-      token: env.UPSTASH_REDIS_REST_TOKEN,
-      automaticDeserialization: false,
-    });
+    const redis = testRedis(env);
     const jobId = uniqueJobId("workerd");
     const records: LogRecord[] = [
       { ts: "2026-11-21T12:00:00.000Z", source: "stdout", phase: "build", text: "42" },

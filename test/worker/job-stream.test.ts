@@ -1,59 +1,27 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
-import { env, exports } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
-import type { LogLine } from "../../src/shared/entry.ts";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
 import { formatDoneEvent, formatEntryEvent } from "../../src/shared/sse.ts";
 import type { JobStream } from "../../src/stream/job-stream.ts";
 import { stepAlarmsUntil } from "../support/job-stream.ts";
-import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
-import { uniqueJobId } from "../support/redis.ts";
-import { isEvent, type SseFrame, sseReader } from "../support/sse.ts";
-import { createTestSigner } from "../support/tokens.ts";
+import { jobWithLog, testRedis } from "../support/jobs.ts";
+import { isEvent, linesOf, sseReader, textsOf } from "../support/sse.ts";
+import { call, testUser } from "../support/worker-client.ts";
 
 // The live path end to end inside workerd: Worker route (Clerk auth, ownership) -> the job's
 // Durable Object -> SSE, against redis-server through the Upstash bridge. The runner's side is
 // played by writing entries in its format straight to the stream.
 const redis = testRedis(env);
-let ownerToken = "";
-let strangerToken = "";
+const owner = testUser("user_owner");
+const stranger = testUser("user_stranger");
 
-beforeAll(async () => {
-  const signer = await createTestSigner(env.TEST_CLERK_SIGNING_JWK);
-  ownerToken = await signer.sign({ sub: "user_owner" });
-  strangerToken = await signer.sign({ sub: "user_stranger" });
-});
-
-function connect(
-  jobId: string,
-  options: { token?: string; lastEventId?: string; after?: string; signal?: AbortSignal } = {},
-): Promise<Response> {
-  const url = new URL(`http://example.com/api/jobs/${jobId}/logs/stream`);
-  if (options.after !== undefined) url.searchParams.set("after", options.after);
-  const headers: Record<string, string> = {
-    Authorization: `Bearer ${options.token ?? ownerToken}`,
-  };
-  if (options.lastEventId !== undefined) headers["Last-Event-ID"] = options.lastEventId;
-  return exports.default.fetch(url, {
-    headers,
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
-}
-
-const linesOf = (frame: SseFrame | null): LogLine[] =>
-  frame?.data ? (JSON.parse(frame.data) as { lines: LogLine[] }).lines : [];
-const textsOf = (frame: SseFrame | null): string[] => linesOf(frame).map((line) => line.text);
-
-async function newJob(label: string) {
-  const jobId = uniqueJobId(label);
-  await createJob(redis, jobId, "user_owner");
-  return { jobId, writer: streamWriter(redis, jobId) };
-}
+const newJob = (label: string) => jobWithLog(redis, label, owner.id);
 
 describe("GET /api/jobs/:id/logs/stream", () => {
   it("answers with SSE headers and sends new lines as exact log events", async () => {
     const { jobId, writer } = await newJob("sse-bytes");
     await writer.append("before the viewer");
-    const response = await connect(jobId);
+    const response = await owner.stream(jobId);
     expect(response.status).toBe(200);
     expect(response.headers.get("Content-Type")).toMatch(/^text\/event-stream/);
     expect(response.headers.get("Cache-Control")).toMatch(/no-cache/);
@@ -75,9 +43,11 @@ describe("GET /api/jobs/:id/logs/stream", () => {
 
   it("gives several viewers identical bytes", async () => {
     const { jobId, writer } = await newJob("identical");
-    const streams = await Promise.all([connect(jobId), connect(jobId), connect(jobId)]).then(
-      (responses) => responses.map(sseReader),
-    );
+    const streams = await Promise.all([
+      owner.stream(jobId),
+      owner.stream(jobId),
+      owner.stream(jobId),
+    ]).then((responses) => responses.map(sseReader));
     for (const stream of streams) await stream.next();
     await writer.append("shared line 1", "shared line 2");
     await writer.append("shared line 3");
@@ -98,7 +68,7 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     await writer.append("a1", "a2");
     const second = await writer.append("b1", "b2", "b3");
     await writer.append("c1");
-    const stream = sseReader(await connect(jobId, { lastEventId: second.cursors[0] ?? "" }));
+    const stream = sseReader(await owner.stream(jobId, { lastEventId: second.cursors[0] ?? "" }));
     const texts: string[] = [];
     while (texts.length < 3) texts.push(...textsOf(await stream.nextMatching(isEvent)));
     expect(texts).toEqual(["b2", "b3", "c1"]);
@@ -111,7 +81,7 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     const { jobId, writer } = await newJob("after-param");
     const first = await writer.append("x1", "x2");
     await writer.append("y1");
-    const stream = sseReader(await connect(jobId, { after: first.cursors[0] ?? "" }));
+    const stream = sseReader(await owner.stream(jobId, { after: first.cursors[0] ?? "" }));
     const texts: string[] = [];
     while (texts.length < 2) texts.push(...textsOf(await stream.nextMatching(isEvent)));
     expect(texts).toEqual(["x2", "y1"]);
@@ -120,7 +90,7 @@ describe("GET /api/jobs/:id/logs/stream", () => {
 
   it("resumes exactly across a restart of the object, from the position it stored", async () => {
     const { jobId, writer } = await newJob("restart");
-    const stream = sseReader(await connect(jobId));
+    const stream = sseReader(await owner.stream(jobId));
     await stream.next();
     await writer.append("r1", "r2");
     const seen = await stream.nextMatching(isEvent);
@@ -135,7 +105,7 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     await evictDurableObject(stub);
     await writer.append("r3");
     await writer.append("r4", "r5");
-    const resumed = sseReader(await connect(jobId, { lastEventId: seen?.id ?? "" }));
+    const resumed = sseReader(await owner.stream(jobId, { lastEventId: seen?.id ?? "" }));
     const texts: string[] = [];
     while (texts.length < 3) texts.push(...textsOf(await resumed.nextMatching(isEvent)));
     expect(texts).toEqual(["r3", "r4", "r5"]);
@@ -144,7 +114,7 @@ describe("GET /api/jobs/:id/logs/stream", () => {
 
   it("sends heartbeats on an idle stream", async () => {
     const { jobId } = await newJob("heartbeat");
-    const stream = sseReader(await connect(jobId));
+    const stream = sseReader(await owner.stream(jobId));
     expect((await stream.next())?.raw).toBe("retry: 2000\n\n");
     // A live-only viewer gets an id to resume from before any line.
     expect((await stream.next())?.raw).toBe("id: 0-0:0\n\n");
@@ -155,7 +125,7 @@ describe("GET /api/jobs/:id/logs/stream", () => {
 
   it("ends with the remaining lines, done with the status, and a close", async () => {
     const { jobId, writer } = await newJob("done");
-    const stream = sseReader(await connect(jobId));
+    const stream = sseReader(await owner.stream(jobId));
     await stream.next();
     await writer.append("last lines");
     const end = await writer.end("failed", "Command failed with exit code 2");
@@ -174,11 +144,11 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     const { jobId, writer } = await newJob("late");
     const first = await writer.append("l1", "l2");
     await writer.end("ready", "l3");
-    const late = sseReader(await connect(jobId, { lastEventId: first.cursors[1] ?? "" }));
+    const late = sseReader(await owner.stream(jobId, { lastEventId: first.cursors[1] ?? "" }));
     expect(textsOf(await late.nextMatching(isEvent))).toEqual(["l3"]);
     expect((await late.nextMatching(isEvent))?.event).toBe("done");
     expect(await late.next()).toBeNull();
-    const fresh = sseReader(await connect(jobId));
+    const fresh = sseReader(await owner.stream(jobId));
     const done = await fresh.nextMatching(isEvent);
     expect(done?.event).toBe("done");
     expect(JSON.parse(done?.data ?? "{}")).toEqual({ status: "ready" });
@@ -190,12 +160,12 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     const max = Number(env.MAX_VIEWERS_PER_JOB);
     const controllers = Array.from({ length: max }, () => new AbortController());
     const open = await Promise.all(
-      controllers.map((controller) => connect(jobId, { signal: controller.signal })),
+      controllers.map((controller) => owner.stream(jobId, { signal: controller.signal })),
     );
     const readers = open.map(sseReader);
     await Promise.all(readers.map((reader) => reader.next()));
     expect(open.every((response) => response.status === 200)).toBe(true);
-    const refused = await connect(jobId);
+    const refused = await owner.stream(jobId);
     expect(refused.status).toBe(429);
     expect(refused.headers.get("Retry-After")).toMatch(/^\d+$/);
     expect(await refused.json()).toMatchObject({ error: { code: "too_many_viewers" } });
@@ -203,7 +173,7 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     controllers[0]?.abort();
     // Once the object counts the one who left, the next viewer is let in.
     await stepAlarmsUntil(jobId, (object) => object.viewers < max);
-    const admitted = await connect(jobId);
+    const admitted = await owner.stream(jobId);
     expect(admitted.status).toBe(200);
     await sseReader(admitted).cancel();
     await Promise.all(readers.slice(1).map((reader) => reader.cancel()));
@@ -211,12 +181,10 @@ describe("GET /api/jobs/:id/logs/stream", () => {
 
   it("answers 404 to a viewer who does not own the job and 401 without a token", async () => {
     const { jobId } = await newJob("stream-auth");
-    const stranger = await connect(jobId, { token: strangerToken });
-    expect(stranger.status).toBe(404);
-    expect(await stranger.json()).toMatchObject({ error: { code: "job_not_found" } });
-    const anonymous = await exports.default.fetch(
-      `http://example.com/api/jobs/${jobId}/logs/stream`,
-    );
+    const notYours = await stranger.stream(jobId);
+    expect(notYours.status).toBe(404);
+    expect(await notYours.json()).toMatchObject({ error: { code: "job_not_found" } });
+    const anonymous = await call(`/api/jobs/${jobId}/logs/stream`);
     expect(anonymous.status).toBe(401);
   });
 
@@ -224,7 +192,7 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     "rejects the malformed cursor %j with 400",
     async (cursor) => {
       const { jobId } = await newJob("bad-cursor");
-      const response = await connect(jobId, { after: cursor });
+      const response = await owner.stream(jobId, { after: cursor });
       expect(response.status).toBe(400);
       expect(await response.json()).toMatchObject({ error: { code: "invalid_cursor" } });
     },

@@ -1,41 +1,25 @@
-import { env, exports } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
 import { archiveRecord } from "../../src/jobs/expiry.ts";
 import { listJobs, ownerJobsKey } from "../../src/jobs/listing.ts";
 import { r2Store } from "../../src/log/archive-store.ts";
 import type { JobRecord } from "../../src/shared/job.ts";
 import { jobKey } from "../../src/shared/keys.ts";
 import { testRedis } from "../support/jobs.ts";
-import { createTestSigner, type TestSigner, testUserId } from "../support/tokens.ts";
+import { testUserId } from "../support/tokens.ts";
+import { call, errorOf, testUser } from "../support/worker-client.ts";
 
 // GET /api/jobs: the caller's jobs newest first, from an index per owner written at creation,
 // one EVAL per page; records that left Redis come from the archive's copy.
 const redis = testRedis(env);
-let signer: TestSigner;
-
-beforeAll(async () => {
-  signer = await createTestSigner(env.TEST_CLERK_SIGNING_JWK);
-});
-
-async function call(userId: string, path: string, init: RequestInit = {}): Promise<Response> {
-  return exports.default.fetch(`http://example.com${path}`, {
-    ...init,
-    headers: {
-      Authorization: `Bearer ${await signer.sign({ sub: userId })}`,
-      "Content-Type": "application/json",
-    },
-  });
-}
 
 async function create(userId: string, count: number): Promise<string[]> {
+  const user = testUser(userId);
   const ids: string[] = [];
   for (let i = 0; i < count; i++) {
-    const response = await call(userId, "/api/jobs", {
-      method: "POST",
-      body: JSON.stringify({ steps: [{ name: "Build", phase: "build", command: `echo ${i}` }] }),
-    });
-    expect(response.status).toBe(201);
-    ids.push(((await response.json()) as { id: string }).id);
+    ids.push(
+      await user.createJob({ steps: [{ name: "Build", phase: "build", command: `echo ${i}` }] }),
+    );
     // Distinct creation times, so "newest first" has one answer (ids never collide either way).
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
@@ -47,7 +31,7 @@ interface ListPage {
   next_cursor: string | null;
 }
 async function list(userId: string, query = ""): Promise<ListPage> {
-  const response = await call(userId, `/api/jobs${query}`);
+  const response = await testUser(userId).get(`/api/jobs${query}`);
   expect(response.status).toBe(200);
   return (await response.json()) as ListPage;
 }
@@ -143,15 +127,15 @@ describe("GET /api/jobs", () => {
     ["?limit=0", "invalid_limit", /limit: must be an integer from 1 to 100/],
     ["?limit=101", "invalid_limit", /limit/],
   ])("refuses %s with %s", async (query, code, message) => {
-    const response = await call(testUserId(), `/api/jobs${query}`);
+    const response = await testUser().get(`/api/jobs${query}`);
     expect(response.status).toBe(400);
-    const body = (await response.json()) as { error: { code: string; message: string } };
-    expect(body.error.code).toBe(code);
-    expect(body.error.message).toMatch(message);
+    const error = await errorOf(response);
+    expect(error.code).toBe(code);
+    expect(error.message).toMatch(message);
   });
 
   it("needs a session", async () => {
-    const response = await exports.default.fetch("http://example.com/api/jobs");
+    const response = await call("/api/jobs");
     expect(response.status).toBe(401);
   });
 });

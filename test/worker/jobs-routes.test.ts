@@ -1,30 +1,13 @@
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { LogLine } from "../../src/shared/entry.ts";
-import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
+import { createJob, jobWithLog, streamWriter, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
-import { createTestSigner, sessionClaims } from "../support/tokens.ts";
+import { asRunner, expiredToken, getWith, postWith, testUser } from "../support/worker-client.ts";
 
 const redis = testRedis(env);
-let owner = "";
-let stranger = "";
-let expired = "";
-
-beforeAll(async () => {
-  const signer = await createTestSigner(env.TEST_CLERK_SIGNING_JWK);
-  owner = await signer.sign({ sub: "user_routes_owner" });
-  stranger = await signer.sign({ sub: "user_routes_stranger" });
-  const past = Math.floor(Date.now() / 1000) - 3600;
-  expired = await signer.sign(
-    sessionClaims({ sub: "user_routes_owner", iat: past, nbf: past - 10, exp: past + 60 }),
-  );
-});
-
-const get = (path: string, token: string | null = owner): Promise<Response> =>
-  exports.default.fetch(
-    `http://example.com${path}`,
-    token === null ? {} : { headers: { Authorization: `Bearer ${token}` } },
-  );
+const owner = testUser("user_routes_owner");
+const stranger = testUser("user_routes_stranger");
 
 interface Page {
   lines: LogLine[];
@@ -32,7 +15,7 @@ interface Page {
   cursors: { before: string | null; after: string | null };
 }
 const page = async (path: string): Promise<Page> => {
-  const response = await get(path);
+  const response = await owner.get(path);
   expect(response.status).toBe(200);
   return (await response.json()) as Page;
 };
@@ -40,17 +23,17 @@ const page = async (path: string): Promise<Page> => {
 describe("GET /api/jobs/:id", () => {
   it("shows its owner the job's status and times", async () => {
     const jobId = uniqueJobId("status");
-    const job = await createJob(redis, jobId, "user_routes_owner", "running");
-    const response = await get(`/api/jobs/${jobId}`);
+    const job = await createJob(redis, jobId, owner.id, "running");
+    const response = await owner.get(`/api/jobs/${jobId}`);
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual(job);
   });
 
   it("answers anyone else exactly as for a job that does not exist", async () => {
     const jobId = uniqueJobId("not-yours");
-    await createJob(redis, jobId, "user_routes_owner");
-    const notYours = await get(`/api/jobs/${jobId}`, stranger);
-    const missing = await get(`/api/jobs/${uniqueJobId("missing")}`, stranger);
+    await createJob(redis, jobId, owner.id);
+    const notYours = await stranger.get(`/api/jobs/${jobId}`);
+    const missing = await stranger.get(`/api/jobs/${uniqueJobId("missing")}`);
     expect(notYours.status).toBe(404);
     expect(missing.status).toBe(404);
     expect(await notYours.json()).toEqual(await missing.json());
@@ -62,8 +45,11 @@ describe("GET /api/jobs/:id", () => {
     ["a malformed token", "not.a.jwt", "invalid_token"],
   ])("answers %s with 401", async (_case, token, code) => {
     const jobId = uniqueJobId("auth");
-    await createJob(redis, jobId, "user_routes_owner");
-    const response = await get(`/api/jobs/${jobId}`, token === "expired" ? expired : token);
+    await createJob(redis, jobId, owner.id);
+    const response = await getWith(
+      token === "expired" ? await expiredToken(owner.id) : token,
+      `/api/jobs/${jobId}`,
+    );
     expect(response.status).toBe(401);
     expect(await response.json()).toMatchObject({ error: { code } });
   });
@@ -71,7 +57,7 @@ describe("GET /api/jobs/:id", () => {
   it.each(["bad*id", "a:b", "a%2Fb", "%20", "x".repeat(65), "-leading-dash", "caf%C3%A9"])(
     "rejects the job id %j with 400 before touching Redis",
     async (id) => {
-      const response = await get(`/api/jobs/${id}`);
+      const response = await owner.get(`/api/jobs/${id}`);
       expect(response.status).toBe(400);
       expect(await response.json()).toMatchObject({ error: { code: "invalid_job_id" } });
     },
@@ -88,7 +74,7 @@ describe("GET /api/jobs/:id/logs", () => {
 
   beforeAll(async () => {
     jobId = uniqueJobId("history");
-    await createJob(redis, jobId, "user_routes_owner");
+    await createJob(redis, jobId, owner.id);
     const writer = streamWriter(redis, jobId);
     cursors = [];
     for (let entry = 0; entry < 3; entry++) {
@@ -132,15 +118,13 @@ describe("GET /api/jobs/:id/logs", () => {
     expect(texts(await page(`/api/jobs/${jobId}/logs?after=0-0:0&limit=3`))).toEqual(range(1, 3));
     // A page is read one way: with both, which way and which end `has_more` speaks of would be
     // a guess (issue 14); a client pages with one and stops at the other's line itself.
-    const both = await get(`/api/jobs/${jobId}/logs?after=${cursor(3)}&before=${cursor(10)}`);
+    const both = await owner.get(`/api/jobs/${jobId}/logs?after=${cursor(3)}&before=${cursor(10)}`);
     expect(both.status).toBe(400);
     expect(await both.json()).toMatchObject({ error: { code: "invalid_cursor" } });
   });
 
   it("returns every line once across many pages and many entries, in both directions", async () => {
-    const manyId = uniqueJobId("many");
-    await createJob(redis, manyId, "user_routes_owner");
-    const writer = streamWriter(redis, manyId);
+    const { jobId: manyId, writer } = await jobWithLog(redis, "many", owner.id);
     const all: string[] = [];
     for (let i = 0; i < 150; i++) {
       const lines = i % 3 === 0 ? [`m${i}a`, `m${i}b`] : [`m${i}`];
@@ -168,7 +152,7 @@ describe("GET /api/jobs/:id/logs", () => {
 
   it("defaults to 100 lines and accepts up to 500", async () => {
     const longId = uniqueJobId("long");
-    await createJob(redis, longId, "user_routes_owner");
+    await createJob(redis, longId, owner.id);
     const all = Array.from({ length: 150 }, (_, i) => `long ${i}`);
     await streamWriter(redis, longId).append(...all);
     const byDefault = await page(`/api/jobs/${longId}/logs`);
@@ -182,7 +166,7 @@ describe("GET /api/jobs/:id/logs", () => {
   it.each(["0", "501", "abc", "-1", "1.5", "", "1e2", "99999"])(
     "rejects limit=%j with 400",
     async (limit) => {
-      const response = await get(`/api/jobs/${jobId}/logs?limit=${limit}`);
+      const response = await owner.get(`/api/jobs/${jobId}/logs?limit=${limit}`);
       expect(response.status).toBe(400);
       expect(await response.json()).toMatchObject({ error: { code: "invalid_limit" } });
     },
@@ -197,13 +181,13 @@ describe("GET /api/jobs/:id/logs", () => {
     "before=99999999999999999-0:0",
     "after=1-0:0%0d%0a",
   ])("rejects the cursor in %s with 400", async (query) => {
-    const response = await get(`/api/jobs/${jobId}/logs?${query}`);
+    const response = await owner.get(`/api/jobs/${jobId}/logs?${query}`);
     expect(response.status).toBe(400);
     expect(await response.json()).toMatchObject({ error: { code: "invalid_cursor" } });
   });
 
   it("hides another user's log behind 404", async () => {
-    const response = await get(`/api/jobs/${jobId}/logs`, stranger);
+    const response = await stranger.get(`/api/jobs/${jobId}/logs`);
     expect(response.status).toBe(404);
     expect(await response.json()).toMatchObject({ error: { code: "job_not_found" } });
   });
@@ -212,13 +196,13 @@ describe("GET /api/jobs/:id/logs", () => {
 describe("GET /api/jobs/:id/logs/search and ?line=", () => {
   const jobId = uniqueJobId("search");
   beforeAll(async () => {
-    await createJob(redis, jobId, "user_routes_owner");
+    await createJob(redis, jobId, owner.id);
     const writer = streamWriter(redis, jobId);
     await writer.append("compiling", "npm ERR! code ELIFECYCLE", "Needle in the log");
     await writer.append("warning: big chunk", "error TS2322: Type 'string'", "needle again");
   });
   const search = async (query: string) => {
-    const response = await get(`/api/jobs/${jobId}/logs/search?${query}`);
+    const response = await owner.get(`/api/jobs/${jobId}/logs/search?${query}`);
     expect(response.status).toBe(200);
     return (await response.json()) as {
       matches: LogLine[];
@@ -256,14 +240,14 @@ describe("GET /api/jobs/:id/logs/search and ?line=", () => {
   });
 
   it("opens a page at a line number", async () => {
-    const page = await get(`/api/jobs/${jobId}/logs?line=4&limit=2`);
+    const page = await owner.get(`/api/jobs/${jobId}/logs?line=4&limit=2`);
     expect(page.status).toBe(200);
     const body = (await page.json()) as Page;
     expect(body.lines.map((line) => [line.n, line.text])).toEqual([
       [4, "error TS2322: Type 'string'"],
       [5, "needle again"],
     ]);
-    const missing = await get(`/api/jobs/${jobId}/logs?line=99`);
+    const missing = await owner.get(`/api/jobs/${jobId}/logs?line=99`);
     expect(missing.status).toBe(404);
     expect(await missing.json()).toMatchObject({ error: { code: "line_not_found" } });
   });
@@ -280,27 +264,19 @@ describe("GET /api/jobs/:id/logs/search and ?line=", () => {
     ["logs?line=-1", "invalid_line"],
     ["logs?line=1&after=1-0:0", "invalid_line"],
   ])("answers %s with 400 %s", async (path, code) => {
-    const response = await get(`/api/jobs/${jobId}/${path}`);
+    const response = await owner.get(`/api/jobs/${jobId}/${path}`);
     expect(response.status).toBe(400);
     expect(await response.json()).toMatchObject({ error: { code } });
   });
 
   it("hides another user's log behind 404", async () => {
-    const response = await get(`/api/jobs/${jobId}/logs/search?q=needle`, stranger);
+    const response = await stranger.get(`/api/jobs/${jobId}/logs/search?q=needle`);
     expect(response.status).toBe(404);
   });
 });
 
 describe("POST /api/jobs", () => {
-  const post = (body: string, token: string | null = owner) =>
-    exports.default.fetch("http://example.com/api/jobs", {
-      method: "POST",
-      body,
-      headers: {
-        "Content-Type": "application/json",
-        ...(token === null ? {} : { Authorization: `Bearer ${token}` }),
-      },
-    });
+  const post = (body: string) => owner.post("/api/jobs", body);
 
   it("creates a queued job owned by the caller, and stores no env or secret", async () => {
     const spec = {
@@ -321,8 +297,8 @@ describe("POST /api/jobs", () => {
     const stored = (await redis.get<string>(`job:${job.id}:meta`)) ?? "";
     expect(stored).not.toContain("route-test-secret-value");
     expect(stored).not.toContain("production");
-    expect((await get(`/api/jobs/${job.id}`)).status).toBe(200);
-    expect((await get(`/api/jobs/${job.id}`, stranger)).status).toBe(404);
+    expect((await owner.get(`/api/jobs/${job.id}`)).status).toBe(200);
+    expect((await stranger.get(`/api/jobs/${job.id}`)).status).toBe(404);
   });
 
   it("names the job by its title, else by its first step", async () => {
@@ -335,7 +311,7 @@ describe("POST /api/jobs", () => {
     ] as const) {
       expect(response.status).toBe(201);
       const { id } = (await response.json()) as { id: string };
-      expect(await (await get(`/api/jobs/${id}`)).json()).toMatchObject({ title });
+      expect(await (await owner.get(`/api/jobs/${id}`)).json()).toMatchObject({ title });
     }
   });
 
@@ -373,41 +349,29 @@ describe("POST /api/jobs", () => {
   });
 
   it("needs a session", async () => {
-    expect((await post("{}", null)).status).toBe(401);
+    expect((await postWith(null, "/api/jobs", "{}")).status).toBe(401);
   });
 });
 
 describe("POST /internal/jobs/:id/disconnect", () => {
   it("closes the job's live streams cleanly, so viewers reconnect and resume", async () => {
     const jobId = uniqueJobId("disconnect");
-    await createJob(redis, jobId, "user_routes_owner");
-    const stream = await get(`/api/jobs/${jobId}/logs/stream`);
+    await createJob(redis, jobId, owner.id);
+    const stream = await owner.get(`/api/jobs/${jobId}/logs/stream`);
     const reader = stream.body?.getReader();
     await reader?.read();
-    const response = await exports.default.fetch(
-      `http://example.com/internal/jobs/${jobId}/disconnect`,
-      { method: "POST", headers: { Authorization: `Bearer ${env.RUNNER_TOKEN}` } },
-    );
+    const response = await asRunner(jobId, "disconnect");
     expect(await response.json()).toEqual({ disconnected: 1 });
     let done = false;
     while (!done && reader) done = (await reader.read()).done;
     expect(done).toBe(true);
-    expect(
-      (
-        await exports.default.fetch(`http://example.com/internal/jobs/${jobId}/disconnect`, {
-          method: "POST",
-        })
-      ).status,
-    ).toBe(401);
+    expect((await asRunner(jobId, "disconnect", { token: null })).status).toBe(401);
   });
 });
 
 describe("POST /internal/jobs/:id/wake", () => {
   const wake = (id: string, token?: string): Promise<Response> =>
-    exports.default.fetch(`http://example.com/internal/jobs/${id}/wake`, {
-      method: "POST",
-      headers: token === undefined ? {} : { Authorization: `Bearer ${token}` },
-    });
+    asRunner(id, "wake", { token: token ?? null });
 
   it("wakes the job's object for the runner", async () => {
     expect((await wake(uniqueJobId("wake"), env.RUNNER_TOKEN)).status).toBe(204);
@@ -423,7 +387,7 @@ describe("POST /internal/jobs/:id/wake", () => {
   );
 
   it("refuses a user's session token", async () => {
-    expect((await wake(uniqueJobId("wake"), owner)).status).toBe(401);
+    expect((await wake(uniqueJobId("wake"), await owner.token())).status).toBe(401);
   });
 
   it("rejects a malformed job id with 400", async () => {

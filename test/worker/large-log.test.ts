@@ -1,19 +1,18 @@
 import { evictDurableObject } from "cloudflare:test";
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { r2Store } from "../../src/log/archive-store.ts";
 import { archiveLog } from "../../src/log/archiver.ts";
 import { readHistory } from "../../src/log/history.ts";
 import { ArchiveView, LogReader } from "../../src/log/reader.ts";
 import { type Cursor, type LogLine, parseCursor } from "../../src/shared/entry.ts";
-import type { JobRecord } from "../../src/shared/job.ts";
-import { jobKey, logStreamKey } from "../../src/shared/keys.ts";
+import { logStreamKey } from "../../src/shared/keys.ts";
 import { restartTailAt } from "../support/job-stream.ts";
-import { createJob, testRedis } from "../support/jobs.ts";
+import { createJob, endJobRecord, testRedis } from "../support/jobs.ts";
 import { auditLines, numberedText, writeNumberedLog } from "../support/numbered-log.ts";
 import { uniqueJobId } from "../support/redis.ts";
-import { isEvent, sseReader } from "../support/sse.ts";
-import { createTestSigner } from "../support/tokens.ts";
+import { isEvent, linesOf, sseReader } from "../support/sse.ts";
+import { testUser } from "../support/worker-client.ts";
 
 // A 150,000-line build, archived in segments while it ran, whose live copy kept only its head
 // and tail (the middle trimmed once archived, as the runner does): every reader gets every line
@@ -24,25 +23,15 @@ const HEAD_ENTRIES = 10; // lines 0..4,999 stay live
 const TAIL_ENTRIES = 100; // the newest 50,000 stay live
 const redis = testRedis(env);
 const store = r2Store(env.ARCHIVE);
-let token = "";
+// Signed for an hour: the setup alone takes longer than a session token's minute.
+const viewer = testUser("user_large", { exp: Math.floor(Date.now() / 1000) + 3600 });
 let jobId = "";
 const ids: string[] = [];
-
-const get = (path: string, headers: Record<string, string> = {}, signal?: AbortSignal) =>
-  exports.default.fetch(`http://example.com${path}`, {
-    headers: { Authorization: `Bearer ${token}`, ...headers },
-    ...(signal === undefined ? {} : { signal }),
-  });
 
 interface Page {
   lines: LogLine[];
   has_more: boolean;
   cursors: { before: string | null; after: string | null };
-}
-
-async function endJob(job: JobRecord): Promise<void> {
-  const ended: JobRecord = { ...job, status: "ready", finished_at: new Date().toISOString() };
-  await redis.set(jobKey(job.id), JSON.stringify(ended));
 }
 
 /** Every line of an SSE stream until done, with the done event's status. */
@@ -51,7 +40,7 @@ async function readStream(response: Response) {
   const lines: LogLine[] = [];
   let frame = await stream.nextMatching(isEvent);
   while (frame?.event === "log") {
-    lines.push(...(JSON.parse(frame.data ?? "{}") as { lines: LogLine[] }).lines);
+    lines.push(...linesOf(frame));
     frame = await stream.nextMatching(isEvent);
   }
   await stream.cancel();
@@ -59,12 +48,8 @@ async function readStream(response: Response) {
 }
 
 beforeAll(async () => {
-  token = await (await createTestSigner(env.TEST_CLERK_SIGNING_JWK)).sign({
-    sub: "user_large",
-    exp: Math.floor(Date.now() / 1000) + 3600,
-  });
   jobId = uniqueJobId("large");
-  const job = await createJob(redis, jobId, "user_large", "running");
+  const job = await createJob(redis, jobId, viewer.id, "running");
   // Written in five bursts; the archive takes each burst's complete segments as it goes.
   const burst = TOTAL / 5;
   let startMs = Date.now();
@@ -77,7 +62,7 @@ beforeAll(async () => {
     });
     ids.push(...written);
     startMs = Number(written.at(-1)?.split("-")[0]) + 1;
-    if (last) await endJob(job);
+    if (last) await endJobRecord(redis, job);
     await archiveLog(redis, store, jobId, { maxSegments: 100 });
   }
   // The runner's trim: the archived middle leaves the live copy.
@@ -89,7 +74,7 @@ beforeAll(async () => {
 describe("a 150,000-line build whose middle left Redis", () => {
   it("opens any line by its number: from the archived middle, the head and the tail", async () => {
     for (const line of [0, 4_999, 5_000, 70_123, 99_999, 100_000, 149_999]) {
-      const response = await get(`/api/jobs/${jobId}/logs?line=${line}&limit=3`);
+      const response = await viewer.get(`/api/jobs/${jobId}/logs?line=${line}&limit=3`);
       expect(response.status).toBe(200);
       const page = (await response.json()) as Page;
       const real = page.lines.filter((l) => l.gap === undefined);
@@ -98,7 +83,7 @@ describe("a 150,000-line build whose middle left Redis", () => {
         text: `line ${String(line).padStart(7, "0")} of the numbered build`,
       });
     }
-    expect((await get(`/api/jobs/${jobId}/logs?line=150000`)).status).toBe(404);
+    expect((await viewer.get(`/api/jobs/${jobId}/logs?line=150000`)).status).toBe(404);
     // A line in the live tail is found by halving the live copy's time span: a few commands.
     const reader = new LogReader(redis, store, jobId);
     const at = await reader.locate(120_456);
@@ -108,7 +93,7 @@ describe("a 150,000-line build whose middle left Redis", () => {
 
   it("searches the whole log, the archived middle too, paged and bounded", async () => {
     const hit = async (query: string) =>
-      (await (await get(`/api/jobs/${jobId}/logs/search?${query}`)).json()) as {
+      (await (await viewer.get(`/api/jobs/${jobId}/logs/search?${query}`)).json()) as {
         matches: LogLine[];
         next: string | null;
         scanned_lines: number;
@@ -189,13 +174,15 @@ describe("a 150,000-line build whose middle left Redis", () => {
     });
     expect(sample.length).toBeGreaterThanOrEqual(6);
     for (const { query, lines } of sample) {
-      const page = (await (await get(`/api/jobs/${jobId}/logs?limit=500&${query}`)).json()) as Page;
+      const page = (await (
+        await viewer.get(`/api/jobs/${jobId}/logs?limit=500&${query}`)
+      ).json()) as Page;
       expect(page.lines).toEqual(lines);
     }
   }, 300_000);
 
   it("downloads logs.txt whole", async () => {
-    const text = await (await get(`/api/jobs/${jobId}/logs.txt`)).text();
+    const text = await (await viewer.get(`/api/jobs/${jobId}/logs.txt`)).text();
     const rows: string[] = text.split("\n").filter(Boolean);
     expect(rows).toHaveLength(TOTAL);
     expect(
@@ -213,7 +200,7 @@ describe("a 150,000-line build whose middle left Redis", () => {
 
   it("resumes a viewer from the head across the hole: the archive's lines, announced", async () => {
     const { lines, done } = await readStream(
-      await get(`/api/jobs/${jobId}/logs/stream`, { "Last-Event-ID": `${ids[0]}:10` }),
+      await viewer.stream(jobId, { lastEventId: `${ids[0]}:10` }),
     );
     expect(
       auditLines(
@@ -251,13 +238,13 @@ async function behindObject(
     ended: null,
     nextLine: 2 * PER_ENTRY,
   });
-  return get(`/api/jobs/${id}/logs/stream`, {}, signal);
+  return viewer.stream(id, { signal });
 }
 
 describe("the live tail of an object far behind a build past head + tail", () => {
   it("gives a viewer every line once and in order, the hole announced and served from the archive", async () => {
     const id = uniqueJobId("behind");
-    const job = await createJob(redis, id, "user_large", "running");
+    const job = await createJob(redis, id, viewer.id, "running");
     // Still running: its 15 complete segments are archived, and the runner trimmed the middle.
     const entries = await writeNumberedLog(redis, id, TOTAL);
     await archiveLog(redis, store, id, { maxSegments: 100 });
@@ -271,7 +258,7 @@ describe("the live tail of an object far behind a build past head + tail", () =>
       end: "ready",
       startMs: Number(entries.at(-1)?.split("-")[0]) + 1,
     });
-    await endJob(job);
+    await endJobRecord(redis, job);
     const { lines, done } = await readStream(response);
     expect(
       auditLines(
@@ -294,7 +281,7 @@ describe("the live tail of an object far behind a build past head + tail", () =>
 
   it("resumes a viewer exactly when the object is evicted halfway through the hole", async () => {
     const id = uniqueJobId("behind-evicted");
-    await createJob(redis, id, "user_large", "running");
+    await createJob(redis, id, viewer.id, "running");
     // Two complete segments, then the end; the archived lines 5,000..14,999 left Redis.
     const entries = await writeNumberedLog(redis, id, 20_000, { end: "ready" });
     await archiveLog(redis, store, id, { maxSegments: 100 });
@@ -314,7 +301,7 @@ describe("the live tail of an object far behind a build past head + tail", () =>
           done = frame.data ?? "";
           return;
         }
-        for (const line of (JSON.parse(frame.data ?? "{}") as { lines: LogLine[] }).lines) {
+        for (const line of linesOf(frame)) {
           if (line.gap === undefined) texts.push(line.text);
           else notices.push(line);
         }
@@ -330,7 +317,7 @@ describe("the live tail of an object far behind a build past head + tail", () =>
     connection.abort();
     await evictDurableObject(env.JOB_STREAM.getByName(id));
     const evicted = done === null;
-    await read(await get(`/api/jobs/${id}/logs/stream`, { "Last-Event-ID": lastId }), () => false);
+    await read(await viewer.stream(id, { lastEventId: lastId }), () => false);
     expect(evicted).toBe(true);
     expect(auditLines(texts, 20_000, 2 * PER_ENTRY)).toEqual({
       seen: 20_000 - 2 * PER_ENTRY,
@@ -347,7 +334,7 @@ describe("the live tail of an object far behind a build past head + tail", () =>
 
   it("counts lines the archive does not have as lost, in a system line, and goes on", async () => {
     const id = uniqueJobId("behind-lost");
-    await createJob(redis, id, "user_large", "running");
+    await createJob(redis, id, viewer.id, "running");
     const entries = await writeNumberedLog(redis, id, 20_000);
     // Lines 5,000..9,999 leave Redis before any archive has them (Redis lost them).
     await redis.xdel(logStreamKey(id), entries.slice(10, 20));
@@ -386,13 +373,13 @@ describe("the live tail of an object far behind a build past head + tail", () =>
 describe("lines that are nowhere", () => {
   it("are announced with their count in history, the download and the stream", async () => {
     const id = uniqueJobId("lost");
-    const job = await createJob(redis, id, "user_large", "running");
+    const job = await createJob(redis, id, viewer.id, "running");
     const entries = await writeNumberedLog(redis, id, 20_000, { end: "ready" });
-    await endJob(job);
+    await endJobRecord(redis, job);
     // Entries 5..9 (lines 2,500..4,999) vanish before any archive has them.
     await redis.xdel(logStreamKey(id), entries.slice(5, 10));
     const page = (await (
-      await get(`/api/jobs/${id}/logs?limit=500&after=${entries[4]}:400`)
+      await viewer.get(`/api/jobs/${id}/logs?limit=500&after=${entries[4]}:400`)
     ).json()) as Page;
     const gapAt = page.lines.findIndex((line) => line.gap !== undefined);
     expect(page.lines[gapAt]?.gap).toEqual({ lines: 2_500, where: "lost" });
@@ -402,23 +389,21 @@ describe("lines that are nowhere", () => {
 
     // Backward, a page that ends right at the hole: the notice goes with the line after it.
     const back = (await (
-      await get(`/api/jobs/${id}/logs?limit=10&before=${entries[10]}:10`)
+      await viewer.get(`/api/jobs/${id}/logs?limit=10&before=${entries[10]}:10`)
     ).json()) as Page;
     expect(back.lines[0]?.gap).toEqual({ lines: 2_500, where: "lost" });
     expect(back.lines.filter((line) => line.gap === undefined)).toHaveLength(10);
     const older = (await (
-      await get(`/api/jobs/${id}/logs?limit=50&before=${back.cursors.before}`)
+      await viewer.get(`/api/jobs/${id}/logs?limit=50&before=${back.cursors.before}`)
     ).json()) as Page;
     expect(older.lines.some((line) => line.gap !== undefined)).toBe(false);
     expect(older.lines.at(-1)?.text).toBe("line 0002499 of the numbered build");
 
-    const text = await (await get(`/api/jobs/${id}/logs.txt`)).text();
+    const text = await (await viewer.get(`/api/jobs/${id}/logs.txt`)).text();
     expect(text).toContain("2,500 lines are missing here");
     expect(text.split("\n").filter(Boolean)).toHaveLength(17_501);
 
-    const { lines } = await readStream(
-      await get(`/api/jobs/${id}/logs/stream`, { "Last-Event-ID": `${entries[0]}:0` }),
-    );
+    const { lines } = await readStream(await viewer.stream(id, { lastEventId: `${entries[0]}:0` }));
     expect(lines.filter((line) => line.gap !== undefined).map((line) => line.gap)).toEqual([
       { lines: 2_500, where: "lost" },
     ]);

@@ -1,6 +1,6 @@
 import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
-import { env, exports } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
 import { r2Store } from "../../src/log/archive-store.ts";
 import { archiveLog } from "../../src/log/archiver.ts";
 import {
@@ -17,33 +17,17 @@ import { restartTailAt } from "../support/job-stream.ts";
 import { createJob, testRedis } from "../support/jobs.ts";
 import { auditLines, numberedText, writeNumberedLog } from "../support/numbered-log.ts";
 import { uniqueJobId } from "../support/redis.ts";
-import { isEvent, type SseFrame, sseReader } from "../support/sse.ts";
-import { createTestSigner } from "../support/tokens.ts";
+import { isEvent, linesOf, sseReader, textsOf } from "../support/sse.ts";
+import { asRunner, testUser } from "../support/worker-client.ts";
 
 // The live path by push: the runner's entries reach viewers through POST
 // /internal/jobs/:id/entries and the job's Durable Object, with Redis read only to fill a gap.
 // To tell a pushed entry from a read one, some tests push a text Redis does not hold.
 const redis = testRedis(env);
-let token = "";
-beforeAll(async () => {
-  token = await (await createTestSigner(env.TEST_CLERK_SIGNING_JWK)).sign({ sub: "user_push" });
-});
+const viewer = testUser("user_push");
 
-const connect = (jobId: string, lastEventId?: string, signal?: AbortSignal): Promise<Response> =>
-  exports.default.fetch(`http://example.com/api/jobs/${jobId}/logs/stream`, {
-    headers: {
-      Authorization: `Bearer ${token}`,
-      ...(lastEventId ? { "Last-Event-ID": lastEventId } : {}),
-    },
-    ...(signal ? { signal } : {}),
-  });
-
-const pushRoute = (jobId: string, body: unknown, auth = env.RUNNER_TOKEN): Promise<Response> =>
-  exports.default.fetch(`http://example.com/internal/jobs/${jobId}/entries`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${auth}`, "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-  });
+const pushRoute = (jobId: string, body: unknown, token?: string): Promise<Response> =>
+  asRunner(jobId, "entries", { body, token });
 
 const transport: LivePushTransport = {
   async push(jobId, push) {
@@ -59,9 +43,6 @@ const record = (text: string) => ({
   phase: "build",
   text,
 });
-const linesOf = (frame: SseFrame | null): LogLine[] =>
-  frame?.data ? (JSON.parse(frame.data) as { lines: LogLine[] }).lines : [];
-const textsOf = (frame: SseFrame | null): string[] => linesOf(frame).map((l) => l.text);
 
 /** An entry written to Redis by hand, with the entry before it in the stream. */
 interface Written {
@@ -78,7 +59,7 @@ interface Written {
  */
 async function pushedJob(label: string) {
   const jobId = uniqueJobId(label);
-  await createJob(redis, jobId, "user_push");
+  await createJob(redis, jobId, viewer.id);
   const key = logStreamKey(jobId);
   let ms = Date.now();
   let previous = "0-0";
@@ -110,7 +91,7 @@ async function pushedJob(label: string) {
 /** A pushed job with one viewer, placed at the object's position; `next` is its next event's texts. */
 async function watchedJob(label: string) {
   const job = await pushedJob(label);
-  const stream = sseReader(await connect(job.jobId));
+  const stream = sseReader(await viewer.stream(job.jobId));
   // The resume id frame comes once the object has placed the viewer at its position.
   await stream.nextMatching((frame) => frame.id !== undefined);
   const next = async (): Promise<string[]> => textsOf(await stream.nextMatching(isEvent));
@@ -172,7 +153,7 @@ describe("POST /internal/jobs/:id/entries", () => {
   it("serves a viewer who comes after the runner was told nobody watches, until it pushes again", async () => {
     const { jobId, write, send } = await pushedJob("push-late-viewer");
     expect(await (await send("a")).json()).toEqual({ viewers: 0 });
-    const stream = sseReader(await connect(jobId));
+    const stream = sseReader(await viewer.stream(jobId));
     await stream.nextMatching((frame) => frame.id !== undefined);
     // The runner stopped pushing: the object reads for itself, well before its safety interval.
     await write("b");
@@ -247,7 +228,7 @@ describe("a push and the line numbers", () => {
 
   it("reads the hole behind the runner's trim from the archive for a push to an object far behind", async () => {
     const jobId = uniqueJobId("push-behind-trim");
-    await createJob(redis, jobId, "user_push");
+    await createJob(redis, jobId, viewer.id);
     const ids = await writeNumberedLog(redis, jobId, 3_000, { linesPerEntry: 10 });
     await archiveLog(redis, r2Store(env.ARCHIVE), jobId, { segmentLines: 500, maxSegments: 100 });
     // The runner kept the head (lines 0..99) and the tail (2,500..2,999) once archived.
@@ -260,7 +241,7 @@ describe("a push and the line numbers", () => {
       pushed: true,
       nextLine: 20,
     });
-    const stream = sseReader(await connect(jobId));
+    const stream = sseReader(await viewer.stream(jobId));
     await stream.nextMatching((frame) => frame.id !== undefined);
     // The runner's last batch, pushed with the entry before it: not where the object stands.
     const last = await writeNumberedLog(redis, jobId, 10, {
@@ -304,19 +285,13 @@ describe("a push and the line numbers", () => {
 });
 
 describe("the object's one alarm", () => {
-  const internal = (jobId: string, what: string) =>
-    exports.default.fetch(`http://example.com/internal/jobs/${jobId}/${what}`, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${env.RUNNER_TOKEN}` },
-    });
-
   it("reads at the next alarm when woken, though pushes keep its safety read away", async () => {
     const { jobId, stream, write, send, next } = await watchedJob("alarm-wake");
     await send("a");
     expect(await next()).toEqual(["a"]);
     // The end is written but its push is lost; the runner's end notice wakes the object.
     await write("b");
-    expect((await internal(jobId, "wake")).status).toBe(204);
+    expect((await asRunner(jobId, "wake")).status).toBe(204);
     await runDurableObjectAlarm(env.JOB_STREAM.getByName(jobId));
     expect(await next()).toEqual(["b"]);
     await stream.cancel();
@@ -325,7 +300,7 @@ describe("the object's one alarm", () => {
   it("arms no further alarm once its viewers are gone: nobody watching costs no reads", async () => {
     const { jobId, stream } = await watchedJob("alarm-stops");
     const stub = env.JOB_STREAM.getByName(jobId);
-    expect(await (await internal(jobId, "disconnect")).json()).toEqual({ disconnected: 1 });
+    expect(await (await asRunner(jobId, "disconnect")).json()).toEqual({ disconnected: 1 });
     await stream.cancel();
     // The alarm armed while it was watched runs (or already ran) and does not come back.
     await runDurableObjectAlarm(stub);
@@ -365,7 +340,9 @@ async function follow(jobId: string, network: ReturnType<typeof outages>, onConn
   for (;;) {
     await network.back;
     const connection = network.connection();
-    const stream = sseReader(await connect(jobId, lastId, connection.signal));
+    const stream = sseReader(
+      await viewer.stream(jobId, { lastEventId: lastId, signal: connection.signal }),
+    );
     if (reconnects === 0) {
       await stream.nextMatching((frame) => frame.id !== undefined);
       onConnected();
@@ -396,7 +373,7 @@ function seeded(seed: number): () => number {
 describe("the live path under faults", () => {
   it("gives every viewer every line once and in order, with 10% of pushes lost and the object evicted mid-stream", async () => {
     const jobId = uniqueJobId("push-faults");
-    await createJob(redis, jobId, "user_push");
+    await createJob(redis, jobId, viewer.id);
     const random = seeded(15);
     let dropped = 0;
     let delivered = 0;

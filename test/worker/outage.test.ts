@@ -1,21 +1,18 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import worker from "../../src/index.ts";
 import { uniqueJobId } from "../support/redis.ts";
-import { createTestSigner } from "../support/tokens.ts";
+import { bearer, testUser, WORKER_ORIGIN } from "../support/worker-client.ts";
 
 // Redis out of reach (nothing listens on the port): a standard EventSource gives up for good
 // on a 500, so every route that needs Redis answers 503 with Retry-After instead.
-let token = "";
-beforeAll(async () => {
-  token = await (await createTestSigner(env.TEST_CLERK_SIGNING_JWK)).sign({ sub: "user_outage" });
-});
+const viewer = testUser("user_outage");
 
 async function withoutRedis(path: string): Promise<Response> {
   const ctx = createExecutionContext();
   const response = await worker.fetch(
-    new Request(`http://example.com${path}`, { headers: { Authorization: `Bearer ${token}` } }),
+    new Request(`${WORKER_ORIGIN}${path}`, { headers: bearer(await viewer.token()) }),
     { ...env, UPSTASH_REDIS_REST_URL: "http://127.0.0.1:9" },
     ctx,
   );

@@ -1,43 +1,14 @@
-import { env, exports } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
 import { countJobCreation, secondsUntilAllowed } from "../../src/jobs/quotas.ts";
 import { createRedis } from "../../src/redis.ts";
-import { testRedis } from "../support/jobs.ts";
-import { createTestSigner, type TestSigner, testUserId } from "../support/tokens.ts";
+import { recordsOwnedBy, testRedis } from "../support/jobs.ts";
+import { testUserId } from "../support/tokens.ts";
+import { BUILD_SPEC as spec, testUser } from "../support/worker-client.ts";
 
 const redis = testRedis(env);
-let signer: TestSigner;
-
-beforeAll(async () => {
-  signer = await createTestSigner(env.TEST_CLERK_SIGNING_JWK);
-});
-
-async function create(userId: string, spec: object): Promise<Response> {
-  return exports.default.fetch("http://example.com/api/jobs", {
-    method: "POST",
-    headers: {
-      Authorization: `Bearer ${await signer.sign({ sub: userId })}`,
-      "Content-Type": "application/json",
-    },
-    body: JSON.stringify(spec),
-  });
-}
-
-const spec = { steps: [{ name: "Build", phase: "build", command: "true" }] };
-
-// Every job record the user owns, found by scanning Redis as an attacker's leftovers would be.
-async function recordsOf(userId: string): Promise<number> {
-  let cursor = "0";
-  let owned = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, { match: "job:*:meta", count: 1000 });
-    cursor = String(next);
-    if (keys.length === 0) continue;
-    const records = await redis.mget<(string | null)[]>(...keys);
-    owned += records.filter((raw) => raw?.includes(`"owner":"${userId}"`)).length;
-  } while (cursor !== "0");
-  return owned;
-}
+const create = (userId: string, body: object): Promise<Response> =>
+  testUser(userId).post("/api/jobs", body);
 
 describe("jobs created per user per minute (JOBS_PER_USER_PER_MINUTE, 10)", () => {
   it("answers the 11th in a minute 429 with Retry-After and writes no record for it", async () => {
@@ -48,7 +19,7 @@ describe("jobs created per user per minute (JOBS_PER_USER_PER_MINUTE, 10)", () =
     expect(await refused.json()).toMatchObject({ error: { code: "rate_limited" } });
     const retryAfter = Number(refused.headers.get("Retry-After"));
     expect(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 120).toBe(true);
-    expect(await recordsOf(userId)).toBe(10);
+    expect(await recordsOwnedBy(redis, userId)).toBe(10);
     // Someone else is not held to this user's count.
     expect((await create(testUserId(), spec)).status).toBe(201);
   });
@@ -100,13 +71,13 @@ describe("a spec too large for the Queue (128 KB per message)", () => {
     const response = await create(userId, body);
     expect(response.status).toBe(413);
     expect(await response.json()).toMatchObject({ error: { code: "too_large" } });
-    expect(await recordsOf(userId)).toBe(0);
+    expect(await recordsOwnedBy(redis, userId)).toBe(0);
   });
 
   it("takes one just under it, and the Queue carries it", async () => {
     const userId = testUserId();
     const response = await create(userId, { ...spec, files: { "big.txt": "x".repeat(90_000) } });
     expect(response.status).toBe(201);
-    expect(await recordsOf(userId)).toBe(1);
+    expect(await recordsOwnedBy(redis, userId)).toBe(1);
   });
 });

@@ -1,31 +1,17 @@
-import { env, exports } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
-import type { LogLine } from "../../src/shared/entry.ts";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
 import { stepAlarmsUntil } from "../support/job-stream.ts";
-import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
-import { uniqueJobId } from "../support/redis.ts";
-import { isEvent, sseReader } from "../support/sse.ts";
-import { createTestSigner } from "../support/tokens.ts";
+import { jobWithLog, testRedis } from "../support/jobs.ts";
+import { isEvent, sseReader, textsOf } from "../support/sse.ts";
+import { testUser } from "../support/worker-client.ts";
 
 const redis = testRedis(env);
-let token = "";
-beforeAll(async () => {
-  token = await (await createTestSigner(env.TEST_CLERK_SIGNING_JWK)).sign({ sub: "user_slow" });
-});
-const connect = (jobId: string, lastEventId?: string) =>
-  exports.default.fetch(`http://example.com/api/jobs/${jobId}/logs/stream`, {
-    headers: {
-      Authorization: `Bearer ${token}`,
-      ...(lastEventId ? { "Last-Event-ID": lastEventId } : {}),
-    },
-  });
+const viewer = testUser("user_slow");
 
 describe("a viewer that cannot keep up", () => {
   it("is closed rather than fed a gap, and resumes exactly from its last id", async () => {
-    const jobId = uniqueJobId("slow");
-    await createJob(redis, jobId, "user_slow");
-    const writer = streamWriter(redis, jobId);
-    const stream = sseReader(await connect(jobId));
+    const { jobId, writer } = await jobWithLog(redis, "slow", viewer.id);
+    const stream = sseReader(await viewer.stream(jobId));
     await stream.next();
     const expected: string[] = [];
     let last = "";
@@ -44,23 +30,16 @@ describe("a viewer that cannot keep up", () => {
       const frame = await stream.next();
       if (frame === null) break;
       lastId = frame.id ?? lastId;
-      if (frame.event === "log")
-        got.push(
-          ...(JSON.parse(frame.data ?? "{}") as { lines: LogLine[] }).lines.map(
-            (line) => line.text,
-          ),
-        );
+      if (frame.event === "log") got.push(...textsOf(frame));
       if (got.length === expected.length) break;
     }
     expect(got).toEqual(expected.slice(0, got.length));
     expect(got.length).toBeLessThan(expected.length);
-    const resumed = sseReader(await connect(jobId, lastId));
+    const resumed = sseReader(await viewer.stream(jobId, { lastEventId: lastId }));
     while (got.length < expected.length) {
       const frame = await resumed.nextMatching(isEvent);
       if (frame === null) break;
-      got.push(
-        ...(JSON.parse(frame.data ?? "{}") as { lines: LogLine[] }).lines.map((line) => line.text),
-      );
+      got.push(...textsOf(frame));
     }
     expect(got).toEqual(expected);
     await resumed.cancel();

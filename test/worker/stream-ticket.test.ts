@@ -1,50 +1,32 @@
 import { createExecutionContext } from "cloudflare:test";
-import { env, exports } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
 import { DEFAULT_TICKET_TTL_SECONDS, streamTickets } from "../../src/http/stream-ticket.ts";
 import worker from "../../src/index.ts";
-import type { LogLine } from "../../src/shared/entry.ts";
-import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
+import { createJob, jobWithLog, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
-import { isEvent, type SseFrame, sseReader } from "../support/sse.ts";
-import { base64UrlText, createTestSigner, testUserId } from "../support/tokens.ts";
+import { isEvent, sseReader, textsOf } from "../support/sse.ts";
+import { base64UrlText, testUserId } from "../support/tokens.ts";
+import { bearer, call, testUser, WORKER_ORIGIN } from "../support/worker-client.ts";
 
 // Stream tickets and CORS: what a page on another origin needs to follow a build with
 // EventSource, which can send neither an Authorization header nor (usually) the cookie.
 const redis = testRedis(env);
 const ALLOWED_ORIGIN = "https://app.example.com";
-let owner = "";
-let ownerToken = "";
-let strangerToken = "";
+const owner = testUser();
+const stranger = testUser();
 
-beforeAll(async () => {
-  const signer = await createTestSigner(env.TEST_CLERK_SIGNING_JWK);
-  owner = testUserId();
-  ownerToken = await signer.sign({ sub: owner });
-  strangerToken = await signer.sign({ sub: testUserId() });
-});
-
-const call = (path: string, init: RequestInit = {}): Promise<Response> =>
-  exports.default.fetch(`http://example.com${path}`, init);
-const bearer = (token: string, headers: Record<string, string> = {}): RequestInit => ({
-  headers: { Authorization: `Bearer ${token}`, ...headers },
-});
-
-async function newJob(label: string) {
-  const jobId = uniqueJobId(label);
-  await createJob(redis, jobId, owner);
-  return { jobId, writer: streamWriter(redis, jobId) };
-}
+const newJob = (label: string) => jobWithLog(redis, label, owner.id);
 
 interface TicketBody {
   ticket: string;
   expires_at: string;
 }
 
-async function ticketFor(jobId: string, token = ownerToken): Promise<TicketBody> {
+async function ticketFor(jobId: string): Promise<TicketBody> {
   const response = await call(`/api/jobs/${jobId}/logs/ticket`, {
     method: "POST",
-    ...bearer(token),
+    headers: bearer(await owner.token()),
   });
   expect(response.status).toBe(200);
   return (await response.json()) as TicketBody;
@@ -52,10 +34,6 @@ async function ticketFor(jobId: string, token = ownerToken): Promise<TicketBody>
 
 const streamUrl = (jobId: string, ticket: string): string =>
   `/api/jobs/${jobId}/logs/stream?ticket=${encodeURIComponent(ticket)}`;
-const textsOf = (frame: SseFrame | null): string[] =>
-  frame?.data
-    ? (JSON.parse(frame.data) as { lines: LogLine[] }).lines.map((line) => line.text)
-    : [];
 
 async function expectRejected(response: Response, code: string): Promise<void> {
   expect({ status: response.status, body: await response.json() }).toMatchObject({
@@ -116,7 +94,7 @@ describe("POST /api/jobs/:id/logs/ticket", () => {
     const before = Date.now();
     const response = await call(`/api/jobs/${jobId}/logs/ticket`, {
       method: "POST",
-      ...bearer(ownerToken),
+      headers: bearer(await owner.token()),
     });
     expect(response.status).toBe(200);
     expect(response.headers.get("Cache-Control")).toBe("no-store");
@@ -129,16 +107,16 @@ describe("POST /api/jobs/:id/logs/ticket", () => {
 
   it("answers anyone but the owner as for a job that does not exist", async () => {
     const { jobId } = await newJob("ticket-stranger");
-    const stranger = await call(`/api/jobs/${jobId}/logs/ticket`, {
+    const notYours = await call(`/api/jobs/${jobId}/logs/ticket`, {
       method: "POST",
-      ...bearer(strangerToken),
+      headers: bearer(await stranger.token()),
     });
     const missing = await call(`/api/jobs/${uniqueJobId("nowhere")}/logs/ticket`, {
       method: "POST",
-      ...bearer(ownerToken),
+      headers: bearer(await owner.token()),
     });
-    expect(stranger.status).toBe(404);
-    expect(await stranger.json()).toEqual(await missing.json());
+    expect(notYours.status).toBe(404);
+    expect(await notYours.json()).toEqual(await missing.json());
   });
 
   it("needs a session: 401 without one, and a ticket is not one", async () => {
@@ -157,7 +135,7 @@ describe("POST /api/jobs/:id/logs/ticket", () => {
   it("rejects a malformed job id with 400", async () => {
     const response = await call("/api/jobs/bad*id/logs/ticket", {
       method: "POST",
-      ...bearer(ownerToken),
+      headers: bearer(await owner.token()),
     });
     expect(response.status).toBe(400);
     expect(await response.json()).toMatchObject({ error: { code: "invalid_job_id" } });
@@ -216,7 +194,7 @@ describe("GET /api/jobs/:id/logs/stream?ticket=", () => {
     const forged = `${version}.${base64UrlText(JSON.stringify({ job: jobId, sub: testUserId(), exp: Math.floor(Date.now() / 1000) + 300 }))}.${signature}`;
     await expectRejected(await call(streamUrl(jobId, forged)), "invalid_ticket");
     // A later expiry, same signature.
-    const longer = `${version}.${base64UrlText(JSON.stringify({ job: jobId, sub: owner, exp: Math.floor(Date.now() / 1000) + 86_400 }))}.${signature}`;
+    const longer = `${version}.${base64UrlText(JSON.stringify({ job: jobId, sub: owner.id, exp: Math.floor(Date.now() / 1000) + 86_400 }))}.${signature}`;
     await expectRejected(await call(streamUrl(jobId, longer)), "invalid_ticket");
     // One character of the signature changed.
     const flipped = `${ticket.slice(0, -10)}${ticket.at(-10) === "A" ? "B" : "A"}${ticket.slice(-9)}`;
@@ -228,7 +206,7 @@ describe("GET /api/jobs/:id/logs/stream?ticket=", () => {
     const tickets = streamTickets({ secret: env.STREAM_TICKET_SECRET });
     const { ticket } = await tickets.issue(
       jobId,
-      owner,
+      owner.id,
       Date.now() - (DEFAULT_TICKET_TTL_SECONDS + 1) * 1000,
     );
     await expectRejected(await call(streamUrl(jobId, ticket)), "ticket_expired");
@@ -275,7 +253,7 @@ describe("the stream with Clerk's same-origin __session cookie", () => {
   it("streams to a plain EventSource request that carries only the cookie", async () => {
     const { jobId, writer } = await newJob("cookie");
     const response = await call(`/api/jobs/${jobId}/logs/stream`, {
-      headers: { Cookie: `__session=${ownerToken}` },
+      headers: { Cookie: `__session=${await owner.token()}` },
     });
     expect(response.status).toBe(200);
     const stream = sseReader(response);
@@ -288,7 +266,7 @@ describe("the stream with Clerk's same-origin __session cookie", () => {
   it("answers a stranger's cookie with 404", async () => {
     const { jobId } = await newJob("cookie-stranger");
     const response = await call(`/api/jobs/${jobId}/logs/stream`, {
-      headers: { Cookie: `__session=${strangerToken}` },
+      headers: { Cookie: `__session=${await stranger.token()}` },
     });
     expect(response.status).toBe(404);
   });
@@ -300,10 +278,9 @@ describe("CORS on /api/*", () => {
 
   it("lets a configured origin read answers, with credentials", async () => {
     const { jobId } = await newJob("cors");
-    const response = await call(
-      `/api/jobs/${jobId}`,
-      bearer(ownerToken, { Origin: ALLOWED_ORIGIN }),
-    );
+    const response = await call(`/api/jobs/${jobId}`, {
+      headers: bearer(await owner.token(), { Origin: ALLOWED_ORIGIN }),
+    });
     expect(response.status).toBe(200);
     expect(response.headers.get("Access-Control-Allow-Origin")).toBe(ALLOWED_ORIGIN);
     expect(response.headers.get("Access-Control-Allow-Credentials")).toBe("true");
@@ -336,7 +313,9 @@ describe("CORS on /api/*", () => {
     "null",
   ])("gives the origin %s no CORS header at all", async (origin) => {
     const { jobId } = await newJob("cors-other");
-    const response = await call(`/api/jobs/${jobId}`, bearer(ownerToken, { Origin: origin }));
+    const response = await call(`/api/jobs/${jobId}`, {
+      headers: bearer(await owner.token(), { Origin: origin }),
+    });
     expect(response.status).toBe(200);
     expect(corsHeaders(response)).toEqual([]);
     expect(response.headers.get("Vary")).toMatch(/\bOrigin\b/);
@@ -389,7 +368,7 @@ describe("CORS on /api/*", () => {
       // A cast: the generated Env types CORS_ORIGINS as wrangler.toml's literal value.
       const misconfigured = { ...env, CORS_ORIGINS: origins } as Env;
       const response = await worker.fetch(
-        new Request("http://example.com/api/jobs/x", { headers: { Origin: ALLOWED_ORIGIN } }),
+        new Request(`${WORKER_ORIGIN}/api/jobs/x`, { headers: { Origin: ALLOWED_ORIGIN } }),
         misconfigured,
         createExecutionContext(),
       );

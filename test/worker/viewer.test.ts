@@ -1,27 +1,15 @@
 import { createExecutionContext } from "cloudflare:test";
-import { env, exports } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
 import worker from "../../src/index.ts";
 import { createJob, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
-import { createTestSigner, sessionClaims, testUserId } from "../support/tokens.ts";
+import { call, expiredToken, testUser, WORKER_ORIGIN } from "../support/worker-client.ts";
 
 // The viewer page as the Worker serves it, and the development sign-in. What the page does in a
 // browser is tested in a real one: test/browser/viewer.test.ts.
 const redis = testRedis(env);
-let owner = "";
-let ownerToken = "";
-let expiredToken = "";
-
-beforeAll(async () => {
-  const signer = await createTestSigner(env.TEST_CLERK_SIGNING_JWK);
-  owner = testUserId();
-  ownerToken = await signer.sign({ sub: owner });
-  const past = Math.floor(Date.now() / 1000) - 3600;
-  expiredToken = await signer.sign(
-    sessionClaims({ sub: owner, iat: past, nbf: past - 10, exp: past + 60 }),
-  );
-});
+const owner = testUser();
 
 async function sha256Base64(text: string): Promise<string> {
   const digest = new Uint8Array(
@@ -41,7 +29,7 @@ function directives(csp: string): Map<string, string[]> {
 
 describe("GET /jobs/:id", () => {
   it("serves the viewer page to anyone, for any well-formed id: the data is behind the API", async () => {
-    const response = await exports.default.fetch(`http://example.com/jobs/${uniqueJobId("page")}`);
+    const response = await call(`/jobs/${uniqueJobId("page")}`);
     expect(response.status).toBe(200);
     expect(response.headers.get("Content-Type")).toBe("text/html; charset=utf-8");
     expect(response.headers.get("X-Content-Type-Options")).toBe("nosniff");
@@ -53,7 +41,7 @@ describe("GET /jobs/:id", () => {
   });
 
   it("allows exactly its own inline script and style, by hash, and nothing inline besides", async () => {
-    const response = await exports.default.fetch(`http://example.com/jobs/${uniqueJobId("csp")}`);
+    const response = await call(`/jobs/${uniqueJobId("csp")}`);
     const html = await response.text();
     const csp = directives(response.headers.get("Content-Security-Policy") ?? "");
     expect(csp.get("default-src")).toEqual(["'self'"]);
@@ -84,7 +72,7 @@ describe("GET /jobs/:id", () => {
       CLERK_PUBLISHABLE_KEY: `pk_live_${btoa("clerk.example.com$")}`,
     };
     const response = await worker.fetch(
-      new Request(`http://example.com/jobs/${uniqueJobId("clerk")}`),
+      new Request(`${WORKER_ORIGIN}/jobs/${uniqueJobId("clerk")}`),
       vars,
       createExecutionContext(),
     );
@@ -105,9 +93,7 @@ describe("GET /jobs/:id", () => {
   });
 
   it("without one, loads no other script and calls only its own origin", async () => {
-    const response = await exports.default.fetch(
-      `http://example.com/jobs/${uniqueJobId("noclerk")}`,
-    );
+    const response = await call(`/jobs/${uniqueJobId("noclerk")}`);
     const csp = directives(response.headers.get("Content-Security-Policy") ?? "");
     expect(csp.get("script-src")).toHaveLength(1);
     expect(csp.get("connect-src")).toEqual(["'self'"]);
@@ -125,7 +111,7 @@ describe("GET /jobs/:id", () => {
       [name]: value,
     } as Env;
     const response = await worker.fetch(
-      new Request(`http://example.com/jobs/${uniqueJobId("badclerk")}`),
+      new Request(`${WORKER_ORIGIN}/jobs/${uniqueJobId("badclerk")}`),
       vars,
       createExecutionContext(),
     );
@@ -135,7 +121,7 @@ describe("GET /jobs/:id", () => {
   it.each(["bad*id", "a%3Ab", "x".repeat(65), "-leading-dash"])(
     "answers the malformed id %j with 400",
     async (id) => {
-      const response = await exports.default.fetch(`http://example.com/jobs/${id}`);
+      const response = await call(`/jobs/${id}`);
       expect(response.status).toBe(400);
       expect(await response.json()).toMatchObject({ error: { code: "invalid_job_id" } });
     },
@@ -147,7 +133,7 @@ describe("GET /dev/sign-in", () => {
   const signIn = (query: string, vars: Env = devEnv): Promise<Response> =>
     Promise.resolve(
       worker.fetch(
-        new Request(`http://example.com/dev/sign-in?${query}`, { redirect: "manual" }),
+        new Request(`${WORKER_ORIGIN}/dev/sign-in?${query}`, { redirect: "manual" }),
         vars,
         createExecutionContext(),
       ),
@@ -155,7 +141,7 @@ describe("GET /dev/sign-in", () => {
 
   it("does not exist unless DEV_SIGN_IN=1", async () => {
     for (const vars of [env, { ...env, DEV_SIGN_IN: "true" }]) {
-      const response = await signIn(`token=${ownerToken}&next=/jobs/x`, vars);
+      const response = await signIn(`token=${await owner.token()}&next=/jobs/x`, vars);
       expect(response.status).toBe(404);
       expect(await response.json()).toMatchObject({ error: { code: "not_found" } });
       expect(response.headers.get("Set-Cookie")).toBeNull();
@@ -164,9 +150,9 @@ describe("GET /dev/sign-in", () => {
 
   it("verifies the token, sets the __session cookie the API accepts and redirects to next", async () => {
     const jobId = uniqueJobId("dev-sign-in");
-    await createJob(redis, jobId, owner);
+    await createJob(redis, jobId, owner.id);
     const response = await signIn(
-      `token=${ownerToken}&next=${encodeURIComponent(`/jobs/${jobId}`)}`,
+      `token=${await owner.token()}&next=${encodeURIComponent(`/jobs/${jobId}`)}`,
     );
     expect(response.status).toBe(303);
     expect(response.headers.get("Location")).toBe(`/jobs/${jobId}`);
@@ -174,21 +160,21 @@ describe("GET /dev/sign-in", () => {
     const cookie = response.headers.get("Set-Cookie") ?? "";
     expect(cookie).toMatch(
       new RegExp(
-        `^__session=${ownerToken.replaceAll(".", "\\.")}; Path=/; HttpOnly; SameSite=Lax$`,
+        `^__session=${(await owner.token()).replaceAll(".", "\\.")}; Path=/; HttpOnly; SameSite=Lax$`,
       ),
     );
-    const job = await exports.default.fetch(`http://example.com/api/jobs/${jobId}`, {
+    const job = await call(`/api/jobs/${jobId}`, {
       headers: { Cookie: cookie.split(";")[0] ?? "" },
     });
     expect(job.status).toBe(200);
-    expect(await job.json()).toMatchObject({ id: jobId, owner });
+    expect(await job.json()).toMatchObject({ id: jobId, owner: owner.id });
   });
 
   it.each([
-    ["an expired token", () => expiredToken, "token_expired"],
-    ["a malformed token", () => "not.a.jwt", "invalid_token"],
+    ["an expired token", () => expiredToken(owner.id), "token_expired"],
+    ["a malformed token", async () => "not.a.jwt", "invalid_token"],
   ])("refuses %s with 401 and sets no cookie", async (_case, token, code) => {
-    const response = await signIn(`token=${token()}&next=/jobs/x`);
+    const response = await signIn(`token=${await token()}&next=/jobs/x`);
     expect(response.status).toBe(401);
     expect(await response.json()).toMatchObject({ error: { code } });
     expect(response.headers.get("Set-Cookie")).toBeNull();
@@ -208,7 +194,7 @@ describe("GET /dev/sign-in", () => {
     "/jobs/x%0d%0aSet-Cookie:%20a=b",
   ])("redirects only within this origin, not to %j", async (next) => {
     const response = await signIn(
-      `token=${ownerToken}&next=${encodeURIComponent(decodeURIComponent(next))}`,
+      `token=${await owner.token()}&next=${encodeURIComponent(decodeURIComponent(next))}`,
     );
     expect(response.status).toBe(400);
     expect(await response.json()).toMatchObject({ error: { code: "invalid_next" } });
