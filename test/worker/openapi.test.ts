@@ -1,13 +1,13 @@
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { Validator } from "@cfworker/json-schema";
 import { beforeAll, describe, expect, it } from "vitest";
 import { app } from "../../src/app.ts";
 import { UNDOCUMENTED_PATHS } from "../../src/http/openapi.ts";
 import { ERROR_CODES } from "../../src/shared/errors.ts";
-import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
+import { jobWithLog, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
 import { isEvent, type SseFrame, sseReader } from "../support/sse.ts";
-import { createTestSigner, type TestSigner, testUserId } from "../support/tokens.ts";
+import { call, testUser } from "../support/worker-client.ts";
 
 // GET /api/openapi.json against the app it describes: every route of the Hono app is in the
 // document and nothing else is, every error code is in its error body, and real answers of the
@@ -29,12 +29,10 @@ interface OpenApiDocument {
 }
 
 const redis = testRedis(env);
-let signer: TestSigner;
 let document: OpenApiDocument;
 
 beforeAll(async () => {
-  signer = await createTestSigner(env.TEST_CLERK_SIGNING_JWK);
-  const response = await exports.default.fetch("http://example.com/api/openapi.json");
+  const response = await call("/api/openapi.json");
   expect(response.status).toBe(200);
   document = (await response.json()) as OpenApiDocument;
 });
@@ -79,10 +77,6 @@ function expectValid(value: unknown, schema: Schema): void {
   const result = new Validator(schema, "2020-12", false).validate(value);
   expect(result.errors, JSON.stringify(value)).toEqual([]);
 }
-
-const bearer = async (user: string): Promise<Record<string, string>> => ({
-  Authorization: `Bearer ${await signer.sign({ sub: user })}`,
-});
 
 describe("the OpenAPI document", () => {
   it("is OpenAPI 3.1, served without auth", () => {
@@ -156,75 +150,54 @@ describe("the OpenAPI document", () => {
 
 describe("real answers match the document", () => {
   it("201 of a created job", async () => {
-    const response = await exports.default.fetch("http://example.com/api/jobs", {
-      method: "POST",
-      headers: { ...(await bearer(testUserId())), "Content-Type": "application/json" },
-      body: JSON.stringify({
-        title: "Deploy",
-        steps: [{ name: "Build", phase: "build", command: "true" }],
-      }),
+    const response = await testUser().post("/api/jobs", {
+      title: "Deploy",
+      steps: [{ name: "Build", phase: "build", command: "true" }],
     });
     expect(response.status).toBe(201);
     expectValid(await response.json(), responseSchema("post", "/api/jobs", 201));
   });
 
   it("200 of a history page, the job's record, the job list and a search", async () => {
-    const user = testUserId();
-    const jobId = uniqueJobId("openapi-page");
-    await createJob(redis, jobId, user);
-    const writer = streamWriter(redis, jobId);
+    const user = testUser();
+    const { jobId, writer } = await jobWithLog(redis, "openapi-page", user.id);
     await writer.append("installing", "\u001b[31merror\u001b[0m: it broke");
     await writer.appendLines([{ text: "--- Building ---", source: "system" }]);
-    const headers = await bearer(user);
-    const get = (path: string) => exports.default.fetch(`http://example.com${path}`, { headers });
 
-    const page = await get(`/api/jobs/${jobId}/logs?limit=2`);
+    const page = await user.get(`/api/jobs/${jobId}/logs?limit=2`);
     expect(page.status).toBe(200);
     const body = (await page.json()) as { lines: unknown[] };
     expect(body.lines).toHaveLength(2);
     expectValid(body, responseSchema("get", "/api/jobs/{id}/logs", 200));
 
-    const job = await get(`/api/jobs/${jobId}`);
+    const job = await user.get(`/api/jobs/${jobId}`);
     expectValid(await job.json(), responseSchema("get", "/api/jobs/{id}", 200));
-    const list = await get("/api/jobs");
+    const list = await user.get("/api/jobs");
     expectValid(await list.json(), responseSchema("get", "/api/jobs", 200));
-    const search = await get(`/api/jobs/${jobId}/logs/search?q=broke`);
+    const search = await user.get(`/api/jobs/${jobId}/logs/search?q=broke`);
     expectValid(await search.json(), responseSchema("get", "/api/jobs/{id}/logs/search", 200));
   });
 
   it("400 and 404 errors", async () => {
-    const user = testUserId();
-    const jobId = uniqueJobId("openapi-errors");
-    await createJob(redis, jobId, user);
-    const headers = await bearer(user);
-    const badCursor = await exports.default.fetch(
-      `http://example.com/api/jobs/${jobId}/logs?after=zzz`,
-      { headers },
-    );
+    const user = testUser();
+    const { jobId } = await jobWithLog(redis, "openapi-errors", user.id);
+    const badCursor = await user.get(`/api/jobs/${jobId}/logs?after=zzz`);
     expect(badCursor.status).toBe(400);
     const bad = (await badCursor.json()) as { error: { code: string } };
     expect(bad.error.code).toBe("invalid_cursor");
     expectValid(bad, responseSchema("get", "/api/jobs/{id}/logs", 400));
 
-    const missing = await exports.default.fetch(
-      `http://example.com/api/jobs/${uniqueJobId("openapi-missing")}`,
-      { headers },
-    );
+    const missing = await user.get(`/api/jobs/${uniqueJobId("openapi-missing")}`);
     expect(missing.status).toBe(404);
     expectValid(await missing.json(), responseSchema("get", "/api/jobs/{id}", 404));
   });
 
   it("the stream's log and done events", async () => {
-    const user = testUserId();
-    const jobId = uniqueJobId("openapi-stream");
-    await createJob(redis, jobId, user, "ready");
-    const writer = streamWriter(redis, jobId);
+    const user = testUser();
+    const { jobId, writer } = await jobWithLog(redis, "openapi-stream", user.id, "ready");
     await writer.append("one", "two");
     await writer.end("ready", "Build succeeded");
-    const response = await exports.default.fetch(
-      `http://example.com/api/jobs/${jobId}/logs/stream?after=0-0:0`,
-      { headers: await bearer(user) },
-    );
+    const response = await user.stream(jobId, { after: "0-0:0" });
     expect(response.status).toBe(200);
     const reader = sseReader(response);
     const events: SseFrame[] = [];
