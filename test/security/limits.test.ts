@@ -43,12 +43,25 @@ describe("per-build limits", () => {
     expect(await run("echo still usable")).toEqual({ exitCode: 0, timedOut: false });
   });
 
-  it("CPU time: a process past it is stopped", async () => {
-    const result = await run(`node -e 'for (;;);'`);
+  it("CPU time: the build's processes together; past it they are killed", async () => {
+    // Four burners that each stop short of the limit alone (at 1.5 s of their own CPU time),
+    // past it together. Left alone the command would exit 0 (wait without operands does): the
+    // limit kills the shell as well.
+    const burn = `node -e 'const t = () => process.cpuUsage().user + process.cpuUsage().system; while (t() < 1.5e6);'`;
+    const result = await run(`${burn} & ${burn} & ${burn} & ${burn} & wait`);
+    expect(result.exitCode).not.toBe(0);
     expect(result.limit).toMatchObject({
       name: "cpu",
-      message: expect.stringContaining("CPU time limit (2 s)"),
+      message: expect.stringContaining("CPU time limit (2 s, all its processes together)"),
     });
+    // The build has used its time: what it runs next is killed as well.
+    const next = await run(`${burn}`);
+    expect(next.limit).toMatchObject({ name: "cpu" });
+  });
+
+  it("CPU time: a build under it runs to its end", async () => {
+    const burn = `node -e 'const t = () => process.cpuUsage().user + process.cpuUsage().system; while (t() < 0.3e6);'`;
+    expect(await run(`${burn} & ${burn} & wait`)).toEqual({ exitCode: 0, timedOut: false });
   });
 
   it("disk: the workdir's tmpfs fills, and /tmp's", async () => {

@@ -12,6 +12,7 @@ import {
 import { readdir, readFile, stat, statfs } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
 import { delimiter, dirname, join } from "node:path";
+import { type BuildCgroups, buildCgroups, JOIN_CGROUP } from "./build-cgroup.ts";
 import type { Jail, JailFactory } from "./jail.ts";
 import { type LimitExceeded, SandboxError } from "./types.ts";
 import { type BuildUsage, watchUsage } from "./usage-watch.ts";
@@ -21,7 +22,7 @@ export interface BuildLimits {
   readonly memoryBytes: number;
   /** Processes and threads, the build's together (RLIMIT_NPROC of its own uid). */
   readonly processes: number;
-  /** CPU time of each process (RLIMIT_CPU). */
+  /** CPU time of the build's processes together (counted by its cgroup). */
   readonly cpuSeconds: number;
   /** The home directory with the workdir; /tmp gets a quarter of it besides. */
   readonly diskBytes: number;
@@ -78,7 +79,6 @@ const TOOLS = ["bwrap", "slirp4netns", "nsenter", "setpriv", "prlimit", "ip"] as
 /** Where each tool is on the runner's PATH; spawned by these paths. */
 type Tools = Readonly<Record<(typeof TOOLS)[number], string>>;
 const DEBIAN_PACKAGES = "bubblewrap slirp4netns util-linux iproute2";
-const SIGXCPU_EXIT = 128 + 24;
 const DISK_FULL_BYTES = 1024 * 1024;
 const MIB = 1024 * 1024;
 
@@ -115,13 +115,14 @@ export function bwrapJail(options: BwrapJailOptions = {}): JailFactory {
     );
   }
   const tools = Object.fromEntries(found) as Tools;
+  const cgroups = buildCgroups();
   const env = buildEnvironment(options.passEnv ?? []);
   const nodeDir = dirname(process.execPath);
   const bindArgs = systemBinds(env, nodeDir);
 
   return {
     isolated: true,
-    open: () => openJail(tools, limits, env, bindArgs),
+    open: () => openJail(tools, cgroups, limits, env, bindArgs),
   };
 }
 
@@ -201,13 +202,14 @@ const START_ATTEMPTS = 3;
 
 async function openJail(
   tools: Tools,
+  cgroups: BuildCgroups,
   limits: BuildLimits,
   env: Readonly<Record<string, string>>,
   bindArgs: readonly string[],
 ): Promise<Jail> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startJail(tools, limits, env, bindArgs);
+      return await startJail(tools, cgroups, limits, env, bindArgs);
     } catch (error) {
       if (attempt >= START_ATTEMPTS) throw error;
     }
@@ -216,11 +218,13 @@ async function openJail(
 
 async function startJail(
   tools: Tools,
+  cgroups: BuildCgroups,
   limits: BuildLimits,
   env: Readonly<Record<string, string>>,
   bindArgs: readonly string[],
 ): Promise<Jail> {
   const uid = pickUid();
+  const cgroup = await cgroups.open(`build-${uid}`);
   const files = Object.entries(etcFiles());
   // fd 3: bwrap's info (the init's pid); fds 4..: the contents of the files above.
   const dataFd = (index: number): number => 4 + index;
@@ -271,9 +275,14 @@ async function startJail(
     "-c",
     "echo ready; read -r _",
   ];
+  // In the build's cgroup before bwrap unshares the cgroup namespace: inside, it is the root.
   const init = spawn(
-    tools.setpriv,
+    "/bin/sh",
     [
+      "-c",
+      JOIN_CGROUP,
+      cgroup.initProcs,
+      tools.setpriv,
       "--reuid",
       String(uid),
       "--regid",
@@ -313,6 +322,8 @@ async function startJail(
   } catch (cause) {
     network?.kill("SIGKILL");
     init.kill("SIGKILL");
+    await once(init, "exit").catch(() => undefined);
+    await cgroup.remove().catch(() => undefined);
     throw failed("cannot start the build's sandbox", cause);
   }
   const root = `/proc/${initPid}/root`;
@@ -322,10 +333,20 @@ async function startJail(
   const usage = watchUsage({
     procDir: `${root}/proc`,
     limits,
-    onExceeded: () => killBuildProcesses(uid),
+    cpuMicros: () => cgroup.cpuMicros(),
+    onExceeded: async () => {
+      await cgroup.killCommands();
+      // Also reaches any process the cgroup lacks (none is known to): the uid is the build's.
+      await killBuildProcesses(uid);
+    },
   });
 
+  // Every command joins the commands' cgroup first, then the build's namespaces.
   const enter = (cwd: string, argv: readonly string[]): string[] => [
+    "-c",
+    JOIN_CGROUP,
+    cgroup.commandProcs,
+    tools.nsenter,
     "-t",
     String(initPid),
     "-U",
@@ -350,7 +371,6 @@ async function startJail(
     `--nproc=${limits.processes}`,
     // A hard stop for one process between the samples that enforce the build's total.
     `--data=${limits.memoryBytes * 2}`,
-    `--cpu=${limits.cpuSeconds}:${limits.cpuSeconds + 5}`,
     "--core=0",
     "--",
     "/usr/bin/env",
@@ -385,7 +405,7 @@ async function startJail(
         () => false,
       ),
     commandLine: (cwd, command) => ({
-      file: tools.nsenter,
+      file: "/bin/sh",
       args: enter(cwd, ["/bin/sh", "-c", command]),
       cwd: "/",
       relaysExit: true,
@@ -395,7 +415,7 @@ async function startJail(
       // could not write itself; the check keeps writes inside the workdir as well.
       const script = `t=$(/usr/bin/realpath -m -- "$1") || exit 3; case "$t" in "$2"/*) ;; *) exit 3;; esac; /usr/bin/mkdir -p -- "\${t%/*}" && exec /usr/bin/cat > "$t"`;
       const writer = spawn(
-        tools.nsenter,
+        "/bin/sh",
         enter(WORKDIR, ["/bin/sh", "-c", script, "write", target, WORKDIR]),
         { env: {}, stdio: ["pipe", "ignore", "pipe"] },
       );
@@ -415,14 +435,9 @@ async function startJail(
         );
       if (code !== 0) throw new Error(errors().trim() || `the writer exited with ${code}`);
     },
-    async limitExceeded(startedAt, exitCode) {
+    async limitExceeded(startedAt) {
       const exceeded = await usage.exceededSince(startedAt);
       if (exceeded !== undefined) return describe(exceeded, limits);
-      if (exitCode === SIGXCPU_EXIT)
-        return {
-          name: "cpu",
-          message: `a process of the build went over its CPU time limit (${limits.cpuSeconds} s)`,
-        };
       for (const dir of [HOME, "/tmp"]) {
         const info = await statfs(`${root}${dir}`).catch(() => undefined);
         if (info !== undefined && info.bavail * info.bsize < DISK_FULL_BYTES)
@@ -446,11 +461,18 @@ async function startJail(
       init.stdin?.end();
       await exited;
       network?.kill("SIGKILL");
+      // Left behind, an empty group costs nothing and goes when the runner exits.
+      await cgroup.remove().catch(() => undefined);
     },
   };
 }
 
 function describe(usage: BuildUsage, limits: BuildLimits): LimitExceeded {
+  if (usage.over === "cpu")
+    return {
+      name: "cpu",
+      message: `the build went over its CPU time limit (${limits.cpuSeconds} s, all its processes together); its processes were killed`,
+    };
   return usage.over === "memory"
     ? {
         name: "memory",

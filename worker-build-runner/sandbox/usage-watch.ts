@@ -1,7 +1,7 @@
 import { readdir, readFile } from "node:fs/promises";
 
 export interface BuildUsage {
-  readonly over: "memory" | "processes";
+  readonly over: "memory" | "processes" | "cpu";
   /** When the sample that found it was taken. */
   readonly at: number;
 }
@@ -21,16 +21,25 @@ const AFTER_FAILURE_PROCESS_SLACK = 2;
 /**
  * Samples a build's processes through its own /proc (only its PID namespace is there): their
  * private resident memory (RssAnon + RssShmem) together, and their tasks (processes and
- * threads, what RLIMIT_NPROC counts). Over the memory limit, or at the process limit (forks are
- * being refused; after a failed command, within two of it), it calls `onExceeded` to kill them. No cgroup is used: cgroup v2 with its
- * memory controller is not delegated on the machines this runs on (cgroup v1 hybrid).
+ * threads, what RLIMIT_NPROC counts); and the CPU time all of them ever used, from the build's
+ * cgroup. Over the memory or CPU limit, or at the process limit (forks are being refused; after
+ * a failed command, within two of it), it calls `onExceeded` to kill them. Memory is not the
+ * cgroup's: cgroup v2's memory controller is not delegated on the machines this runs on (cgroup
+ * v1 hybrids). Past the CPU limit every sample kills again: the build has used its time.
  */
 export function watchUsage(options: {
   readonly procDir: string;
-  readonly limits: { readonly memoryBytes: number; readonly processes: number };
+  readonly limits: {
+    readonly memoryBytes: number;
+    readonly processes: number;
+    readonly cpuSeconds: number;
+  };
+  /** CPU time of all the build's processes so far, in microseconds. */
+  readonly cpuMicros: () => Promise<number>;
   readonly onExceeded: () => Promise<void>;
 }): UsageWatch {
-  const exceeded: BuildUsage[] = [];
+  // The latest sample over each limit: enough to answer exceededSince, and bounded.
+  const exceeded = new Map<BuildUsage["over"], BuildUsage>();
   let sampling: Promise<void> | undefined;
   const sample = (processSlack: number): Promise<void> => {
     sampling ??= measure(processSlack).finally(() => {
@@ -47,14 +56,17 @@ export function watchUsage(options: {
       memory += (field(status, "RssAnon") + field(status, "RssShmem")) * 1024;
       tasks += field(status, "Threads");
     }
+    const cpuMicros = await options.cpuMicros().catch(() => 0);
     const over =
-      memory > options.limits.memoryBytes
-        ? "memory"
-        : tasks >= options.limits.processes - processSlack
-          ? "processes"
-          : undefined;
+      cpuMicros > options.limits.cpuSeconds * 1e6
+        ? "cpu"
+        : memory > options.limits.memoryBytes
+          ? "memory"
+          : tasks >= options.limits.processes - processSlack
+            ? "processes"
+            : undefined;
     if (over !== undefined) {
-      exceeded.push({ over, at: Date.now() });
+      exceeded.set(over, { over, at: Date.now() });
       await options.onExceeded();
     }
   };
@@ -68,7 +80,7 @@ export function watchUsage(options: {
       // that gave up, may be gone already: hence the slack.
       await sampling;
       await sample(AFTER_FAILURE_PROCESS_SLACK);
-      return exceeded.find((usage) => usage.at >= since);
+      return [...exceeded.values()].find((usage) => usage.at >= since);
     },
     stop: () => clearInterval(timer),
   };
