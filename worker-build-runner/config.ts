@@ -42,7 +42,16 @@ export interface RunnerConfig {
   readonly concurrency: number;
   /** How long a job's lease lives unless the runner refreshes it; the sweep fails jobs whose lease ran out. */
   readonly leaseMs: number;
+  /** What of a job's log Redis keeps live while it runs: the middle goes once archived. */
+  readonly liveCopy: LiveCopyLimits;
   readonly production: boolean;
+}
+
+export interface LiveCopyLimits {
+  readonly headLines: number;
+  readonly tailLines: number;
+  /** At this many bytes the build waits for the archive (Upstash refuses a key past 100 MB). */
+  readonly maxBytes: number;
 }
 
 const MIB = 1024 * 1024;
@@ -94,6 +103,11 @@ const runnerEnvSchema = z.object({
   ),
   RUNNER_CONCURRENCY: integer(1, 64, 2),
   RUNNER_LEASE_MS: integer(1_000, 600_000, 30_000),
+  LIVE_HEAD_LINES: integer(1, 1_000_000, 1_000),
+  LIVE_TAIL_LINES: integer(100, 1_000_000, 50_000),
+  // Upstash refuses a key past 100 MB; the live copy may go 12 MiB past the cap while the
+  // archive waits for the lines that complete a segment.
+  LIVE_MAX_MB: integer(1, 80, 64),
 });
 
 // Checks that span variables, on the raw environment so they are named even when another
@@ -153,6 +167,11 @@ export function readRunnerConfig(env: Environment = process.env): RunnerConfig {
     sandboxPassEnv: values.SANDBOX_PASS_ENV?.split(",") ?? [],
     concurrency: values.RUNNER_CONCURRENCY,
     leaseMs: values.RUNNER_LEASE_MS,
+    liveCopy: {
+      headLines: values.LIVE_HEAD_LINES,
+      tailLines: values.LIVE_TAIL_LINES,
+      maxBytes: values.LIVE_MAX_MB * MIB,
+    },
     production: values.NODE_ENV === "production",
   };
 }

@@ -102,6 +102,7 @@ const runner = createRunnerApp({
       sandbox,
       runnerId,
       leaseMs: config.leaseMs,
+      liveCopy: config.liveCopy,
       signal: stop.signal,
       cancels,
       logger: log,

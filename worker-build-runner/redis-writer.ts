@@ -55,6 +55,15 @@ export interface RedisLogWriterOptions {
   readonly metrics?: WriterMetrics;
   /** How often, at most, the archive's progress is read (one GET in a write's pipeline) while the live copy is over head and tail. */
   readonly archiveCheckMs?: number;
+  /**
+   * Something archives the log while the build runs (the runner's archive calls to the Worker).
+   * Then nothing leaves the live copy before the archive has it: at the byte cap the writer
+   * holds the lines (the buffer fills and `waitForRoom()` pauses the build's output) and has
+   * the archive write what it can, call after call, until the middle can go archived. Only
+   * when the archive made no progress for `maxHoldMs` (120,000: it is down) do unarchived
+   * lines go, with the notice, as without an archiver.
+   */
+  readonly archiver?: LiveArchiver;
   readonly ttlSeconds?: number;
   /** The TTL is refreshed by the first write and then at most this often. */
   readonly ttlRefreshMs?: number;
@@ -83,6 +92,24 @@ export interface RedisLogWriterOptions {
     readonly id: string;
     readonly fields: Record<string, string>;
   }) => Promise<void>;
+}
+
+/** Archives a job's log while it is written (the Worker, through the runner's calls). */
+export interface LiveArchiver {
+  /**
+   * One archive call that starts now (after what was written so far): how far the archive
+   * got (`through`: its last entry) and whether it could write more segments at once (`more`)
+   * or another call holds the job (`busy`); null when the call failed.
+   */
+  archive(): Promise<{
+    readonly through: string | null;
+    readonly more: boolean;
+    readonly busy: boolean;
+  } | null>;
+  /** Unarchived lines go (lost, announced) only after the archive made no progress this long. */
+  readonly maxHoldMs?: number;
+  /** Between calls that failed or found the job busy. */
+  readonly retryMs?: number;
 }
 
 /** What one request wrote, in stream order. */
@@ -118,6 +145,10 @@ export interface WriterStats {
   /** Lines Redis acknowledged and then lost (a restart without its data). */
   linesLost: number;
   failedRequests: number;
+  /** Archive calls made while lines waited at the byte cap for the archive. */
+  archiveCalls: number;
+  /** How long lines waited at the byte cap for the archive, in all. */
+  archiveHeldMs: number;
   /** Lines deleted from the live copy once archived, and of those, ones the archive lacked. */
   linesTrimmed: number;
   linesTrimmedUnarchived: number;
@@ -177,6 +208,12 @@ function entryBytes(entry: PlannedEntry): number {
     0,
   );
 }
+
+// How far past its byte cap the live copy may go while the archive waits for the lines that
+// complete its next segment: a segment (the Worker's ARCHIVE_SEGMENT_BYTES, 4 MiB) and a
+// request (4 MiB), with room to spare; with the largest cap (80 MiB) still under Upstash's
+// 100 MB per key.
+const ARCHIVE_SLACK_BYTES = 12 * 1024 * 1024;
 
 const DUPLICATE_ID_ERROR = /equal or smaller than the target stream top item/i;
 
@@ -254,6 +291,8 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     linesDropped: 0,
     linesLost: 0,
     failedRequests: 0,
+    archiveCalls: 0,
+    archiveHeldMs: 0,
     linesTrimmed: 0,
     linesTrimmedUnarchived: 0,
   };
@@ -269,13 +308,50 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
   const untrackBuffer = metrics.trackBuffered(() => pending.bytes);
   const ids = createEntryIdClock(now);
   const headLines = positiveInteger("headLines", options.headLines ?? 1_000);
-  const ledger = createTrimLedger({
-    headLines,
-    tailLines: maxLines,
-    maxLiveBytes: positiveInteger("maxLiveBytes", options.maxLiveBytes ?? 64 * 1024 * 1024),
-  });
+  const maxLiveBytes = positiveInteger("maxLiveBytes", options.maxLiveBytes ?? 64 * 1024 * 1024);
+  const ledger = createTrimLedger({ headLines, tailLines: maxLines, maxLiveBytes });
   const archiveCheckMs = options.archiveCheckMs ?? 1_000;
   let lastArchiveCheckAt = -Infinity;
+  const archiver = options.archiver;
+  const archiveRetryMs = archiver?.retryMs ?? 250;
+  const maxArchiveHoldMs = archiver?.maxHoldMs ?? 120_000;
+  let archivedId: string | null = null;
+  // When the archive last moved on.
+  let archiveProgressAt = now();
+  let holdSince: number | null = null;
+  // The archive wrote every segment it could since the last write: the rest of the stream is
+  // less than a segment, which only more lines complete. The next batch goes over the cap then
+  // (by less than a segment and a request) rather than wait for what cannot come.
+  let archiveCaughtUp = false;
+  // The archive made no progress for maxHoldMs while lines waited: it is down. Lines go as
+  // without an archiver (announced lost) until it moves again.
+  let archiveStuck = false;
+  const archivedThrough = (id: string): void => {
+    if (archivedId === null || compareEntryIds(id, archivedId) > 0) {
+      archivedId = id;
+      archiveProgressAt = now();
+      archiveStuck = false;
+    }
+    ledger.archivedThrough(id);
+  };
+  // Whether the lines waiting must wait for the archive: writing them would push unarchived
+  // lines out of the live copy (its byte cap), and the archive has not been stuck for long.
+  const waitingForArchive = (): boolean => {
+    if (archiver === undefined || archiveStuck || pending.count === 0) return false;
+    // Caught up, the archive waits for lines that complete its next segment; past the cap by
+    // more than a segment and a request, it is wrong about that, and the lines wait again.
+    if (archiveCaughtUp && ledger.liveBytes <= maxLiveBytes + ARCHIVE_SLACK_BYTES) return false;
+    const plan = ledger.planTrim(pending.count, Math.min(pending.bytes, maxRequestBytes));
+    if (plan === null || plan.unarchivedLines === 0) return false;
+    if (holdSince !== null && now() - Math.max(archiveProgressAt, holdSince) >= maxArchiveHoldMs) {
+      archiveStuck = true;
+      logger.warn(
+        `build-log-stream: job ${options.jobId}: the archive made no progress for ${maxArchiveHoldMs} ms; lines it lacks leave the live copy at its byte cap (announced as lost)`,
+      );
+      return false;
+    }
+    return true;
+  };
   // The line number of the next line written: each entry carries its first (`n`), so a reader
   // knows exactly what it did not get.
   let nextLine = 0;
@@ -374,13 +450,25 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     // The live copy keeps its head and tail; the middle goes once the archive has it.
     const batchLines = entries.reduce((sum, entry) => sum + entry.lines, 0);
     const batchBytes = entries.reduce((sum, entry) => sum + entryBytes(entry), 0);
-    const trim = ledger.planTrim(batchLines, batchBytes);
+    // With an archiver, nothing unarchived goes unless it is stuck: waitingForArchive() held
+    // the lines until the archive caught up (a batch may take the live copy one request past the
+    // cap, well under Upstash's limit).
+    const trim = ledger.planTrim(batchLines, batchBytes, archiver !== undefined && !archiveStuck);
     const readArchive = ledger.overKeep && now() - lastArchiveCheckAt >= archiveCheckMs;
     if (readArchive) lastArchiveCheckAt = now();
     const expire = now() - lastExpireAt >= ttlRefreshMs;
     // Lines left over (the request was full) are due at once: their oldest is as old.
     if (pending.count === 0) oldestPendingAt = null;
     return { entries, expire, trim, readArchive, previousId: lastId, attempts: 0 };
+  };
+
+  // One archive call while lines wait for it (no Redis command of the writer's own).
+  const archiveNow = async (live: LiveArchiver): Promise<void> => {
+    stats.archiveCalls += 1;
+    const progress = await live.archive();
+    if (progress?.through) archivedThrough(progress.through);
+    if (progress === null || progress.busy) await sleep(archiveRetryMs);
+    else if (!progress.more) archiveCaughtUp = true;
   };
 
   const readStreamTop = async (): Promise<void> => {
@@ -506,7 +594,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
       const command = extra[i - batch.entries.length];
       if (command === "GET" && !result.error) {
         const state = parseArchiveState(result.result);
-        if (state?.through) ledger.archivedThrough(state.through);
+        if (state?.through) archivedThrough(state.through);
       }
       if (!result.error) return;
       if (entry && DUPLICATE_ID_ERROR.test(result.error)) refused.push(entry);
@@ -532,6 +620,8 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
       written += entry.lines;
     }
     stats.linesWritten += written;
+    // New lines may complete the segment the archive waited for.
+    if (written > 0) archiveCaughtUp = false;
     metrics.written(
       written,
       batch.entries.reduce((sum, entry) => sum + entryBytes(entry), 0),
@@ -590,6 +680,21 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
       while (work() && due()) {
         try {
           if (!topKnown) await readStreamTop();
+          if (archiver !== undefined && inflight === null && waitingForArchive()) {
+            if (holdSince === null) {
+              holdSince = now();
+              if (stats.archiveCalls === 0)
+                logger.warn(
+                  `build-log-stream: job ${options.jobId}: the live copy is at its byte cap; the build waits for the archive whenever it is behind`,
+                );
+            }
+            await archiveNow(archiver);
+            continue;
+          }
+          if (holdSince !== null) {
+            stats.archiveHeldMs += now() - holdSince;
+            holdSince = null;
+          }
           inflight ??= planBatch();
           const batch = inflight;
           const sentAt = now();

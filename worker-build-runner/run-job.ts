@@ -17,6 +17,7 @@ import {
 } from "../src/shared/job-scripts.ts";
 import { type JobStep, type RunRequest, secretValuesOf } from "../src/shared/job-spec.ts";
 import { createSecretValues } from "../src/shared/sanitize/secret-values.ts";
+import type { LiveCopyLimits } from "./config.ts";
 import type { JobCancels } from "./job-cancels.ts";
 import { createLivePusher, type LivePushTransport } from "./live-push.ts";
 import { createLogStreamer, type LogStreamer } from "./log-streamer.ts";
@@ -26,6 +27,8 @@ import type { Sandbox, SandboxSession } from "./sandbox/types.ts";
 
 /** What `POST /internal/jobs/:id/archive` answers. */
 export interface ArchiveProgress {
+  /** The last entry archived; null before the first segment. */
+  readonly through: string | null;
   readonly complete: boolean;
   readonly more: boolean;
   readonly busy: boolean;
@@ -57,6 +60,8 @@ export interface RunJobDeps {
   readonly signal?: AbortSignal;
   /** Where the service's cancel route finds this job while it runs. */
   readonly cancels?: JobCancels;
+  /** What of the log Redis keeps live (default: the first 1,000 lines, the newest 50,000, 64 MiB). */
+  readonly liveCopy?: LiveCopyLimits;
 }
 
 export type JobOutcome =
@@ -120,6 +125,36 @@ function archiveCaller(jobId: string, notifier: WorkerNotifier | undefined, logg
       });
   };
   return {
+    /**
+     * With a Worker to call: one call that starts now, after any under way (which began
+     * before the last lines), for the writer holding lines at the live copy's byte cap.
+     */
+    live:
+      notifier === undefined
+        ? undefined
+        : {
+            async archive() {
+              while (inflight !== null) await inflight;
+              since = 0;
+              const answer = notifier.archive(jobId);
+              inflight = answer.then(
+                () => undefined,
+                () => undefined,
+              );
+              try {
+                const progress = await answer;
+                return { through: progress.through, more: progress.more, busy: progress.busy };
+              } catch (error) {
+                logger.warn(
+                  `build-log-stream: archiving job ${jobId} failed (the build waits at the live copy's byte cap and tries again): ${String(error)}`,
+                );
+                return null;
+              } finally {
+                inflight = null;
+                if (wanted) call();
+              }
+            },
+          },
     written(lines: number) {
       since += lines;
       if (since < ARCHIVE_EVERY_LINES) return;
@@ -328,11 +363,20 @@ async function runClaimedJob(
     jobId,
     logger,
     metrics: writerMetrics,
+    ...(deps.liveCopy
+      ? {
+          headLines: deps.liveCopy.headLines,
+          maxLines: deps.liveCopy.tailLines,
+          maxLiveBytes: deps.liveCopy.maxBytes,
+        }
+      : {}),
     onWritten: (written) => {
       pusher?.written(written);
       archive.written(written.lines);
     },
     ...(pusher ? { flushTiming: pusher.flushTiming } : {}),
+    // Nothing leaves the live copy before the archive has it: at the byte cap the build waits.
+    ...(archive.live ? { archiver: archive.live } : {}),
     // The terminal entry and the final status in one script: the end is decided once, with
     // the sweep, so the stream and the record never disagree.
     writeEnd: async (entry) => {

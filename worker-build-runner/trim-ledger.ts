@@ -28,8 +28,12 @@ export interface TrimPlan {
  * ever meets a hole the archive cannot fill, except past the byte cap.
  */
 export interface TrimLedger {
-  /** Entries to delete once `incomingLines` / `incomingBytes` more are in; null when none. */
-  planTrim(incomingLines: number, incomingBytes: number): TrimPlan | null;
+  /**
+   * Entries to delete once `incomingLines` / `incomingBytes` more are in; null when none. With
+   * `keepUnarchived`, nothing the archive lacks is chosen even past the byte cap (the writer
+   * holds the build until the archive catches up instead).
+   */
+  planTrim(incomingLines: number, incomingBytes: number, keepUnarchived?: boolean): TrimPlan | null;
   /** An entry is in the stream. */
   record(id: string, lines: number, bytes: number): void;
   /** A plan was applied: its entries are gone. */
@@ -38,6 +42,8 @@ export interface TrimLedger {
   archivedThrough(id: string): void;
   /** The live copy holds more than head and tail: the archive's progress could let it trim. */
   readonly overKeep: boolean;
+  /** Bytes of the entries in the live copy (the head and from the first not deleted on). */
+  readonly liveBytes: number;
   /** The newest entry known to be in the stream, if any. */
   readonly newestId: string | undefined;
   /**
@@ -67,7 +73,7 @@ export function createTrimLedger(policy: TrimPolicy): TrimLedger {
     return i;
   };
   return {
-    planTrim(incomingLines, incomingBytes) {
+    planTrim(incomingLines, incomingBytes, keepUnarchived = false) {
       const stop = tailStart(incomingLines);
       const ids: string[] = [];
       let lines = 0;
@@ -77,7 +83,7 @@ export function createTrimLedger(policy: TrimPolicy): TrimLedger {
         const entry = entries[i];
         if (entry === undefined) break;
         const isArchived = archived !== null && compareEntryIds(entry.id, archived) <= 0;
-        if (!isArchived && bytes <= policy.maxLiveBytes) break;
+        if (!isArchived && (keepUnarchived || bytes <= policy.maxLiveBytes)) break;
         ids.push(entry.id);
         lines += entry.lines;
         bytes -= entry.bytes;
@@ -138,6 +144,9 @@ export function createTrimLedger(policy: TrimPolicy): TrimLedger {
         if (next > entries.length) next = entries.length;
       }
       return lost;
+    },
+    get liveBytes() {
+      return liveBytes;
     },
     get overKeep() {
       return liveLines > headLines + policy.tailLines;

@@ -268,6 +268,59 @@ describe("the stream key", () => {
       ),
     ).toBe(true);
   });
+
+  it("with an archiver that is down, waits for it only so long, then lets lines go with the notice", async () => {
+    let calls = 0;
+    const { jobId, streamer, writer } = setup("cap-archive-down", {
+      maxLines: 2_000,
+      headLines: 100,
+      maxLiveBytes: 400_000,
+      archiver: {
+        archive: async () => {
+          calls += 1;
+          return null;
+        },
+        maxHoldMs: 300,
+        retryMs: 20,
+      },
+    });
+    for (let i = 0; i < 20_000; i += 1000) {
+      streamer.onStdout(Array.from({ length: 1000 }, (_, j) => `line ${i + j}\n`).join(""));
+      await streamer.flush();
+    }
+    const lines = await texts(jobId);
+    expect(lines).toContain("line 19999");
+    expect(calls).toBeGreaterThan(1);
+    expect(writer.stats.archiveCalls).toBe(calls);
+    expect(writer.stats.linesTrimmedUnarchived).toBeGreaterThan(0);
+    expect(warnings.some((w) => /archive made no progress for 300 ms/.test(w))).toBe(true);
+    expect(
+      lines.some((text) =>
+        /\d+ log lines left the live copy before the archive had them/.test(text),
+      ),
+    ).toBe(true);
+  });
+
+  it("with an archiver that has written all it can, goes past the cap rather than wait or lose lines", async () => {
+    // Nothing complete to archive (as when less than a segment is past the archive's end):
+    // waiting would never end, so the lines go, and nothing unarchived leaves the live copy.
+    const { jobId, streamer, writer } = setup("cap-archive-caught-up", {
+      maxLines: 2_000,
+      headLines: 100,
+      maxLiveBytes: 400_000,
+      archiver: { archive: async () => ({ through: null, more: false, busy: false }) },
+    });
+    for (let i = 0; i < 20_000; i += 1000) {
+      streamer.onStdout(Array.from({ length: 1000 }, (_, j) => `line ${i + j}\n`).join(""));
+      await streamer.flush();
+    }
+    const lines = await texts(jobId);
+    expect(lines.filter((text) => text.startsWith("line "))).toEqual(
+      Array.from({ length: 20_000 }, (_, i) => `line ${i}`),
+    );
+    expect(writer.stats.archiveCalls).toBeGreaterThan(0);
+    expect(writer.stats.linesTrimmedUnarchived).toBe(0);
+  });
 });
 
 describe("the end of a log", () => {

@@ -47,7 +47,7 @@ function recordingNotifier(): WorkerNotifier & { calls: string[] } {
     finished: async (id) => void calls.push(`finished ${id}`),
     archive: async (id) => {
       calls.push(`archive ${id}`);
-      return { complete: true, more: false, busy: false };
+      return { through: null, complete: true, more: false, busy: false };
     },
   };
 }

@@ -37,7 +37,13 @@ describe("readRunnerConfig", () => {
         cpuSeconds: 900,
         diskBytes: 2048 * 1024 * 1024,
       },
+      liveCopy: { headLines: 1_000, tailLines: 50_000, maxBytes: 64 * 1024 * 1024 },
     });
+  });
+
+  it("refuses a live copy whose cap would take a key past Upstash's 100 MB", () => {
+    expect(problem({ ...base, LIVE_MAX_MB: "100" })).toMatch(/LIVE_MAX_MB/);
+    expect(readRunnerConfig({ ...base, LIVE_MAX_MB: "8" }).liveCopy.maxBytes).toBe(8 * 1024 * 1024);
   });
 
   it("names every problem at once", () => {

@@ -29,6 +29,8 @@ export interface StackOptions {
   readonly runnerLeaseMs?: number;
   /** Extra Worker vars (e.g. a small heartbeat for tests). */
   readonly workerVars?: Readonly<Record<string, string>>;
+  /** Extra runner variables (e.g. a small live copy, to test past its byte cap). */
+  readonly runnerVars?: Readonly<Record<string, string>>;
   /** Where the runner's output goes; default: this process's stderr. */
   readonly runnerOutput?: "inherit" | "ignore";
   /** Where builds run: the local sandbox (default), or E2B's adapter against tools/e2b-local. */
@@ -164,6 +166,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       HOST: "127.0.0.1",
       ...sandboxEnv,
       RUNNER_LEASE_MS: String(options.runnerLeaseMs ?? 30_000),
+      ...options.runnerVars,
     });
     // The Worker must know the runner's URL and the runner the Worker's: reserve the runner's
     // port, start the Worker with it, then the runner.
