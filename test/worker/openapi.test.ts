@@ -83,6 +83,14 @@ describe("the OpenAPI document", () => {
     expect(document.openapi).toBe("3.1.0");
   });
 
+  it("is the copy the client's types are generated from (npx vitest run -u writes it)", async () => {
+    // src/client/generated/openapi.ts comes from this file (npm run types:client), and
+    // test/runner/client-types.test.ts holds the client's own types to it.
+    await expect(`${JSON.stringify(document, null, 2)}\n`).toMatchFileSnapshot(
+      "../../src/client/generated/openapi.json",
+    );
+  });
+
   it("describes every route of the app, and no route the app does not have", () => {
     const inApp = appOperations();
     expect(inApp).toContain("post /api/jobs/{id}/cancel");
