@@ -1,5 +1,6 @@
 import { EventSource } from "eventsource";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import generatedFrom from "../../src/client/generated/openapi.json" with { type: "json" };
 import {
   BuildLogApiError,
   type BuildLogClient,
@@ -298,5 +299,13 @@ describe("the typed client against the real stack", () => {
       code: "invalid_cursor",
     });
     await writer.end("ready");
+  });
+
+  it("is typed after the document the Worker serves, bundled as a deploy bundles it", async () => {
+    // wrangler's bundle (esbuild), not vitest's: hono-openapi converts the schemas at run time,
+    // through imports a bundler must keep working.
+    const response = await fetch(`${stack.workerUrl}/api/openapi.json`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual(generatedFrom);
   });
 });
