@@ -63,6 +63,8 @@ export function errorResponses(
 /** What every route behind a Clerk session may answer besides its own errors. */
 export const SESSION_ERRORS = {
   401: ["unauthenticated", "invalid_token", "token_expired"],
+  // A misconfigured Worker: the message names every setting that is wrong.
+  500: ["internal"],
   503: ["auth_unavailable", "store_unavailable"],
 } as const satisfies Record<number, readonly ErrorCode[]>;
 

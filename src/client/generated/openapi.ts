@@ -444,6 +444,15 @@ export interface operations {
                     readonly "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description error: `internal` */
+            readonly 500: {
+                headers: {
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description error: `auth_unavailable`, `store_unavailable` */
             readonly 503: {
                 headers: {
@@ -490,6 +499,15 @@ export interface operations {
             };
             /** @description error: `unauthenticated`, `invalid_token`, `token_expired` */
             readonly 401: {
+                headers: {
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description error: `internal` */
+            readonly 500: {
                 headers: {
                     readonly [name: string]: unknown;
                 };
@@ -600,6 +618,15 @@ export interface operations {
                     readonly "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description error: `internal` */
+            readonly 500: {
+                headers: {
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description error: `auth_unavailable`, `store_unavailable`, `queue_unavailable` */
             readonly 503: {
                 headers: {
@@ -651,6 +678,15 @@ export interface operations {
             };
             /** @description error: `job_not_found` */
             readonly 404: {
+                headers: {
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description error: `internal` */
+            readonly 500: {
                 headers: {
                     readonly [name: string]: unknown;
                 };
@@ -725,6 +761,15 @@ export interface operations {
                     readonly "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description error: `internal` */
+            readonly 500: {
+                headers: {
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description error: `auth_unavailable`, `store_unavailable` */
             readonly 503: {
                 headers: {
@@ -792,6 +837,15 @@ export interface operations {
                     readonly "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description error: `internal` */
+            readonly 500: {
+                headers: {
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description error: `auth_unavailable`, `store_unavailable` */
             readonly 503: {
                 headers: {
@@ -843,6 +897,15 @@ export interface operations {
             };
             /** @description error: `job_not_found` */
             readonly 404: {
+                headers: {
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description error: `internal` */
+            readonly 500: {
                 headers: {
                     readonly [name: string]: unknown;
                 };
@@ -935,6 +998,15 @@ export interface operations {
                     readonly "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description error: `internal` */
+            readonly 500: {
+                headers: {
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description error: `auth_unavailable`, `store_unavailable` */
             readonly 503: {
                 headers: {
@@ -995,6 +1067,15 @@ export interface operations {
             };
             /** @description error: `job_not_found` */
             readonly 404: {
+                headers: {
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description error: `internal` */
+            readonly 500: {
                 headers: {
                     readonly [name: string]: unknown;
                 };
