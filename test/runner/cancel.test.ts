@@ -1,6 +1,5 @@
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { EventSource } from "eventsource";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { LogLine } from "../../src/shared/entry.ts";
 import type { JobRecord } from "../../src/shared/job.ts";
@@ -8,6 +7,7 @@ import type { JobSpec } from "../../src/shared/job-spec.ts";
 import { cancelKey } from "../../src/shared/keys.ts";
 import { type Stack, startStack } from "../../tools/dev/stack.ts";
 import { createUpstashClient } from "../../worker-build-runner/redis.ts";
+import { type StackUser, stackUser } from "../support/stack-client.ts";
 
 // Cancel through the whole stack, with each sandbox: POST /api/jobs/:id/cancel, the runner
 // stopping the build's processes, the log's last line saying who cancelled, `cancelled` as the
@@ -16,7 +16,7 @@ const OWNER = "user_canceller";
 
 describe.each(["local", "e2b-local"] as const)("cancel with the %s sandbox", (sandbox) => {
   let stack: Stack;
-  let token = "";
+  let owner: StackUser;
 
   beforeAll(async () => {
     stack = await startStack({
@@ -26,68 +26,27 @@ describe.each(["local", "e2b-local"] as const)("cancel with the %s sandbox", (sa
       runnerLeaseMs: 3_000,
       workerVars: { SSE_HEARTBEAT_MS: "1000" },
     });
-    token = stack.signToken(OWNER);
+    owner = stackUser(stack, OWNER);
   }, 120_000);
 
   afterAll(async () => {
     await stack?.stop();
   }, 60_000);
 
-  const api = (path: string, init: RequestInit = {}, as = token): Promise<Response> =>
-    fetch(`${stack.workerUrl}${path}`, {
-      ...init,
-      headers: { Authorization: `Bearer ${as}`, "Content-Type": "application/json" },
-    });
-
-  async function createJob(spec: Partial<JobSpec>): Promise<string> {
-    const response = await api("/api/jobs", { method: "POST", body: JSON.stringify(spec) });
-    expect(response.status).toBe(201);
-    return ((await response.json()) as { id: string }).id;
-  }
-
-  const cancel = (jobId: string, as = token) =>
-    api(`/api/jobs/${jobId}/cancel`, { method: "POST" }, as);
+  const cancel = (jobId: string, as = owner) =>
+    as.api(`/api/jobs/${jobId}/cancel`, { method: "POST" });
 
   async function record(jobId: string): Promise<JobRecord> {
-    const response = await api(`/api/jobs/${jobId}`);
+    const response = await owner.api(`/api/jobs/${jobId}`);
     expect(response.status).toBe(200);
     return (await response.json()) as JobRecord;
   }
 
   async function history(jobId: string): Promise<string[]> {
-    const response = await api(`/api/jobs/${jobId}/logs?limit=500`);
+    const response = await owner.api(`/api/jobs/${jobId}/logs?limit=500`);
     expect(response.status).toBe(200);
     const page = (await response.json()) as { lines: LogLine[] };
     return page.lines.map((line) => line.text);
-  }
-
-  function follow(jobId: string): { lines: LogLine[]; done: Promise<string> } {
-    const lines: LogLine[] = [];
-    const done = new Promise<string>((resolve, reject) => {
-      const source = new EventSource(
-        `${stack.workerUrl}/api/jobs/${jobId}/logs/stream?after=0-0:0`,
-        {
-          fetch: (input, init) =>
-            fetch(input, {
-              ...init,
-              headers: { ...init?.headers, Authorization: `Bearer ${token}` },
-            }),
-        },
-      );
-      const timer = setTimeout(() => {
-        source.close();
-        reject(new Error(`no done event for ${jobId}; got ${lines.length} lines`));
-      }, 90_000);
-      source.addEventListener("log", (event) => {
-        lines.push(...(JSON.parse(event.data) as { lines: LogLine[] }).lines);
-      });
-      source.addEventListener("done", (event) => {
-        clearTimeout(timer);
-        source.close();
-        resolve((JSON.parse(event.data) as { status: string }).status);
-      });
-    });
-    return { lines, done };
   }
 
   // A build that runs until it is stopped, with a mark in its command line to find its
@@ -121,14 +80,14 @@ describe.each(["local", "e2b-local"] as const)("cancel with the %s sandbox", (sa
 
   it("stops a running build, says who cancelled it, ends it cancelled and archives it", async () => {
     const mark = `cancel-mark-${randomUUID()}`;
-    const jobId = await createJob(endless(mark));
-    const stream = follow(jobId);
+    const jobId = await owner.createJob(endless(mark));
+    const stream = owner.follow(jobId);
     await started(stream);
     expect(processesWith(mark)).toBeGreaterThan(0);
     if (sandbox === "e2b-local") expect(stack.e2bLocal?.runningSandboxes()).toHaveLength(1);
 
     // Anyone else: the same 404 as for a job that does not exist.
-    const stranger = await cancel(jobId, stack.signToken("user_stranger"));
+    const stranger = await cancel(jobId, stackUser(stack, "user_stranger"));
     expect(stranger.status).toBe(404);
     expect(await stranger.json()).toMatchObject({ error: { code: "job_not_found" } });
 
@@ -163,16 +122,16 @@ describe.each(["local", "e2b-local"] as const)("cancel with the %s sandbox", (sa
     const runningJobs: string[] = [];
     const streams = [];
     for (const mark of marks) {
-      const jobId = await createJob(endless(mark));
+      const jobId = await owner.createJob(endless(mark));
       runningJobs.push(jobId);
-      const stream = follow(jobId);
+      const stream = owner.follow(jobId);
       streams.push(stream);
       await started(stream);
     }
-    const queued = await createJob({
+    const queued = await owner.createJob({
       steps: [{ name: "Building", phase: "build", command: "echo should-never-run" }],
     });
-    const queuedStream = follow(queued);
+    const queuedStream = owner.follow(queued);
     expect(await record(queued)).toMatchObject({ status: "queued" });
 
     const response = await cancel(queued);
@@ -186,18 +145,18 @@ describe.each(["local", "e2b-local"] as const)("cancel with the %s sandbox", (sa
     // Free the owner's slots: were the cancelled job still in the dispatcher, it would start now.
     for (const jobId of runningJobs) expect((await cancel(jobId)).status).toBe(202);
     for (const stream of streams) expect(await stream.done).toBe("cancelled");
-    const next = await createJob({
+    const next = await owner.createJob({
       steps: [{ name: "Building", phase: "build", command: "echo after" }],
     });
-    expect(await follow(next).done).toBe("ready");
+    expect(await owner.follow(next).done).toBe("ready");
     expect(await record(queued)).toMatchObject({ status: "cancelled", started_at: null });
     expect(await history(queued)).toEqual([`Cancelled by ${OWNER} before it started.`]);
   });
 
   it("stops the build from its heartbeat when the runner never got the direct call", async () => {
     const mark = `cancel-mark-${randomUUID()}`;
-    const jobId = await createJob(endless(mark));
-    const stream = follow(jobId);
+    const jobId = await owner.createJob(endless(mark));
+    const stream = owner.follow(jobId);
     await started(stream);
     // What the Worker stores before it calls the runner, as if that call were lost.
     const redis = createUpstashClient({ url: stack.bridge.url, token: stack.bridge.token });

@@ -1,18 +1,16 @@
-import { EventSource } from "eventsource";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { LogLine } from "../../src/shared/entry.ts";
-import type { JobSpec } from "../../src/shared/job-spec.ts";
 import { type Stack, startStack } from "../../tools/dev/stack.ts";
+import { type StackUser, stackUser } from "../support/stack-client.ts";
 
 // The whole product on loopback with the production sandbox path: the runner process with
 // SANDBOX=e2b, the E2B adapter and the unchanged SDK against tools/e2b-local, which runs the
 // build in the local sandbox.
 let stack: Stack;
-let token = "";
+let user: StackUser;
 
 beforeAll(async () => {
   stack = await startStack({ runnerOutput: "ignore", sandbox: "e2b-local" });
-  token = stack.signToken("user_e2b_stack");
+  user = stackUser(stack, "user_e2b_stack");
 }, 120_000);
 
 afterAll(async () => {
@@ -24,49 +22,15 @@ function e2bLocal() {
   return stack.e2bLocal;
 }
 
-async function createJob(spec: Partial<JobSpec>): Promise<string> {
-  const response = await fetch(`${stack.workerUrl}/api/jobs`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: JSON.stringify(spec),
-  });
-  expect(response.status).toBe(201);
-  return ((await response.json()) as { id: string }).id;
-}
-
-/** Follows a job's SSE stream until `done`; `lines` fills as they come. */
-function follow(jobId: string): { lines: LogLine[]; done: Promise<string> } {
-  const lines: LogLine[] = [];
-  const done = new Promise<string>((resolve, reject) => {
-    const source = new EventSource(`${stack.workerUrl}/api/jobs/${jobId}/logs/stream?after=0-0:0`, {
-      fetch: (input, init) =>
-        fetch(input, { ...init, headers: { ...init?.headers, Authorization: `Bearer ${token}` } }),
-    });
-    const timer = setTimeout(() => {
-      source.close();
-      reject(new Error(`no done event for ${jobId}; got ${lines.length} lines`));
-    }, 90_000);
-    source.addEventListener("log", (event) => {
-      lines.push(...(JSON.parse(event.data) as { lines: LogLine[] }).lines);
-    });
-    source.addEventListener("done", (event) => {
-      clearTimeout(timer);
-      source.close();
-      resolve((JSON.parse(event.data) as { status: string }).status);
-    });
-  });
-  return { lines, done };
-}
-
 describe("a job in an E2B sandbox (e2b-local) through the whole stack", () => {
   it("builds, streams its lines with the secret masked, and kills the sandbox at the end", async () => {
     const secret = "e2b-stack-Secret-4d1f9a";
-    const jobId = await createJob({
+    const jobId = await user.createJob({
       secrets: { API_TOKEN: secret },
       files: { "build.sh": 'echo "building in $(pwd)"; echo "token $API_TOKEN"; echo oops >&2' },
       steps: [{ name: "Building", phase: "build", command: "sh build.sh" }],
     });
-    const stream = follow(jobId);
+    const stream = user.follow(jobId);
     expect(await stream.done).toBe("ready");
     // stdout and stderr are two pipes: their lines keep their order within each, not between.
     const texts = (source: string) =>
@@ -86,10 +50,10 @@ describe("a job in an E2B sandbox (e2b-local) through the whole stack", () => {
   });
 
   it("when the runner is interrupted mid-build, it kills the sandbox and ends the log saying why", async () => {
-    const jobId = await createJob({
+    const jobId = await user.createJob({
       steps: [{ name: "Building", phase: "build", command: "echo started; sleep 120; echo never" }],
     });
-    const stream = follow(jobId);
+    const stream = user.follow(jobId);
     await vi.waitFor(() => expect(stream.lines.map((line) => line.text)).toContain("started"), {
       timeout: 60_000,
       interval: 100,

@@ -1,17 +1,16 @@
-import { EventSource } from "eventsource";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LogLine } from "../../src/shared/entry.ts";
-import type { JobSpec } from "../../src/shared/job-spec.ts";
 import { logStreamKey } from "../../src/shared/keys.ts";
 import { type Stack, startStack } from "../../tools/dev/stack.ts";
 import { createUpstashClient } from "../../worker-build-runner/redis.ts";
+import { type StackUser, stackUser, untilDone } from "../support/stack-client.ts";
 
 // The whole product on loopback, through its real parts: a job created over HTTP, the Queue
 // consumer handing it to the runner process, the local sandbox running real commands, lines
 // through the sanitizer into redis-server (via the Upstash bridge) and through the job's
 // Durable Object to an EventSource client; then history, the archive in R2, and the sweep.
 let stack: Stack;
-let token = "";
+let user: StackUser;
 const SECRET = "e2e-Secret-Value-7f3a9c1d";
 
 beforeAll(async () => {
@@ -20,56 +19,12 @@ beforeAll(async () => {
     runnerOutput: "ignore",
     workerVars: { SSE_HEARTBEAT_MS: "1000", LEASE_LAPSE_GRACE_MS: "2000" },
   });
-  token = stack.signToken("user_e2e");
+  user = stackUser(stack, "user_e2e");
 }, 120_000);
 
 afterAll(async () => {
   await stack?.stop();
 }, 60_000);
-
-const api = (path: string, init: RequestInit = {}): Promise<Response> =>
-  fetch(`${stack.workerUrl}${path}`, {
-    ...init,
-    headers: {
-      Authorization: `Bearer ${token}`,
-      "Content-Type": "application/json",
-      ...(init.headers ?? {}),
-    },
-  });
-
-async function createJob(spec: Partial<JobSpec>): Promise<string> {
-  const response = await api("/api/jobs", { method: "POST", body: JSON.stringify(spec) });
-  expect(response.status).toBe(201);
-  const body = (await response.json()) as { id: string; status: string };
-  expect(body.status).toBe("queued");
-  return body.id;
-}
-
-/** Follows a job's SSE stream with a WHATWG-conformant EventSource until `done`. */
-function follow(jobId: string): Promise<{ lines: LogLine[]; raw: string[]; status: string }> {
-  return new Promise((resolve, reject) => {
-    const lines: LogLine[] = [];
-    const raw: string[] = [];
-    const source = new EventSource(`${stack.workerUrl}/api/jobs/${jobId}/logs/stream?after=0-0:0`, {
-      fetch: (input, init) =>
-        fetch(input, { ...init, headers: { ...init?.headers, Authorization: `Bearer ${token}` } }),
-    });
-    const timer = setTimeout(() => {
-      source.close();
-      reject(new Error(`no done event for ${jobId}; got ${lines.length} lines`));
-    }, 90_000);
-    source.addEventListener("log", (event) => {
-      raw.push(event.data);
-      lines.push(...(JSON.parse(event.data) as { lines: LogLine[] }).lines);
-    });
-    source.addEventListener("done", (event) => {
-      raw.push(event.data);
-      clearTimeout(timer);
-      source.close();
-      resolve({ lines, raw, status: (JSON.parse(event.data) as { status: string }).status });
-    });
-  });
-}
 
 async function waitFor<T>(
   what: string,
@@ -95,7 +50,7 @@ console.log("\\u001b[32mdone\\u001b[39m");
 
 describe("a job end to end", () => {
   it("streams every line once and in order, ends with done, and keeps the secret out of everything", async () => {
-    const jobId = await createJob({
+    const jobId = await user.createJob({
       files: { "package.json": '{"name":"e2e-app","version":"1.0.0"}', "build.js": BUILD_SCRIPT },
       secrets: { API_TOKEN: SECRET },
       steps: [
@@ -103,7 +58,7 @@ describe("a job end to end", () => {
         { name: "Building", phase: "build", command: "node build.js" },
       ],
     });
-    const { lines, raw, status } = await follow(jobId);
+    const { lines, raw, status } = await untilDone(user.follow(jobId));
     expect(status).toBe("ready");
     const texts = lines.map((line) => line.text);
     const modules = texts.filter((text) => text.startsWith("compiled module "));
@@ -128,7 +83,7 @@ describe("a job end to end", () => {
     const history: LogLine[] = [];
     let after = "0-0:0";
     for (let page = 0; page < 20; page++) {
-      const response = await api(`/api/jobs/${jobId}/logs?after=${after}&limit=100`);
+      const response = await user.api(`/api/jobs/${jobId}/logs?after=${after}&limit=100`);
       const body = (await response.json()) as {
         lines: LogLine[];
         has_more: boolean;
@@ -140,7 +95,7 @@ describe("a job end to end", () => {
     }
     expect(history).toEqual(lines);
 
-    const job = (await (await api(`/api/jobs/${jobId}`)).json()) as { status: string };
+    const job = (await (await user.api(`/api/jobs/${jobId}`)).json()) as { status: string };
     expect(job.status).toBe("ready");
 
     // The secret is nowhere: not in Redis, not on the SSE stream, not in the archive.
@@ -157,57 +112,62 @@ describe("a job end to end", () => {
     await waitFor(
       "the archive",
       async () =>
-        ((await (await api(`/api/jobs/${jobId}`)).json()) as { archived_at?: string }).archived_at,
+        ((await (await user.api(`/api/jobs/${jobId}`)).json()) as { archived_at?: string })
+          .archived_at,
     );
-    const before = await (await api(`/api/jobs/${jobId}/logs.txt`)).text();
+    const before = await (await user.api(`/api/jobs/${jobId}/logs.txt`)).text();
     expect(before).not.toContain(SECRET);
     await redis.del(logStreamKey(jobId));
     const fromArchive = (await (
-      await api(`/api/jobs/${jobId}/logs?after=0-0:0&limit=500`)
+      await user.api(`/api/jobs/${jobId}/logs?after=0-0:0&limit=500`)
     ).json()) as { lines: LogLine[] };
     expect(fromArchive.lines).toEqual(lines);
-    const text = await (await api(`/api/jobs/${jobId}/logs.txt`)).text();
+    const text = await (await user.api(`/api/jobs/${jobId}/logs.txt`)).text();
     expect(text).toBe(before);
     expect(text).toContain("compiled module 300 of 300");
     expect(text).not.toContain(SECRET);
     // A late viewer resuming from a cursor gets the rest from the archive, then done.
-    const resumed = await follow(jobId);
+    const resumed = await untilDone(user.follow(jobId));
     expect(resumed.status).toBe("ready");
     expect(resumed.lines).toEqual(lines);
   }, 120_000);
 
   it("fails a job whose command fails, with its exit code in a system line", async () => {
-    const jobId = await createJob({
+    const jobId = await user.createJob({
       steps: [
         { name: "Building", phase: "build", command: "echo 'Type error in src/app.ts'; exit 2" },
       ],
     });
-    const { lines, status } = await follow(jobId);
+    const { lines, status } = await untilDone(user.follow(jobId));
     expect(status).toBe("failed");
     expect(lines.map((line) => line.text)).toEqual(
       expect.arrayContaining(["Type error in src/app.ts", "Building failed with exit code 2"]),
     );
     expect(
-      ((await (await api(`/api/jobs/${jobId}`)).json()) as { status: string; exit_code: number })
-        .exit_code,
+      (
+        (await (await user.api(`/api/jobs/${jobId}`)).json()) as {
+          status: string;
+          exit_code: number;
+        }
+      ).exit_code,
     ).toBe(2);
   }, 120_000);
 
   it("when the runner is killed mid-job, the sweep fails the job, viewers get done, and the log is archived", async () => {
-    const jobId = await createJob({
+    const jobId = await user.createJob({
       steps: [{ name: "Long build", phase: "build", command: "echo started; sleep 120" }],
     });
-    const viewer = follow(jobId);
+    const viewer = untilDone(user.follow(jobId));
     await waitFor(
       "the job to start",
       async () =>
-        ((await (await api(`/api/jobs/${jobId}`)).json()) as { status: string }).status ===
+        ((await (await user.api(`/api/jobs/${jobId}`)).json()) as { status: string }).status ===
         "running",
     );
     await waitFor("its first line", async () =>
-      ((await (await api(`/api/jobs/${jobId}/logs`)).json()) as { lines: LogLine[] }).lines.some(
-        (line) => line.text === "started",
-      ),
+      (
+        (await (await user.api(`/api/jobs/${jobId}/logs`)).json()) as { lines: LogLine[] }
+      ).lines.some((line) => line.text === "started"),
     );
     await stack.restartRunner(); // SIGKILL: no goodbye, no terminal entry
     // The lease runs out, then the sweep (a Cron Trigger; here called directly) notices.
@@ -233,13 +193,13 @@ describe("a job end to end", () => {
         method: "POST",
         headers: { Authorization: `Bearer ${stack.runnerToken}` },
       });
-      return ((await (await api(`/api/jobs/${jobId}`)).json()) as { archived_at?: string })
+      return ((await (await user.api(`/api/jobs/${jobId}`)).json()) as { archived_at?: string })
         .archived_at;
     });
   }, 120_000);
 
   it("refuses a malformed job with 400 and a stable code", async () => {
-    const response = await api("/api/jobs", {
+    const response = await user.api("/api/jobs", {
       method: "POST",
       body: JSON.stringify({ steps: [{ name: "x", phase: "Bad Phase", command: "true" }] }),
     });

@@ -1,59 +1,33 @@
-import type { Redis } from "@upstash/redis";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { failJob } from "../../src/jobs/lifecycle.ts";
-import { decodeStreamReply } from "../../src/shared/entry.ts";
-import { type JobRecord, parseJobRecord } from "../../src/shared/job.ts";
 import type { JobSpec, RunRequest } from "../../src/shared/job-spec.ts";
-import { jobKey, leaseKey, logStreamKey, QUEUED_JOBS_KEY } from "../../src/shared/keys.ts";
-import { startUpstashBridge, type UpstashBridge } from "../../tools/upstash-bridge/bridge.ts";
-import { createUpstashClient } from "../../worker-build-runner/redis.ts";
+import { jobKey, leaseKey, QUEUED_JOBS_KEY } from "../../src/shared/keys.ts";
 import { claimJob, runJob } from "../../worker-build-runner/run-job.ts";
-import { localSandbox } from "../../worker-build-runner/sandbox/local.ts";
-import { uniqueJobId } from "../support/redis.ts";
+import { runJobBed } from "../support/run-job-bed.ts";
 
 // Stalls and lost answers between the runner and Redis, injected by the Upstash bridge: a
 // healthy build still ends as its exit code says, with one end, and no job is left stuck.
-let bridge: UpstashBridge;
-let redis: Redis;
-const sandbox = localSandbox();
-const warnings: string[] = [];
-const logger = { warn: (message: string) => void warnings.push(message) };
-
-beforeAll(async () => {
-  bridge = await startUpstashBridge({ redisUrl: inject("redisUrl"), token: "durability-test" });
-  redis = createUpstashClient({ url: bridge.url, token: bridge.token, requestTimeoutMs: 2_000 });
+const bed = runJobBed({
+  token: "durability-test",
+  owner: "user_durability",
+  requestTimeoutMs: 2_000,
 });
+const { entriesOf, warnings } = bed;
 afterEach(() => {
-  bridge.faults.reset();
+  bed.bridge.faults.reset();
   warnings.length = 0;
 });
-afterAll(async () => bridge.close());
 
+/** A queued job, waiting in the queued index too, as the sweep's queue bound sees it. */
 async function queuedJob(label: string, spec: Partial<JobSpec>): Promise<RunRequest> {
-  const jobId = uniqueJobId(label);
-  const job: JobRecord = {
-    id: jobId,
-    owner: "user_durability",
-    status: "queued",
-    created_at: new Date().toISOString(),
-    started_at: null,
-    finished_at: null,
-  };
-  await redis.set(jobKey(jobId), JSON.stringify(job));
-  await redis.zadd(QUEUED_JOBS_KEY, { score: Date.now(), member: jobId });
-  return {
-    job_id: jobId,
-    owner: job.owner,
-    spec: { steps: [], env: {}, secrets: {}, files: {}, ...spec },
-  };
+  const request = await bed.queuedJob(label, spec);
+  await bed.redis.zadd(QUEUED_JOBS_KEY, { score: Date.now(), member: request.job_id });
+  return request;
 }
 
 const numbered = (count: number, pauseSeconds: number) =>
   `for i in $(seq 1 ${count}); do echo "line $i"; sleep ${pauseSeconds}; done`;
-const entriesOf = async (jobId: string) =>
-  decodeStreamReply(await redis.xrange(logStreamKey(jobId), "-", "+"));
-const statusOf = async (jobId: string) =>
-  parseJobRecord((await redis.get<string>(jobKey(jobId))) ?? "null").status;
+const statusOf = async (jobId: string) => (await bed.jobOf(jobId)).status;
 const stdoutOf = async (jobId: string) =>
   (await entriesOf(jobId))
     .flatMap((entry) => entry.lines)
@@ -72,13 +46,13 @@ describe("a job through Redis faults", () => {
     const request = await queuedJob("claim-lost", {
       steps: [{ name: "Build", phase: "build", command: "echo once" }],
     });
-    bridge.faults.failNext(1, "after-exec"); // the claim is applied, its answer never arrives
-    const outcome = await runJob(request, { redis, sandbox, runnerId: "runner-a", logger });
+    bed.bridge.faults.failNext(1, "after-exec"); // the claim is applied, its answer never arrives
+    const outcome = await runJob(request, { ...bed.deps, runnerId: "runner-a" });
     expect(outcome).toMatchObject({ kind: "finished", status: "ready" });
     expect(await stdoutOf(request.job_id)).toEqual(["once"]);
-    expect(await redis.zscore(QUEUED_JOBS_KEY, request.job_id)).toBeNull();
+    expect(await bed.redis.zscore(QUEUED_JOBS_KEY, request.job_id)).toBeNull();
     // A redelivery of the same run request (the queue retried) is not run again.
-    expect(await runJob(request, { redis, sandbox, runnerId: "runner-a", logger })).toMatchObject({
+    expect(await runJob(request, { ...bed.deps, runnerId: "runner-a" })).toMatchObject({
       kind: "skipped",
     });
   });
@@ -87,22 +61,20 @@ describe("a job through Redis faults", () => {
     const request = await queuedJob("claim-down", {
       steps: [{ name: "Build", phase: "build", command: "true" }],
     });
-    bridge.faults.outage(60_000);
-    await expect(
-      claimJob(request, { redis, sandbox, runnerId: "runner-a", logger }),
-    ).rejects.toThrow();
-    bridge.faults.reset();
+    bed.bridge.faults.outage(60_000);
+    await expect(claimJob(request, { ...bed.deps, runnerId: "runner-a" })).rejects.toThrow();
+    bed.bridge.faults.reset();
     expect(await statusOf(request.job_id)).toBe("queued");
-    expect(await redis.exists(leaseKey(request.job_id))).toBe(0);
+    expect(await bed.redis.exists(leaseKey(request.job_id))).toBe(0);
   }, 30_000);
 
   it("re-takes its lease after a stall longer than the lease, and ends ready with one end entry", async () => {
     const request = await queuedJob("stall", {
       steps: [{ name: "Build", phase: "build", command: numbered(40, 0.1) }],
     });
-    const run = runJob(request, { redis, sandbox, runnerId: "runner-a", logger, leaseMs: 1_500 });
+    const run = runJob(request, { ...bed.deps, runnerId: "runner-a", leaseMs: 1_500 });
     await waitFor("the first lines", async () => (await stdoutOf(request.job_id)).length > 0);
-    bridge.faults.outage(3_000); // the lease (1.5 s) expires in Redis meanwhile
+    bed.bridge.faults.outage(3_000); // the lease (1.5 s) expires in Redis meanwhile
     const outcome = await run;
     expect(outcome).toMatchObject({ kind: "finished", status: "ready" });
     expect(warnings.some((warning) => warning.includes("re-taken after it lapsed"))).toBe(true);
@@ -119,12 +91,12 @@ describe("a job through Redis faults", () => {
     const request = await queuedJob("record-lost", {
       steps: [{ name: "Build", phase: "build", command: numbered(20, 0.1) }],
     });
-    const run = runJob(request, { redis, sandbox, runnerId: "runner-a", logger, leaseMs: 1_500 });
+    const run = runJob(request, { ...bed.deps, runnerId: "runner-a", leaseMs: 1_500 });
     await waitFor("the job to run", async () => (await stdoutOf(request.job_id)).length > 0);
-    await redis.del(jobKey(request.job_id));
+    await bed.redis.del(jobKey(request.job_id));
     await waitFor(
       "the record back",
-      async () => (await redis.exists(jobKey(request.job_id))) === 1,
+      async () => (await bed.redis.exists(jobKey(request.job_id))) === 1,
     );
     expect(await statusOf(request.job_id)).toBe("running");
     expect(await run).toMatchObject({ status: "ready" });
@@ -137,11 +109,11 @@ describe("a job through Redis faults", () => {
     const request = await queuedJob("swept", {
       steps: [{ name: "Build", phase: "build", command: numbered(100, 0.05) }],
     });
-    const run = runJob(request, { redis, sandbox, runnerId: "runner-a", logger, leaseMs: 1_500 });
+    const run = runJob(request, { ...bed.deps, runnerId: "runner-a", leaseMs: 1_500 });
     await waitFor("the job to run", async () => (await stdoutOf(request.job_id)).length > 0);
     // The Worker's failJob, as the sweep calls it (the same Upstash client API).
     const swept = await failJob(
-      redis as unknown as Parameters<typeof failJob>[0],
+      bed.redis as unknown as Parameters<typeof failJob>[0],
       request.job_id,
       "The build runner was lost",
     );
@@ -161,10 +133,10 @@ describe("a job through Redis faults", () => {
     const request = await queuedJob("hang", {
       steps: [{ name: "Build", phase: "build", command: numbered(10, 0.05) }],
     });
-    bridge.faults.latencyMs = 5_000; // every answer takes longer than the 2 s request timeout
-    const run = runJob(request, { redis, sandbox, runnerId: "runner-a", logger });
+    bed.bridge.faults.latencyMs = 5_000; // every answer takes longer than the 2 s request timeout
+    const run = runJob(request, { ...bed.deps, runnerId: "runner-a" });
     await new Promise((resolve) => setTimeout(resolve, 2_500));
-    bridge.faults.latencyMs = 0;
+    bed.bridge.faults.latencyMs = 0;
     expect(await run).toMatchObject({ kind: "finished", status: "ready" });
     expect(await stdoutOf(request.job_id)).toEqual(
       Array.from({ length: 10 }, (_, i) => `line ${i + 1}`),

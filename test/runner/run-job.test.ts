@@ -1,39 +1,17 @@
-import type { Redis } from "@upstash/redis";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { decodeStreamReply } from "../../src/shared/entry.ts";
-import { parseJobRecord } from "../../src/shared/job.ts";
-import type { JobSpec, RunRequest } from "../../src/shared/job-spec.ts";
+import { describe, expect, it } from "vitest";
 import {
-  jobKey,
   leaseKey,
   logStreamKey,
   RUNNING_JOBS_KEY,
   UNARCHIVED_JOBS_KEY,
 } from "../../src/shared/keys.ts";
-import { startUpstashBridge, type UpstashBridge } from "../../tools/upstash-bridge/bridge.ts";
-import { createUpstashClient } from "../../worker-build-runner/redis.ts";
 import { runJob, type WorkerNotifier } from "../../worker-build-runner/run-job.ts";
-import { localSandbox } from "../../worker-build-runner/sandbox/local.ts";
-import { queuedJob as createQueuedJob } from "../support/run-request.ts";
+import { runJobBed } from "../support/run-job-bed.ts";
 
 // A job run for real: child processes in a temporary directory, lines through the sanitizer
 // and the writer into redis-server behind the Upstash bridge, status in the job record.
-let bridge: UpstashBridge;
-let redis: Redis;
-const sandbox = localSandbox();
-const warnings: string[] = [];
-const logger = { warn: (message: string) => void warnings.push(message) };
-
-beforeAll(async () => {
-  bridge = await startUpstashBridge({ redisUrl: inject("redisUrl"), token: "run-job-test" });
-  redis = createUpstashClient({ url: bridge.url, token: bridge.token });
-});
-afterAll(async () => {
-  await bridge.close();
-});
-
-const queuedJob = (label: string, spec: Partial<JobSpec>): Promise<RunRequest> =>
-  createQueuedJob(redis, "user_runner_test", label, spec);
+const bed = runJobBed({ token: "run-job-test", owner: "user_runner_test" });
+const { queuedJob, entriesOf, jobOf } = bed;
 
 function recordingNotifier(): WorkerNotifier & { calls: string[] } {
   const calls: string[] = [];
@@ -52,11 +30,6 @@ function recordingNotifier(): WorkerNotifier & { calls: string[] } {
   };
 }
 
-const entriesOf = async (jobId: string) =>
-  decodeStreamReply(await redis.xrange(logStreamKey(jobId), "-", "+"));
-const jobOf = async (jobId: string) =>
-  parseJobRecord((await redis.get<string>(jobKey(jobId))) ?? "null");
-
 describe("runJob", () => {
   it("runs the steps, streams their lines with stage lines, and ends ready", async () => {
     const request = await queuedJob("ready", {
@@ -74,13 +47,7 @@ describe("runJob", () => {
       ],
     });
     const notifier = recordingNotifier();
-    const outcome = await runJob(request, {
-      redis,
-      sandbox,
-      runnerId: "test-runner",
-      logger,
-      notifier,
-    });
+    const outcome = await runJob(request, { ...bed.deps, runnerId: "test-runner", notifier });
     expect(outcome).toEqual({ kind: "finished", status: "ready", exitCode: 0 });
     const entries = await entriesOf(request.job_id);
     const lines = entries
@@ -100,9 +67,9 @@ describe("runJob", () => {
     expect(job).toMatchObject({ status: "ready", exit_code: 0 });
     expect(job.started_at).not.toBeNull();
     expect(job.finished_at).not.toBeNull();
-    expect(await redis.exists(leaseKey(request.job_id))).toBe(0);
-    expect(await redis.zscore(RUNNING_JOBS_KEY, request.job_id)).toBeNull();
-    expect(await redis.zscore(UNARCHIVED_JOBS_KEY, request.job_id)).not.toBeNull();
+    expect(await bed.redis.exists(leaseKey(request.job_id))).toBe(0);
+    expect(await bed.redis.zscore(RUNNING_JOBS_KEY, request.job_id)).toBeNull();
+    expect(await bed.redis.zscore(UNARCHIVED_JOBS_KEY, request.job_id)).not.toBeNull();
     expect(notifier.calls).toContain(`finished ${request.job_id}`);
   });
 
@@ -113,7 +80,7 @@ describe("runJob", () => {
         { name: "Never", phase: "build", command: "echo should not run" },
       ],
     });
-    const outcome = await runJob(request, { redis, sandbox, runnerId: "test-runner", logger });
+    const outcome = await runJob(request, { ...bed.deps, runnerId: "test-runner" });
     expect(outcome).toEqual({ kind: "finished", status: "failed", exitCode: 3 });
     const entries = await entriesOf(request.job_id);
     const texts = entries.flatMap((entry) => entry.lines).map((line) => line.text);
@@ -137,8 +104,8 @@ describe("runJob", () => {
         },
       ],
     });
-    await runJob(request, { redis, sandbox, runnerId: "test-runner", logger });
-    const raw = JSON.stringify(await redis.xrange(logStreamKey(request.job_id), "-", "+"));
+    await runJob(request, { ...bed.deps, runnerId: "test-runner" });
+    const raw = JSON.stringify(await bed.redis.xrange(logStreamKey(request.job_id), "-", "+"));
     expect(raw).not.toContain(secret);
     expect(raw).not.toContain(Buffer.from(secret).toString("base64").slice(0, 20));
     expect(raw).not.toContain("stripe-test-key-value-1234");
@@ -163,7 +130,7 @@ describe("runJob", () => {
           },
         ],
       });
-      await runJob(request, { redis, sandbox, runnerId: "test-runner", logger });
+      await runJob(request, { ...bed.deps, runnerId: "test-runner" });
       const texts = (await entriesOf(request.job_id))
         .flatMap((entry) => entry.lines)
         .map((line) => line.text);
@@ -177,17 +144,18 @@ describe("runJob", () => {
     const request = await queuedJob("skip", {
       steps: [{ name: "Build", phase: "build", command: "echo once" }],
     });
-    await redis.set(leaseKey(request.job_id), "other-runner", { px: 30_000 });
-    expect(
-      await runJob(request, { redis, sandbox, runnerId: "test-runner", logger }),
-    ).toMatchObject({ kind: "skipped" });
-    await redis.del(leaseKey(request.job_id));
-    expect(
-      await runJob(request, { redis, sandbox, runnerId: "test-runner", logger }),
-    ).toMatchObject({ kind: "finished", status: "ready" });
-    expect(
-      await runJob(request, { redis, sandbox, runnerId: "test-runner", logger }),
-    ).toMatchObject({ kind: "skipped" });
+    await bed.redis.set(leaseKey(request.job_id), "other-runner", { px: 30_000 });
+    expect(await runJob(request, { ...bed.deps, runnerId: "test-runner" })).toMatchObject({
+      kind: "skipped",
+    });
+    await bed.redis.del(leaseKey(request.job_id));
+    expect(await runJob(request, { ...bed.deps, runnerId: "test-runner" })).toMatchObject({
+      kind: "finished",
+      status: "ready",
+    });
+    expect(await runJob(request, { ...bed.deps, runnerId: "test-runner" })).toMatchObject({
+      kind: "skipped",
+    });
     const texts = (await entriesOf(request.job_id))
       .flatMap((entry) => entry.lines)
       .map((line) => line.text);
@@ -206,7 +174,7 @@ describe("runJob", () => {
         },
       ],
     });
-    const outcome = await runJob(request, { redis, sandbox, runnerId: "test-runner", logger });
+    const outcome = await runJob(request, { ...bed.deps, runnerId: "test-runner" });
     expect(outcome).toMatchObject({ kind: "finished", status: "ready" });
     const texts = (await entriesOf(request.job_id))
       .flatMap((entry) => entry.lines)
@@ -226,7 +194,7 @@ describe("runJob", () => {
         },
       ],
     });
-    expect(await runJob(exits, { redis, sandbox, runnerId: "test-runner", logger })).toMatchObject({
+    expect(await runJob(exits, { ...bed.deps, runnerId: "test-runner" })).toMatchObject({
       status: "failed",
       exitCode: 7,
     });
@@ -242,9 +210,9 @@ describe("runJob", () => {
         },
       ],
     });
-    expect(await runJob(silent, { redis, sandbox, runnerId: "test-runner", logger })).toMatchObject(
-      { status: "failed" },
-    );
+    expect(await runJob(silent, { ...bed.deps, runnerId: "test-runner" })).toMatchObject({
+      status: "failed",
+    });
     const texts = (await entriesOf(silent.job_id))
       .flatMap((entry) => entry.lines)
       .map((line) => line.text);
@@ -257,10 +225,9 @@ describe("runJob", () => {
     });
     const broken = { name: "broken", create: async () => Promise.reject(new Error("no capacity")) };
     const outcome = await runJob(request, {
-      redis,
+      ...bed.deps,
       sandbox: broken,
       runnerId: "test-runner",
-      logger,
     });
     expect(outcome).toMatchObject({ kind: "finished", status: "failed" });
     const texts = (await entriesOf(request.job_id))

@@ -1,6 +1,6 @@
-import { expect } from "vitest";
 import type { JobSpec } from "../../src/shared/job-spec.ts";
 import type { Stack } from "../../tools/dev/stack.ts";
+import { stackUser } from "../support/stack-client.ts";
 import { waitUntil } from "./host.ts";
 
 // A signed-in user's calls to the stack's public API, as a hostile user would make them.
@@ -12,28 +12,18 @@ export interface UserClient {
 }
 
 export function userClient(stack: Stack, userId: string): UserClient {
-  const token = stack.signToken(userId);
-  const get = (path: string): Promise<Response> =>
-    fetch(`${stack.workerUrl}${path}`, { headers: { Authorization: `Bearer ${token}` } });
+  const user = stackUser(stack, userId);
   const status = async (jobId: string): Promise<string> =>
-    ((await (await get(`/api/jobs/${jobId}`)).json()) as { status: string }).status;
+    ((await (await user.api(`/api/jobs/${jobId}`)).json()) as { status: string }).status;
   return {
-    async submit(spec) {
-      const response = await fetch(`${stack.workerUrl}/api/jobs`, {
-        method: "POST",
-        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-        body: JSON.stringify(spec),
-      });
-      expect(response.status).toBe(201);
-      return ((await response.json()) as { id: string }).id;
-    },
+    submit: (spec) => user.createJob(spec),
     status,
     async finished(jobId) {
       const ended = await waitUntil(`job ${jobId} to end`, 90_000, async () => {
         const current = await status(jobId);
         return current === "ready" || current === "failed" ? current : undefined;
       });
-      return { status: ended, log: await (await get(`/api/jobs/${jobId}/logs.txt`)).text() };
+      return { status: ended, log: await (await user.api(`/api/jobs/${jobId}/logs.txt`)).text() };
     },
   };
 }
