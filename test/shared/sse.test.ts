@@ -43,15 +43,19 @@ describe("SSE framing", () => {
       id: "5-1",
       lines: [line("5-1:0", "a"), line("5-1:1", "b"), line("5-1:2", "c")],
     };
-    const all = formatEntryEvent(entry);
-    expect(all.startsWith("id: 5-1:2\nevent: log\ndata: ")).toBe(true);
-    expect(JSON.parse(all.split("\n")[2]?.slice("data: ".length) ?? "")).toEqual({
-      lines: entry.lines,
-    });
-    const rest = formatEntryEvent(entry, 0);
-    expect(JSON.parse(rest.split("\n")[2]?.slice("data: ".length) ?? "")).toEqual({
-      lines: entry.lines.slice(1),
-    });
+    // Each line as JSON, in the order its fields are written.
+    const a =
+      '{"cursor":"5-1:0","ts":"2026-11-21T12:00:00.000Z","source":"stdout","phase":"build","text":"a"}';
+    const b =
+      '{"cursor":"5-1:1","ts":"2026-11-21T12:00:00.000Z","source":"stdout","phase":"build","text":"b"}';
+    const c =
+      '{"cursor":"5-1:2","ts":"2026-11-21T12:00:00.000Z","source":"stdout","phase":"build","text":"c"}';
+    expect(formatEntryEvent(entry)).toBe(
+      `id: 5-1:2\nevent: log\ndata: {"lines":[${a},${b},${c}]}\n\n`,
+    );
+    expect(formatEntryEvent(entry, 0)).toBe(
+      `id: 5-1:2\nevent: log\ndata: {"lines":[${b},${c}]}\n\n`,
+    );
     expect(formatEntryEvent(entry, 2)).toBe("");
   });
 

@@ -89,18 +89,25 @@ export async function jobWithLog(
   return { jobId, job, writer: streamWriter(redis, jobId) };
 }
 
-const record = (text: string): LogRecord => ({
-  ts: new Date().toISOString(),
-  source: "stdout",
-  phase: "build",
-  text,
-});
-
 /**
  * Appends entries as the runner does: explicit increasing ids, several lines per entry.
  * Returns the entry ids and every line's cursor.
  */
-export function streamWriter(redis: Redis, jobId: string, options: { numbered?: boolean } = {}) {
+export function streamWriter(
+  redis: Redis,
+  jobId: string,
+  options: {
+    numbered?: boolean;
+    /** Every line's time, for a test that expects exact bytes; by default the time of writing. */
+    ts?: string;
+  } = {},
+) {
+  const record = (text: string): LogRecord => ({
+    ts: options.ts ?? new Date().toISOString(),
+    source: "stdout",
+    phase: "build",
+    text,
+  });
   let ms = Date.now();
   const key = logStreamKey(jobId);
   const nextId = () => `${++ms}-0`;

@@ -1,11 +1,11 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { formatDoneEvent, formatEntryEvent } from "../../src/shared/sse.ts";
 import type { JobStream } from "../../src/stream/job-stream.ts";
 import { stepAlarmsUntil } from "../support/job-stream.ts";
-import { jobWithLog, testRedis } from "../support/jobs.ts";
-import { isEvent, linesOf, sseReader, textsOf } from "../support/sse.ts";
+import { createJob, jobWithLog, streamWriter, testRedis } from "../support/jobs.ts";
+import { uniqueJobId } from "../support/redis.ts";
+import { isEvent, sseReader, textsOf } from "../support/sse.ts";
 import { call, testUser } from "../support/worker-client.ts";
 
 // The live path end to end inside workerd: Worker route (Clerk auth, ownership) -> the job's
@@ -19,7 +19,10 @@ const newJob = (label: string) => jobWithLog(redis, label, owner.id);
 
 describe("GET /api/jobs/:id/logs/stream", () => {
   it("answers with SSE headers and sends new lines as exact log events", async () => {
-    const { jobId, writer } = await newJob("sse-bytes");
+    const jobId = uniqueJobId("sse-bytes");
+    await createJob(redis, jobId, owner.id);
+    // Every line stamped with one time, so the frame's bytes are known to the letter.
+    const writer = streamWriter(redis, jobId, { ts: "2026-11-21T12:00:00.000Z" });
     await writer.append("before the viewer");
     const response = await owner.stream(jobId);
     expect(response.status).toBe(200);
@@ -30,11 +33,12 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     expect((await stream.next())?.raw).toBe("retry: 2000\n\n");
     const { id } = await writer.append("first", "second");
     const frame = await stream.nextMatching(isEvent);
-    const expected = formatEntryEvent({
-      id,
-      lines: linesOf(frame).map((line, i) => ({ ...line, cursor: `${id}:${i}` })),
-    });
-    expect(frame?.raw).toBe(expected);
+    expect(frame?.raw).toBe(
+      `id: ${id}:1\nevent: log\ndata: {"lines":[` +
+        `{"ts":"2026-11-21T12:00:00.000Z","source":"stdout","phase":"build","text":"first","cursor":"${id}:0","n":1},` +
+        `{"ts":"2026-11-21T12:00:00.000Z","source":"stdout","phase":"build","text":"second","cursor":"${id}:1","n":2}` +
+        "]}\n\n",
+    );
     expect(frame?.id).toBe(`${id}:1`);
     expect(frame?.event).toBe("log");
     expect(textsOf(frame)).toEqual(["first", "second"]);
@@ -136,7 +140,7 @@ describe("GET /api/jobs/:id/logs/stream", () => {
       frame = await stream.nextMatching(isEvent);
     }
     expect(texts).toEqual(["last lines", "Command failed with exit code 2"]);
-    expect(frame?.raw).toBe(formatDoneEvent("failed", end.cursors[0] ?? null));
+    expect(frame?.raw).toBe(`id: ${end.cursors[0]}\nevent: done\ndata: {"status":"failed"}\n\n`);
     expect(await stream.next()).toBeNull();
   });
 
