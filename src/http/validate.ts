@@ -56,18 +56,20 @@ const cursor = z
   .optional()
   .describe("a log cursor (<entry id>:<index>, e.g. 1732190000000-0:3); empty: none");
 
-const limit = z
-  .string()
-  .regex(/^\d{1,4}$/, `must be an integer from 1 to ${MAX_PAGE_LIMIT}`)
-  .transform(Number)
-  .pipe(
-    z
-      .number()
-      .min(1, `must be an integer from 1 to ${MAX_PAGE_LIMIT}`)
-      .max(MAX_PAGE_LIMIT, `must be an integer from 1 to ${MAX_PAGE_LIMIT}`),
-  )
-  .default(DEFAULT_PAGE_LIMIT)
-  .describe(`lines per page, 1 to ${MAX_PAGE_LIMIT} (${DEFAULT_PAGE_LIMIT})`);
+/**
+ * `?limit=`: how many `things` a page holds, a whole number from 1 to `max`, `fallback` when
+ * absent. Digits only (no sign, no exponent), and no more of them than `max` has.
+ */
+function pageLimit(things: string, max: number, fallback: number) {
+  const message = `must be an integer from 1 to ${max}`;
+  return z
+    .string()
+    .regex(new RegExp(`^\\d{1,${String(max).length}}$`), message)
+    .transform(Number)
+    .pipe(z.number().min(1, message).max(max, message))
+    .default(fallback)
+    .describe(`${things} per page, 1 to ${max} (${fallback})`);
+}
 
 /** `:id` is a job id. */
 export const jobIdParam = validator("param", z.object({ id: jobId }), rejectAs("invalid_job_id"));
@@ -84,7 +86,12 @@ const line = z
 export const historyQuery = validator(
   "query",
   z
-    .object({ before: cursor, after: cursor, line, limit })
+    .object({
+      before: cursor,
+      after: cursor,
+      line,
+      limit: pageLimit("lines", MAX_PAGE_LIMIT, DEFAULT_PAGE_LIMIT),
+    })
     .refine((query) => query.before === undefined || query.after === undefined, {
       error:
         "cannot be used with after: a page is read one way (after: older to newer; before: newer to older)",
@@ -92,19 +99,6 @@ export const historyQuery = validator(
     }),
   rejectAs("invalid_cursor", { limit: "invalid_limit", line: "invalid_line" }),
 );
-
-const searchLimit = z
-  .string()
-  .regex(/^\d{1,3}$/, `must be an integer from 1 to ${MAX_SEARCH_RESULTS}`)
-  .transform(Number)
-  .pipe(
-    z
-      .number()
-      .min(1, `must be an integer from 1 to ${MAX_SEARCH_RESULTS}`)
-      .max(MAX_SEARCH_RESULTS, `must be an integer from 1 to ${MAX_SEARCH_RESULTS}`),
-  )
-  .default(50)
-  .describe(`matches per page, 1 to ${MAX_SEARCH_RESULTS} (50)`);
 
 /** `?q=&kind=error&after=&limit=` of a search; q or kind is required (checked by the route). */
 export const searchQuery = validator(
@@ -121,7 +115,7 @@ export const searchQuery = validator(
       .optional()
       .describe("error: only error lines"),
     after: cursor,
-    limit: searchLimit,
+    limit: pageLimit("matches", MAX_SEARCH_RESULTS, 50),
   }),
   rejectAs("invalid_query", {
     kind: "invalid_kind",
@@ -140,18 +134,7 @@ export const jobListQuery = validator(
       .regex(LIST_CURSOR_PATTERN, "not a job list cursor (the next_cursor of a page)")
       .optional()
       .describe("the next_cursor of the previous page"),
-    limit: z
-      .string()
-      .regex(/^\d{1,3}$/, `must be an integer from 1 to ${MAX_LIST_LIMIT}`)
-      .transform(Number)
-      .pipe(
-        z
-          .number()
-          .min(1, `must be an integer from 1 to ${MAX_LIST_LIMIT}`)
-          .max(MAX_LIST_LIMIT, `must be an integer from 1 to ${MAX_LIST_LIMIT}`),
-      )
-      .default(DEFAULT_LIST_LIMIT)
-      .describe(`jobs per page, 1 to ${MAX_LIST_LIMIT} (${DEFAULT_LIST_LIMIT})`),
+    limit: pageLimit("jobs", MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT),
   }),
   rejectAs("invalid_cursor", { limit: "invalid_limit", status: "invalid_status" }),
 );
