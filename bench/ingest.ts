@@ -5,6 +5,7 @@
 // (newline to Redis), and as it batches while pushing to the real Worker in local workerd with
 // one SSE viewer watching (newline to viewer, the latency a user sees).
 import { randomUUID } from "node:crypto";
+import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { encodeEntryFields } from "../src/shared/entry.ts";
 import type { JobRecord } from "../src/shared/job.ts";
@@ -40,6 +41,13 @@ const redis = createUpstashClient({ url: bridge.url, token: bridge.token });
 const sample = buildOutputLines();
 const lineAt = (i: number): string => sample[i % sample.length] ?? "";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
+/** `XADD 143, EXPIRE 1`: where the commands went, most first. */
+const byName = (counts: Readonly<Record<string, number>>): string =>
+  Object.entries(counts)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, count]) => `${name} ${count}`)
+    .join(", ");
 
 /** One line every TRICKLE_GAP_MS on a fixed schedule (no drift), stamped with its newline time. */
 async function trickleInto(onStdout: (chunk: string) => void, appendedAt: number[]) {
@@ -92,6 +100,7 @@ try {
   await trickleInto(trickle.onStdout, appendedAt);
   await trickle.flush();
   const trickleCommandsPer1000 = (bridge.stats.commands / TRICKLE_LINES) * 1000;
+  const trickleByCommand = bridge.commandCounts;
   latencies.sort((a, b) => a - b);
 
   // 3. Trickle pushed to the Worker, one viewer watching: newline to the viewer's receipt.
@@ -137,6 +146,9 @@ try {
   const deadline = nowMs() + 5_000;
   while (!delivery.allComplete(TRICKLE_LINES) && nowMs() < deadline) await sleep(20);
   const pushBridgeCommands = bridge.stats.commands;
+  const pushByCommand = bridge.commandCounts;
+  // The writer's commands so far, in the same window as the bridge's (its end comes after).
+  const pushWriterCommandsSoFar = pushWriter.stats.commands;
   const pushSummary = delivery.summary(TRICKLE_LINES, pushStartedAt);
   await pushWriter.end("ready");
   await pusher.close();
@@ -144,7 +156,7 @@ try {
   const pushWriterCommands = pushWriter.stats.commands;
   const pushCommandsPer1000 = (pushWriterCommands / TRICKLE_LINES) * 1000;
   // Whatever else reached the bridge meanwhile was the Durable Object reading.
-  const objectReads = pushBridgeCommands - pushWriterCommands;
+  const objectReads = pushBridgeCommands - pushWriterCommandsSoFar;
 
   // 3. Seed-style baseline in the same run: sanitize, XADD, then EXPIRE, each awaited, per line.
   const seedKey = logStreamKey("bench-seed");
@@ -176,6 +188,9 @@ try {
     `trickle pushed, 1 viewer: newline-to-viewer p50 ${pushSummary.latency.p50.toFixed(1)} ms, p99 ${pushSummary.latency.p99.toFixed(1)} ms, max ${pushSummary.latency.max.toFixed(1)} ms; ${pushSummary.missing} missing, ${pushSummary.repeated} repeated; writer ${pushCommandsPer1000.toFixed(0)} commands per 1,000 lines (${pushWriter.stats.requests} requests, ${(TRICKLE_LINES / Math.max(1, pushWriter.stats.requests)).toFixed(1)} lines each); ${pusher.stats.pushes} pushes (${pusher.stats.keepalives} keepalives, ${pusher.stats.failed} failed); the object read Redis ${objectReads} times in ${pushSeconds.toFixed(1)} s`,
   );
   console.log(
+    `trickle commands by name: ${byName(trickleByCommand)}; pushed (writer and object): ${byName(pushByCommand)}`,
+  );
+  console.log(
     `seed:     ${SEED_LINES} lines in ${seedSeconds.toFixed(2)} s = ${seedLinesPerSecond.toFixed(1)} lines/s; ${seedCommandsPer1000.toFixed(0)} commands per 1,000 lines`,
   );
   console.log(
@@ -197,6 +212,9 @@ try {
       `trickle_push_repeated=${pushSummary.repeated}`,
       `trickle_push_pushes=${pusher.stats.pushes}`,
       `trickle_push_object_reads=${objectReads}`,
+      `goal_trickle_push_commands_le_150=${pushCommandsPer1000 <= 150 ? "pass" : "fail"}`,
+      `goal_trickle_push_viewer_p99_lt_100ms=${pushSummary.latency.p99 < 100 ? "pass" : "fail"}`,
+      `load_average_1m=${os.loadavg()[0]?.toFixed(2)}`,
       `seed_lines_per_s=${seedLinesPerSecond.toFixed(1)}`,
       `seed_commands_per_1000_lines=${seedCommandsPer1000.toFixed(0)}`,
       `throughput_ratio=${(burstLinesPerSecond / seedLinesPerSecond).toFixed(1)}`,

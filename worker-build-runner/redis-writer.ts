@@ -131,6 +131,8 @@ export interface WrittenEntries {
 /** Decides how long the lines waiting may wait for more lines to share their request. */
 export interface FlushTiming {
   lineAppended?(at: number): void;
+  /** A batch of new lines goes out now (not a retry of one). */
+  batchSent?(at: number): void;
   /** How much longer lines waiting since `oldestAt` may wait; 0 or less sends them now. */
   delayMs(oldestAt: number, now: number): number;
 }
@@ -695,7 +697,10 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
             stats.archiveHeldMs += now() - holdSince;
             holdSince = null;
           }
-          inflight ??= planBatch();
+          if (inflight === null) {
+            inflight = planBatch();
+            flushTiming.batchSent?.(now());
+          }
           const batch = inflight;
           const sentAt = now();
           await send(batch);

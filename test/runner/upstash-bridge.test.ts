@@ -369,6 +369,9 @@ describe("stats", () => {
     await direct.get("a");
     expect(bridge.stats).toEqual({ requests: 2, commands: 4 });
     expect((await admin("GET", "stats")).json).toEqual({ requests: 2, commands: 4 });
+    expect(bridge.commandCounts).toEqual({ SET: 1, INCR: 1, GET: 2 });
+    bridge.resetStats();
+    expect(bridge.commandCounts).toEqual({});
   });
 
   it("resets stats in process and over HTTP; admin requests are not counted", async () => {

@@ -32,6 +32,11 @@ export interface UpstashBridge {
   readonly port: number;
   /** A snapshot, taken at each read. */
   readonly stats: BridgeStats;
+  /**
+   * Commands sent to Redis by name (upper case: `XADD`, `EVALSHA`, ...), counted as `stats.commands`
+   * is: where a bench's Upstash bill goes. A snapshot; zeroed with the stats.
+   */
+  readonly commandCounts: Readonly<Record<string, number>>;
   /** What the bridge injected since the last resetStats(), as it observed it. A snapshot. */
   readonly faultStats: FaultStats;
   readonly faults: BridgeFaults;
@@ -105,6 +110,7 @@ export async function startUpstashBridge(options: UpstashBridgeOptions): Promise
   const injector = createFaultInjector();
   const tokenDigest = sha256(token);
   const stats: BridgeStats = { requests: 0, commands: 0 };
+  let commandCounts = new Map<string, number>();
   let syncToken = 0;
 
   const isAuthorized = (req: IncomingMessage): boolean => {
@@ -169,6 +175,10 @@ export async function startUpstashBridge(options: UpstashBridgeOptions): Promise
     base64: boolean,
   ): Promise<Answer> => {
     stats.commands += commands.length;
+    for (const [name] of commands) {
+      const upper = name.toUpperCase();
+      commandCounts.set(upper, (commandCounts.get(upper) ?? 0) + 1);
+    }
     const [first] = commands;
     if (route === "single" && first !== undefined) {
       const outcome = await redis.run(first);
@@ -223,6 +233,7 @@ export async function startUpstashBridge(options: UpstashBridgeOptions): Promise
   const resetStats = (): void => {
     stats.requests = 0;
     stats.commands = 0;
+    commandCounts = new Map();
     injector.resetStats();
   };
 
@@ -270,6 +281,9 @@ export async function startUpstashBridge(options: UpstashBridgeOptions): Promise
     port: boundPort,
     get stats() {
       return { ...stats };
+    },
+    get commandCounts() {
+      return Object.fromEntries(commandCounts);
     },
     get faultStats() {
       return injector.stats();
