@@ -203,6 +203,11 @@ interface Batch {
   attempts: number;
 }
 
+function mebibytes(bytes: number): string {
+  const mib = bytes / (1024 * 1024);
+  return `${Number.isInteger(mib) ? mib : mib.toFixed(1)} MiB`;
+}
+
 /** What an entry weighs in the live copy: its fields as Redis keeps them. */
 function entryBytes(entry: PlannedEntry): number {
   return Object.entries(entry.fields).reduce(
@@ -646,7 +651,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
         oldestPendingAt ??= now();
         stats.linesDropped += pending.push(
           systemRecord(
-            `This log is over ${headLines + maxLines} lines: the live copy keeps the first ${headLines} and the newest ${maxLines}; every line is in the archive, and history and the download read it from there.`,
+            `This log is over what its live copy keeps (the first ${headLines} lines and the newest ${maxLines}, about ${mebibytes(maxLiveBytes)} in all): every line is in the archive, and history and the download read it from there.`,
             pending.firstPhase ?? "build",
           ),
         );

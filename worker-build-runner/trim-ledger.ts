@@ -1,14 +1,19 @@
 import { compareEntryIds } from "../src/shared/entry.ts";
 
 export interface TrimPolicy {
-  /** The first lines stay live for the whole build (what a viewer opens first). */
+  /**
+   * The first lines stay live for the whole build (what a viewer opens first), as many as fit
+   * in a quarter of `maxLiveBytes`.
+   */
   readonly headLines: number;
-  /** The newest lines stay live (what viewers follow and resume into). */
+  /** The newest lines stay live (what viewers follow and resume into)... */
   readonly tailLines: number;
   /**
-   * Past this many bytes in the live copy, the oldest middle entries go even if the archive
-   * does not have them yet (it is behind or unreachable): Upstash refuses a key past 100 MB. The
-   * writer says so in the log, and readers announce the hole with its count.
+   * ...within this many bytes for the whole live copy. Past it the oldest entries after the head
+   * go even if the archive does not have them yet (it is behind or unreachable), unless the
+   * writer holds the build for the archive instead; the tail's as well when long lines make it
+   * too big alone (all but its newest entry). Upstash refuses a key past 100 MB. The writer
+   * says so in the log, and readers announce the hole with its count.
    */
   readonly maxLiveBytes: number;
 }
@@ -58,6 +63,7 @@ export function createTrimLedger(policy: TrimPolicy): TrimLedger {
   // Entries [0, headEnd) are the head; [headEnd, next) are deleted; from `next` on are live.
   let headEnd = 0;
   let headLines = 0;
+  let headBytes = 0;
   let next = 0;
   let liveLines = 0;
   let liveBytes = 0;
@@ -79,11 +85,15 @@ export function createTrimLedger(policy: TrimPolicy): TrimLedger {
       let lines = 0;
       let unarchivedLines = 0;
       let bytes = liveBytes + incomingBytes;
-      for (let i = Math.max(next, headEnd); i < stop; i++) {
+      for (let i = Math.max(next, headEnd); i < entries.length; i++) {
         const entry = entries[i];
         if (entry === undefined) break;
+        const overBytes = bytes > policy.maxLiveBytes;
+        // The tail's lines are not enough: long lines can make it too big alone. Then its
+        // oldest go as well, all but the newest entry.
+        if (i >= stop && (!overBytes || i === entries.length - 1)) break;
         const isArchived = archived !== null && compareEntryIds(entry.id, archived) <= 0;
-        if (!isArchived && (keepUnarchived || bytes <= policy.maxLiveBytes)) break;
+        if (!isArchived && (keepUnarchived || !overBytes)) break;
         ids.push(entry.id);
         lines += entry.lines;
         bytes -= entry.bytes;
@@ -95,9 +105,15 @@ export function createTrimLedger(policy: TrimPolicy): TrimLedger {
       entries.push({ id, lines, bytes });
       liveLines += lines;
       liveBytes += bytes;
-      if (headEnd === entries.length - 1 && headLines < policy.headLines) {
+      // The head, too, within its share of the bytes: a quarter.
+      if (
+        headEnd === entries.length - 1 &&
+        headLines < policy.headLines &&
+        headBytes + bytes <= policy.maxLiveBytes / 4
+      ) {
         headEnd = entries.length;
         headLines += lines;
+        headBytes += bytes;
         if (next < headEnd) next = headEnd;
       }
     },
@@ -140,6 +156,7 @@ export function createTrimLedger(policy: TrimPolicy): TrimLedger {
         if (i < headEnd) {
           headEnd = i;
           headLines -= last.lines;
+          headBytes -= last.bytes;
         }
         if (next > entries.length) next = entries.length;
       }
@@ -149,7 +166,7 @@ export function createTrimLedger(policy: TrimPolicy): TrimLedger {
       return liveBytes;
     },
     get overKeep() {
-      return liveLines > headLines + policy.tailLines;
+      return liveLines > headLines + policy.tailLines || liveBytes > policy.maxLiveBytes;
     },
   };
 }

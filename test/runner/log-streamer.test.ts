@@ -64,6 +64,16 @@ function setup(
 const texts = async (jobId: string): Promise<string[]> =>
   (await readLogLines(redis, jobId)).map((line) => line.text);
 
+/** What a job's stream key holds: its fields' names and values as Redis keeps them. */
+async function streamBytes(jobId: string): Promise<number> {
+  // Raw (automaticDeserialization: false): [[id, [field, value, ...]], ...].
+  const reply = (await redis.xrange(logStreamKey(jobId), "-", "+")) as unknown as [
+    string,
+    string[],
+  ][];
+  return reply.flatMap(([, fields]) => fields).reduce((sum, text) => sum + text.length, 0);
+}
+
 describe("buffering into lines", () => {
   it("writes a line split across chunks as one line", async () => {
     const { jobId, streamer } = setup("partial");
@@ -267,6 +277,66 @@ describe("the stream key", () => {
         /\d+ log lines left the live copy before the archive had them/.test(text),
       ),
     ).toBe(true);
+  });
+
+  it("keeps the live copy under its byte cap when long lines fill the tail, head and tail kept", async () => {
+    // 2,000 lines of 2,000 characters: 4 MB, though under the line caps (100 + 2,000).
+    const { jobId, streamer, writer } = setup("cap-long-lines", {
+      maxLines: 2_000,
+      headLines: 100,
+      maxLiveBytes: 400_000,
+      maxEntryBytes: 32 * 1024,
+    });
+    const line = (i: number): string => `line ${i} `.padEnd(2_000, "x");
+    for (let i = 0; i < 2_000; i += 100) {
+      streamer.onStdout(Array.from({ length: 100 }, (_, j) => `${line(i + j)}\n`).join(""));
+      await streamer.flush();
+    }
+    expect(await streamBytes(jobId)).toBeLessThanOrEqual(400_000 + 32 * 1024);
+    const lines = await texts(jobId);
+    // The head is a quarter of the cap at most: the first line stays, and the newest.
+    expect(lines[0]).toBe(line(0));
+    expect(lines).toContain(line(1_999));
+    expect(writer.stats.linesTrimmed).toBeGreaterThan(0);
+    expect(
+      lines.some((text) =>
+        /\d+ log lines left the live copy before the archive had them/.test(text),
+      ),
+    ).toBe(true);
+  });
+
+  it("with an archiver, long lines in the tail leave it once archived: the key stays bounded, nothing lost", async () => {
+    // 10,000 lines of 2,000 characters (20 MB), all within the tail's 10,000 lines. The archive
+    // has everything written whenever it is called.
+    const archiver = {
+      archive: async () => {
+        const top = (await redis.xrevrange(logStreamKey(jobId), "+", "-", 1)) as unknown as [
+          string,
+        ][];
+        return { through: top[0]?.[0] ?? null, more: false, busy: false };
+      },
+    };
+    const { jobId, streamer, writer } = setup("cap-long-lines-archived", {
+      maxLines: 10_000,
+      headLines: 100,
+      maxLiveBytes: 400_000,
+      maxEntryBytes: 32 * 1024,
+      archiver,
+    });
+    const line = (i: number): string => `line ${i} `.padEnd(2_000, "x");
+    let peak = 0;
+    for (let i = 0; i < 10_000; i += 500) {
+      streamer.onStdout(Array.from({ length: 500 }, (_, j) => `${line(i + j)}\n`).join(""));
+      await streamer.flush();
+      peak = Math.max(peak, await streamBytes(jobId));
+    }
+    // The cap, the slack the archive may take to complete a segment (12 MiB) and a request.
+    expect(peak).toBeLessThanOrEqual(400_000 + 16 * 1024 * 1024);
+    expect(writer.stats.linesTrimmed).toBeGreaterThan(0);
+    expect(writer.stats.linesTrimmedUnarchived).toBe(0);
+    const lines = await texts(jobId);
+    expect(lines[0]).toBe(line(0));
+    expect(lines).toContain(line(9_999));
   });
 
   it("with an archiver that is down, waits for it only so long, then lets lines go with the notice", async () => {
