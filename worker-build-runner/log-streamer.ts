@@ -1,7 +1,8 @@
-import { type LogSource, PHASE_PATTERN } from "../src/shared/entry.ts";
+import { type LogRecord, type LogSource, PHASE_PATTERN } from "../src/shared/entry.ts";
 import { createLineSanitizer, type LineSanitizer } from "../src/shared/sanitize/line-sanitizer.ts";
 import type { RedactionFamily, RedactionTally } from "../src/shared/sanitize/redaction-families.ts";
 import { createSecretValues, type SecretValues } from "../src/shared/sanitize/secret-values.ts";
+import type { StepMark } from "../src/shared/steps.ts";
 import { createLineBuffer, type LineBuffer } from "./line-buffer.ts";
 import type { RedisLogWriter } from "./redis-writer.ts";
 
@@ -38,6 +39,11 @@ export interface LogStreamer {
   onStderr(chunk: string | Uint8Array): Promise<void> | undefined;
   /** Writes a `system` line, e.g. "--- Installing dependencies ---". */
   writeEvent(text: string): void;
+  /**
+   * Writes the one-line `system` line `text` carrying `mark` (a step's start or end), both
+   * sanitized as every line is. Returns the record as written (its `step.name` sanitized).
+   */
+  writeStep(mark: StepMark, text: string): LogRecord | null;
   /** Lines from now on belong to this phase (`install`, `build`, `dev_server`, ...). */
   setPhase(phase: string): void;
   readonly phase: string;
@@ -77,6 +83,9 @@ export function createLogStreamer(options: LogStreamerOptions): LogStreamer {
     },
     system: { sanitizer: createLineSanitizer(sanitizerOptions), buffer: null },
   };
+  // Its own sanitizer: a step's name is not a line of the log, and must not change the state
+  // (a private key block begun) of the system lines'.
+  const names = createLineSanitizer({ secrets });
 
   const emit = (source: LogSource, lines: readonly string[]): void => {
     if (lines.length === 0) return;
@@ -106,6 +115,23 @@ export function createLogStreamer(options: LogStreamerOptions): LogStreamer {
     onStderr: (chunk) => push("stderr", chunk),
     writeEvent(text) {
       emit("system", text.split("\n"));
+    },
+    writeStep(mark, text) {
+      const styled = streams.system.sanitizer.sanitizeStyled(text.replace(/[\r\n]+/g, " "));
+      if (styled === null) return null;
+      const name = (names.sanitizeStyled(mark.name.replace(/[\r\n]+/g, " "))?.text ?? "").slice(
+        0,
+        200,
+      );
+      const record: LogRecord = {
+        ts: new Date(now()).toISOString(),
+        source: "system",
+        phase,
+        ...styled,
+        step: { ...mark, name },
+      };
+      writer.append(record);
+      return record;
     },
     setPhase(next) {
       phase = checkedPhase(next);

@@ -81,6 +81,11 @@ export interface RedisLogWriterOptions {
   readonly now?: () => number;
   /** Called after each successful request with what it wrote (the live push, metrics). */
   readonly onWritten?: (written: WrittenEntries) => void;
+  /**
+   * Told the line number of each step-marked line (src/shared/steps.ts) when its entry is
+   * planned: the job record's steps say where each starts.
+   */
+  readonly onStepLine?: (record: LogRecord, line: number) => void;
   /** When the lines waiting go out; default: the first waits `flushIntervalMs` for company. */
   readonly flushTiming?: FlushTiming;
   /**
@@ -431,6 +436,11 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     const taken = pending.takeEntries();
     wakeIfRoom();
     const entries: PlannedEntry[] = taken.map((records) => {
+      if (options.onStepLine)
+        for (let i = 0; i < records.length; i++) {
+          const record = records[i];
+          if (record?.step !== undefined) options.onStepLine(record, nextLine + i);
+        }
       const entry = {
         id: ids.next(),
         fields: encodeEntryFields(records, nextLine),

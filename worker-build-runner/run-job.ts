@@ -14,6 +14,8 @@ import {
   parseRefreshReply,
   REFRESH_LEASE_LUA,
   refreshKeys,
+  UPDATE_RUNNING_RECORD_LUA,
+  updateRunningRecordKeys,
 } from "../src/shared/job-scripts.ts";
 import { type JobStep, type RunRequest, secretValuesOf } from "../src/shared/job-spec.ts";
 import { createSecretValues } from "../src/shared/sanitize/secret-values.ts";
@@ -24,6 +26,7 @@ import { createLogStreamer, type LogStreamer } from "./log-streamer.ts";
 import { countRedactions, runnerMetrics, writerMetrics } from "./metrics.ts";
 import { createRedisLogWriter, type Logger } from "./redis-writer.ts";
 import type { Sandbox, SandboxSession } from "./sandbox/types.ts";
+import { createStepLedger, formatStepDuration, type StepLedger } from "./step-ledger.ts";
 
 /** What `POST /internal/jobs/:id/archive` answers. */
 export interface ArchiveProgress {
@@ -351,8 +354,23 @@ async function runClaimedJob(
   let endOutcome: EndOutcome | null = null;
   let status: TerminalStatus = "failed";
   let exitCode: number | null = null;
+  const updateRecord = redis.createScript(UPDATE_RUNNING_RECORD_LUA);
+  const withSteps = (record: JobRecord): JobRecord => {
+    const summaries = steps.summaries();
+    return summaries === undefined ? record : { ...record, steps: summaries };
+  };
+  const steps: StepLedger = createStepLedger({
+    log: () => log,
+    now,
+    logger,
+    save: (summaries) =>
+      updateRecord.exec(updateRunningRecordKeys(jobId), [
+        token,
+        JSON.stringify({ ...running, steps: summaries }),
+      ]),
+  });
   const finishedRecord = (): JobRecord => ({
-    ...running,
+    ...withSteps(running),
     status,
     finished_at: new Date(now()).toISOString(),
     exit_code: exitCode,
@@ -370,6 +388,7 @@ async function runClaimedJob(
           maxLiveBytes: deps.liveCopy.maxBytes,
         }
       : {}),
+    onStepLine: (record, line) => steps.numbered(record, line),
     onWritten: (written) => {
       pusher?.written(written);
       archive.written(written.lines);
@@ -408,7 +427,7 @@ async function runClaimedJob(
     jobId,
     token,
     leaseMs,
-    record: () => running,
+    record: () => withSteps(running),
     now,
     logger,
     onRecordRestored: () => {
@@ -464,19 +483,21 @@ async function runClaimedJob(
       if (lostTo !== null) throw new Error("the job was taken from this runner");
       for (const [path, content] of Object.entries(spec.files))
         await session.writeFile(path, content);
-      ({ status, exitCode } = await runSteps(session, spec.steps, log, stopped));
+      ({ status, exitCode } = await runSteps(session, spec.steps, log, steps, stopped));
     }
     if (stopped()) {
-      log.writeEvent(stopReason());
       status = cancelledBy !== null ? "cancelled" : "failed";
+      // The step it stopped ends with the line that says why.
+      if (steps.open) steps.end(status, exitCode, stopReason());
+      else log.writeEvent(stopReason());
     }
   } catch (error) {
-    log.writeEvent(
-      stopped()
-        ? stopReason()
-        : `The build could not run: ${error instanceof Error ? error.message : String(error)}`,
-    );
+    const reason = stopped()
+      ? stopReason()
+      : `The build could not run: ${error instanceof Error ? error.message : String(error)}`;
     status = cancelledBy !== null ? "cancelled" : "failed";
+    if (steps.open) steps.end(status, null, reason);
+    else log.writeEvent(reason);
   } finally {
     deps.signal?.removeEventListener("abort", stop);
     unregisterCancel?.();
@@ -574,18 +595,21 @@ async function runSteps(
   session: SandboxSession,
   steps: readonly JobStep[],
   log: LogStreamer,
+  ledger: StepLedger,
   stopped: () => boolean,
 ): Promise<{ status: TerminalStatus; exitCode: number | null }> {
   let exitCode: number | null = null;
-  for (const step of steps) {
+  for (const [index, step] of steps.entries()) {
     log.setPhase(step.phase);
-    log.writeEvent(`--- ${step.name} ---`);
+    ledger.start(index, step);
     if (step.background) {
       const started = await startBackground(session, step, log);
+      if (stopped()) return { status: "failed", exitCode: started.ok ? null : started.exitCode };
       if (!started.ok) {
-        log.writeEvent(`${step.name} ${started.reason}`);
+        ledger.end("failed", started.exitCode, `${step.name} ${started.reason}`);
         return { status: "failed", exitCode: started.exitCode };
       }
+      ledger.end("succeeded", null, `${step.name} is running`);
       continue;
     }
     const result = await session.run(step.command, {
@@ -599,7 +623,9 @@ async function runSteps(
     // Killed because the job was stopped: the caller says so instead.
     if (stopped()) return { status: "failed", exitCode };
     if (result.timedOut) {
-      log.writeEvent(
+      ledger.end(
+        "failed",
+        exitCode,
         `${step.name} timed out after ${Math.round((step.timeout_ms ?? DEFAULT_STEP_TIMEOUT_MS) / 1000)} s`,
       );
       return { status: "failed", exitCode };
@@ -607,9 +633,14 @@ async function runSteps(
     if (result.exitCode !== 0) {
       if (result.limit !== undefined)
         log.writeEvent(`${step.name} stopped: ${result.limit.message}`);
-      log.writeEvent(`${step.name} failed with exit code ${result.exitCode}`);
+      ledger.end("failed", exitCode, `${step.name} failed with exit code ${result.exitCode}`);
       return { status: "failed", exitCode };
     }
+    ledger.end(
+      "succeeded",
+      exitCode,
+      (ms) => `${step.name} succeeded in ${formatStepDuration(ms)}`,
+    );
   }
   log.writeEvent("--- Build finished ---");
   return { status: "ready", exitCode };

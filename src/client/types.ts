@@ -2,8 +2,23 @@
 // imports from src/shared: they are erased, so the client carries no runtime dependency.
 import type { LogLine } from "../shared/entry.ts";
 import type { JobRecord, JobStatus, TerminalStatus } from "../shared/job.ts";
+import type { StepEndStatus, StepMark, StepStatus, StepSummary } from "../shared/steps.ts";
 
-export type { JobRecord, JobStatus, LogLine, TerminalStatus };
+/**
+ * `LogLine.step` marks a step's start or end (entry format v3; absent on every other line and
+ * on logs written before steps were data); `JobRecord.steps` lists the steps with status and
+ * duration.
+ */
+export type {
+  JobRecord,
+  JobStatus,
+  LogLine,
+  StepEndStatus,
+  StepMark,
+  StepStatus,
+  StepSummary,
+  TerminalStatus,
+};
 
 /**
  * One step of a job (src/shared/job-spec.ts's `jobStepSchema`). Written out rather than

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { TERMINAL_STATUSES, type TerminalStatus } from "./job.ts";
+import { isStepMark, type StepMark, stepMarkOf } from "./steps.ts";
 import { isStyleSpanList, type StyleSpan } from "./style-spans.ts";
 
 /**
@@ -8,9 +9,11 @@ import { isStyleSpanList, type StyleSpan } from "./style-spans.ts";
  * One Redis Stream entry holds a batch of lines, so that a burst of 1,000 lines costs a
  * handful of Upstash commands instead of 1,000 (Upstash bills every command, also inside a
  * pipeline). Fields:
- *   v      the format version: "1", or "2" when a line of the entry carries style spans
- *          (src/shared/style-spans.ts). Readers take both; a writer writes "1" for an entry
- *          without them, so that entries readers of v1 know stay byte for byte the same.
+ *   v      the format version: "1"; "2" when a line of the entry carries style spans
+ *          (src/shared/style-spans.ts); "3" when a line carries a step mark (src/shared/
+ *          steps.ts), spans or not. Readers take all three; a writer writes the lowest that
+ *          holds the entry, so entries older readers know stay byte for byte the same (deploy
+ *          the Worker before a runner that writes a newer version).
  *   lines  JSON array of LogRecord, oldest first
  *   n      optional: the log's line number (0-based) of the entry's first line. Entries follow
  *          each other without a hole when each `n` is the previous `n` plus its line count;
@@ -27,9 +30,12 @@ import { isStyleSpanList, type StyleSpan } from "./style-spans.ts";
 export const ENTRY_FORMAT_VERSION = "1";
 /** Lines may carry `spans`. */
 export const STYLED_ENTRY_FORMAT_VERSION = "2";
+/** Lines may carry `step` (and `spans`). */
+export const STEP_ENTRY_FORMAT_VERSION = "3";
 const READABLE_VERSIONS: ReadonlySet<string> = new Set([
   ENTRY_FORMAT_VERSION,
   STYLED_ENTRY_FORMAT_VERSION,
+  STEP_ENTRY_FORMAT_VERSION,
 ]);
 
 export const LOG_SOURCES = ["stdout", "stderr", "system"] as const;
@@ -48,9 +54,24 @@ export const logRecordSchema = z.object({
   spans: z
     .array(z.object({ s: z.number(), e: z.number(), c: z.string(), h: z.string().optional() }))
     .optional(),
+  /** v3: on a system line, where a step of the job starts or ends. */
+  step: z
+    .union([
+      z.object({ i: z.number(), name: z.string(), event: z.literal("start") }),
+      z.object({
+        i: z.number(),
+        name: z.string(),
+        event: z.literal("end"),
+        status: z.string(),
+        exit: z.number().nullable(),
+        ms: z.number(),
+      }),
+    ])
+    .optional(),
 });
-export type LogRecord = Omit<z.infer<typeof logRecordSchema>, "spans"> & {
+export type LogRecord = Omit<z.infer<typeof logRecordSchema>, "spans" | "step"> & {
   readonly spans?: readonly StyleSpan[];
+  readonly step?: StepMark;
 };
 
 /** A line as readers see it: the record and its cursor. */
@@ -87,17 +108,29 @@ export function isLogRecord(value: unknown): value is LogRecord {
     typeof record.phase === "string" &&
     PHASE_PATTERN.test(record.phase) &&
     typeof record.text === "string" &&
-    (record.spans === undefined || isStyleSpanList(record.spans, record.text.length))
+    (record.spans === undefined || isStyleSpanList(record.spans, record.text.length)) &&
+    (record.step === undefined || (record.source === "system" && isStepMark(record.step)))
   );
 }
 
 /** The record's fields, nothing else: what readers pass on (spans only when present). */
 export function recordOf(record: LogRecord): LogRecord {
-  const { ts, source, phase, text, spans } = record;
-  if (spans === undefined) return { ts, source, phase, text };
+  const { ts, source, phase, text, spans, step } = record;
+  const marked = step === undefined ? {} : { step: stepMarkOf(step) };
+  if (spans === undefined) return { ts, source, phase, text, ...marked };
   // Rebuilt key by key: a span passes on its range, style and link, nothing a writer added.
   const clean = spans.map(({ s, e, c, h }) => (h === undefined ? { s, e, c } : { s, e, c, h }));
-  return { ts, source, phase, text, spans: clean };
+  return { ts, source, phase, text, spans: clean, ...marked };
+}
+
+/** The lowest entry format version that holds `records`. */
+function versionOf(records: readonly LogRecord[]): string {
+  let version = ENTRY_FORMAT_VERSION;
+  for (const record of records) {
+    if (record.step !== undefined) return STEP_ENTRY_FORMAT_VERSION;
+    if (record.spans !== undefined) version = STYLED_ENTRY_FORMAT_VERSION;
+  }
+  return version;
 }
 
 /** A stream entry id, `<ms>-<seq>`, as Redis writes it. */
@@ -151,9 +184,7 @@ export function encodeEntryFields(
   firstLine?: number,
 ): Record<string, string> {
   const fields: Record<string, string> = {
-    v: records.some((record) => record.spans !== undefined)
-      ? STYLED_ENTRY_FORMAT_VERSION
-      : ENTRY_FORMAT_VERSION,
+    v: versionOf(records),
     lines: JSON.stringify(records),
   };
   if (firstLine !== undefined) fields.n = String(firstLine);
@@ -214,7 +245,7 @@ export function decodeEntry(id: string, fields: Record<string, string>): StreamE
     !READABLE_VERSIONS.has(fields.v) ||
     (fields.lines === undefined && fields.end === undefined)
   ) {
-    throw new EntryFormatError(`stream entry ${id} is not a v1 or v2 log entry`);
+    throw new EntryFormatError(`stream entry ${id} is not a v1, v2 or v3 log entry`);
   }
   let end: TerminalStatus | undefined;
   let firstLine: number | undefined;

@@ -76,6 +76,23 @@ return {holder and "held" or "retaken", record, redis.call("GET", KEYS[4]) or ""
 `;
 
 /**
+ * The running job's record with its steps so far, written at each step's start and end (one
+ * command per step, never per line). Only by the lease's holder and only while the job has not
+ * ended, so a late update never undoes an end. KEYS: lease, job. ARGV: token, the record.
+ * Returns "updated", "taken" (another holder or none) or "ended".
+ */
+export const UPDATE_RUNNING_RECORD_LUA = `${LUA_ENDED}
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then return "taken" end
+if ended(redis.call("GET", KEYS[2])) then return "ended" end
+redis.call("SET", KEYS[2], ARGV[2])
+return "updated"
+`;
+
+export function updateRunningRecordKeys(jobId: string): string[] {
+  return [leaseKey(jobId), jobKey(jobId)];
+}
+
+/**
  * Ends a job once: appends the terminal entry and records the final status together, unless
  * the job already ended. KEYS: job, stream, lease, running set, queued set, unarchived set.
  * ARGV: entry id (the runner's, or "*"), the final record, job id, now (ms), stream TTL (s),

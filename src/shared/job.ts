@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MAX_STEPS } from "./steps.ts";
 
 export const JOB_STATUSES = ["queued", "running", "ready", "failed", "cancelled"] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
@@ -10,6 +11,20 @@ export function isTerminalStatus(status: string): status is TerminalStatus {
 }
 
 const isoTime = z.iso.datetime({ offset: false });
+
+/** `StepSummary` (src/shared/steps.ts) as the record stores it. */
+const stepSummarySchema = z.object({
+  index: z.number().int().min(0).max(MAX_STEPS),
+  name: z.string().max(200),
+  phase: z.string().max(32),
+  status: z.enum(["running", "succeeded", "failed", "cancelled"]),
+  started_at: isoTime,
+  finished_at: isoTime.nullable(),
+  duration_ms: z.number().int().min(0).nullable(),
+  exit_code: z.number().int().nullable(),
+  first_line: z.number().int().min(0).nullable(),
+  lines: z.number().int().min(0).nullable(),
+});
 
 /** A job as stored at `jobKey(id)` (JSON) and as `GET /api/jobs/:id` shows it. */
 export const jobRecordSchema = z.object({
@@ -25,6 +40,8 @@ export const jobRecordSchema = z.object({
   exit_code: z.number().int().nullable().optional(),
   /** Set once the log is in the archive (R2 or S3); Redis's copy expires 24 hours after the last line. */
   archived_at: isoTime.nullable().optional(),
+  /** The steps started so far, oldest first (the runner updates them at each step's start and end). */
+  steps: z.array(stepSummarySchema).max(MAX_STEPS).optional(),
 });
 export type JobRecord = z.infer<typeof jobRecordSchema>;
 

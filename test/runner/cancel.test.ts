@@ -93,16 +93,25 @@ describe.each(["local", "e2b-local"] as const)("cancel with the %s sandbox", (sa
 
     const response = await cancel(jobId);
     expect(response.status).toBe(202);
-    expect(await response.json()).toMatchObject({ id: jobId, status: "running" });
+    // While it runs, the record lists the step it is in (saved when the step started).
+    expect(await response.json()).toMatchObject({
+      id: jobId,
+      status: "running",
+      steps: [{ index: 0, status: "running", finished_at: null, first_line: expect.any(Number) }],
+    });
 
     expect(await stream.done).toBe("cancelled");
     expect(stream.lines.at(-1)).toMatchObject({
       source: "system",
       text: `The build was cancelled by ${OWNER}.`,
+      step: { i: 0, event: "end", status: "cancelled" },
     });
     expect(processesWith(mark)).toBe(0);
     if (sandbox === "e2b-local") expect(stack.e2bLocal?.runningSandboxes()).toHaveLength(0);
-    expect(await record(jobId)).toMatchObject({ status: "cancelled" });
+    expect(await record(jobId)).toMatchObject({
+      status: "cancelled",
+      steps: [{ status: "cancelled", duration_ms: expect.any(Number) }],
+    });
     expect((await history(jobId)).at(-1)).toBe(`The build was cancelled by ${OWNER}.`);
     await vi.waitFor(async () => expect((await record(jobId)).archived_at).toBeTruthy(), {
       timeout: 30_000,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { z } from "zod";
-import type { JobSpecInput, JobStepInput } from "../../src/client/types.ts";
+import type { JobRecord, JobSpecInput, JobStepInput, StepSummary } from "../../src/client/types.ts";
 import { jobSpecSchema } from "../../src/shared/job-spec.ts";
 
 // The client writes the job spec's input type out by hand (so a browser app's type check does
@@ -16,10 +16,19 @@ const stepMatches: Same<Writable<JobStepInput>, SchemaStep> = true;
 // Every field of the schema is named by the client's type, and no other.
 const specKeys: Same<keyof JobSpecInput, keyof SchemaInput> = true;
 const stepKeys: Same<keyof JobStepInput, keyof SchemaStep> = true;
+// The record's steps (zod) are the `StepSummary` the client and the runner use.
+type RecordStep = NonNullable<JobRecord["steps"]>[number];
+const summaryMatches: Same<Writable<StepSummary>, RecordStep> = true;
 
 describe("the client's JobSpecInput", () => {
   it("is the schema's input type", () => {
-    expect([specMatches, stepMatches, specKeys, stepKeys]).toEqual([true, true, true, true]);
+    expect([specMatches, stepMatches, specKeys, stepKeys, summaryMatches]).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
     const spec: JobSpecInput = {
       steps: [{ name: "Building", phase: "build", command: "npm run build" }],
     };

@@ -38,6 +38,7 @@ describe("a job in an E2B sandbox (e2b-local) through the whole stack", () => {
     expect(texts("system")).toEqual([
       "--- Preparing the sandbox ---",
       "--- Building ---",
+      expect.stringMatching(/^Building succeeded in /),
       "--- Build finished ---",
     ]);
     expect(texts("stdout")).toEqual([

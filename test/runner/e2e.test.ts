@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LogLine } from "../../src/shared/entry.ts";
+import type { JobRecord } from "../../src/shared/job.ts";
 import { logStreamKey } from "../../src/shared/keys.ts";
 import { type Stack, startStack } from "../../tools/dev/stack.ts";
 import { createUpstashClient } from "../../worker-build-runner/redis.ts";
@@ -95,8 +96,38 @@ describe("a job end to end", () => {
     }
     expect(history).toEqual(lines);
 
-    const job = (await (await user.api(`/api/jobs/${jobId}`)).json()) as { status: string };
+    const job = (await (await user.api(`/api/jobs/${jobId}`)).json()) as JobRecord;
     expect(job.status).toBe("ready");
+    // Each step's start and end are marks on its system lines, as the live stream carried them,
+    // and the record lists the steps with where they start and how many lines they have.
+    const marks = lines.filter((line) => line.step !== undefined);
+    expect(marks.map((line) => [line.step?.i, line.step?.event])).toEqual([
+      [0, "start"],
+      [0, "end"],
+      [1, "start"],
+      [1, "end"],
+    ]);
+    expect(
+      job.steps?.map(({ name, status, first_line, lines: count }) => ({
+        name,
+        status,
+        first_line,
+        count,
+      })),
+    ).toEqual([
+      {
+        name: "Installing dependencies",
+        status: "succeeded",
+        first_line: marks[0]?.n,
+        count: (marks[1]?.n ?? 0) - (marks[0]?.n ?? 0) + 1,
+      },
+      {
+        name: "Building",
+        status: "succeeded",
+        first_line: marks[2]?.n,
+        count: (marks[3]?.n ?? 0) - (marks[2]?.n ?? 0) + 1,
+      },
+    ]);
 
     // The secret is nowhere: not in Redis, not on the SSE stream, not in the archive.
     const redis = createUpstashClient({ url: stack.bridge.url, token: stack.bridge.token });

@@ -58,8 +58,18 @@ describe("runJob", () => {
       { source: "system", phase: "install", text: "--- Installing dependencies ---" },
       { source: "stdout", phase: "install", text: "installing" },
       { source: "stderr", phase: "install", text: "warn: deprecated" },
+      {
+        source: "system",
+        phase: "install",
+        text: expect.stringMatching(/^Installing dependencies succeeded in \d+\.\d s$/),
+      },
       { source: "system", phase: "build", text: "--- Building ---" },
       { source: "stdout", phase: "build", text: "built demo" },
+      {
+        source: "system",
+        phase: "build",
+        text: expect.stringMatching(/^Building succeeded in \d+\.\d s$/),
+      },
       { source: "system", phase: "build", text: "--- Build finished ---" },
     ]);
     expect(entries.at(-1)?.end).toBe("ready");
@@ -71,6 +81,88 @@ describe("runJob", () => {
     expect(await bed.redis.zscore(RUNNING_JOBS_KEY, request.job_id)).toBeNull();
     expect(await bed.redis.zscore(UNARCHIVED_JOBS_KEY, request.job_id)).not.toBeNull();
     expect(notifier.calls).toContain(`finished ${request.job_id}`);
+  });
+
+  it("marks each step's start and end in its lines and lists the steps in the job record", async () => {
+    const request = await queuedJob("steps", {
+      steps: [
+        { name: "Installing", phase: "install", command: "echo one; echo two" },
+        { name: "Building", phase: "build", command: "echo compiling; exit 3" },
+        { name: "Never", phase: "build", command: "echo should not run" },
+      ],
+    });
+    await runJob(request, { redis, sandbox, runnerId: "test-runner", logger });
+    const lines = (await entriesOf(request.job_id)).flatMap((entry) => entry.lines);
+    const marked = lines.filter((line) => line.step !== undefined);
+    expect(marked.map(({ text, step, n }) => ({ text, step, n }))).toEqual([
+      { text: "--- Installing ---", step: { i: 0, name: "Installing", event: "start" }, n: 1 },
+      {
+        text: expect.stringMatching(/^Installing succeeded in /),
+        step: {
+          i: 0,
+          name: "Installing",
+          event: "end",
+          status: "succeeded",
+          exit: 0,
+          ms: expect.any(Number),
+        },
+        n: 4,
+      },
+      { text: "--- Building ---", step: { i: 1, name: "Building", event: "start" }, n: 5 },
+      {
+        text: "Building failed with exit code 3",
+        step: {
+          i: 1,
+          name: "Building",
+          event: "end",
+          status: "failed",
+          exit: 3,
+          ms: expect.any(Number),
+        },
+        n: 7,
+      },
+    ]);
+    const job = await jobOf(request.job_id);
+    expect(job.steps).toEqual([
+      {
+        index: 0,
+        name: "Installing",
+        phase: "install",
+        status: "succeeded",
+        started_at: expect.any(String),
+        finished_at: expect.any(String),
+        duration_ms: marked[1]?.step?.event === "end" ? marked[1].step.ms : -1,
+        exit_code: 0,
+        first_line: 1,
+        lines: 4,
+      },
+      {
+        index: 1,
+        name: "Building",
+        phase: "build",
+        status: "failed",
+        started_at: expect.any(String),
+        finished_at: expect.any(String),
+        duration_ms: expect.any(Number),
+        exit_code: 3,
+        first_line: 5,
+        lines: 3,
+      },
+    ]);
+  });
+
+  it("a step's name is masked in its marks and the record as its line is", async () => {
+    const secret = "step-name-secret-value-8c1e";
+    const request = await queuedJob("step-secret", {
+      secrets: { DEPLOY_TOKEN: secret },
+      steps: [{ name: `Deploy with ${secret}`, phase: "build", command: "true" }],
+    });
+    await runJob(request, { redis, sandbox, runnerId: "test-runner", logger });
+    const raw = JSON.stringify(await redis.xrange(logStreamKey(request.job_id), "-", "+"));
+    expect(raw).toContain('name\\":\\"Deploy with [REDACTED]');
+    expect(raw).not.toContain(secret);
+    const record = (await redis.get<string>(jobKey(request.job_id))) ?? "";
+    expect(JSON.parse(record).steps[0].name).toBe("Deploy with [REDACTED]");
   });
 
   it("fails the job with the command's exit code in a system line and stops there", async () => {

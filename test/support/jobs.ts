@@ -8,6 +8,7 @@ import {
 } from "../../src/shared/entry.ts";
 import type { JobRecord, TerminalStatus } from "../../src/shared/job.ts";
 import { jobKey, logStreamKey } from "../../src/shared/keys.ts";
+import type { StepMark } from "../../src/shared/steps.ts";
 import { uniqueJobId } from "./redis.ts";
 
 /** The test's hand on Redis, as the runner would hold it: job records and stream entries. */
@@ -126,14 +127,22 @@ export function streamWriter(
     },
     /** One entry whose lines have their own sources (stderr, system lines). */
     async appendLines(
-      lines: readonly { readonly text: string; readonly source?: LogSource }[],
+      lines: readonly {
+        readonly text: string;
+        readonly source?: LogSource;
+        readonly step?: StepMark;
+      }[],
     ): Promise<{ id: string; cursors: string[] }> {
       const id = nextId();
       await redis.xadd(
         key,
         id,
         encodeEntryFields(
-          lines.map((line) => ({ ...record(line.text), source: line.source ?? "stdout" })),
+          lines.map((line) => ({
+            ...record(line.text),
+            source: line.source ?? "stdout",
+            ...(line.step === undefined ? {} : { step: line.step }),
+          })),
           number(lines.length),
         ),
       );
