@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { TERMINAL_STATUSES, type TerminalStatus } from "./job.ts";
-import { isStepMark, type StepMark, stepMarkOf } from "./steps.ts";
+import { isStepMark, MAX_STEPS, STEP_STATUSES, type StepMark, stepMarkOf } from "./steps.ts";
 import { isStyleSpanList, type StyleSpan } from "./style-spans.ts";
 
 /**
@@ -57,14 +57,18 @@ export const logRecordSchema = z.object({
   /** v3: on a system line, where a step of the job starts or ends. */
   step: z
     .union([
-      z.object({ i: z.number(), name: z.string(), event: z.literal("start") }),
       z.object({
-        i: z.number(),
-        name: z.string(),
+        i: z.number().int().min(0).max(MAX_STEPS - 1),
+        name: z.string().max(200),
+        event: z.literal("start"),
+      }),
+      z.object({
+        i: z.number().int().min(0).max(MAX_STEPS - 1),
+        name: z.string().max(200),
         event: z.literal("end"),
-        status: z.string(),
-        exit: z.number().nullable(),
-        ms: z.number(),
+        status: z.enum(STEP_STATUSES),
+        exit: z.number().int().nullable(),
+        ms: z.number().int().min(0),
       }),
     ])
     .optional(),

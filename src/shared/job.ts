@@ -41,7 +41,7 @@ export const jobRecordSchema = z.object({
   /** Set once the log is in the archive (R2 or S3); Redis's copy expires 24 hours after the last line. */
   archived_at: isoTime.nullable().optional(),
   /** The steps started so far, oldest first (the runner updates them at each step's start and end). */
-  steps: z.array(stepSummarySchema).max(MAX_STEPS).optional(),
+  steps: z.array(stepSummarySchema).max(MAX_STEPS).readonly().optional(),
 });
 export type JobRecord = z.infer<typeof jobRecordSchema>;
 

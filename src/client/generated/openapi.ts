@@ -239,6 +239,21 @@ export interface components {
                 readonly c: string;
                 readonly h?: string;
             }[];
+            readonly step?: {
+                readonly i: number;
+                readonly name: string;
+                /** @constant */
+                readonly event: "start";
+            } | {
+                readonly i: number;
+                readonly name: string;
+                /** @constant */
+                readonly event: "end";
+                /** @enum {string} */
+                readonly status: "succeeded" | "failed" | "cancelled";
+                readonly exit: number | null;
+                readonly ms: number;
+            };
             /** @description a log cursor: <entry id>:<index>, e.g. 1732190000000-0:3 */
             readonly cursor: string;
             /** @description the line's number in the log, 0-based */
@@ -273,6 +288,20 @@ export interface components {
             readonly finished_at: string | null;
             readonly exit_code?: number | null;
             readonly archived_at?: string | null;
+            readonly steps?: readonly {
+                readonly index: number;
+                readonly name: string;
+                readonly phase: string;
+                /** @enum {string} */
+                readonly status: "running" | "succeeded" | "failed" | "cancelled";
+                /** Format: date-time */
+                readonly started_at: string;
+                readonly finished_at: string | null;
+                readonly duration_ms: number | null;
+                readonly exit_code: number | null;
+                readonly first_line: number | null;
+                readonly lines: number | null;
+            }[];
             readonly links: components["schemas"]["JobLinks"];
         };
         /** @description where a job's parts are, relative to the Worker */
@@ -302,6 +331,20 @@ export interface components {
             readonly finished_at: string | null;
             readonly exit_code?: number | null;
             readonly archived_at?: string | null;
+            readonly steps?: readonly {
+                readonly index: number;
+                readonly name: string;
+                readonly phase: string;
+                /** @enum {string} */
+                readonly status: "running" | "succeeded" | "failed" | "cancelled";
+                /** Format: date-time */
+                readonly started_at: string;
+                readonly finished_at: string | null;
+                readonly duration_ms: number | null;
+                readonly exit_code: number | null;
+                readonly first_line: number | null;
+                readonly lines: number | null;
+            }[];
         };
         readonly HistoryPage: {
             /** @description oldest first, whichever way the page was read */
