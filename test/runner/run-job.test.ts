@@ -91,7 +91,7 @@ describe("runJob", () => {
         { name: "Never", phase: "build", command: "echo should not run" },
       ],
     });
-    await runJob(request, { redis, sandbox, runnerId: "test-runner", logger });
+    await runJob(request, { ...bed.deps, runnerId: "test-runner" });
     const lines = (await entriesOf(request.job_id)).flatMap((entry) => entry.lines);
     const marked = lines.filter((line) => line.step !== undefined);
     expect(marked.map(({ text, step, n }) => ({ text, step, n }))).toEqual([
@@ -157,12 +157,11 @@ describe("runJob", () => {
       secrets: { DEPLOY_TOKEN: secret },
       steps: [{ name: `Deploy with ${secret}`, phase: "build", command: "true" }],
     });
-    await runJob(request, { redis, sandbox, runnerId: "test-runner", logger });
-    const raw = JSON.stringify(await redis.xrange(logStreamKey(request.job_id), "-", "+"));
+    await runJob(request, { ...bed.deps, runnerId: "test-runner" });
+    const raw = JSON.stringify(await bed.redis.xrange(logStreamKey(request.job_id), "-", "+"));
     expect(raw).toContain('name\\":\\"Deploy with [REDACTED]');
     expect(raw).not.toContain(secret);
-    const record = (await redis.get<string>(jobKey(request.job_id))) ?? "";
-    expect(JSON.parse(record).steps[0].name).toBe("Deploy with [REDACTED]");
+    expect((await jobOf(request.job_id)).steps?.[0]?.name).toBe("Deploy with [REDACTED]");
   });
 
   it("fails the job with the command's exit code in a system line and stops there", async () => {
