@@ -44,6 +44,12 @@ export type LogSource = (typeof LOG_SOURCES)[number];
 /** A phase names the build step a line belongs to: `install`, `build`, `dev_server`, ... */
 export const PHASE_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;
 
+const stepIndex = z
+  .number()
+  .int()
+  .min(0)
+  .max(MAX_STEPS - 1);
+
 export const logRecordSchema = z.object({
   /** UTC ISO-8601 with milliseconds, e.g. 2026-11-21T12:00:00.000Z */
   ts: z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/),
@@ -58,12 +64,12 @@ export const logRecordSchema = z.object({
   step: z
     .union([
       z.object({
-        i: z.number().int().min(0).max(MAX_STEPS - 1),
+        i: stepIndex,
         name: z.string().max(200),
         event: z.literal("start"),
       }),
       z.object({
-        i: z.number().int().min(0).max(MAX_STEPS - 1),
+        i: stepIndex,
         name: z.string().max(200),
         event: z.literal("end"),
         status: z.enum(STEP_STATUSES),
