@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { ConfigError, readRunnerConfig } from "../../worker-build-runner/config.ts";
 
@@ -92,6 +93,21 @@ describe("readRunnerConfig", () => {
       production: true,
     });
     expect(readRunnerConfig({ ...production, SANDBOX: "local" }).sandbox).toBe("local");
+  });
+
+  it("the runner's image says SANDBOX=e2b with NODE_ENV=production: without a key it refuses to start", () => {
+    // Every ENV of the Dockerfile, as the image's environment starts.
+    const image: Record<string, string> = {};
+    const dockerfile = readFileSync(
+      new URL("../../worker-build-runner/Dockerfile", import.meta.url),
+      "utf8",
+    );
+    for (const [, assignments] of dockerfile.matchAll(/^ENV\s+(.+)$/gm))
+      for (const [, name, value] of (assignments ?? "").matchAll(/(\w+)=(\S+)/g))
+        if (name !== undefined && value !== undefined) image[name] = value;
+    expect(image).toMatchObject({ NODE_ENV: "production", SANDBOX: "e2b" });
+    expect(problem({ ...base, ...image })).toContain("E2B_API_KEY must be set when SANDBOX=e2b");
+    expect(readRunnerConfig({ ...base, ...image, E2B_API_KEY: "k" }).sandbox).toBe("e2b");
   });
 
   it("reads the sandbox's limits and the extra variables builds get", () => {

@@ -55,6 +55,19 @@ describe("a build that hogs", () => {
     expect(log).not.toContain("unreachable");
   });
 
+  it("cannot leave its cgroup to hide its CPU time: a nested namespace may mount cgroup2 but not move into or make a group", async () => {
+    const burn = `node -e 'const t = () => process.cpuUsage().user + process.cpuUsage().system; while (t() < 2e6);'`;
+    const breakOut = `unshare -UrmC sh -c 'mount -t cgroup2 none /tmp && echo MOUNTED; echo $$ > /tmp/cgroup.procs && echo MOVED; mkdir /tmp/free && echo MADE' 2>&1`;
+    const jobId = await attacker.submit({
+      steps: [step("Escaping", `${breakOut}; ${burn} & ${burn} & ${burn} & ${burn} & wait`)],
+    });
+    const { status, log } = await attacker.finished(jobId);
+    expect(status).toBe("failed");
+    expect(log).not.toContain("MOVED");
+    expect(log).not.toContain("MADE");
+    expect(log).toContain("Escaping stopped: the build went over its CPU time limit");
+  });
+
   it("Redis with 24 MB of long lines keeps its key bounded by the byte cap, every line kept", async () => {
     // 12,000 lines of 2,000 characters, within the tail's 20,000 lines.
     const print = `node -e 'const x = "x".repeat(1990); for (let i = 0; i < 12000; i++) process.stdout.write("row " + String(i).padStart(5, "0") + " " + x + "\\n")'`;

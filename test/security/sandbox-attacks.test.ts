@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { networkInterfaces } from "node:os";
+import { rmSync, writeFileSync } from "node:fs";
+import { networkInterfaces, tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Stack, startStack } from "../../tools/dev/stack.ts";
 import { filesNamed, hostProcesses, waitUntil } from "./host.ts";
@@ -37,6 +39,8 @@ function decodedBase64(log: string): string {
 
 describe("a hostile build", () => {
   it("cannot read the runner's environment, processes or files, not even as base64", async () => {
+    const hostTmpMarker = `host-tmp-${randomUUID()}`;
+    writeFileSync(join(tmpdir(), hostTmpMarker), "the host's");
     const jobId = await attacker.submit({
       steps: [
         step(
@@ -50,6 +54,9 @@ describe("a hostile build", () => {
             'echo "B64:$(env | base64 -w0)"',
             // The runner's files, named in base64 so this command line does not name them itself.
             `for f in $(echo ${Buffer.from(`${process.cwd()}/worker-build-runner/main.ts /root /work /proc/${stack.runner.child.pid}/environ`).toString("base64")} | base64 -d); do [ -e "$f" ] && echo "VISIBLE $f"; done`,
+            // System directories are read-only; the host's /tmp is not its /tmp.
+            `for d in /usr /etc /bin /opt/node/bin /; do touch "$d/planted" 2>/dev/null && echo "WROTE $d"; done`,
+            `[ -e /tmp/${hostTmpMarker} ] && echo "VISIBLE host tmp"`,
             "echo UID=$(id -u) HOST=$(hostname)",
           ].join("; "),
         ),
@@ -62,6 +69,8 @@ describe("a hostile build", () => {
     // Its parent is outside its PID namespace (0), its PID 1 is the sandbox's init.
     expect(log).toContain("PPID=0");
     expect(log).not.toContain("VISIBLE");
+    expect(log).not.toContain("WROTE");
+    rmSync(join(tmpdir(), hostTmpMarker));
     expect(decodedBase64(log)).not.toContain("worker-build-runner");
     for (const secret of runnerSecrets()) expect(seen).not.toContain(secret);
     for (const name of ["RUNNER_TOKEN", "UPSTASH_REDIS_REST_TOKEN", "UPSTASH_REDIS_REST_URL"])
