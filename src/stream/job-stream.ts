@@ -67,7 +67,10 @@ export class JobStream extends DurableObject<Env> {
         },
         redis: () => createRedis(this.env),
         archive: () => archiveStoreFromEnv(this.env),
-        save: (state) => ctx.storage.put(STATE_KEY, state),
+        // Unconfirmed: lines need not wait for the position's write (an output gate would hold
+        // every fan-out until storage confirmed it); a lost write only means reading on from
+        // an older position after a restart.
+        save: (state) => ctx.storage.put(STATE_KEY, state, { allowUnconfirmed: true }),
         fanOut: (slice) => this.viewers.fanOut(slice),
         ended: (status, lastCursor) => this.viewers.finishLive(status, lastCursor),
       },
@@ -160,6 +163,7 @@ export class JobStream extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    await this.tail.saveIfBehind();
     if (this.viewers.size === 0) return;
     try {
       if (this.readDue()) {

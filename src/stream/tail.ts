@@ -14,6 +14,12 @@ import { formatEntryEvent, formatLogEvent } from "../shared/sse.ts";
 import type { FanOutSlice } from "./viewers.ts";
 
 const ENTRIES_PER_READ = 256;
+// The position in storage may be this far behind the one in memory. An object that restarts
+// reads on from there, and its resuming viewers get nothing twice (the fan-out skips what a
+// viewer already has, catch-up reads from each viewer's own cursor). Saving after every
+// fan-out would be one storage write per push, some 50,000 an hour per watched job.
+const SAVE_POSITION_EVERY_MS = 1_000;
+const encoder = new TextEncoder();
 // Entries kept in memory so a viewer that reconnects soon after a drop resumes without a read.
 const RECENT_LINES = 5_000;
 
@@ -42,6 +48,10 @@ export interface TailHost {
   redis(): Redis;
   /** Where a hole in the live copy is read from. */
   archive(): ArchiveStore;
+  /**
+   * Stores the state, and need not hold back what goes out meanwhile: the stored state is only
+   * where a restarted object reads on from (Redis has every line; viewers resume by cursor).
+   */
   save(state: TailState): Promise<void>;
   /** A slice of entries to send to every live viewer. */
   fanOut(slice: FanOutSlice): void;
@@ -108,6 +118,9 @@ export class Tail {
   /** Reads in a row that found nothing new. */
   idleReads = 0;
   private turn: Promise<void> = Promise.resolve();
+  /** When the state was last stored, and whether memory has moved on since. */
+  private savedAt = Number.NEGATIVE_INFINITY;
+  private unsaved = false;
   private reading: Promise<void> | null = null;
 
   private readonly host: TailHost;
@@ -340,12 +353,17 @@ export class Tail {
     this.unread = this.unread.slice(ids.length);
     const position = ids.at(-1) ?? this.state.position ?? "0-0";
     this.host.fanOut({
+      after: this.state.position ?? "0-0",
       ids,
       events,
-      shared: new TextEncoder().encode(events.join("")),
+      shared: encoder.encode(events.join("")),
       position,
     });
-    await this.save({ ...this.state, position, lastCursor, ended, nextLine });
+    // The position moves on at every fan-out; it is stored now and then (and the end at once).
+    await this.save(
+      { ...this.state, position, lastCursor, ended, nextLine },
+      ended === null && Date.now() - this.savedAt < SAVE_POSITION_EVERY_MS,
+    );
     if (ended !== null) this.host.ended(ended, lastCursor);
   }
 
@@ -363,8 +381,20 @@ export class Tail {
     }
   }
 
-  private async save(state: TailState): Promise<void> {
+  /** Stores a position the last fan-outs moved on without storing (the object's alarm calls it). */
+  async saveIfBehind(): Promise<void> {
+    if (this.unsaved) await this.save(this.state);
+  }
+
+  /** Takes `state`; stores it unless `later` (then saveIfBehind does). */
+  private async save(state: TailState, later = false): Promise<void> {
     this.state = state;
+    if (later) {
+      this.unsaved = true;
+      return;
+    }
+    this.unsaved = false;
+    this.savedAt = Date.now();
     await this.host.save(state);
   }
 }

@@ -37,6 +37,8 @@ export interface ViewersSettings {
 
 /** A slice of entries as the tail fans it out: one event per entry, encoded once for everyone. */
 export interface FanOutSlice {
+  /** The id of the entry right before the slice (the tail's position until now). */
+  readonly after: string;
   readonly ids: readonly string[];
   readonly events: readonly string[];
   /** Every event, as the bytes each viewer gets. */
@@ -115,20 +117,25 @@ export class Viewers {
     while (!viewer.closed && (viewer.writer.desiredSize ?? 1) <= 0) await viewer.writer.ready;
   }
 
-  /** A slice to every live viewer: the shared bytes, or what lies past what it already has. */
+  /**
+   * A slice to every live viewer: the shared bytes, or what lies past what it already has. A
+   * thousand viewers cost a thousand writes of the same bytes and nothing else per viewer: one
+   * that had everything up to the slice (nearly all) is told by one string comparison.
+   */
   fanOut(slice: FanOutSlice): void {
     const firstId = slice.ids[0] ?? "0-0";
     for (const viewer of this.open) {
       if (!viewer.live) continue;
-      if (compareEntryIds(viewer.lastSent, firstId) < 0) {
+      if (viewer.lastSent === slice.after || compareEntryIds(viewer.lastSent, firstId) < 0) {
         this.send(viewer, slice.shared);
-      } else {
-        // Rare: it caught up past the start of this slice; send it the rest only.
-        const rest = slice.events.filter(
-          (_, i) => compareEntryIds(slice.ids[i] ?? "0-0", viewer.lastSent) > 0,
-        );
-        if (rest.length > 0) this.sendText(viewer, rest.join(""));
+        viewer.lastSent = slice.position;
+        continue;
       }
+      // Rare: it caught up past the start of this slice; send it the rest only.
+      const rest = slice.events.filter(
+        (_, i) => compareEntryIds(slice.ids[i] ?? "0-0", viewer.lastSent) > 0,
+      );
+      if (rest.length > 0) this.sendText(viewer, rest.join(""));
       if (compareEntryIds(viewer.lastSent, slice.position) < 0) viewer.lastSent = slice.position;
     }
     this.lastFrameAt = Date.now();

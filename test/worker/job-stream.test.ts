@@ -1,4 +1,4 @@
-import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { JobStream } from "../../src/stream/job-stream.ts";
@@ -92,27 +92,41 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     await stream.cancel();
   });
 
-  it("resumes exactly across a restart of the object, from the position it stored", async () => {
+  it("stores its position by its next alarm", async () => {
+    const { jobId, writer } = await newJob("stored");
+    const stream = sseReader(await owner.stream(jobId));
+    await stream.next();
+    await writer.append("s1", "s2");
+    const seen = await stream.nextMatching(isEvent);
+    const stub = env.JOB_STREAM.getByName(jobId);
+    await runDurableObjectAlarm(stub);
+    const stored = await runInDurableObject(stub, async (_instance: JobStream, state) =>
+      state.storage.get<{ position: string }>("state"),
+    );
+    expect(stored?.position).toBe(seen?.id?.split(":")[0]);
+    await stream.cancel();
+  });
+
+  it("resumes exactly across a restart of the object, also one before it stored its position", async () => {
     const { jobId, writer } = await newJob("restart");
     const stream = sseReader(await owner.stream(jobId));
     await stream.next();
     await writer.append("r1", "r2");
     const seen = await stream.nextMatching(isEvent);
     expect(textsOf(seen)).toEqual(["r1", "r2"]);
-    const stub = env.JOB_STREAM.getByName(jobId);
-    const stored = await runInDurableObject(stub, async (_instance: JobStream, state) =>
-      state.storage.get<{ position: string }>("state"),
-    );
-    expect(stored?.position).toBe(seen?.id?.split(":")[0]);
-    // The runner writes on while the object is gone, e.g. during a deploy.
+    // Evicted at once (a deploy): the position stored may be from before r1. The runner writes
+    // on while the object is gone.
     await stream.cancel();
-    await evictDurableObject(stub);
+    await evictDurableObject(env.JOB_STREAM.getByName(jobId));
     await writer.append("r3");
     await writer.append("r4", "r5");
     const resumed = sseReader(await owner.stream(jobId, { lastEventId: seen?.id ?? "" }));
     const texts: string[] = [];
     while (texts.length < 3) texts.push(...textsOf(await resumed.nextMatching(isEvent)));
     expect(texts).toEqual(["r3", "r4", "r5"]);
+    // Nothing it had comes again once the object reads on from where it stood.
+    await writer.append("r6");
+    expect(textsOf(await resumed.nextMatching(isEvent))).toEqual(["r6"]);
     await resumed.cancel();
   });
 
