@@ -76,13 +76,13 @@ export function printReport(results: readonly ScenarioResult[], run: RunDescript
   console.log(table(results));
   console.log("");
   console.log(
-    "latency: append (runner's clock) to receipt (viewer's, same process), over every viewer x line; warm p99: lines appended 2 s or more after the first",
+    "latency: append (runner's clock) to receipt (viewer's thread, same machine clock), over every viewer x line; warm p99: lines appended 2 s or more after the first",
   );
   console.log(
     "reads/s: Upstash commands/s while appending, minus the XADDs; lines/s, events/s: received over all viewers",
   );
   console.log(
-    "node lag p99: this process's event-loop delay (ms): how late, at p99, its viewers may have noted what had arrived",
+    "node lag p99: the main thread's event-loop delay (ms): the runner's writer and pusher and the Upstash bridge (and the baseline's pollers); push and poll viewers read on a thread of their own",
   );
   console.log(
     `cpu%: of one core (the machine has ${os.availableParallelism()}), over appends + drain; others: every process not part of this bench; run took ${fixed(run.elapsedSeconds)} s`,

@@ -11,6 +11,10 @@
 //                           --baseline 1,100 --entries-per-s 20 --lines-per-entry 10
 //                           --idle-seconds 6]
 //
+// The viewers of push and poll read on a worker thread (fanout-viewer-thread.ts), not on the
+// event loop of the runner's writer and pusher and the bridge: production's viewers are
+// browsers, elsewhere.
+//
 // Modes, i.e. how the object learns of new lines:
 //   push  the runner's writer (worker-build-runner/redis-writer.ts, adaptive batching) with its
 //         pusher (live-push.ts): each batch goes to POST /internal/jobs/:id/entries right after
@@ -53,7 +57,7 @@ import {
   writerAppender,
 } from "./fanout-runner.ts";
 import { createTeardown } from "./fanout-teardown.ts";
-import { createViewerPool } from "./fanout-viewers.ts";
+import { startViewerThread } from "./fanout-viewer-thread.ts";
 
 const MODES = ["push", "poll"] as const;
 type Mode = (typeof MODES)[number];
@@ -130,9 +134,12 @@ const TEARDOWN_STEP_MS = 15_000;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Waits until `ready()` or `timeoutMs`; true if it became ready. */
-async function waitFor(ready: () => boolean, timeoutMs: number): Promise<boolean> {
+async function waitFor(
+  ready: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
-  while (!ready()) {
+  while (!(await ready())) {
     if (performance.now() > deadline) return false;
     await sleep(20);
   }
@@ -233,14 +240,14 @@ function waker(setup: Setup, jobId: string) {
 async function runFanout(setup: Setup, mode: Mode, viewers: number): Promise<ScenarioResult> {
   const jobId = `fanout-${mode}-${viewers}-${setup.runTag}-${++scenarioCount}`;
   await createJobRecord(setup.runnerRedis, jobId);
-  const log = createDeliveryLog(viewers, linesPerReader);
-  const pool = createViewerPool({
+  // On a thread of their own, as viewers are elsewhere than the runner in production.
+  const pool = startViewerThread({
     origin: setup.workerd.url,
     path: `/api/jobs/${jobId}/logs/stream`,
     token: setup.token,
-    log,
     count: viewers,
     maxReconnects: 3,
+    capacityPerReader: linesPerReader,
   });
   const wakes = waker(setup, jobId);
   try {
@@ -277,18 +284,18 @@ async function runFanout(setup: Setup, mode: Mode, viewers: number): Promise<Sce
           pusher,
         )
       : streamAppender(setup.runnerRedis, jobId);
-    const eventsBefore = pool.logEvents();
+    const eventsBefore = (await pool.status(0)).logEvents;
     const usage = sampleUsage(usageTargets(setup));
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
     loopDelay.enable();
     setup.bridge.resetStats();
     const appended = await appender.run(plan, { afterAppend, giveUpLateMs: GIVE_UP_LATE_MS });
     const commands = setup.bridge.stats.commands;
-    await waitFor(() => log.allComplete(appended.lines), DRAIN_TIMEOUT_MS);
+    await waitFor(async () => (await pool.status(appended.lines)).complete, DRAIN_TIMEOUT_MS);
     const usageReport = usage.stop();
     loopDelay.disable();
-    const delivery = log.summary(appended.lines, appended.startedAt + WARM_AFTER_MS);
-    const events = pool.logEvents() - eventsBefore;
+    const delivery = await pool.summary(appended.lines, appended.startedAt + WARM_AFTER_MS);
+    const events = (await pool.status(0)).logEvents - eventsBefore;
 
     // Watched but idle: the viewers stay, no line comes. Push mode should read nothing.
     setup.bridge.resetStats();
@@ -298,7 +305,11 @@ async function runFanout(setup: Setup, mode: Mode, viewers: number): Promise<Sce
       setup.bridge.stats.commands / ((performance.now() - idleStart) / 1000);
 
     await appender.end("ready");
-    await waitFor(() => pool.doneCount() === viewers - connectFailures, DONE_TIMEOUT_MS);
+    await waitFor(
+      async () => (await pool.status(0)).done === viewers - connectFailures,
+      DONE_TIMEOUT_MS,
+    );
+    const status = await pool.status(0);
     const deliverySeconds = (delivery.lastReceiptAt - appended.startedAt) / 1000;
     return {
       label: `${mode} ${viewers}`,
@@ -313,19 +324,19 @@ async function runFanout(setup: Setup, mode: Mode, viewers: number): Promise<Sce
       readsPerSecond: readsPerSecond(commands, appended),
       idleReadsPerSecond,
       pushes: pusher?.stats.pushes ?? Number.NaN,
-      drops: pool.drops(),
-      reconnects: pool.reconnects(),
-      badFrames: pool.badFrames(),
-      done: pool.doneCount(),
+      drops: status.drops,
+      reconnects: status.reconnects,
+      badFrames: status.badFrames,
+      done: status.done,
       wakes: await wakes.settle(),
       usage: usageReport,
       loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
       rssBeforeMb,
       rssConnectedMb,
-      errors: pool.errors(),
+      errors: status.errors,
     };
   } finally {
-    pool.close();
+    await pool.close();
     await wakes.settle();
   }
 }
