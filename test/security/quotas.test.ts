@@ -6,7 +6,7 @@ import { type Stack, startStack } from "../../tools/dev/stack.ts";
 // One user against the rest, through the real stack (the Worker, its Queue and dispatcher in
 // workerd, the runner with 2 slots and the local sandbox): a backlog does not hold another
 // user's job back, creating jobs is rate limited, and a job too large for the Queue leaves
-// nothing behind.
+// nothing behind. And another origin's page cannot create jobs with a signed-in user's cookie.
 let stack: Stack;
 let redis: Redis;
 
@@ -98,5 +98,40 @@ describe("one user cannot starve the rest", () => {
     expect(response.status).toBe(413);
     expect(await response.json()).toMatchObject({ error: { code: "too_large" } });
     expect(await recordsOf("user_large")).toBe(0);
+  });
+});
+
+describe("a page on another origin of the same site, with the victim's __session cookie", () => {
+  const evil = "http://evil.localhost";
+  const forged = async (headers: Record<string, string>): Promise<Response> =>
+    fetch(`${stack.workerUrl}/api/jobs`, {
+      method: "POST",
+      headers: { Cookie: `__session=${stack.signToken("user_csrf_victim")}`, ...headers },
+      body: job("env"),
+    });
+
+  it.each([
+    ["a text/plain form post", { "Content-Type": "text/plain", Origin: evil }],
+    [
+      "a no-cors fetch",
+      { "Content-Type": "text/plain;charset=UTF-8", Origin: evil, "Sec-Fetch-Mode": "no-cors" },
+    ],
+    ["JSON from the other origin", { "Content-Type": "application/json", Origin: evil }],
+  ])(
+    "cannot create a job: %s is 403 csrf_rejected, and no record is written",
+    async (_case, headers) => {
+      const response = await forged(headers);
+      expect(response.status).toBe(403);
+      expect(await response.json()).toMatchObject({ error: { code: "csrf_rejected" } });
+      expect(await recordsOf("user_csrf_victim")).toBe(0);
+    },
+  );
+
+  it("while the Worker's own page, with the same cookie, creates it", async () => {
+    const response = await forged({
+      "Content-Type": "application/json",
+      Origin: new URL(stack.workerUrl).origin,
+    });
+    expect(response.status).toBe(201);
   });
 });
