@@ -9,7 +9,7 @@ import type { JobSpec } from "../../src/shared/job-spec.ts";
 import { devSignInUrl, type Stack, startStack } from "../../tools/dev/stack.ts";
 import { type Chromium, launchChromium } from "../support/chromium.ts";
 import { type DropProxy, startDropProxy } from "../support/drop-proxy.ts";
-import { createJob, streamWriter, testRedis } from "../support/jobs.ts";
+import { createJob, recordsOwnedBy, streamWriter, testRedis } from "../support/jobs.ts";
 import { uniqueJobId } from "../support/redis.ts";
 
 const tscFixture = await readFile(
@@ -1108,19 +1108,7 @@ describe("cross-site request forgery in a browser", () => {
     await once(attacker, "listening");
     const address = attacker.address();
     if (address === null || typeof address === "string") throw new Error("no TCP address");
-    const ownedJobs = async () => {
-      let cursor = "0";
-      let owned = 0;
-      do {
-        const [next, keys] = await redis.scan(cursor, { match: "job:*:meta", count: 1000 });
-        cursor = String(next);
-        if (keys.length > 0)
-          owned += (await redis.mget<(string | null)[]>(...keys)).filter((raw) =>
-            raw?.includes(`"owner":"${USER}"`),
-          ).length;
-      } while (cursor !== "0");
-      return owned;
-    };
+    const ownedJobs = () => recordsOwnedBy(redis, USER);
     try {
       const before = await ownedJobs();
       const page = await chromium.context.newPage();

@@ -2,6 +2,7 @@ import { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobRecord } from "../../src/shared/job.ts";
 import { type Stack, startStack } from "../../tools/dev/stack.ts";
+import { recordsOwnedBy } from "../support/jobs.ts";
 
 // One user against the rest, through the real stack (the Worker, its Queue and dispatcher in
 // workerd, the runner with 2 slots and the local sandbox): a backlog does not hold another
@@ -47,20 +48,6 @@ async function record(userId: string, jobId: string): Promise<JobRecord> {
   return (await (await api(userId, `/api/jobs/${jobId}`)).json()) as JobRecord;
 }
 
-async function recordsOf(userId: string): Promise<number> {
-  let cursor = "0";
-  let owned = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, { match: "job:*:meta", count: 1000 });
-    cursor = String(next);
-    if (keys.length > 0)
-      owned += (await redis.mget<(string | null)[]>(...keys)).filter((raw) =>
-        raw?.includes(`"owner":"${userId}"`),
-      ).length;
-  } while (cursor !== "0");
-  return owned;
-}
-
 describe("one user cannot starve the rest", () => {
   it("a backlog of 6 jobs holds another user's job back by no more than one job start", async () => {
     const backlog: string[] = [];
@@ -89,7 +76,7 @@ describe("one user cannot starve the rest", () => {
     expect(refused.status).toBe(429);
     expect(Number(refused.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
     expect(await refused.json()).toMatchObject({ error: { code: "rate_limited" } });
-    expect(await recordsOf("user_rapid")).toBe(10);
+    expect(await recordsOwnedBy(redis, "user_rapid")).toBe(10);
   });
 
   it("refuses a job too large for the Queue with 413, leaving no record queued forever", async () => {
@@ -97,7 +84,7 @@ describe("one user cannot starve the rest", () => {
     const response = await api("user_large", "/api/jobs", { method: "POST", body });
     expect(response.status).toBe(413);
     expect(await response.json()).toMatchObject({ error: { code: "too_large" } });
-    expect(await recordsOf("user_large")).toBe(0);
+    expect(await recordsOwnedBy(redis, "user_large")).toBe(0);
   });
 });
 

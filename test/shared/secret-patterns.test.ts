@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { redactSecretPatterns } from "../../src/shared/sanitize/redact-patterns.ts";
 import { SECRET_PATTERNS } from "../../src/shared/sanitize/rule-set.ts";
 import { regexRule, tokenRule } from "../../src/shared/sanitize/secret-pattern.ts";
+import { seededRandom } from "../support/seeded-random.ts";
 
 // Sample credentials are built here from obviously fake repeating text, so the repository holds
 // no realistic secret literal. Only the shape of each format matters.
@@ -842,19 +843,8 @@ describe("ordinary build output passes unchanged", () => {
   });
 });
 
-// A small deterministic PRNG, so the random-looking but harmless strings are the same every run.
-function mulberry32(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe("random identifiers that are not secrets pass unchanged", () => {
-  const random = mulberry32(42);
+  const random = seededRandom(42);
   const pick = (alphabet: string, length: number): string =>
     Array.from({ length }, () => alphabet[Math.floor(random() * alphabet.length)]).join("");
   const HEX = "0123456789abcdef";

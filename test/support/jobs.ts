@@ -62,7 +62,10 @@ export async function endJobRecord(
 }
 
 /** How many job records the user owns, found by scanning Redis as an attack's leftovers would be. */
-export async function recordsOwnedBy(redis: Redis, owner: string): Promise<number> {
+export async function recordsOwnedBy(
+  redis: Pick<Redis, "scan" | "mget">,
+  owner: string,
+): Promise<number> {
   let cursor = "0";
   let owned = 0;
   do {

@@ -17,6 +17,7 @@ import { restartTailAt } from "../support/job-stream.ts";
 import { createJob, testRedis } from "../support/jobs.ts";
 import { auditLines, numberedText, writeNumberedLog } from "../support/numbered-log.ts";
 import { uniqueJobId } from "../support/redis.ts";
+import { seededRandom } from "../support/seeded-random.ts";
 import { isEvent, linesOf, sseReader, textsOf } from "../support/sse.ts";
 import { asRunner, testUser } from "../support/worker-client.ts";
 
@@ -359,22 +360,11 @@ async function follow(jobId: string, network: ReturnType<typeof outages>, onConn
   }
 }
 
-/** A seeded PRNG (mulberry32): the drops are random but the same on every run. */
-function seeded(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe("the live path under faults", () => {
   it("gives every viewer every line once and in order, with 10% of pushes lost and the object evicted mid-stream", async () => {
     const jobId = uniqueJobId("push-faults");
     await createJob(redis, jobId, viewer.id);
-    const random = seeded(15);
+    const random = seededRandom(15);
     let dropped = 0;
     let delivered = 0;
     // Between the runner and the Worker, as a lossy network would: a dropped push never arrives.
