@@ -225,7 +225,8 @@ interface Row {
 
 /** The rows in the DOM right now (the window around what is on screen). */
 function renderedRows(page: Page): Promise<Row[]> {
-  return page.locator("#rows > div").evaluateAll((rows) =>
+  // A step's header row is not a line.
+  return page.locator("#rows > div:not(.step)").evaluateAll((rows) =>
     rows.map((row) => ({
       index: Number(row.dataset.index),
       text: row.querySelector(".text")?.textContent ?? "",
@@ -360,6 +361,38 @@ describe("the log viewer in a browser", () => {
       after = body.cursors.after;
       more = body.has_more;
     }
+    // Each step is a section: both succeeded, so both are collapsed, with their time and lines.
+    const headers = () =>
+      page.locator("#rows .step").evaluateAll((all) =>
+        all.map((row) => ({
+          name: row.querySelector(".step-name")?.textContent,
+          status: row.getAttribute("data-status"),
+          expanded: row.querySelector("button")?.getAttribute("aria-expanded"),
+          meta: row.querySelector(".step-meta")?.textContent,
+        })),
+      );
+    await page.locator("#log").evaluate((log) => {
+      log.scrollTop = 0;
+    });
+    await nextFrames(page);
+    expect(await headers()).toEqual([
+      {
+        name: "Installing dependencies",
+        status: "succeeded",
+        expanded: "false",
+        meta: expect.stringMatching(/^0:0\d · 3 lines$/),
+      },
+      {
+        name: "Building",
+        status: "succeeded",
+        expanded: "false",
+        meta: expect.stringMatching(/^0:0\d · 47 lines$/),
+      },
+    ]);
+    // Opened, they show every line the API has.
+    for (const step of [0, 1]) await page.locator(`.step-toggle[data-step="${step}"]`).click();
+    await nextFrames(page);
+    expect((await headers()).map((header) => header.expanded)).toEqual(["true", "true"]);
     const rows = await readAllRows(page);
     expect(rows.map((row) => row?.text)).toEqual(history.map((line) => line.text));
     expect(rows.map((row) => row?.className)).toEqual(history.map((line) => `line ${line.source}`));
@@ -563,6 +596,8 @@ describe("the log viewer in a browser", () => {
     const { id: jobId } = (await created.json()) as { id: string };
     const { page, errors, dialogs } = await openViewer(jobId);
     await expect.poll(() => statusOf(page), WAIT).toBe("ready");
+    // The step succeeded, so its section is collapsed: opened, it shows its lines.
+    await page.locator('.step-toggle[data-step="0"]').click();
     await nextFrames(page);
     const painted = (text: string) =>
       page
@@ -871,6 +906,98 @@ describe("the founder's build page", () => {
     })()`);
     expect(new Set(colours as string[]).size).toBe(2);
     await screenshot(page, "failed-build");
+    expect(errors).toEqual([]);
+  });
+
+  it("shows each step as a section: the running one open, passed ones collapsed, the failed one open and named on top", async () => {
+    const { jobId, writer } = await newJob("steps");
+    const { page, errors } = await openViewer(jobId);
+    await expect.poll(() => connectionOf(page), WAIT).toBe("live");
+    const header = (step: number) => page.locator(`#rows .step[data-step="${step}"]`);
+    const toggle = (step: number) => page.locator(`.step-toggle[data-step="${step}"]`);
+    const shownTexts = async () => (await renderedRows(page)).map((row) => row.text);
+    const install = { i: 0, name: "Installing dependencies" } as const;
+    const build = { i: 1, name: "Building" } as const;
+    await writer.appendLines([
+      {
+        text: "--- Installing dependencies ---",
+        source: "system",
+        step: { ...install, event: "start" },
+      },
+      { text: "npm warn deprecated inflight@1.0.6: not supported", source: "stderr" },
+      { text: "added 120 packages in 3s" },
+    ]);
+    // Running: open, its lines shown as they come.
+    await expect.poll(() => header(0).getAttribute("data-status"), WAIT).toBe("running");
+    expect(await toggle(0).getAttribute("aria-expanded")).toBe("true");
+    expect(await header(0).locator(".step-status").textContent()).toBe("running");
+    await expect.poll(shownTexts, WAIT).toContain("added 120 packages in 3s");
+
+    const passed = { ...install, event: "end", status: "succeeded", exit: 0, ms: 2_500 } as const;
+    await writer.appendLines([
+      { text: "Installing dependencies succeeded in 2.5 s", source: "system", step: passed },
+      { text: "--- Building ---", source: "system", step: { ...build, event: "start" } },
+    ]);
+    // Passed: collapsed to its header, with its time and line count; the next step is open.
+    await expect.poll(() => toggle(0).getAttribute("aria-expanded"), WAIT).toBe("false");
+    expect(await header(0).locator(".step-meta").textContent()).toBe("0:02 · 4 lines");
+    expect(await header(0).locator(".icon").textContent()).toBe("✓");
+    expect(await shownTexts()).not.toContain("added 120 packages in 3s");
+    expect(await toggle(1).getAttribute("aria-expanded")).toBe("true");
+    await expect
+      .poll(async () => (await page.locator("#announcer").textContent()) ?? "", WAIT)
+      .toContain("Installing dependencies: succeeded.");
+
+    await writer.append(...Array.from({ length: 600 }, (_, i) => `compiling module ${i}`));
+    await writer.appendLines([
+      { text: "src/app.ts(3,7): error TS2322: Type 'string' is not assignable.", source: "stderr" },
+      {
+        text: "Building failed with exit code 2",
+        source: "system",
+        step: { ...build, event: "end", status: "failed", exit: 2, ms: 61_000 },
+      },
+    ]);
+    await writer.end("failed");
+    await expect.poll(() => statusOf(page), WAIT).toBe("failed");
+    // The failed step stays open, and the summary on top names it and links to it.
+    await page.locator("#log").evaluate((log) => {
+      log.scrollTop = 0;
+    });
+    await nextFrames(page);
+    expect(await header(1).getAttribute("data-status")).toBe("failed");
+    expect(await toggle(1).getAttribute("aria-expanded")).toBe("true");
+    expect(await header(1).locator(".step-meta").textContent()).toBe("1:01 · 603 lines");
+    await expect
+      .poll(() => page.locator("#failure-step").textContent(), WAIT)
+      .toBe("The step “Building” failed with exit code 2. Show the step");
+    expect(await page.locator("#failure-step-link").getAttribute("href")).toBe("#L607");
+    await page.locator("#failure-step-link").click();
+    await expect
+      .poll(async () => (await targetRow(page))?.text, WAIT)
+      .toBe("Building failed with exit code 2");
+
+    // The keyboard opens and closes a section, and keeps the focus on its header.
+    await page.locator("#log").evaluate((log) => {
+      log.scrollTop = 0;
+    });
+    await nextFrames(page);
+    await toggle(0).focus();
+    await page.keyboard.press("Enter");
+    await expect.poll(() => toggle(0).getAttribute("aria-expanded"), WAIT).toBe("true");
+    await expect.poll(shownTexts, WAIT).toContain("added 120 packages in 3s");
+    expect(await page.evaluate("document.activeElement?.dataset.step")).toBe("0");
+    await page.keyboard.press("Space");
+    await expect.poll(() => toggle(0).getAttribute("aria-expanded"), WAIT).toBe("false");
+    expect(await shownTexts()).not.toContain("added 120 packages in 3s");
+    expect(await page.evaluate("document.activeElement?.dataset.step")).toBe("0");
+    await screenshot(page, "steps");
+
+    // A permalink to a line of a collapsed step opens the step at that line.
+    await page.evaluate("location.hash = '#L3'");
+    await expect
+      .poll(async () => (await targetRow(page))?.text, WAIT)
+      .toBe("added 120 packages in 3s");
+    expect(await toggle(0).getAttribute("aria-expanded")).toBe("true");
     expect(errors).toEqual([]);
   });
 
