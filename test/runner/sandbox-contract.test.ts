@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { mkdtemp, realpath, rm } from "node:fs/promises";
 import type { IncomingMessage, Server } from "node:http";
 import { createServer } from "node:http";
@@ -18,6 +18,7 @@ import type {
   SandboxSession,
 } from "../../worker-build-runner/sandbox/types.ts";
 import { SandboxError } from "../../worker-build-runner/sandbox/types.ts";
+import { hostProcesses } from "../security/host.ts";
 
 // One contract for every adapter. E2B's needs its cloud, so it runs only where E2B_API_KEY is
 // set; the e2b tests at the end need no cloud. The local adapter is the isolated one
@@ -491,10 +492,10 @@ describe("localSandbox", () => {
       );
       expect(result).toEqual({ exitCode: 0, timedOut: false });
       expect(stdout).toBe("done\n");
-      expect(hostProcessesWith(marker)).toHaveLength(1);
+      expect(hostProcesses(marker)).toHaveLength(1);
       await session.kill();
       // kill() resolves once the build's PID namespace is gone, its zombies reaped with it.
-      expect(hostProcessesWith(marker)).toEqual([]);
+      expect(hostProcesses(marker)).toEqual([]);
     } finally {
       await session.kill();
     }
@@ -620,22 +621,6 @@ function caught(action: () => unknown): unknown {
     return error;
   }
   return expect.unreachable("expected a throw");
-}
-
-/** Host pids of the processes whose command line contains `marker`, zombies left out. */
-function hostProcessesWith(marker: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      if (!readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(marker)) continue;
-      const state = readFileSync(`/proc/${entry}/stat`, "utf8").split(") ")[1]?.[0];
-      if (state !== "Z" && state !== "X") found.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
 }
 
 async function closedPort(): Promise<number> {

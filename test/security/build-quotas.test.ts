@@ -1,7 +1,8 @@
-import { Redis } from "@upstash/redis";
+import type { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { logStreamKey } from "../../src/shared/keys.ts";
 import { type Stack, startStack } from "../../tools/dev/stack.ts";
+import { stackRedis } from "../support/stack-client.ts";
 import { step, type UserClient, userClient } from "./jobs.ts";
 
 // A hostile build against what one job may take of the runner's machine and of Redis, through
@@ -25,12 +26,7 @@ beforeAll(async () => {
     },
   });
   attacker = userClient(stack, "user_hog");
-  redis = new Redis({
-    url: stack.bridge.url,
-    token: stack.bridge.token,
-    automaticDeserialization: false,
-    enableTelemetry: false,
-  });
+  redis = stackRedis(stack);
 }, 120_000);
 
 afterAll(async () => {

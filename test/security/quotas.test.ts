@@ -1,8 +1,9 @@
-import { Redis } from "@upstash/redis";
+import type { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobRecord } from "../../src/shared/job.ts";
 import { type Stack, startStack } from "../../tools/dev/stack.ts";
 import { recordsOwnedBy } from "../support/jobs.ts";
+import { stackRedis } from "../support/stack-client.ts";
 
 // One user against the rest, through the real stack (the Worker, its Queue and dispatcher in
 // workerd, the runner with 2 slots and the local sandbox): a backlog does not hold another
@@ -13,12 +14,7 @@ let redis: Redis;
 
 beforeAll(async () => {
   stack = await startStack({ runnerOutput: "ignore" });
-  redis = new Redis({
-    url: stack.bridge.url,
-    token: stack.bridge.token,
-    automaticDeserialization: false,
-    enableTelemetry: false,
-  });
+  redis = stackRedis(stack);
 }, 120_000);
 
 afterAll(async () => {
@@ -110,7 +106,7 @@ describe("a page on another origin of the same site, with the victim's __session
       const response = await forged(headers);
       expect(response.status).toBe(403);
       expect(await response.json()).toMatchObject({ error: { code: "csrf_rejected" } });
-      expect(await recordsOf("user_csrf_victim")).toBe(0);
+      expect(await recordsOwnedBy(redis, "user_csrf_victim")).toBe(0);
     },
   );
 

@@ -1,3 +1,4 @@
+import { Redis } from "@upstash/redis";
 import { EventSource } from "eventsource";
 import { expect } from "vitest";
 import type { LogLine } from "../../src/shared/entry.ts";
@@ -6,6 +7,16 @@ import type { Stack } from "../../tools/dev/stack.ts";
 
 // The Node tests' one client of the whole stack on loopback (tools/dev/stack.ts): a signed-in
 // user's calls to the public API, and a viewer following a job with a real EventSource.
+
+/** The test's own client of the stack's Redis, through its Upstash bridge: values as stored. */
+export function stackRedis(stack: Stack): Redis {
+  return new Redis({
+    url: stack.bridge.url,
+    token: stack.bridge.token,
+    automaticDeserialization: false,
+    enableTelemetry: false,
+  });
+}
 
 /** A viewer of a job from its first line on: `lines` and `raw` (each event's data) fill as they come. */
 export interface Following {
