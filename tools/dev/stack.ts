@@ -5,7 +5,10 @@
 // Used by `npm start` and by the end-to-end tests.
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { CA_TRUST_VARIABLES } from "../../worker-build-runner/sandbox/bwrap-jail.ts";
 import { localSandbox } from "../../worker-build-runner/sandbox/local.ts";
@@ -17,7 +20,9 @@ import {
   startRedisServer,
 } from "../upstash-bridge/redis-server.ts";
 import { createDevSigner } from "./dev-signer.ts";
+import { commandOf, descendantPids, listenerOf } from "./proc.ts";
 import { spawnNodeReady } from "./spawn-ready.ts";
+import { startTcpForwarder, type TcpForwarder } from "./tcp-forward.ts";
 import { startWorkerd, type WorkerdHandle } from "./workerd.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -29,6 +34,12 @@ export interface StackOptions {
   readonly runnerLeaseMs?: number;
   /** Extra Worker vars (e.g. a small heartbeat for tests). */
   readonly workerVars?: Readonly<Record<string, string>>;
+  /**
+   * The Worker keeps its Durable Objects, R2 and Queue on disk and sits behind a forwarder with
+   * a fixed address, so `restartWorker()` can kill workerd and start it again, as a crash and
+   * a redeploy would, with the runner and viewers calling the same URL.
+   */
+  readonly restartableWorker?: boolean;
   /** Extra runner variables (e.g. a small live copy, to test past its byte cap). */
   readonly runnerVars?: Readonly<Record<string, string>>;
   /** Where the runner's output goes; default: this process's stderr. */
@@ -62,6 +73,11 @@ export interface Stack {
   signToken(userId: string, ttlSeconds?: number): string;
   /** Starts another runner process (after the first was killed). */
   restartRunner(): Promise<RunnerProcess>;
+  /**
+   * With `restartableWorker`: SIGKILLs the Worker's workerd process (from outside, as a crash),
+   * leaves it down `downMs`, then starts it again on the state it kept.
+   */
+  restartWorker(downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -171,32 +187,48 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     // The Worker must know the runner's URL and the runner the Worker's: reserve the runner's
     // port, start the Worker with it, then the runner.
     const port = options.runnerPort ?? (await freePort());
-    const workerd: WorkerdHandle = await startWorkerd({
-      configPath: `${ROOT}wrangler.toml`,
-      bindings: {
-        UPSTASH_REDIS_REST_URL: bridge.url,
-        UPSTASH_REDIS_REST_TOKEN: upstashToken,
-        RUNNER_TOKEN: runnerToken,
-        JOB_SECRETS_KEY: jobSecretsKey,
-        RUNNER_URL: `http://127.0.0.1:${port}`,
-        CLERK_JWT_KEY: signer.jwtKey,
-        CLERK_SECRET_KEY: "",
-        CLERK_API_URL: "",
-        CLERK_AUTHORIZED_PARTIES: "",
-        STREAM_TICKET_SECRET: randomBytes(32).toString("base64url"),
-        // GET /dev/sign-in: a browser gets the __session cookie from a development token.
-        DEV_SIGN_IN: "1",
-        ...options.workerVars,
-      },
-    });
+    const persistTo = options.restartableWorker
+      ? mkdtempSync(path.join(tmpdir(), "build-log-stream-workerd-"))
+      : undefined;
+    if (persistTo !== undefined)
+      cleanups.push(async () => rmSync(persistTo, { recursive: true, force: true }));
+    const workerBindings = {
+      UPSTASH_REDIS_REST_URL: bridge.url,
+      UPSTASH_REDIS_REST_TOKEN: upstashToken,
+      RUNNER_TOKEN: runnerToken,
+      JOB_SECRETS_KEY: jobSecretsKey,
+      RUNNER_URL: `http://127.0.0.1:${port}`,
+      CLERK_JWT_KEY: signer.jwtKey,
+      CLERK_SECRET_KEY: "",
+      CLERK_API_URL: "",
+      CLERK_AUTHORIZED_PARTIES: "",
+      STREAM_TICKET_SECRET: randomBytes(32).toString("base64url"),
+      // GET /dev/sign-in: a browser gets the __session cookie from a development token.
+      DEV_SIGN_IN: "1",
+      ...options.workerVars,
+    };
+    const launchWorkerd = () =>
+      startWorkerd({
+        configPath: `${ROOT}wrangler.toml`,
+        bindings: workerBindings,
+        ...(persistTo === undefined ? {} : { persistTo }),
+      });
+    let workerd: WorkerdHandle = await launchWorkerd();
     cleanups.push(() => workerd.dispose());
-    const runnerEnvFinal = { ...runnerEnv(workerd.url), PORT: String(port) };
+    let front: TcpForwarder | undefined;
+    if (options.restartableWorker) {
+      const forwarder = await startTcpForwarder(workerd.url);
+      front = forwarder;
+      cleanups.push(() => forwarder.close());
+    }
+    const workerUrl = front?.url ?? workerd.url;
+    const runnerEnvFinal = { ...runnerEnv(workerUrl), PORT: String(port) };
     const output = options.runnerOutput ?? "inherit";
     let current = await startRunner(runnerEnvFinal, output);
     cleanups.push(() => current.stop());
 
     const stack: Stack = {
-      workerUrl: workerd.url,
+      workerUrl,
       bridge,
       redisServer,
       runnerToken,
@@ -209,6 +241,23 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         await current.stop("SIGKILL");
         current = await startRunner(runnerEnvFinal, output);
         return current;
+      },
+      async restartWorker(downMs = 0) {
+        if (front === undefined) throw new Error("startStack({ restartableWorker: true }) first");
+        const pid = listenerOf(
+          descendantPids(process.pid).filter((candidate) => commandOf(candidate) === "workerd"),
+          Number(new URL(workerd.url).port),
+        );
+        if (pid === undefined) throw new Error(`no workerd process listens at ${workerd.url}`);
+        process.kill(pid, "SIGKILL");
+        // wrangler's own workerd (its proxy) and its bookkeeping go too; a dead one may not answer.
+        await Promise.race([
+          workerd.dispose().catch(() => undefined),
+          new Promise((resolve) => setTimeout(resolve, 10_000)),
+        ]);
+        await new Promise((resolve) => setTimeout(resolve, downMs));
+        workerd = await launchWorkerd();
+        front.retarget(workerd.url);
       },
       stop,
     };
