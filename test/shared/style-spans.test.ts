@@ -232,7 +232,7 @@ describe("the versioned entry format", () => {
   });
 
   it("refuses a version it does not know", () => {
-    expect(() => decodeEntry("5-0", { v: "3", lines: JSON.stringify([plain]) })).toThrow(
+    expect(() => decodeEntry("5-0", { v: "4", lines: JSON.stringify([plain]) })).toThrow(
       EntryFormatError,
     );
   });
