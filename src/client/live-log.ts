@@ -107,6 +107,17 @@ export function credentialsInit(mode: RequestCredentialsMode | undefined): Reque
   return (mode === undefined ? {} : { credentials: mode }) as RequestInit;
 }
 
+/** A named event as received, then a `step` event for each line of it that marks a step. */
+function decodeEvents(event: string, id: string | null, data: string): LiveLogEvent[] {
+  const decoded = decodeEvent(event, id, data);
+  if (decoded.type !== "log") return [decoded];
+  const steps: LiveLogEvent[] = [];
+  for (const line of decoded.lines)
+    if (line.step !== undefined)
+      steps.push({ type: "step", id: line.cursor, mark: line.step, line });
+  return [decoded, ...steps];
+}
+
 function decodeEvent(event: string, id: string | null, data: string): LiveLogEvent {
   if (Object.hasOwn(STREAM_EVENT_DECODERS, event)) {
     const name = event as StreamEventName;
@@ -319,7 +330,7 @@ export class LiveLog implements AsyncIterable<LiveLogEvent> {
       {
         onEvent: (event) => {
           const id = event.hasId ? event.lastEventId : null;
-          pending.push(decodeEvent(event.event, id, event.data));
+          pending.push(...decodeEvents(event.event, id, event.data));
         },
         onComment: (text) => {
           if (text === "heartbeat") pending.push({ type: "heartbeat" });
@@ -383,7 +394,12 @@ export class LiveLog implements AsyncIterable<LiveLogEvent> {
           typeof event.lastEventId === "string" && event.lastEventId !== ""
             ? event.lastEventId
             : null;
-        push(decodeEvent(name, id, typeof event.data === "string" ? event.data : ""));
+        for (const decoded of decodeEvents(
+          name,
+          id,
+          typeof event.data === "string" ? event.data : "",
+        ))
+          push(decoded);
       });
     }
     const onAbort = (): void => {

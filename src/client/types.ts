@@ -119,8 +119,23 @@ export interface ReconnectingEvent {
   readonly reason: string;
 }
 
+/**
+ * A step of the job started or ended. The client derives it from the `step` mark of a line
+ * (`LogLine.step`) and yields it right after the `log` event that carried the line: a job's
+ * steps as events, with nothing more on the wire. Resumed and history lines carry the same
+ * marks, so a page that reads history too sees every step once.
+ */
+export interface StepEvent {
+  readonly type: "step";
+  /** The marked line's cursor. */
+  readonly id: string;
+  readonly mark: StepMark;
+  readonly line: LogLine;
+}
+
 export type LiveLogEvent =
   | KnownStreamEvent
+  | StepEvent
   | UnknownStreamEvent
   | HeartbeatEvent
   | ConnectedEvent

@@ -142,6 +142,37 @@ describe("the typed client against the real stack", () => {
     expect(backward.reverse().flat()).toEqual(lines);
   });
 
+  it("yields each step's start and end as typed events, right after the lines that carry them", async () => {
+    const { client } = clientFor();
+    const job = await client.createJob({
+      steps: [
+        { name: "Installing", phase: "install", command: "echo installed" },
+        { name: "Building", phase: "build", command: "echo compiling; exit 3" },
+      ],
+    });
+    const log = reader(client.openLog(job.id));
+    await log.rest();
+    const steps = log.seen.flatMap((event) => (event.type === "step" ? [event] : []));
+    expect(steps.map((event) => event.mark)).toMatchObject([
+      { i: 0, name: "Installing", event: "start" },
+      { i: 0, name: "Installing", event: "end", status: "succeeded", exit: 0 },
+      { i: 1, name: "Building", event: "start" },
+      { i: 1, name: "Building", event: "end", status: "failed", exit: 3 },
+    ]);
+    // Each comes after the log event whose line it is, and names that line.
+    for (const step of steps) {
+      const carrier = log.seen.findLastIndex(
+        (event, i) =>
+          i < log.seen.indexOf(step) &&
+          event.type === "log" &&
+          event.lines.some((line) => line.cursor === step.id),
+      );
+      expect(carrier).toBeGreaterThanOrEqual(0);
+      expect(step.line.step).toEqual(step.mark);
+    }
+    expect(log.seen.at(-1)).toMatchObject({ type: "done", status: "failed" });
+  });
+
   it("cancels a running build: its log ends with done cancelled, and a second cancel is refused", async () => {
     const { client } = clientFor();
     const job = await client.createJob({
