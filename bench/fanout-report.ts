@@ -33,6 +33,8 @@ export interface ScenarioResult {
   /** workerd's RSS before the viewers connected and once they all had. */
   readonly rssBeforeMb: number;
   readonly rssConnectedMb: number;
+  /** The machine's 1-minute load average as the scenario ended (it has 2 cores, shared). */
+  readonly loadAverage: number;
   readonly errors: readonly string[];
 }
 
@@ -232,7 +234,11 @@ function summaryFields(
       `${key}_lines_per_s=${fixed(r.linesPerSecond)}`,
       `${key}_reads_per_s=${fixed(r.readsPerSecond, 1)}`,
     );
-    fields.push(`${key}_missing=${r.delivery.missing}`, `${key}_repeated=${r.delivery.repeated}`);
+    fields.push(
+      `${key}_missing=${r.delivery.missing}`,
+      `${key}_repeated=${r.delivery.repeated}`,
+      `${key}_load_1m=${fixed(r.loadAverage, 2)}`,
+    );
     if (r.mode !== BASELINE)
       fields.push(
         `${key}_idle_reads_per_s=${fixed(r.idleReadsPerSecond, 2)}`,

@@ -34,6 +34,7 @@
 // production lacks (in a trial at 1,000 viewers it roughly doubled p50). workerd's CPU and
 // memory are read from /proc.
 import { randomUUID } from "node:crypto";
+import os from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { Redis } from "@upstash/redis";
@@ -333,6 +334,7 @@ async function runFanout(setup: Setup, mode: Mode, viewers: number): Promise<Sce
       loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
       rssBeforeMb,
       rssConnectedMb,
+      loadAverage: os.loadavg()[0] ?? Number.NaN,
       errors: status.errors,
     };
   } finally {
@@ -391,6 +393,7 @@ async function runBaseline(setup: Setup, viewers: number): Promise<ScenarioResul
       loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
       rssBeforeMb: Number.NaN,
       rssConnectedMb: Number.NaN,
+      loadAverage: os.loadavg()[0] ?? Number.NaN,
       errors: pollers.errors() > 0 ? [`${pollers.errors()} polls failed`] : [],
     };
   } finally {
@@ -412,7 +415,7 @@ const started = performance.now();
 const elapsed = (): string => `${((performance.now() - started) / 1000).toFixed(0)} s`;
 const progress = (r: ScenarioResult): void => {
   console.log(
-    `  ${r.label}: p50 ${r.delivery.latency.p50.toFixed(1)} ms, p99 ${r.delivery.latency.p99.toFixed(1)} ms, ${r.delivery.missing} missing, ${r.readsPerSecond.toFixed(1)} reads/s (${elapsed()})`,
+    `  ${r.label}: p50 ${r.delivery.latency.p50.toFixed(1)} ms, p99 ${r.delivery.latency.p99.toFixed(1)} ms, ${r.delivery.missing} missing, ${r.readsPerSecond.toFixed(1)} reads/s, load ${r.loadAverage.toFixed(2)} (${elapsed()})`,
   );
 };
 try {
