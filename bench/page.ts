@@ -124,9 +124,22 @@ try {
     const ttflMs = (await page.evaluate("window.__bench.firstLineAt")) as number;
     await until(page, "document.getElementById('connection').dataset.state === 'live'", 60_000);
     const cdp = values.profile && !seed ? await chromium.context.newCDPSession(page) : null;
+    // The renderer's own work (style, layout, paint) is not in a JS profile: a timeline trace
+    // names it, and a Layout event with a stack trace is one forced by script.
+    const trace: { name: string; ph: string; dur?: number; tid: number; args?: unknown }[] = [];
+    let traced: Promise<unknown> = Promise.resolve();
     if (cdp !== null) {
       await cdp.send("Profiler.enable");
       await cdp.send("Profiler.start");
+      cdp.on(
+        "Tracing.dataCollected",
+        ({ value }) => void trace.push(...(value as unknown as typeof trace)),
+      );
+      traced = new Promise((resolve) => cdp.once("Tracing.tracingComplete", resolve));
+      await cdp.send("Tracing.start", {
+        categories: "devtools.timeline,disabled-by-default-devtools.timeline",
+        transferMode: "ReportEvents",
+      });
     }
     const startedAt = (await page.evaluate("performance.now()")) as number;
     const finalText = `the last of ${TOTAL} lines`;
@@ -153,6 +166,29 @@ try {
       }
       for (const [name, time] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 12))
         console.log(`    ${time.toFixed(0).padStart(6)} ms  ${name}`);
+      await cdp.send("Tracing.end");
+      await traced;
+      // The renderer's main thread: the one that ran the most Layout events.
+      const byThread = new Map<number, number>();
+      for (const event of trace)
+        if (event.name === "Layout") byThread.set(event.tid, (byThread.get(event.tid) ?? 0) + 1);
+      const main = [...byThread].sort((a, b) => b[1] - a[1])[0]?.[0];
+      const totals = new Map<string, { ms: number; count: number }>();
+      let forced = 0;
+      for (const event of trace) {
+        if (event.tid !== main || event.ph !== "X" || event.dur === undefined) continue;
+        const total = totals.get(event.name) ?? { ms: 0, count: 0 };
+        total.ms += event.dur / 1000;
+        total.count += 1;
+        totals.set(event.name, total);
+        const data = (event.args as { beginData?: { stackTrace?: unknown } } | undefined)
+          ?.beginData;
+        if (event.name === "Layout" && data?.stackTrace !== undefined) forced += 1;
+      }
+      console.log("    renderer main thread (trace, inclusive):");
+      for (const [name, total] of [...totals].sort((a, b) => b[1].ms - a[1].ms).slice(0, 10))
+        console.log(`    ${total.ms.toFixed(0).padStart(6)} ms  ${name} (${total.count})`);
+      console.log(`    forced layouts (Layout with a script stack): ${forced}`);
     }
     const tasks = ((await page.evaluate("window.__bench.longTasks")) as [number, number][]).filter(
       ([start]) => start >= startedAt && start <= endedAt,
