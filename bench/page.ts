@@ -72,6 +72,11 @@ async function until(page: Page, expression: string, timeoutMs: number): Promise
 }
 
 interface Figures {
+  /** The renderer main thread's tasks while streaming, in all (trace). */
+  readonly mainThreadMs: number;
+  readonly layoutMs: number;
+  readonly layouts: number;
+  readonly styleMs: number;
   readonly ttflMs: number;
   readonly longTasks: number;
   readonly longTaskMs: number;
@@ -123,24 +128,25 @@ try {
     await until(page, "window.__bench.firstLineAt !== null", 60_000);
     const ttflMs = (await page.evaluate("window.__bench.firstLineAt")) as number;
     await until(page, "document.getElementById('connection').dataset.state === 'live'", 60_000);
-    const cdp = values.profile && !seed ? await chromium.context.newCDPSession(page) : null;
-    // The renderer's own work (style, layout, paint) is not in a JS profile: a timeline trace
-    // names it, and a Layout event with a stack trace is one forced by script.
-    const trace: { name: string; ph: string; dur?: number; tid: number; args?: unknown }[] = [];
-    let traced: Promise<unknown> = Promise.resolve();
-    if (cdp !== null) {
+    // Both pages are traced while streaming (the same overhead on each): the renderer's main
+    // thread time (its tasks: script, style, layout, paint) is the work itself, which the
+    // long-task count only samples past 50 ms on a busy machine. --profile adds a JS profile.
+    const cdp = await chromium.context.newCDPSession(page);
+    const profiling = values.profile && !seed;
+    const trace: { name: string; ph: string; dur?: number; tid: number }[] = [];
+    cdp.on(
+      "Tracing.dataCollected",
+      ({ value }) => void trace.push(...(value as unknown as typeof trace)),
+    );
+    const traced = new Promise((resolve) => cdp.once("Tracing.tracingComplete", resolve));
+    if (profiling) {
       await cdp.send("Profiler.enable");
       await cdp.send("Profiler.start");
-      cdp.on(
-        "Tracing.dataCollected",
-        ({ value }) => void trace.push(...(value as unknown as typeof trace)),
-      );
-      traced = new Promise((resolve) => cdp.once("Tracing.tracingComplete", resolve));
-      await cdp.send("Tracing.start", {
-        categories: "devtools.timeline,disabled-by-default-devtools.timeline",
-        transferMode: "ReportEvents",
-      });
     }
+    await cdp.send("Tracing.start", {
+      categories: "devtools.timeline,disabled-by-default-devtools.timeline",
+      transferMode: "ReportEvents",
+    });
     const startedAt = (await page.evaluate("performance.now()")) as number;
     const finalText = `the last of ${TOTAL} lines`;
     for (let n = 0; n < TOTAL; n += PER_ENTRY) {
@@ -153,7 +159,9 @@ try {
       300_000,
     );
     const endedAt = (await page.evaluate("performance.now()")) as number;
-    if (cdp !== null) {
+    await cdp.send("Tracing.end");
+    await traced;
+    if (profiling) {
       const { profile } = await cdp.send("Profiler.stop");
       const self = new Map<string, number>();
       const interval =
@@ -166,30 +174,26 @@ try {
       }
       for (const [name, time] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 12))
         console.log(`    ${time.toFixed(0).padStart(6)} ms  ${name}`);
-      await cdp.send("Tracing.end");
-      await traced;
-      // The renderer's main thread: the one that ran the most Layout events.
-      const byThread = new Map<number, number>();
-      for (const event of trace)
-        if (event.name === "Layout") byThread.set(event.tid, (byThread.get(event.tid) ?? 0) + 1);
-      const main = [...byThread].sort((a, b) => b[1] - a[1])[0]?.[0];
-      const totals = new Map<string, { ms: number; count: number }>();
-      let forced = 0;
-      for (const event of trace) {
-        if (event.tid !== main || event.ph !== "X" || event.dur === undefined) continue;
-        const total = totals.get(event.name) ?? { ms: 0, count: 0 };
-        total.ms += event.dur / 1000;
-        total.count += 1;
-        totals.set(event.name, total);
-        const data = (event.args as { beginData?: { stackTrace?: unknown } } | undefined)
-          ?.beginData;
-        if (event.name === "Layout" && data?.stackTrace !== undefined) forced += 1;
-      }
+    }
+    // The renderer's main thread: the one that ran the most Layout events.
+    const byThread = new Map<number, number>();
+    for (const event of trace)
+      if (event.name === "Layout") byThread.set(event.tid, (byThread.get(event.tid) ?? 0) + 1);
+    const main = [...byThread].sort((a, b) => b[1] - a[1])[0]?.[0];
+    const totals = new Map<string, { ms: number; count: number }>();
+    for (const event of trace) {
+      if (event.tid !== main || event.ph !== "X" || event.dur === undefined) continue;
+      const total = totals.get(event.name) ?? { ms: 0, count: 0 };
+      total.ms += event.dur / 1000;
+      total.count += 1;
+      totals.set(event.name, total);
+    }
+    if (profiling) {
       console.log("    renderer main thread (trace, inclusive):");
       for (const [name, total] of [...totals].sort((a, b) => b[1].ms - a[1].ms).slice(0, 10))
         console.log(`    ${total.ms.toFixed(0).padStart(6)} ms  ${name} (${total.count})`);
-      console.log(`    forced layouts (Layout with a script stack): ${forced}`);
     }
+    const traceFigure = (name: string) => totals.get(name) ?? { ms: 0, count: 0 };
     const tasks = ((await page.evaluate("window.__bench.longTasks")) as [number, number][]).filter(
       ([start]) => start >= startedAt && start <= endedAt,
     );
@@ -199,6 +203,10 @@ try {
       longTasks: tasks.length,
       longTaskMs: Math.round(tasks.reduce((sum, [, duration]) => sum + duration, 0)),
       longTaskMaxMs: Math.round(Math.max(0, ...tasks.map(([, duration]) => duration))),
+      mainThreadMs: Math.round(traceFigure("RunTask").ms),
+      layoutMs: Math.round(traceFigure("Layout").ms),
+      layouts: traceFigure("Layout").count,
+      styleMs: Math.round(traceFigure("UpdateLayoutTree").ms),
       streamSeconds: Number(((endedAt - startedAt) / 1000).toFixed(2)),
     };
   };
@@ -214,7 +222,7 @@ try {
     ["build page", current],
   ] as const)
     console.log(
-      `  ${name.padEnd(21)} first line ${f.ttflMs} ms; while streaming: ${f.longTasks} long tasks, ${f.longTaskMs} ms in all, longest ${f.longTaskMaxMs} ms; last line on screen after ${f.streamSeconds} s`,
+      `  ${name.padEnd(21)} first line ${f.ttflMs} ms; while streaming: ${f.longTasks} long tasks, ${f.longTaskMs} ms in all, longest ${f.longTaskMaxMs} ms; main thread ${f.mainThreadMs} ms (layout ${f.layoutMs} ms in ${f.layouts}, style ${f.styleMs} ms); last line on screen after ${f.streamSeconds} s`,
     );
   const ratio = (a: number, b: number) => (b === 0 ? (a === 0 ? 1 : Infinity) : a / b);
   const figures = {
@@ -223,15 +231,23 @@ try {
     page_long_tasks: current.longTasks,
     page_long_task_ms: current.longTaskMs,
     page_long_task_max_ms: current.longTaskMaxMs,
+    page_main_ms: current.mainThreadMs,
+    baseline_main_ms: baseline.mainThreadMs,
+    page_layout_ms: current.layoutMs,
+    baseline_layout_ms: baseline.layoutMs,
+    page_layouts: current.layouts,
+    baseline_layouts: baseline.layouts,
     baseline_long_tasks: baseline.longTasks,
     baseline_long_task_ms: baseline.longTaskMs,
     page_stream_s: current.streamSeconds,
     baseline_stream_s: baseline.streamSeconds,
     ttfl_ratio: ratio(current.ttflMs, baseline.ttflMs).toFixed(2),
     long_task_ms_ratio: ratio(current.longTaskMs, baseline.longTaskMs).toFixed(2),
+    main_ms_ratio: ratio(current.mainThreadMs, baseline.mainThreadMs).toFixed(2),
+    layout_ms_ratio: ratio(current.layoutMs, baseline.layoutMs).toFixed(2),
   };
   console.log(
-    `  ratio (build page / seed page): first line ${figures.ttfl_ratio}x, long-task time ${figures.long_task_ms_ratio}x`,
+    `  ratio (build page / seed page): first line ${figures.ttfl_ratio}x, long-task time ${figures.long_task_ms_ratio}x, main-thread time ${figures.main_ms_ratio}x, layout time ${figures.layout_ms_ratio}x`,
   );
   console.log(
     Object.entries(figures)
