@@ -122,6 +122,21 @@ describe("the typed client against the real stack", () => {
     const counts = lines.map((line) => line.text).filter((text) => text.startsWith("count "));
     expect(counts).toEqual(Array.from({ length: 25 }, (_, i) => `count ${i + 1}`));
     expect(new Set(lines.map((line) => line.cursor)).size).toBe(lines.length);
+    // The step's marks come through typed, and the record lists the step.
+    expect(lines.flatMap((line) => (line.step === undefined ? [] : [line.step]))).toEqual([
+      { i: 0, name: "Counting", event: "start" },
+      {
+        i: 0,
+        name: "Counting",
+        event: "end",
+        status: "succeeded",
+        exit: 0,
+        ms: expect.any(Number),
+      },
+    ]);
+    expect((await client.getJob(job.id)).steps).toMatchObject([
+      { index: 0, name: "Counting", status: "succeeded", lines: 27 },
+    ]);
     expect((await client.getJob(job.id)).status).toBe("ready");
     expect((await client.listJobs({ status: "ready", limit: 1 })).jobs).toMatchObject([
       { id: job.id },
