@@ -1137,6 +1137,45 @@ describe("the founder's build page", () => {
     expect(errors).toEqual([]);
   });
 
+  it("wraps lines of wide characters (CJK, emoji) with nothing cut off and no blank rows", async () => {
+    const { jobId, writer } = await newJob("wide");
+    const texts = [
+      `漢字の行 ${"中文字符和日本語のかな、한국어 ".repeat(12)}終わり`,
+      `emoji ${"🚀✅🎉 ".repeat(40)}end`,
+      `mixed ascii and 漢字 ${"build 完成 ✨ ok ".repeat(20)}end`,
+      `accents e\u0301 ${"cafe\u0301 ".repeat(60)}end`,
+    ];
+    await writer.appendLines(texts.map((text) => ({ text })));
+    await writer.end("ready");
+    const phone = await chromium.context.newPage();
+    pages.push(phone);
+    await phone.setViewportSize({ width: 390, height: 844 });
+    await phone.goto(`${proxy.url}/jobs/${jobId}`);
+    await expect.poll(() => statusOf(phone), WAIT).toBe("ready");
+    expect(await phone.locator("#wrap").getAttribute("aria-pressed")).toBe("true");
+    await nextFrames(phone);
+    // Each row as tall as its wrapped text: not shorter (text cut off), nor a row taller.
+    // The text's own lines (a range over it), not its box, which the row stretches.
+    const fits =
+      (await phone.evaluate(`[...document.querySelectorAll("#rows > div:not(.step)")].map((row) => {
+      const text = row.querySelector(".text");
+      const range = document.createRange();
+      range.selectNodeContents(text);
+      return {
+        text: text.textContent.slice(0, 12),
+        textHeight: range.getBoundingClientRect().height,
+        rowHeight: row.getBoundingClientRect().height,
+      };
+    })`)) as { text: string; textHeight: number; rowHeight: number }[];
+    expect(fits).toHaveLength(texts.length);
+    for (const fit of fits) {
+      expect(fit.textHeight, fit.text).toBeGreaterThan(18 * 3);
+      expect(fit.textHeight, fit.text).toBeLessThanOrEqual(fit.rowHeight + 1);
+      expect(fit.rowHeight - fit.textHeight, fit.text).toBeLessThan(18);
+    }
+    await screenshot(phone, "wide-characters");
+  });
+
   it("names the build, counts its time, and keeps the __session cookie fresh through the Clerk SDK", async () => {
     const spec: Partial<JobSpec> = {
       title: "Deploy the demo app",
