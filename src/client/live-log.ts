@@ -114,7 +114,7 @@ function decodeEvents(event: string, id: string | null, data: string): LiveLogEv
   const steps: LiveLogEvent[] = [];
   for (const line of decoded.lines)
     if (line.step !== undefined)
-      steps.push({ type: "step", id: line.cursor, mark: line.step, line });
+      steps.push({ type: "step", cursor: line.cursor, mark: line.step, line });
   return [decoded, ...steps];
 }
 

@@ -127,8 +127,11 @@ export interface ReconnectingEvent {
  */
 export interface StepEvent {
   readonly type: "step";
-  /** The marked line's cursor. */
-  readonly id: string;
+  /**
+   * The marked line's cursor. Not an `id`: the stream resumes after the last line of the
+   * `log` event, which may come after this one.
+   */
+  readonly cursor: string;
   readonly mark: StepMark;
   readonly line: LogLine;
 }

@@ -180,12 +180,41 @@ describe("the typed client against the real stack", () => {
         (event, i) =>
           i < log.seen.indexOf(step) &&
           event.type === "log" &&
-          event.lines.some((line) => line.cursor === step.id),
+          event.lines.some((line) => line.cursor === step.cursor),
       );
       expect(carrier).toBeGreaterThanOrEqual(0);
       expect(step.line.step).toEqual(step.mark);
     }
     expect(log.seen.at(-1)).toMatchObject({ type: "done", status: "failed" });
+  });
+
+  it("resumes after a log event's last line, not after a step mark inside it", async () => {
+    const jobId = uniqueJobId("client-step-resume");
+    await createJob(redis, jobId, USER);
+    const writer = streamWriter(redis, jobId);
+    // One entry: a step's start mark, then two lines of its output.
+    await writer.appendLines([
+      {
+        text: "--- Building ---",
+        source: "system",
+        step: { i: 0, name: "Building", event: "start" },
+      },
+      { text: "line 1" },
+      { text: "line 2" },
+    ]);
+    const { client } = clientFor();
+    const events = reader(client.openLog(jobId, { reconnect: { delayMs: 50 } }));
+    await events.until((event) => event.type === "step");
+    await events.until((event) => event.type === "heartbeat");
+    expect(await disconnect(jobId)).toBe(1);
+    await writer.append("line 3");
+    const reconnected = await events.until(
+      (event) => event.type === "connected" && event.attempt > 0,
+    );
+    expect(reconnected).toMatchObject({ after: expect.stringMatching(/:2$/) });
+    await writer.end("ready", "line 4");
+    await events.rest();
+    expect(events.lines()).toEqual(["--- Building ---", "line 1", "line 2", "line 3", "line 4"]);
   });
 
   it("cancels a running build: its log ends with done cancelled, and a second cancel is refused", async () => {
