@@ -115,6 +115,8 @@ export interface LiveArchiver {
   readonly maxHoldMs?: number;
   /** Between calls that failed or found the job busy. */
   readonly retryMs?: number;
+  /** How often a stuck archive is asked again, before unarchived lines go (5,000). */
+  readonly stuckRetryMs?: number;
 }
 
 /** What one request wrote, in stream order. */
@@ -213,12 +215,32 @@ function mebibytes(bytes: number): string {
   return `${Number.isInteger(mib) ? mib : mib.toFixed(1)} MiB`;
 }
 
-/** What an entry weighs in the live copy: its fields as Redis keeps them. */
+/** What an entry weighs in the live copy: its fields as Redis keeps them, in UTF-8. */
 function entryBytes(entry: PlannedEntry): number {
   return Object.entries(entry.fields).reduce(
-    (sum, [name, value]) => sum + name.length + value.length,
+    (sum, [name, value]) => sum + utf8Length(name) + utf8Length(value),
     0,
   );
+}
+
+/**
+ * UTF-8 bytes of a string, without encoding it: the writer also runs in workerd, where
+ * Buffer.byteLength is not there, and TextEncoder would copy every entry once more. A string's
+ * `length` counts UTF-16 units: CJK text would weigh a third of what Redis holds.
+ */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) continue;
+    if (code < 0x800) bytes += 1;
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      // A surrogate pair: two units, four bytes.
+      bytes += 2;
+      i += 1;
+    } else bytes += 2;
+  }
+  return bytes;
 }
 
 // How far past its byte cap the live copy may go while the archive waits for the lines that
@@ -226,6 +248,13 @@ function entryBytes(entry: PlannedEntry): number {
 // request (4 MiB), with room to spare; with the largest cap (80 MiB) still under Upstash's
 // 100 MB per key.
 const ARCHIVE_SLACK_BYTES = 12 * 1024 * 1024;
+
+// A stuck archive is asked again this often, before unarchived lines go.
+const STUCK_RETRY_MS = 5_000;
+// After the archive wrote all it could, the lines go until this many more are written (a tenth
+// of a segment), and then it is asked again.
+const CAUGHT_UP_LINES = 1_000;
+const CAUGHT_UP_BYTES = 512 * 1024;
 
 const DUPLICATE_ID_ERROR = /equal or smaller than the target stream top item/i;
 
@@ -338,6 +367,9 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
   // The archive made no progress for maxHoldMs while lines waited: it is down. Lines go as
   // without an archiver (announced lost) until it moves again.
   let archiveStuck = false;
+  let stuckProbeAt = -Infinity;
+  // Written since the archive last said it had written all it could.
+  let sinceCaughtUp = { lines: 0, bytes: 0 };
   const archivedThrough = (id: string): void => {
     if (archivedId === null || compareEntryIds(id, archivedId) > 0) {
       archivedId = id;
@@ -349,12 +381,19 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
   // Whether the lines waiting must wait for the archive: writing them would push unarchived
   // lines out of the live copy (its byte cap), and the archive has not been stuck for long.
   const waitingForArchive = (): boolean => {
-    if (archiver === undefined || archiveStuck || pending.count === 0) return false;
+    if (archiver === undefined || pending.count === 0) return false;
     // Caught up, the archive waits for lines that complete its next segment; past the cap by
     // more than a segment and a request, it is wrong about that, and the lines wait again.
     if (archiveCaughtUp && ledger.liveBytes <= maxLiveBytes + ARCHIVE_SLACK_BYTES) return false;
     const plan = ledger.planTrim(pending.count, Math.min(pending.bytes, maxRequestBytes));
     if (plan === null || plan.unarchivedLines === 0) return false;
+    // Stuck, the archive is asked again now and then (one call, not a hold): once it answers,
+    // nothing unarchived goes any more.
+    if (archiveStuck) {
+      if (now() - stuckProbeAt < (archiver.stuckRetryMs ?? STUCK_RETRY_MS)) return false;
+      stuckProbeAt = now();
+      return true;
+    }
     if (holdSince !== null && now() - Math.max(archiveProgressAt, holdSince) >= maxArchiveHoldMs) {
       archiveStuck = true;
       logger.warn(
@@ -484,8 +523,16 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     stats.archiveCalls += 1;
     const progress = await live.archive();
     if (progress?.through) archivedThrough(progress.through);
+    if (progress !== null && !progress.busy) {
+      // It answers: it works again, whether or not it had anything to write.
+      if (archiveStuck) archiveProgressAt = now();
+      archiveStuck = false;
+    }
     if (progress === null || progress.busy) await sleep(archiveRetryMs);
-    else if (!progress.more) archiveCaughtUp = true;
+    else if (!progress.more) {
+      archiveCaughtUp = true;
+      sinceCaughtUp = { lines: 0, bytes: 0 };
+    }
   };
 
   const readStreamTop = async (): Promise<void> => {
@@ -637,12 +684,16 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
       written += entry.lines;
     }
     stats.linesWritten += written;
-    // New lines may complete the segment the archive waited for.
-    if (written > 0) archiveCaughtUp = false;
-    metrics.written(
-      written,
-      batch.entries.reduce((sum, entry) => sum + entryBytes(entry), 0),
-    );
+    const writtenBytes = batch.entries.reduce((sum, entry) => sum + entryBytes(entry), 0);
+    // New lines may complete the segment the archive waited for: worth a call once they are
+    // a good part of one (not on every batch, which a small cap would otherwise cost).
+    sinceCaughtUp = {
+      lines: sinceCaughtUp.lines + written,
+      bytes: sinceCaughtUp.bytes + writtenBytes,
+    };
+    if (sinceCaughtUp.lines >= CAUGHT_UP_LINES || sinceCaughtUp.bytes >= CAUGHT_UP_BYTES)
+      archiveCaughtUp = false;
+    metrics.written(written, writtenBytes);
     lastId = batch.entries.at(-1)?.id ?? lastId;
     options.onWritten?.({
       lines: written,

@@ -71,7 +71,9 @@ async function streamBytes(jobId: string): Promise<number> {
     string,
     string[],
   ][];
-  return reply.flatMap(([, fields]) => fields).reduce((sum, text) => sum + text.length, 0);
+  return reply
+    .flatMap(([, fields]) => fields)
+    .reduce((sum, text) => sum + Buffer.byteLength(text, "utf8"), 0);
 }
 
 describe("buffering into lines", () => {
@@ -369,6 +371,57 @@ describe("the stream key", () => {
         /\d+ log lines left the live copy before the archive had them/.test(text),
       ),
     ).toBe(true);
+  });
+
+  it("asks a stuck archiver again, and once it answers lets nothing unarchived go", async () => {
+    let down = true;
+    const { jobId, streamer, writer } = setup("cap-archive-back", {
+      maxLines: 2_000,
+      headLines: 100,
+      maxLiveBytes: 400_000,
+      archiver: {
+        // Down, then back: it answers with the stream's newest entry archived.
+        archive: async () => {
+          if (down) return null;
+          const top = decodeStreamReply(await redis.xrevrange(logStreamKey(jobId), "+", "-", 1));
+          return { through: top[0]?.id ?? null, more: false, busy: false };
+        },
+        maxHoldMs: 200,
+        retryMs: 20,
+        stuckRetryMs: 100,
+      },
+    });
+    const burst = async (from: number) => {
+      streamer.onStdout(Array.from({ length: 1000 }, (_, j) => `line ${from + j}\n`).join(""));
+      await streamer.flush();
+    };
+    for (let i = 0; i < 20_000; i += 1000) await burst(i);
+    expect(warnings.some((w) => /archive made no progress/.test(w))).toBe(true);
+    const lostWhileDown = writer.stats.linesTrimmedUnarchived;
+    expect(lostWhileDown).toBeGreaterThan(0);
+    down = false;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    for (let i = 20_000; i < 40_000; i += 1000) await burst(i);
+    expect(writer.stats.linesTrimmedUnarchived).toBe(lostWhileDown);
+    expect(await texts(jobId)).toContain("line 39999");
+  });
+
+  it("counts the cap in UTF-8 bytes, as Redis holds them: CJK text stays within it too", async () => {
+    const { jobId, streamer } = setup("cap-utf8", {
+      maxLines: 100_000,
+      headLines: 10,
+      maxLiveBytes: 400_000,
+    });
+    let peak = 0;
+    for (let i = 0; i < 3_000; i += 100) {
+      streamer.onStdout(
+        Array.from({ length: 100 }, (_, j) => `${i + j} ${"漢".repeat(1_000)}\n`).join(""),
+      );
+      await streamer.flush();
+      peak = Math.max(peak, await streamBytes(jobId));
+    }
+    // Within the cap and one request's worth (a batch may take it past before the next trims).
+    expect(peak).toBeLessThan(400_000 + 310_000);
   });
 
   it("with an archiver that has written all it can, goes past the cap rather than wait or lose lines", async () => {

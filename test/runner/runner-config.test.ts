@@ -43,7 +43,7 @@ describe("readRunnerConfig", () => {
   });
 
   it("refuses a live copy whose cap would take a key past Upstash's 100 MB", () => {
-    expect(problem({ ...base, LIVE_MAX_MB: "100" })).toMatch(/LIVE_MAX_MB/);
+    expect(problem({ ...base, LIVE_MAX_MB: "77" })).toMatch(/LIVE_MAX_MB/);
     expect(readRunnerConfig({ ...base, LIVE_MAX_MB: "8" }).liveCopy.maxBytes).toBe(8 * 1024 * 1024);
   });
 
