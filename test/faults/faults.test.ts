@@ -31,11 +31,12 @@ async function startHarness(options: {
   readonly graceMs: number;
   /** The Worker's MAX_VIEWER_LAG_BYTES; default 16 KiB, so the slow viewer must resume. */
   readonly viewerLagBytes?: number;
+  /** workerd on disk behind a forwarder, so a scenario can kill and restart it. */
+  readonly restartableWorker?: boolean;
 }): Promise<Harness> {
   let proxy: FaultProxy | null = null;
   const stack = await startStack({
-    // workerd keeps its state on disk and can be killed and started again.
-    restartableWorker: true,
+    restartableWorker: options.restartableWorker ?? false,
     runnerLeaseMs: options.leaseMs,
     runnerOutput: "ignore",
     redisPersistence: options.persistence,
@@ -113,7 +114,12 @@ const build = (lines: number, seconds: number): ScenarioOptions["build"] => ({
 describe("faults, redis-server with its append-only file", () => {
   let harness: Harness;
   beforeAll(async () => {
-    harness = await startHarness({ persistence: "aof", leaseMs: 4_000, graceMs: 60_000 });
+    harness = await startHarness({
+      persistence: "aof",
+      leaseMs: 4_000,
+      graceMs: 60_000,
+      restartableWorker: true,
+    });
   }, 180_000);
   afterAll(async () => harness?.stop(), 60_000);
 
