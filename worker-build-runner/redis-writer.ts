@@ -368,6 +368,9 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
   // without an archiver (announced lost) until it moves again.
   let archiveStuck = false;
   let stuckProbeAt = -Infinity;
+  // Lines were dropped while they waited for the archive (a sandbox that cannot pause its
+  // output, E2B's, filled the buffer): the notice names the archive, not Redis.
+  let droppedWhileHeld = false;
   // Written since the archive last said it had written all it could.
   let sinceCaughtUp = { lines: 0, bytes: 0 };
   const archivedThrough = (id: string): void => {
@@ -466,11 +469,14 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
         systemRecord(
           outageSinceNotice || unreachable
             ? `${dropped} log lines were dropped here: Redis was unreachable for too long to keep them.`
-            : `${dropped} log lines were dropped here: the build printed them faster than Redis took them.`,
+            : droppedWhileHeld
+              ? `${dropped} log lines were dropped here: the build printed them faster than the archive took them (the live copy was at its byte cap).`
+              : `${dropped} log lines were dropped here: the build printed them faster than Redis took them.`,
           pending.firstPhase ?? "build",
         ),
       );
       outageSinceNotice = unreachable;
+      droppedWhileHeld = false;
     }
     const taken = pending.takeEntries();
     wakeIfRoom();
@@ -890,6 +896,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
       const dropped = pending.push(record);
       stats.linesDropped += dropped;
       if (dropped > 0) metrics.dropped(dropped);
+      if (dropped > 0 && holdSince !== null) droppedWhileHeld = true;
       if (dropped > 0 && dropped === pending.unannouncedDrops) {
         logger.warn(
           `build-log-stream: Redis has not taken the log for a while; dropping the oldest unsent lines of job ${options.jobId}`,

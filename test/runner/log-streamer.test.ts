@@ -406,6 +406,39 @@ describe("the stream key", () => {
     expect(await texts(jobId)).toContain("line 39999");
   });
 
+  it("says the archive, not Redis, when a build that cannot be paused overflows the buffer while held", async () => {
+    // E2B's output cannot be paused: lines held for the archive fill the buffer and the
+    // oldest go. The notice must name what held them.
+    const { jobId, streamer } = setup("cap-held-drops", {
+      maxLines: 2_000,
+      headLines: 100,
+      maxLiveBytes: 400_000,
+      maxBufferedBytes: 300_000,
+      archiver: {
+        // Busy working, never done: the lines wait.
+        archive: async () => {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          return { through: null, more: true, busy: false };
+        },
+        maxHoldMs: 1_500,
+      },
+    });
+    for (let i = 0; i < 40_000; i += 1000) {
+      streamer.onStdout(Array.from({ length: 1000 }, (_, j) => `line ${i + j}\n`).join(""));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await streamer.flush();
+    const lines = await texts(jobId);
+    expect(
+      lines.some((text) =>
+        /^\d+ log lines were dropped here: the build printed them faster than the archive took them/.test(
+          text,
+        ),
+      ),
+    ).toBe(true);
+    expect(lines.some((text) => /faster than Redis took them/.test(text))).toBe(false);
+  });
+
   it("counts the cap in UTF-8 bytes, as Redis holds them: CJK text stays within it too", async () => {
     const { jobId, streamer } = setup("cap-utf8", {
       maxLines: 100_000,
