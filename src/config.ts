@@ -136,7 +136,13 @@ const varsSchema = z.object({
   }),
   JOB_RECORD_TTL_SECONDS: positiveInteger(DEFAULT_RECORD_TTL_SECONDS),
   ARCHIVE_SEGMENT_LINES: optionalPositiveInteger,
-  ARCHIVE_SEGMENT_BYTES: optionalPositiveInteger,
+  // At most 4 MiB: the runner lets its live copy go 12 MiB past its byte cap while the archive
+  // waits for a segment's last lines (worker-build-runner/redis-writer.ts), which holds only if
+  // a segment completes within that.
+  ARCHIVE_SEGMENT_BYTES: optionalPositiveInteger.refine(
+    (value) => value === undefined || value <= 4 * 1024 * 1024,
+    { error: "must be at most 4194304 (the runner's live copy allows for one segment)" },
+  ),
   DEV_SIGN_IN: text,
   CLERK_SIGN_IN_URL: text,
   CLERK_PUBLISHABLE_KEY: text,

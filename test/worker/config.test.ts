@@ -46,6 +46,7 @@ describe("workerConfig()", () => {
       JOB_SECRETS_KEY: "c2hvcnQ=",
       JOB_RECORD_TTL_SECONDS: "7d",
       ARCHIVE_SEGMENT_LINES: "0",
+      ARCHIVE_SEGMENT_BYTES: "8388608",
       LEASE_LAPSE_GRACE_MS: "-1",
       QUEUED_JOB_TIMEOUT_MS: "30m",
     };
@@ -69,6 +70,7 @@ describe("workerConfig()", () => {
       /JOB_SECRETS_KEY must be 32 bytes/,
       /JOB_RECORD_TTL_SECONDS must be a positive integer/,
       /ARCHIVE_SEGMENT_LINES must be a positive integer/,
+      /ARCHIVE_SEGMENT_BYTES must be at most 4194304/,
       /LEASE_LAPSE_GRACE_MS must be a whole number/,
       /QUEUED_JOB_TIMEOUT_MS must be a positive integer/,
     ])
