@@ -195,7 +195,14 @@ interface PlannedEntry {
   readonly id: string;
   readonly fields: Record<string, string>;
   readonly lines: number;
+  /** What it weighs in the live copy (entryBytes), counted once when it is planned. */
+  readonly bytes: number;
   readonly end?: true;
+}
+
+/** An entry to write; its id comes later or is replaced on a retry, its weight does not change. */
+function plannedEntry(id: string, fields: Record<string, string>, lines: number): PlannedEntry {
+  return { id, fields, lines, bytes: entryBytes(fields) };
 }
 
 interface Batch {
@@ -216,8 +223,8 @@ function mebibytes(bytes: number): string {
 }
 
 /** What an entry weighs in the live copy: its fields as Redis keeps them, in UTF-8. */
-function entryBytes(entry: PlannedEntry): number {
-  return Object.entries(entry.fields).reduce(
+function entryBytes(fields: Record<string, string>): number {
+  return Object.entries(fields).reduce(
     (sum, [name, value]) => sum + utf8Length(name) + utf8Length(value),
     0,
   );
@@ -245,8 +252,8 @@ export function utf8Length(text: string): number {
 
 // How far past its byte cap the live copy may go while the archive waits for the lines that
 // complete its next segment: a segment (the Worker's ARCHIVE_SEGMENT_BYTES, 4 MiB) and a
-// request (4 MiB), with room to spare; with the largest cap (80 MiB) still under Upstash's
-// 100 MB per key.
+// request (4 MiB), with room to spare; with the largest cap (76 MiB, worker-build-runner/
+// config.ts) still under Upstash's 100 MB per key.
 const ARCHIVE_SLACK_BYTES = 12 * 1024 * 1024;
 
 // A stuck archive is asked again this often, before unarchived lines go.
@@ -486,11 +493,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
           const record = records[i];
           if (record?.step !== undefined) options.onStepLine(record, nextLine + i);
         }
-      const entry = {
-        id: ids.next(),
-        fields: encodeEntryFields(records, nextLine),
-        lines: records.length,
-      };
+      const entry = plannedEntry(ids.next(), encodeEntryFields(records, nextLine), records.length);
       nextLine += records.length;
       return entry;
     });
@@ -502,16 +505,14 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
       !(endAlone && entries.length > 0)
     ) {
       entries.push({
-        id: ids.next(),
-        fields: encodeEndFields(endStatus, [], nextLine),
-        lines: 0,
+        ...plannedEntry(ids.next(), encodeEndFields(endStatus, [], nextLine), 0),
         end: true,
       });
       endPlanned = true;
     }
     // The live copy keeps its head and tail; the middle goes once the archive has it.
     const batchLines = entries.reduce((sum, entry) => sum + entry.lines, 0);
-    const batchBytes = entries.reduce((sum, entry) => sum + entryBytes(entry), 0);
+    const batchBytes = entries.reduce((sum, entry) => sum + entry.bytes, 0);
     // With an archiver, nothing unarchived goes unless it is stuck: waitingForArchive() held
     // the lines until the archive caught up (a batch may take the live copy one request past the
     // cap, well under Upstash's limit).
@@ -577,11 +578,7 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     // it): the notice goes first, and every entry gets a fresh id after the top.
     // Without a line number: its lines' numbers were the lost ones; readers count on from the
     // next numbered entry and show this line as it is.
-    const noticeEntry: PlannedEntry = {
-      id: "",
-      fields: encodeEntryFields([notice]),
-      lines: 1,
-    };
+    const noticeEntry = plannedEntry("", encodeEntryFields([notice]), 1);
     inflight = {
       entries: [noticeEntry, ...inflight.entries].map((entry) => ({ ...entry, id: ids.next() })),
       expire: true,
@@ -686,11 +683,11 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     if (batch.expire) lastExpireAt = now();
     let written = 0;
     for (const entry of batch.entries) {
-      ledger.record(entry.id, entry.lines, entryBytes(entry));
+      ledger.record(entry.id, entry.lines, entry.bytes);
       written += entry.lines;
     }
     stats.linesWritten += written;
-    const writtenBytes = batch.entries.reduce((sum, entry) => sum + entryBytes(entry), 0);
+    const writtenBytes = batch.entries.reduce((sum, entry) => sum + entry.bytes, 0);
     // New lines may complete the segment the archive waited for: worth a call once they are
     // a good part of one (not on every batch, which a small cap would otherwise cost).
     sinceCaughtUp = {
