@@ -14,6 +14,8 @@ let api: LogApi;
 beforeAll(async () => {
   stack = await startStack({
     runnerOutput: "ignore",
+    // So the second case can kill workerd, the archive with it, while the build waits.
+    restartableWorker: true,
     runnerVars: { LIVE_HEAD_LINES: "100", LIVE_TAIL_LINES: "2000", LIVE_MAX_MB: "1" },
     workerVars: { ARCHIVE_SEGMENT_LINES: "1000" },
   });
@@ -43,6 +45,25 @@ describe("a build past the live copy's byte cap", () => {
         duplicated: 0,
         outOfOrder: 0,
         announced: 0,
+      });
+  }, 300_000);
+
+  it("waits out the archive's outage (workerd killed and restarted) without losing a line", async () => {
+    const report = await runScenario(stack, api, {
+      name: "past the byte cap, workerd killed",
+      build: { lines: 80_000, burst: 2_000, pauseSeconds: 0.05 },
+      reconnectingViewer: true,
+      fault: () => stack.restartWorker(3_000),
+      timeoutMs: 240_000,
+    });
+    console.log(formatReport(report));
+    expect(report.status).toBe("ready");
+    for (const channel of report.channels)
+      expect(channel, channel.channel).toMatchObject({
+        seen: 80_000,
+        missing: 0,
+        duplicated: 0,
+        outOfOrder: 0,
       });
   }, 300_000);
 });
