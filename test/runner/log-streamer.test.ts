@@ -439,6 +439,36 @@ describe("the stream key", () => {
     expect(lines.some((text) => /faster than Redis took them/.test(text))).toBe(false);
   });
 
+  it("at the cap with less than a segment unarchived, asks the archive again only after a good part of one", async () => {
+    let calls = 0;
+    const { jobId, streamer } = setup("cap-caught-up-calls", {
+      maxLines: 1_000,
+      headLines: 10,
+      maxLiveBytes: 400_000,
+      archiver: {
+        // Archived all but the newest 300 entries (less than a segment, more than the cap).
+        archive: async () => {
+          calls += 1;
+          const top = decodeStreamReply(await redis.xrevrange(logStreamKey(jobId), "+", "-", 300));
+          return { through: top.at(-1)?.id ?? null, more: false, busy: false };
+        },
+      },
+    });
+    const line = (n: number) => `line ${n} `.padEnd(2_000, "x");
+    for (let n = 0; n < 1_000; n += 100) {
+      streamer.onStdout(Array.from({ length: 100 }, (_, j) => `${line(n + j)}\n`).join(""));
+      await streamer.flush();
+    }
+    const before = calls;
+    // 100 batches of one line each (200 KB): not one archive call per batch.
+    for (let n = 1_000; n < 1_100; n++) {
+      streamer.onStdout(`${line(n)}\n`);
+      await streamer.flush();
+    }
+    expect(calls - before).toBeLessThan(10);
+    expect(await texts(jobId)).toContain(line(1_099));
+  });
+
   it("counts the cap in UTF-8 bytes, as Redis holds them: CJK text stays within it too", async () => {
     const { jobId, streamer } = setup("cap-utf8", {
       maxLines: 100_000,
