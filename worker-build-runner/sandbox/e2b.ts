@@ -8,19 +8,17 @@ import {
   TimeoutError,
 } from "e2b";
 import type {
-  BackgroundProcess,
   CommandResult,
   RunOptions,
   Sandbox,
   SandboxSession,
+  SessionAdapter,
 } from "./types.ts";
 import {
-  checkEnv,
-  checkTimeout,
-  DEFAULT_RUN_TIMEOUT_MS,
-  DEFAULT_SESSION_TIMEOUT_MS,
-  resolveInWorkdir,
+  endedByAdapter,
   SandboxError,
+  sessionMethods,
+  sessionSettings,
   TIMEOUT_EXIT_CODE,
 } from "./types.ts";
 
@@ -93,16 +91,15 @@ export function e2bSandbox(options: E2BSandboxOptions = {}): Sandbox {
   return {
     name: "e2b",
     async create(createOptions = {}) {
-      checkEnv(createOptions.env, "create");
-      checkTimeout(createOptions.timeoutMs, "create");
+      const settings = sessionSettings(createOptions);
       let sandbox: E2BSandbox | undefined;
       for (let attempt = 0; sandbox === undefined; attempt++) {
         try {
           sandbox = await E2BSandbox.create({
             ...connection,
             template: options.template,
-            timeoutMs: createOptions.timeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
-            envs: { CI: "true", ...createOptions.env },
+            timeoutMs: settings.timeoutMs,
+            envs: { ...settings.env },
           });
         } catch (cause) {
           const delay = retryDelays[attempt];
@@ -138,11 +135,6 @@ export function e2bSandbox(options: E2BSandboxOptions = {}): Sandbox {
       return createSession(sandbox, workdir);
     },
   };
-}
-
-interface E2BProcess {
-  readonly done: Promise<CommandResult>;
-  stop(): Promise<void>;
 }
 
 function createSession(sandbox: E2BSandbox, workdir: string): SandboxSession {
@@ -189,16 +181,7 @@ function createSession(sandbox: E2BSandbox, workdir: string): SandboxSession {
     }
   };
 
-  const launch = async (
-    command: string,
-    options: RunOptions,
-    timeoutMs: number | undefined,
-  ): Promise<E2BProcess> => {
-    assertOpen("run");
-    checkEnv(options.env, "run");
-    checkTimeout(options.timeoutMs, "run");
-    const cwd = resolveInWorkdir(workdir, options.cwd ?? ".", "run cwd", true);
-
+  const launch: SessionAdapter["launch"] = async (command, options, cwd, timeoutMs) => {
     let pid: number | undefined;
     let stopping: Promise<void> | undefined;
     let stopRequested = false;
@@ -326,18 +309,7 @@ function createSession(sandbox: E2BSandbox, workdir: string): SandboxSession {
       } finally {
         clearTimeout(timer);
       }
-      if (callbackFailure !== undefined) {
-        throw new SandboxError(
-          "output_callback_failed",
-          `run: an output callback threw; ${JSON.stringify(command)} was killed`,
-          {
-            cause: callbackFailure.cause,
-          },
-        );
-      }
-      return timedOut
-        ? { exitCode: TIMEOUT_EXIT_CODE, timedOut: true }
-        : { exitCode, timedOut: false };
+      return endedByAdapter(command, callbackFailure, timedOut) ?? { exitCode, timedOut: false };
     })();
     // Marks the rejection as handled: a background process nobody waits for must not crash the runner.
     done.catch(() => undefined);
@@ -351,34 +323,25 @@ function createSession(sandbox: E2BSandbox, workdir: string): SandboxSession {
     };
   };
 
+  const write: SessionAdapter["write"] = async (target, path, content) => {
+    try {
+      // The SDK takes an ArrayBuffer, not a view: copy exactly the view's bytes.
+      await sandbox.files.write(
+        target,
+        typeof content === "string" ? content : content.slice().buffer,
+      );
+    } catch (cause) {
+      throw new SandboxError(
+        "write_failed",
+        `writeFile: cannot write ${JSON.stringify(path)}: ${messageOf(cause)}`,
+        { cause },
+      );
+    }
+  };
+
   return {
     id: sandbox.sandboxId,
-    workdir,
-    async run(command, options) {
-      const proc = await launch(command, options, options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS);
-      return proc.done;
-    },
-    async start(command, options): Promise<BackgroundProcess> {
-      const proc = await launch(command, options, options.timeoutMs);
-      return { kill: () => proc.stop(), wait: () => proc.done };
-    },
-    async writeFile(path, content) {
-      assertOpen("writeFile");
-      const target = resolveInWorkdir(workdir, path, "writeFile", false);
-      try {
-        // The SDK takes an ArrayBuffer, not a view: copy exactly the view's bytes.
-        await sandbox.files.write(
-          target,
-          typeof content === "string" ? content : content.slice().buffer,
-        );
-      } catch (cause) {
-        throw new SandboxError(
-          "write_failed",
-          `writeFile: cannot write ${JSON.stringify(path)}: ${messageOf(cause)}`,
-          { cause },
-        );
-      }
-    },
+    ...sessionMethods({ workdir, assertOpen, launch, write }),
     kill() {
       closed = true;
       // A sandbox that is already gone (404) counts as killed.

@@ -9,21 +9,14 @@ import { type BuildLimits, bwrapJail } from "./bwrap-jail.ts";
 import { hostJail } from "./host-jail.ts";
 import type { CommandLine, Jail, JailFactory } from "./jail.ts";
 import type {
-  BackgroundProcess,
   CommandResult,
   RunOptions,
   Sandbox,
   SandboxSession,
+  SessionAdapter,
+  StartedCommand,
 } from "./types.ts";
-import {
-  checkEnv,
-  checkTimeout,
-  DEFAULT_RUN_TIMEOUT_MS,
-  DEFAULT_SESSION_TIMEOUT_MS,
-  resolveInWorkdir,
-  SandboxError,
-  TIMEOUT_EXIT_CODE,
-} from "./types.ts";
+import { endedByAdapter, SandboxError, sessionMethods, sessionSettings } from "./types.ts";
 
 export interface LocalSandboxOptions {
   /**
@@ -79,8 +72,7 @@ export function localSandbox(options: LocalSandboxOptions = {}): Sandbox & {
     name: jails.isolated ? "local" : "local-unsafe",
     isolated: jails.isolated,
     async create(createOptions = {}) {
-      checkEnv(createOptions.env, "create");
-      checkTimeout(createOptions.timeoutMs, "create");
+      const settings = sessionSettings(createOptions);
       if (shutDown) throw new SandboxError("sandbox_closed", "create: the sandbox is shut down");
       const jail = await jails.open();
       if (shutDown) {
@@ -89,8 +81,8 @@ export function localSandbox(options: LocalSandboxOptions = {}): Sandbox & {
       }
       const session = createSession(
         jail,
-        { ...jail.env, CI: "true", ...createOptions.env },
-        createOptions.timeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
+        { ...jail.env, ...settings.env },
+        settings.timeoutMs,
         killGraceMs,
         () => open.delete(session),
       );
@@ -107,9 +99,7 @@ export function localSandbox(options: LocalSandboxOptions = {}): Sandbox & {
 // One spawned command. `done` settles when it has ended (rejecting only with
 // output_callback_failed); stop() sends SIGTERM to its group, SIGKILL after the grace period, and
 // resolves once it has ended; groupAlive() says whether any process of its group is left.
-interface LocalProcess {
-  readonly done: Promise<CommandResult>;
-  stop(): Promise<void>;
+interface LocalProcess extends StartedCommand {
   groupAlive(): boolean;
 }
 
@@ -132,15 +122,7 @@ function createSession(
       throw new SandboxError("sandbox_closed", `${what}: the sandbox session has been killed`);
   };
 
-  const launch = async (
-    command: string,
-    options: RunOptions,
-    defaultTimeoutMs: number | undefined,
-  ): Promise<LocalProcess> => {
-    assertOpen("run");
-    checkEnv(options.env, "run");
-    checkTimeout(options.timeoutMs, "run");
-    const cwd = resolveInWorkdir(workdir, options.cwd ?? ".", "run cwd", true);
+  const launch: SessionAdapter["launch"] = async (command, options, cwd, timeoutMs) => {
     const ended = jail.ended();
     if (ended !== undefined) throw new SandboxError("command_start_failed", `run: ${ended}`);
     if (!(await jail.isDirectory(cwd)))
@@ -149,7 +131,7 @@ function createSession(
     const proc = await spawnCommand(command, jail, {
       commandLine: jail.commandLine(cwd, command),
       env: { ...env, ...options.env },
-      timeoutMs: options.timeoutMs ?? defaultTimeoutMs,
+      timeoutMs,
       killGraceMs,
       onStdout: options.onStdout,
       onStderr: options.onStderr,
@@ -193,29 +175,20 @@ function createSession(
     return closing;
   }
 
+  const write: SessionAdapter["write"] = async (target, path, content) => {
+    try {
+      await jail.writeFile(target, content);
+    } catch (cause) {
+      if (cause instanceof SandboxError) throw cause;
+      throw new SandboxError("write_failed", `writeFile: cannot write ${JSON.stringify(path)}`, {
+        cause,
+      });
+    }
+  };
+
   return {
     id: `local-${randomUUID()}`,
-    workdir,
-    async run(command, options) {
-      const proc = await launch(command, options, DEFAULT_RUN_TIMEOUT_MS);
-      return proc.done;
-    },
-    async start(command, options): Promise<BackgroundProcess> {
-      const proc = await launch(command, options, undefined);
-      return { kill: () => proc.stop(), wait: () => proc.done };
-    },
-    async writeFile(path, content) {
-      assertOpen("writeFile");
-      const target = resolveInWorkdir(workdir, path, "writeFile", false);
-      try {
-        await jail.writeFile(target, content);
-      } catch (cause) {
-        if (cause instanceof SandboxError) throw cause;
-        throw new SandboxError("write_failed", `writeFile: cannot write ${JSON.stringify(path)}`, {
-          cause,
-        });
-      }
-    },
+    ...sessionMethods({ workdir, assertOpen, launch, write }),
     kill,
   };
 }
@@ -387,16 +360,8 @@ async function spawnCommand(
     hasExited = true;
     clearTimeout(timer);
     await drain();
-    if (callbackFailure !== undefined) {
-      throw new SandboxError(
-        "output_callback_failed",
-        `run: an output callback threw; ${JSON.stringify(command)} was killed`,
-        {
-          cause: callbackFailure.cause,
-        },
-      );
-    }
-    if (timedOut) return { exitCode: TIMEOUT_EXIT_CODE, timedOut: true };
+    const byAdapter = endedByAdapter(command, callbackFailure, timedOut);
+    if (byAdapter !== undefined) return byAdapter;
     const signalNumber = signal === null ? undefined : constants.signals[signal];
     const exitCode = code ?? 128 + (signalNumber ?? 0);
     const limit = exitCode === 0 ? undefined : await jail.limitExceeded(startedAt, exitCode);

@@ -153,6 +153,102 @@ export function checkTimeout(timeoutMs: number | undefined, what: string): void 
 }
 
 /**
+ * Checks the options of a `Sandbox.create()`; returns what every command of the session gets
+ * (CI=true under the options' env) and how long the session lives.
+ */
+export function sessionSettings(options: Parameters<Sandbox["create"]>[0] & object): {
+  readonly env: Readonly<Record<string, string>>;
+  readonly timeoutMs: number;
+} {
+  checkEnv(options.env, "create");
+  checkTimeout(options.timeoutMs, "create");
+  return {
+    env: { CI: "true", ...options.env },
+    timeoutMs: options.timeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
+  };
+}
+
+/** One command as an adapter started it: `done` settles when it has ended; `stop()` ends it. */
+export interface StartedCommand {
+  readonly done: Promise<CommandResult>;
+  stop(): Promise<void>;
+}
+
+/** What an adapter's session does itself; sessionMethods() checks the calls before them. */
+export interface SessionAdapter {
+  readonly workdir: string;
+  /** Throws `sandbox_closed` once the session is closed; `what` names the call. */
+  assertOpen(what: string): void;
+  /** Starts `command` in `cwd` (absolute, inside the workdir), killed after `timeoutMs` if set. */
+  launch(
+    command: string,
+    options: RunOptions,
+    cwd: string,
+    timeoutMs: number | undefined,
+  ): Promise<StartedCommand>;
+  /** Writes `content` to `target` (absolute, inside the workdir; `path` as the caller gave it). */
+  write(target: string, path: string, content: string | Uint8Array): Promise<void>;
+}
+
+/**
+ * A session's `workdir`, `run()`, `start()` and `writeFile()`: each call checks that the session is open and
+ * its options or path, then hands over to the adapter. `run()`'s timeout defaults to
+ * `DEFAULT_RUN_TIMEOUT_MS`, `start()`'s to none.
+ */
+export function sessionMethods(
+  adapter: SessionAdapter,
+): Pick<SandboxSession, "workdir" | "run" | "start" | "writeFile"> {
+  const { workdir } = adapter;
+  const launch = (
+    command: string,
+    options: RunOptions,
+    timeoutMs: number | undefined,
+  ): Promise<StartedCommand> => {
+    adapter.assertOpen("run");
+    checkEnv(options.env, "run");
+    checkTimeout(options.timeoutMs, "run");
+    const cwd = resolveInWorkdir(workdir, options.cwd ?? ".", "run cwd", true);
+    return adapter.launch(command, options, cwd, timeoutMs);
+  };
+  return {
+    workdir,
+    async run(command, options) {
+      const proc = await launch(command, options, options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS);
+      return proc.done;
+    },
+    async start(command, options): Promise<BackgroundProcess> {
+      const proc = await launch(command, options, options.timeoutMs);
+      return { kill: () => proc.stop(), wait: () => proc.done };
+    },
+    async writeFile(path, content) {
+      adapter.assertOpen("writeFile");
+      const target = resolveInWorkdir(workdir, path, "writeFile", false);
+      await adapter.write(target, path, content);
+    },
+  };
+}
+
+/**
+ * The result of a command the adapter itself ended, which outweighs its exit code: throws
+ * `output_callback_failed` if an output callback threw (or rejected), else gives the timeout's
+ * result if it ran past its timeout; undefined when it ended by itself.
+ */
+export function endedByAdapter(
+  command: string,
+  callbackFailure: { readonly cause: unknown } | undefined,
+  timedOut: boolean,
+): CommandResult | undefined {
+  if (callbackFailure !== undefined) {
+    throw new SandboxError(
+      "output_callback_failed",
+      `run: an output callback threw; ${JSON.stringify(command)} was killed`,
+      { cause: callbackFailure.cause },
+    );
+  }
+  return timedOut ? { exitCode: TIMEOUT_EXIT_CODE, timedOut: true } : undefined;
+}
+
+/**
  * Resolves `path` against `workdir` (POSIX paths, as inside every sandbox) and returns it if it
  * lies inside the workdir (or is the workdir itself, when `allowWorkdir`); throws `bad_path`.
  */
