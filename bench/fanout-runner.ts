@@ -45,6 +45,55 @@ export interface AppendOptions {
   readonly giveUpLateMs: number;
 }
 
+type Paced = Omit<AppendResult, "commands" | "endedAt">;
+
+/**
+ * Runs plans on their schedule: each entry's lines (numbered on from the last entry's, across
+ * runs) stamped with the time it starts, handed to `append`, then `afterAppend`. Gives up once
+ * more than `giveUpLateMs` behind.
+ */
+function pacer(): (
+  plan: AppendPlan,
+  options: AppendOptions,
+  append: (records: LogRecord[]) => unknown,
+) => Promise<Paced> {
+  let nextLine = 0;
+  return async (plan, options, append) => {
+    const startedAt = nowMs();
+    let maxLateMs = 0;
+    let entries = 0;
+    let overloaded = false;
+    for (; entries < plan.entries; entries++) {
+      const due = startedAt + entries * plan.intervalMs;
+      await sleep(due - nowMs());
+      const at = nowMs();
+      maxLateMs = Math.max(maxLateMs, at - due);
+      if (at - due > options.giveUpLateMs) {
+        overloaded = true;
+        break;
+      }
+      const records: LogRecord[] = [];
+      for (let i = 0; i < plan.linesPerEntry; i++) {
+        records.push({
+          ts: new Date(at).toISOString(),
+          source: "stdout",
+          phase: "build",
+          text: lineText(nextLine++, at),
+        });
+      }
+      await append(records);
+      options.afterAppend?.(at);
+    }
+    return { entries, lines: entries * plan.linesPerEntry, startedAt, maxLateMs, overloaded };
+  };
+}
+
+/** The result of a paced run that sent `commands`, ending now. */
+function ended(paced: Paced, commands: number): AppendResult {
+  const { entries, lines, startedAt, maxLateMs, overloaded } = paced;
+  return { entries, lines, commands, startedAt, endedAt: nowMs(), maxLateMs, overloaded };
+}
+
 /**
  * Appends as the runner does: explicit increasing ids `<ms>-<seq>` (so a retried request cannot
  * append twice), several lines per entry, each line stamped with its append time.
@@ -53,7 +102,6 @@ export function streamAppender(redis: Redis, jobId: string) {
   const key = logStreamKey(jobId);
   let lastMs = 0;
   let seq = 0;
-  let nextLine = 0;
   const nextId = (): string => {
     const ms = Date.now();
     if (ms > lastMs) {
@@ -64,42 +112,13 @@ export function streamAppender(redis: Redis, jobId: string) {
     }
     return `${lastMs}-${seq}`;
   };
+  const pace = pacer();
   return {
     async run(plan: AppendPlan, options: AppendOptions): Promise<AppendResult> {
-      const startedAt = nowMs();
-      let maxLateMs = 0;
-      let entries = 0;
-      let overloaded = false;
-      for (; entries < plan.entries; entries++) {
-        const due = startedAt + entries * plan.intervalMs;
-        await sleep(due - nowMs());
-        const at = nowMs();
-        maxLateMs = Math.max(maxLateMs, at - due);
-        if (at - due > options.giveUpLateMs) {
-          overloaded = true;
-          break;
-        }
-        const records: LogRecord[] = [];
-        for (let i = 0; i < plan.linesPerEntry; i++) {
-          records.push({
-            ts: new Date(at).toISOString(),
-            source: "stdout",
-            phase: "build",
-            text: lineText(nextLine++, at),
-          });
-        }
-        await redis.xadd(key, nextId(), encodeEntryFields(records));
-        options.afterAppend?.(at);
-      }
-      return {
-        entries,
-        lines: entries * plan.linesPerEntry,
-        commands: entries,
-        startedAt,
-        endedAt: nowMs(),
-        maxLateMs,
-        overloaded,
-      };
+      const paced = await pace(plan, options, (records) =>
+        redis.xadd(key, nextId(), encodeEntryFields(records)),
+      );
+      return ended(paced, paced.entries);
     },
     async end(status: TerminalStatus): Promise<void> {
       await redis.xadd(key, nextId(), encodeEndFields(status));
@@ -112,43 +131,15 @@ export function streamAppender(redis: Redis, jobId: string) {
  * pusher attached: the push path as production runs it. `commands` is what the writer sent.
  */
 export function writerAppender(writer: RedisLogWriter, pusher: LivePusher) {
-  let nextLine = 0;
+  const pace = pacer();
   return {
     async run(plan: AppendPlan, options: AppendOptions): Promise<AppendResult> {
-      const startedAt = nowMs();
       const commandsBefore = writer.stats.commands;
-      let maxLateMs = 0;
-      let entries = 0;
-      let overloaded = false;
-      for (; entries < plan.entries; entries++) {
-        const due = startedAt + entries * plan.intervalMs;
-        await sleep(due - nowMs());
-        const at = nowMs();
-        maxLateMs = Math.max(maxLateMs, at - due);
-        if (at - due > options.giveUpLateMs) {
-          overloaded = true;
-          break;
-        }
-        for (let i = 0; i < plan.linesPerEntry; i++) {
-          writer.append({
-            ts: new Date(at).toISOString(),
-            source: "stdout",
-            phase: "build",
-            text: lineText(nextLine++, at),
-          });
-        }
-        options.afterAppend?.(at);
-      }
+      const paced = await pace(plan, options, (records) => {
+        for (const record of records) writer.append(record);
+      });
       await writer.drain();
-      return {
-        entries,
-        lines: entries * plan.linesPerEntry,
-        commands: writer.stats.commands - commandsBefore,
-        startedAt,
-        endedAt: nowMs(),
-        maxLateMs,
-        overloaded,
-      };
+      return ended(paced, writer.stats.commands - commandsBefore);
     },
     async end(status: TerminalStatus): Promise<void> {
       await writer.end(status);
