@@ -122,7 +122,7 @@ export function bwrapJail(options: BwrapJailOptions = {}): JailFactory {
 
   return {
     isolated: true,
-    open: () => openJail(tools, cgroups, limits, env, bindArgs),
+    open: () => openJail({ tools, cgroups, limits, env, bindArgs }),
   };
 }
 
@@ -200,29 +200,26 @@ function etcFiles(): Record<string, string> {
 // busy machine; a second try starts cleanly.
 const START_ATTEMPTS = 3;
 
-async function openJail(
-  tools: Tools,
-  cgroups: BuildCgroups,
-  limits: BuildLimits,
-  env: Readonly<Record<string, string>>,
-  bindArgs: readonly string[],
-): Promise<Jail> {
+// What every jail of one bwrapJail() is made from.
+interface JailSetup {
+  readonly tools: Tools;
+  readonly cgroups: BuildCgroups;
+  readonly limits: BuildLimits;
+  readonly env: Readonly<Record<string, string>>;
+  readonly bindArgs: readonly string[];
+}
+
+async function openJail(setup: JailSetup): Promise<Jail> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startJail(tools, cgroups, limits, env, bindArgs);
+      return await startJail(setup);
     } catch (error) {
       if (attempt >= START_ATTEMPTS) throw error;
     }
   }
 }
 
-async function startJail(
-  tools: Tools,
-  cgroups: BuildCgroups,
-  limits: BuildLimits,
-  env: Readonly<Record<string, string>>,
-  bindArgs: readonly string[],
-): Promise<Jail> {
+async function startJail({ tools, cgroups, limits, env, bindArgs }: JailSetup): Promise<Jail> {
   const uid = pickUid();
   const cgroup = await cgroups.open(`build-${uid}`);
   const files = Object.entries(etcFiles());
