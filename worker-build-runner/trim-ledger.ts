@@ -58,15 +58,30 @@ export interface TrimLedger {
   forgetAfter(topId: string | null): number;
 }
 
+// Lines and bytes of some entries.
+interface Tally {
+  lines: number;
+  bytes: number;
+}
+
+const count = (tally: Tally, entry: Readonly<Tally>): void => {
+  tally.lines += entry.lines;
+  tally.bytes += entry.bytes;
+};
+
+const uncount = (tally: Tally, entry: Readonly<Tally>): void => {
+  tally.lines -= entry.lines;
+  tally.bytes -= entry.bytes;
+};
+
 export function createTrimLedger(policy: TrimPolicy): TrimLedger {
-  const entries: { id: string; lines: number; bytes: number }[] = [];
+  const entries: (Tally & { id: string })[] = [];
   // Entries [0, headEnd) are the head; [headEnd, next) are deleted; from `next` on are live.
   let headEnd = 0;
-  let headLines = 0;
-  let headBytes = 0;
   let next = 0;
-  let liveLines = 0;
-  let liveBytes = 0;
+  const head: Tally = { lines: 0, bytes: 0 };
+  // The whole live copy, the head included.
+  const live: Tally = { lines: 0, bytes: 0 };
   let archived: string | null = null;
   const tailStart = (incoming: number): number => {
     // The first live entry the tail needs, counting the incoming lines as the newest.
@@ -84,7 +99,7 @@ export function createTrimLedger(policy: TrimPolicy): TrimLedger {
       const ids: string[] = [];
       let lines = 0;
       let unarchivedLines = 0;
-      let bytes = liveBytes + incomingBytes;
+      let bytes = live.bytes + incomingBytes;
       for (let i = Math.max(next, headEnd); i < entries.length; i++) {
         const entry = entries[i];
         if (entry === undefined) break;
@@ -102,18 +117,17 @@ export function createTrimLedger(policy: TrimPolicy): TrimLedger {
       return ids.length === 0 ? null : { ids, lines, unarchivedLines };
     },
     record(id, lines, bytes) {
-      entries.push({ id, lines, bytes });
-      liveLines += lines;
-      liveBytes += bytes;
+      const entry = { id, lines, bytes };
+      entries.push(entry);
+      count(live, entry);
       // The head, too, within its share of the bytes: a quarter.
       if (
         headEnd === entries.length - 1 &&
-        headLines < policy.headLines &&
-        headBytes + bytes <= policy.maxLiveBytes / 4
+        head.lines < policy.headLines &&
+        head.bytes + bytes <= policy.maxLiveBytes / 4
       ) {
         headEnd = entries.length;
-        headLines += lines;
-        headBytes += bytes;
+        count(head, entry);
         if (next < headEnd) next = headEnd;
       }
     },
@@ -121,8 +135,7 @@ export function createTrimLedger(policy: TrimPolicy): TrimLedger {
       for (const id of plan.ids) {
         const entry = entries[next];
         if (entry === undefined || entry.id !== id) break;
-        liveLines -= entry.lines;
-        liveBytes -= entry.bytes;
+        uncount(live, entry);
         next += 1;
       }
       // The deleted entries' bookkeeping is dropped once it is most of the ledger.
@@ -149,24 +162,22 @@ export function createTrimLedger(policy: TrimPolicy): TrimLedger {
         const i = entries.length - 1;
         entries.pop();
         if (i < headEnd || i >= next) {
-          liveLines -= last.lines;
-          liveBytes -= last.bytes;
+          uncount(live, last);
           if (archived === null || compareEntryIds(last.id, archived) > 0) lost += last.lines;
         }
         if (i < headEnd) {
           headEnd = i;
-          headLines -= last.lines;
-          headBytes -= last.bytes;
+          uncount(head, last);
         }
         if (next > entries.length) next = entries.length;
       }
       return lost;
     },
     get liveBytes() {
-      return liveBytes;
+      return live.bytes;
     },
     get overKeep() {
-      return liveLines > headLines + policy.tailLines || liveBytes > policy.maxLiveBytes;
+      return live.lines > head.lines + policy.tailLines || live.bytes > policy.maxLiveBytes;
     },
   };
 }
