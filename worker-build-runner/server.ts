@@ -1,11 +1,10 @@
 import { type Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import { z } from "zod";
-import { ApiError, errorBody } from "../src/shared/errors.ts";
+import { errorBody } from "../src/shared/errors.ts";
 import type { AesKey } from "../src/shared/job-secrets.ts";
 import { openRunRequest, type RunRequest, sealedRunRequestSchema } from "../src/shared/job-spec.ts";
-import { jsonBody } from "../src/shared/json-body.ts";
+import { bodyAtMost, jsonBody } from "../src/shared/json-body.ts";
 import type { Logger } from "../src/shared/log.ts";
 import { runnerTokenAuth } from "../src/shared/runner-token.ts";
 import type { JobCancels } from "./job-cancels.ts";
@@ -74,16 +73,7 @@ export function createRunnerApp(options: RunnerServerOptions): {
     .post(
       "/jobs",
       auth,
-      bodyLimit({
-        maxSize: MAX_REQUEST_BYTES,
-        onError: () => {
-          throw new ApiError(
-            413,
-            "too_large",
-            `a job request is at most ${MAX_REQUEST_BYTES} bytes`,
-          );
-        },
-      }),
+      bodyAtMost(MAX_REQUEST_BYTES, "a job request"),
       // Before the body is even read: the dispatcher asks again as soon as a slot frees.
       createMiddleware(async (c, next) => {
         if (running.size >= options.concurrency) return busy(c);

@@ -1,5 +1,4 @@
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { workerConfig } from "../config.ts";
 import { jobDispatcher } from "../jobs/dispatcher.ts";
 import { recordTtlSeconds } from "../jobs/expiry.ts";
@@ -14,7 +13,7 @@ import {
   type StreamEntry,
 } from "../shared/entry.ts";
 import { ApiError } from "../shared/errors.ts";
-import { jsonBody } from "../shared/json-body.ts";
+import { bodyAtMost, jsonBody } from "../shared/json-body.ts";
 import { livePushSchema } from "../shared/live-push.ts";
 import { log } from "../shared/log.ts";
 import { runnerTokenAuth } from "../shared/runner-token.ts";
@@ -33,12 +32,7 @@ export const internal = new Hono<{ Bindings: Env }>()
   // The runner's entries right after their XADD: fanned out by the job's object without a read.
   .post(
     "/jobs/:id/entries",
-    bodyLimit({
-      maxSize: MAX_PUSH_BYTES,
-      onError: () => {
-        throw new ApiError(413, "too_large", `a push is at most ${MAX_PUSH_BYTES} bytes`);
-      },
-    }),
+    bodyAtMost(MAX_PUSH_BYTES, "a push"),
     jobIdParam,
     jsonBody(livePushSchema, "invalid_push"),
     async (c) => {

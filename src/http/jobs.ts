@@ -1,6 +1,5 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { describeRoute } from "hono-openapi";
 import { workerConfig } from "../config.ts";
 import { cancelJob } from "../jobs/cancel.ts";
@@ -16,7 +15,7 @@ import { ApiError } from "../shared/errors.ts";
 import { type JobRecord, parseJobRecord } from "../shared/job.ts";
 import { jobSecretsKey } from "../shared/job-secrets.ts";
 import { jobSpecSchema, sealRunRequest } from "../shared/job-spec.ts";
-import { jsonBody } from "../shared/json-body.ts";
+import { bodyAtMost, jsonBody } from "../shared/json-body.ts";
 import { jobKey, QUEUED_JOBS_KEY } from "../shared/keys.ts";
 import {
   createdJobSchema,
@@ -118,16 +117,7 @@ export const jobs = new Hono<JobsEnv>()
       },
     }),
     session,
-    bodyLimit({
-      maxSize: MAX_JOB_REQUEST_BYTES,
-      onError: () => {
-        throw new ApiError(
-          413,
-          "too_large",
-          `a job request is at most ${MAX_JOB_REQUEST_BYTES} bytes`,
-        );
-      },
-    }),
+    bodyAtMost(MAX_JOB_REQUEST_BYTES, "a job request"),
     documented("json", jobSpecSchema, jsonBody(jobSpecSchema, "invalid_job")),
     async (c) => {
       const jobId = newJobId();

@@ -1,4 +1,5 @@
 import type { Env, MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import type { z } from "zod";
 import { ApiError, type ErrorCode } from "./errors.ts";
@@ -10,6 +11,19 @@ export function describeIssues(error: Issues): string {
   return error.issues
     .map((issue) => `${issue.path.join(".") || "body"}: ${issue.message}`)
     .join("; ");
+}
+
+/**
+ * Refuses a body over `maxBytes` before it is read, with a 413 `too_large`: "`what` is at most
+ * `maxBytes` bytes".
+ */
+export function bodyAtMost(maxBytes: number, what: string): MiddlewareHandler {
+  return bodyLimit({
+    maxSize: maxBytes,
+    onError: () => {
+      throw new ApiError(413, "too_large", `${what} is at most ${maxBytes} bytes`);
+    },
+  });
 }
 
 /**
