@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { fileURLToPath } from "node:url";
@@ -6,6 +5,7 @@ import type { Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { LogLine } from "../../src/shared/entry.ts";
 import type { JobSpec } from "../../src/shared/job-spec.ts";
+import { closeServer, listenOnLoopback } from "../../tools/dev/listen.ts";
 import { devSignInUrl, type Stack, startStack } from "../../tools/dev/stack.ts";
 import { type Chromium, launchChromium } from "../support/chromium.ts";
 import { type DropProxy, startDropProxy } from "../support/drop-proxy.ts";
@@ -70,15 +70,8 @@ async function startEmbeddingSite(): Promise<EmbeddingSite> {
   const server: Server = createServer((_request, response) => {
     response.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(EMBEDDING_PAGE);
   });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  if (address === null || typeof address === "string")
-    throw new Error("the embedding site is not listening on TCP");
-  return {
-    origin: `http://localhost:${address.port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+  const port = await listenOnLoopback(server, "the embedding site");
+  return { origin: `http://localhost:${port}`, close: () => closeServer(server) };
 }
 
 // A local stand-in for Clerk's browser SDK (served as CLERK_JS_URL): `session.getToken()` gets
@@ -114,14 +107,8 @@ async function startClerkStandIn(): Promise<EmbeddingSite> {
     }
     response.writeHead(200, { ...headers, "Content-Type": "text/javascript" }).end(CLERK_STAND_IN);
   });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("no TCP address");
-  return {
-    origin: `http://127.0.0.1:${address.port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+  const port = await listenOnLoopback(server, "the Clerk stand-in");
+  return { origin: `http://127.0.0.1:${port}`, close: () => closeServer(server) };
 }
 let clerkStandIn: EmbeddingSite;
 
@@ -1270,10 +1257,7 @@ describe("cross-site request forgery in a browser", () => {
     const attacker = createServer((_request, response) => {
       response.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(ATTACK_PAGE);
     });
-    attacker.listen(0, "127.0.0.1");
-    await once(attacker, "listening");
-    const address = attacker.address();
-    if (address === null || typeof address === "string") throw new Error("no TCP address");
+    const attackerPort = await listenOnLoopback(attacker, "the attacker's site");
     const ownedJobs = () => recordsOwnedBy(redis, USER);
     try {
       const before = await ownedJobs();
@@ -1283,7 +1267,7 @@ describe("cross-site request forgery in a browser", () => {
       page.on("response", (response) => {
         if (new URL(response.url()).pathname === "/api/jobs") rejected.push(response.status());
       });
-      await page.goto(`http://127.0.0.1:${address.port}/#api=${encodeURIComponent(proxy.url)}`);
+      await page.goto(`http://127.0.0.1:${attackerPort}/#api=${encodeURIComponent(proxy.url)}`);
       await expect
         .poll(() => page.evaluate("window.attack"), WAIT)
         .toEqual({
@@ -1296,7 +1280,7 @@ describe("cross-site request forgery in a browser", () => {
     } finally {
       // The browser keeps its connection open: close() alone would wait for it.
       attacker.closeAllConnections();
-      await new Promise<void>((resolve) => attacker.close(() => resolve()));
+      await closeServer(attacker);
     }
   });
 });

@@ -1,5 +1,5 @@
-import { once } from "node:events";
 import { connect, createServer, type Socket } from "node:net";
+import { closeServer, listenOnLoopback } from "../../tools/dev/listen.ts";
 
 /** A loopback TCP proxy that keeps every byte clients sent through it, as a request log would. */
 export interface RecordingProxy {
@@ -27,16 +27,13 @@ export async function startRecordingProxy(targetPort: number): Promise<Recording
     client.pipe(upstream);
     upstream.pipe(client);
   });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("no TCP address");
+  const port = await listenOnLoopback(server, "the recording proxy");
   return {
-    url: `http://127.0.0.1:${address.port}`,
+    url: `http://127.0.0.1:${port}`,
     sent: () => Buffer.concat(chunks).toString("latin1"),
     async close() {
       for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeServer(server);
     },
   };
 }

@@ -1,5 +1,5 @@
-import { once } from "node:events";
 import { connect, createServer, type Socket } from "node:net";
+import { closeServer, listenOnLoopback } from "./listen.ts";
 
 /**
  * A loopback TCP forwarder with a fixed address in front of a process whose address changes
@@ -32,18 +32,15 @@ export async function startTcpForwarder(target: string): Promise<TcpForwarder> {
     client.pipe(upstream);
     upstream.pipe(client);
   });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("no forwarder address");
+  const listenPort = await listenOnLoopback(server, "the forwarder");
   return {
-    url: `http://127.0.0.1:${address.port}`,
+    url: `http://127.0.0.1:${listenPort}`,
     retarget(next) {
       ({ hostname, port } = new URL(next));
     },
     async close() {
       for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeServer(server);
     },
   };
 }
