@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { z } from "zod";
 import type { Sandbox } from "../../worker-build-runner/sandbox/types.ts";
 import type { E2BLocalFaultInjector } from "./faults.ts";
@@ -39,6 +39,21 @@ export function sandboxApi(deps: ApiDeps): Hono {
   const running = (id: string): HostedSandbox | undefined => {
     const hosted = deps.sandboxes.get(id);
     return hosted?.running === true ? hosted : undefined;
+  };
+  // A route on one sandbox: answers 404 unless it is running.
+  const onSandbox =
+    (handle: (c: Context, hosted: HostedSandbox) => Response | Promise<Response>) =>
+    (c: Context): Response | Promise<Response> => {
+      const id = c.req.param("sandboxID") ?? "";
+      const hosted = running(id);
+      return hosted === undefined ? error(404, `sandbox "${id}" doesn't exist`) : handle(c, hosted);
+    };
+  /** The body's `timeout`, in ms; a 400 when the body has none. */
+  const timeoutMsOf = async (c: Context): Promise<number | Response> => {
+    const parsed = timeoutSchema.safeParse(await c.req.json().catch(() => undefined));
+    return parsed.success
+      ? parsed.data.timeout * 1000
+      : error(400, `invalid request body: ${parsed.error.message}`);
   };
   const summary = (hosted: HostedSandbox): Schemas["Sandbox"] => ({
     templateID: hosted.templateId,
@@ -114,47 +129,42 @@ export function sandboxApi(deps: ApiDeps): Hono {
     c.json([...deps.sandboxes.values()].filter((hosted) => hosted.running).map(listed)),
   );
 
-  app.get("/sandboxes/:sandboxID", (c) => {
-    const hosted = running(c.req.param("sandboxID"));
-    if (hosted === undefined)
-      return error(404, `sandbox "${c.req.param("sandboxID")}" doesn't exist`);
-    const detail: Schemas["SandboxDetail"] = {
-      ...listed(hosted),
-      envdAccessToken: hosted.envdAccessToken,
-      domain: deps.domain ?? null,
-    };
-    return c.json(detail);
-  });
+  app.get(
+    "/sandboxes/:sandboxID",
+    onSandbox((c, hosted) => {
+      const detail: Schemas["SandboxDetail"] = {
+        ...listed(hosted),
+        envdAccessToken: hosted.envdAccessToken,
+        domain: deps.domain ?? null,
+      };
+      return c.json(detail);
+    }),
+  );
 
-  app.delete("/sandboxes/:sandboxID", async (c) => {
-    const hosted = running(c.req.param("sandboxID"));
-    if (hosted === undefined)
-      return error(404, `sandbox "${c.req.param("sandboxID")}" doesn't exist`);
-    await hosted.kill("killed");
-    return c.body(null, 204);
-  });
+  app.delete(
+    "/sandboxes/:sandboxID",
+    onSandbox(async (c, hosted) => {
+      await hosted.kill("killed");
+      return c.body(null, 204);
+    }),
+  );
 
-  app.post("/sandboxes/:sandboxID/timeout", async (c) => {
-    const hosted = running(c.req.param("sandboxID"));
-    if (hosted === undefined)
-      return error(404, `sandbox "${c.req.param("sandboxID")}" doesn't exist`);
-    const parsed = timeoutSchema.safeParse(await c.req.json().catch(() => undefined));
-    if (!parsed.success) return error(400, `invalid request body: ${parsed.error.message}`);
-    hosted.setTimeout(parsed.data.timeout * 1000);
-    return c.body(null, 204);
-  });
-
-  app.post("/sandboxes/:sandboxID/connect", async (c) => {
-    const hosted = running(c.req.param("sandboxID"));
-    if (hosted === undefined)
-      return error(404, `sandbox "${c.req.param("sandboxID")}" doesn't exist`);
-    const parsed = timeoutSchema.safeParse(await c.req.json().catch(() => undefined));
-    if (!parsed.success) return error(400, `invalid request body: ${parsed.error.message}`);
-    // Connecting extends the lifetime, never shortens it.
-    const remaining = hosted.endAt.getTime() - Date.now();
-    hosted.setTimeout(Math.max(remaining, parsed.data.timeout * 1000));
-    return c.json(summary(hosted), 200);
-  });
+  // Both set the sandbox's lifetime from the body's `timeout`: /timeout to it; /connect extends
+  // it, never shortens it, and answers the sandbox.
+  app.post(
+    "/sandboxes/:sandboxID/:action{timeout|connect}",
+    onSandbox(async (c, hosted) => {
+      const timeoutMs = await timeoutMsOf(c);
+      if (timeoutMs instanceof Response) return timeoutMs;
+      if (c.req.param("action") === "timeout") {
+        hosted.setTimeout(timeoutMs);
+        return c.body(null, 204);
+      }
+      const remaining = hosted.endAt.getTime() - Date.now();
+      hosted.setTimeout(Math.max(remaining, timeoutMs));
+      return c.json(summary(hosted), 200);
+    }),
+  );
 
   return app;
 }
