@@ -1,5 +1,5 @@
 import { REDACTED } from "./redacted.ts";
-import { regexRule, type SecretPattern } from "./secret-pattern.ts";
+import { indexFrom, regexRule, type SecretPattern } from "./secret-pattern.ts";
 import { DIGIT, isNotSecretValue } from "./value-shapes.ts";
 
 // Where a header's value begins: the name, a separator, and the quote it may be in.
@@ -13,11 +13,6 @@ const SCHEME = /^(?:[A-Za-z][A-Za-z-]{1,40}\d?|aws4-hmac-sha256|hmac-sha256)$/i;
 const PARAMETERS = /^[A-Za-z][A-Za-z_-]{0,30}=[^\s=]/;
 const WORD_END = /[\s,;"'\x60\\]/g;
 const VALUE_END = /["'\x60\\]/g;
-
-function indexFrom(pattern: RegExp, text: string, from: number): number {
-  pattern.lastIndex = from;
-  return pattern.exec(text)?.index ?? text.length;
-}
 
 /**
  * Authorization: <scheme> <credential>: whatever the scheme, the scheme word stays and the

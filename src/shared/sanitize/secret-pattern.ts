@@ -29,6 +29,15 @@ export interface SecretPattern {
 export const LONG_RUN_LENGTH = 20;
 
 /**
+ * Where the global `pattern` next matches in `text` at `from` or after; `text.length` when it
+ * does not: the end of a span a hand-written rule scans.
+ */
+export function indexFrom(pattern: RegExp, text: string, from: number): number {
+  pattern.lastIndex = from;
+  return pattern.exec(text)?.index ?? text.length;
+}
+
+/**
  * A rule made of a global regex and a function that returns the replacement for one match,
  * given the match and its capture groups (an unmatched group arrives as "").
  */

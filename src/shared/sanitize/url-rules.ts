@@ -1,6 +1,6 @@
 import { isLabelledSecret } from "./label-names.ts";
 import { REDACTED } from "./redacted.ts";
-import { regexRule, type SecretPattern } from "./secret-pattern.ts";
+import { indexFrom, regexRule, type SecretPattern } from "./secret-pattern.ts";
 import { isNotSecretValue, looksGenerated } from "./value-shapes.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -17,11 +17,6 @@ const URL_END = /[\s"'`<>\\]/g;
 // Passwords that say "the user name is the token": GitHub's x-oauth-basic, and the like.
 const TOKEN_USER_PASSWORDS = new Set(["x-oauth-basic", "x-oauth", "x", "x-token", "oauth2", ""]);
 const TOKEN_USER = /^[A-Za-z0-9_-]{20,}$/;
-
-function endOf(pattern: RegExp, line: string, from: number): number {
-  pattern.lastIndex = from;
-  return pattern.exec(line)?.index ?? line.length;
-}
 
 /**
  * scheme://user:password@host keeps scheme, user and host; a user that is itself a token
@@ -42,7 +37,7 @@ function redactUrlUserinfo(line: string): string {
     )
       schemeStart--;
     const authorityStart = at + 3;
-    const authorityEnd = endOf(AUTHORITY_END, line, authorityStart);
+    const authorityEnd = indexFrom(AUTHORITY_END, line, authorityStart);
     const separator = line.lastIndexOf("@", authorityEnd - 1);
     if (separator < authorityStart || schemeStart === at) continue;
     const userinfo = line.slice(authorityStart, separator);
@@ -60,7 +55,7 @@ function redactUrlUserinfo(line: string): string {
     if (!passwordIsSecret && !userIsToken) continue;
     const scheme = line.slice(schemeStart, at);
     if (passwordIsSecret && DATABASE_SCHEME.test(scheme)) {
-      const urlEnd = endOf(URL_END, line, separator);
+      const urlEnd = indexFrom(URL_END, line, separator);
       out += line.slice(copied, schemeStart) + REDACTED;
       copied = urlEnd;
       continue;
