@@ -21,6 +21,7 @@ import type { JobRecord } from "../src/shared/job.ts";
 import { archiveStateKey, logStreamKey } from "../src/shared/keys.ts";
 import { startStack } from "../tools/dev/stack.ts";
 import { commandOf, descendantPids, listenerOf } from "./fanout-proc.ts";
+import { figuresLine } from "./figures.ts";
 
 const { values } = parseArgs({
   options: {
@@ -225,11 +226,7 @@ try {
   console.log(
     `  logs.txt ${figures.logs_txt_mb} MB at ${figures.logs_txt_mb_per_s} MB/s; missing ${missing}, duplicated ${duplicated}, out of order ${outOfOrder}`,
   );
-  console.log(
-    Object.entries(figures)
-      .map(([name, value]) => `${name}=${value}`)
-      .join(" "),
-  );
+  console.log(figuresLine(figures));
 } finally {
   await stack.stop();
 }

@@ -17,6 +17,7 @@ import { createLineSanitizer } from "../src/shared/sanitize/line-sanitizer.ts";
 import { launchChromium } from "../test/support/chromium.ts";
 import { createJob, testRedis } from "../test/support/jobs.ts";
 import { devSignInUrl, startStack } from "../tools/dev/stack.ts";
+import { figuresLine } from "./figures.ts";
 
 const { values } = parseArgs({
   options: {
@@ -249,11 +250,7 @@ try {
   console.log(
     `  ratio (build page / seed page): first line ${figures.ttfl_ratio}x, long-task time ${figures.long_task_ms_ratio}x, main-thread time ${figures.main_ms_ratio}x, layout time ${figures.layout_ms_ratio}x`,
   );
-  console.log(
-    Object.entries(figures)
-      .map(([name, value]) => `${name}=${value}`)
-      .join(" "),
-  );
+  console.log(figuresLine(figures));
 } finally {
   await chromium.close();
   await stack.stop();
