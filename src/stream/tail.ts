@@ -122,6 +122,8 @@ export class Tail {
   private savedAt = Number.NEGATIVE_INFINITY;
   private unsaved = false;
   private reading: Promise<void> | null = null;
+  /** Pushes waiting for their turn (queuePush). */
+  private pushes: DecodedPush[] = [];
 
   private readonly host: TailHost;
   private readonly settings: TailSettings;
@@ -166,14 +168,33 @@ export class Tail {
   }
 
   /**
-   * The runner's entries, right after their XADD: fanned out at once when they follow on from
-   * the position; otherwise (a lost push, a restarted object, another writer) the gap is read
-   * from Redis first, which brings these entries too.
+   * The runner's entries, right after their XADD, held for takePushes: pushes that come while
+   * the object is busy go out together. Taken, they are fanned out at once when they follow on
+   * from the position; otherwise (a lost push, a restarted object, another writer) the gap is
+   * read from Redis first, which brings these entries too.
    */
-  async push(push: DecodedPush): Promise<void> {
+  queuePush(push: DecodedPush): void {
+    const last = this.pushes.at(-1);
+    // One that follows on from the one before (the usual case) joins it: one fan-out for both.
+    if (last !== undefined && last.writer === push.writer && lastIdOf(last) === push.previous)
+      this.pushes[this.pushes.length - 1] = {
+        writer: last.writer,
+        previous: last.previous,
+        entries: [...last.entries, ...push.entries],
+      };
+    else this.pushes.push(push);
+  }
+
+  /** Takes the pushes queued so far, in one turn after the reads and pushes before it. */
+  async takePushes(): Promise<void> {
+    if (this.pushes.length === 0) return;
     if (this.state.pushed !== true) await this.save({ ...this.state, pushed: true });
-    if (this.state.position === null || this.state.ended !== null) return;
-    await this.inTurn(() => this.takePush(push));
+    await this.inTurn(async () => {
+      const pushes = this.pushes;
+      this.pushes = [];
+      if (this.state.position === null) return;
+      for (const push of pushes) await this.takePush(push);
+    });
   }
 
   private async takePush(push: DecodedPush): Promise<void> {
@@ -397,6 +418,11 @@ export class Tail {
     this.savedAt = Date.now();
     await this.host.save(state);
   }
+}
+
+/** The id a push ends at: its last entry's, or (a keepalive) the one it names. */
+function lastIdOf(push: DecodedPush): string | null {
+  return push.entries.at(-1)?.id ?? push.previous;
 }
 
 /**

@@ -1,9 +1,11 @@
 import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { r2Store } from "../../src/log/archive-store.ts";
+import { archiveStoreFromEnv, r2Store } from "../../src/log/archive-store.ts";
 import { archiveLog } from "../../src/log/archiver.ts";
+import { createRedis } from "../../src/redis.ts";
 import {
+  decodeEntry,
   encodeEndFields,
   encodeEntryFields,
   type LogLine,
@@ -11,6 +13,8 @@ import {
 } from "../../src/shared/entry.ts";
 import { logStreamKey } from "../../src/shared/keys.ts";
 import type { LivePush } from "../../src/shared/live-push.ts";
+import { type DecodedPush, Tail } from "../../src/stream/tail.ts";
+import type { FanOutSlice } from "../../src/stream/viewers.ts";
 import { createLivePusher, type LivePushTransport } from "../../worker-build-runner/live-push.ts";
 import { createRedisLogWriter } from "../../worker-build-runner/redis-writer.ts";
 import { restartTailAt } from "../support/job-stream.ts";
@@ -144,6 +148,41 @@ describe("POST /internal/jobs/:id/entries", () => {
     await push(await write("b in Redis"), { writer: "runner-b", text: "b as pushed" });
     expect(await next()).toEqual(["b in Redis"]);
     await stream.cancel();
+  });
+
+  it("takes pushes that queued while the object was busy in one fan-out, as pushed", async () => {
+    const { jobId, write } = await pushedJob("push-merge");
+    const slices: FanOutSlice[] = [];
+    const tail = new Tail(
+      {
+        jobId,
+        redis: () => createRedis(env),
+        archive: () => archiveStoreFromEnv(env),
+        save: async () => undefined,
+        fanOut: (slice) => slices.push(slice),
+        ended: () => undefined,
+      },
+      { sliceBytes: 1024 * 1024 },
+    );
+    tail.load({ position: "0-0", lastCursor: null, ended: null });
+    const asPushed = (written: Written, text: string): DecodedPush => ({
+      writer: "runner-a",
+      previous: written.previous,
+      entries: [decodeEntry(written.id, encodeEntryFields([record(text)], written.n))],
+    });
+    // The writer's first push is checked against Redis; then it is trusted.
+    const a = await write("a");
+    tail.queuePush(asPushed(a, "a"));
+    await tail.takePushes();
+    const b = await write("b in Redis");
+    const c = await write("c in Redis");
+    tail.queuePush(asPushed(b, "b as pushed"));
+    tail.queuePush(asPushed(c, "c as pushed"));
+    await tail.takePushes();
+    expect(slices.map((slice) => slice.ids)).toEqual([[a.id], [b.id, c.id]]);
+    expect(slices[1]?.events.join("")).toContain("b as pushed");
+    expect(slices[1]?.events.join("")).toContain("c as pushed");
+    expect(tail.position).toBe(c.id);
   });
 
   it("answers 0 viewers for a job nobody watches, and fans nothing out", async () => {
