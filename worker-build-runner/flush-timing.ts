@@ -30,9 +30,15 @@ export interface LiveFlushTimingOptions {
   /** Newline-to-viewer time the oldest line of a batch should stay within. */
   readonly targetMs?: number;
   /**
-   * While watched, batches start at least this long apart, unless one fills: the write's cost
-   * while lines trickle. Upstash bills every command, so at a line every 10 ms this keeps the
-   * writer to about 7 lines per XADD (143 commands per 1,000 lines) whatever the round trips.
+   * While watched, a batch of this many lines goes at once: it pays its share of the command
+   * budget (7 lines per XADD is 143 commands per 1,000 lines), so waiting would only add
+   * latency. Upstash bills every command.
+   */
+  readonly budgetLines?: number;
+  /**
+   * While watched, smaller batches start at least this long apart: the write's cost while
+   * lines trickle. At a line every 10 ms, batches reach `budgetLines` first; slower lines go
+   * at most this often whatever the round trips.
    */
   readonly minSpacingMs?: number;
   /** How long a line waits for company while nobody watches (nobody waits for it then). */
@@ -45,17 +51,19 @@ export interface LiveFlushTimingOptions {
 }
 
 /**
- * Batches adaptively, for a writer whose lines reach viewers by push: the oldest waiting line
- * may wait what is left of the latency target once the write and the push are paid for, and
- * the batch goes as soon as the next line, at the rate lines have been coming, would arrive
- * too late to join it; a lone line after a quiet spell goes at once. Batches are never closer
- * than `minSpacingMs` while lines flow: with round trips of ~25 ms (Upstash in the runner's
- * region) the target alone gives the same spacing; with slow round trips the target is out of
- * reach anyway, and shrinking batches then would only multiply the commands (and the load).
- * Nobody watching, lines wait longer.
+ * Batches adaptively, for a writer whose lines reach viewers by push. A batch that already
+ * carries `budgetLines` lines goes at once (a build printing fast never waits). A smaller one:
+ * the oldest waiting line may wait what is left of the latency target once the write and the
+ * push are paid for, and the batch goes as soon as the next line, at the rate lines have been
+ * coming, would arrive too late to join it; a lone line after a quiet spell goes at once. Small
+ * batches are never closer than `minSpacingMs`: with round trips of ~25 ms (Upstash in the
+ * runner's region) the target alone gives the same spacing; with slow round trips the target
+ * is out of reach anyway, and shrinking batches then would only multiply the commands (and the
+ * load). Nobody watching, lines wait longer.
  */
 export function liveFlushTiming(options: LiveFlushTimingOptions): FlushTiming {
   const targetMs = options.targetMs ?? 95;
+  const budgetLines = options.budgetLines ?? 7;
   const minSpacingMs = options.minSpacingMs ?? 70;
   const unwatchedMs = options.unwatchedMs ?? 250;
   // Smoothed time between appended lines, capped: after a quiet spell the next line is "late".
@@ -71,8 +79,9 @@ export function liveFlushTiming(options: LiveFlushTimingOptions): FlushTiming {
     batchSent(at) {
       lastBatchAt = at;
     },
-    delayMs(oldestAt, at) {
+    delayMs(oldestAt, at, pendingLines) {
       if (!options.watched()) return oldestAt + unwatchedMs - at;
+      if (pendingLines >= budgetLines) return 0;
       const deadline = oldestAt + targetMs - options.request.ms - options.delivery.ms;
       const sendAt = at + gapMs > deadline ? at : deadline;
       return Math.max(sendAt, lastBatchAt + minSpacingMs) - at;

@@ -140,8 +140,11 @@ export interface FlushTiming {
   lineAppended?(at: number): void;
   /** A batch of new lines goes out now (not a retry of one). */
   batchSent?(at: number): void;
-  /** How much longer lines waiting since `oldestAt` may wait; 0 or less sends them now. */
-  delayMs(oldestAt: number, now: number): number;
+  /**
+   * How much longer the `pendingLines` lines waiting since `oldestAt` may wait; 0 or less
+   * sends them now.
+   */
+  delayMs(oldestAt: number, now: number, pendingLines: number): number;
 }
 
 export interface WriterStats {
@@ -460,7 +463,8 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
     pending.unannouncedDrops > 0 ||
     pending.count >= maxEntryLines ||
     (pending.count > 0 &&
-      (oldestPendingAt === null || flushTiming.delayMs(oldestPendingAt, now()) <= 0));
+      (oldestPendingAt === null ||
+        flushTiming.delayMs(oldestPendingAt, now(), pending.count) <= 0));
 
   const systemRecord = (text: string, phase: string): LogRecord => ({
     ts: new Date(now()).toISOString(),
@@ -853,7 +857,9 @@ export function createRedisLogWriter(options: RedisLogWriterOptions): RedisLogWr
   const schedule = (): void => {
     if (running) return;
     const at = now();
-    const delay = due() ? 0 : Math.max(0, flushTiming.delayMs(oldestPendingAt ?? at, at));
+    const delay = due()
+      ? 0
+      : Math.max(0, flushTiming.delayMs(oldestPendingAt ?? at, at, pending.count));
     if (timer !== null) {
       if (timerAt <= at + delay) return;
       clearTimeout(timer);
