@@ -50,6 +50,11 @@ export interface DeliverySummary {
   readonly latency: LatencySummary;
   /** The same over lines appended at or after `warmFrom` only. */
   readonly warmLatency: LatencySummary;
+  /**
+   * Per line, its first receipt over all readers: the path to the object (batching, XADD,
+   * push), without the fan-out's spread over the readers.
+   */
+  readonly firstLatency: LatencySummary;
   /** When the last line reached its reader (nowMs clock); NaN if none did. */
   readonly lastReceiptAt: number;
 }
@@ -74,6 +79,7 @@ export function createDeliveryLog(readers: number, capacityPerReader: number): D
   // One slot per (reader, line) first receipt: latency and when the line was appended.
   const latencies = new Float64Array(readers * capacityPerReader);
   const appendedAts = new Float64Array(readers * capacityPerReader);
+  const firstLatencies = new Float64Array(capacityPerReader).fill(Number.POSITIVE_INFINITY);
   let count = 0;
   let lastReceiptAt = Number.NaN;
   return {
@@ -86,8 +92,10 @@ export function createDeliveryLog(readers: number, capacityPerReader: number): D
       }
       skipped[reader] = (skipped[reader] ?? 0) + (line.seq - expected);
       nextSeq[reader] = line.seq + 1;
-      latencies[count] = receivedAt - line.appendedAt;
+      const latency = receivedAt - line.appendedAt;
+      latencies[count] = latency;
       appendedAts[count] = line.appendedAt;
+      if (latency < (firstLatencies[line.seq] ?? 0)) firstLatencies[line.seq] = latency;
       count++;
       if (!(lastReceiptAt >= receivedAt)) lastReceiptAt = receivedAt;
     },
@@ -114,6 +122,9 @@ export function createDeliveryLog(readers: number, capacityPerReader: number): D
         completeReaders: complete,
         latency: latencySummary(all),
         warmLatency: latencySummary(warm),
+        firstLatency: latencySummary(
+          firstLatencies.subarray(0, expectedPerReader).filter(Number.isFinite),
+        ),
         lastReceiptAt,
       };
     },

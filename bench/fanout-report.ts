@@ -78,7 +78,7 @@ export function printReport(results: readonly ScenarioResult[], run: RunDescript
   console.log(table(results));
   console.log("");
   console.log(
-    "latency: append (runner's clock) to receipt (viewer's thread, same machine clock), over every viewer x line; warm p99: lines appended 2 s or more after the first",
+    "latency: append (runner's clock) to receipt (viewer's thread, same machine clock), over every viewer x line; warm p99: lines appended 2 s or more after the first; first p99: per line, its first receipt over the viewers (the path to the object, without the fan-out's spread)",
   );
   console.log(
     "reads/s: Upstash commands/s while appending, minus the XADDs; lines/s, events/s: received over all viewers",
@@ -144,6 +144,7 @@ function table(results: readonly ScenarioResult[]): string {
     "p99 ms",
     "max ms",
     "warm p99",
+    "first p99",
     "lines/s",
     "events/s",
     "reads/s",
@@ -167,6 +168,7 @@ function table(results: readonly ScenarioResult[]): string {
     fixed(r.delivery.latency.p99, 1),
     fixed(r.delivery.latency.max, 1),
     fixed(r.delivery.warmLatency.p99, 1),
+    fixed(r.delivery.firstLatency.p99, 1),
     fixed(r.linesPerSecond),
     fixed(r.eventsPerSecond),
     fixed(r.readsPerSecond, 1),
@@ -231,6 +233,7 @@ function summaryFields(
       `${key}_p50_ms=${fixed(r.delivery.latency.p50, 1)}`,
       `${key}_p99_ms=${fixed(r.delivery.latency.p99, 1)}`,
       `${key}_warm_p99_ms=${fixed(r.delivery.warmLatency.p99, 1)}`,
+      `${key}_first_p99_ms=${fixed(r.delivery.firstLatency.p99, 1)}`,
       `${key}_lines_per_s=${fixed(r.linesPerSecond)}`,
       `${key}_reads_per_s=${fixed(r.readsPerSecond, 1)}`,
     );
