@@ -1,6 +1,8 @@
 // The real Worker in local workerd for a bench that plays the runner itself (bench:ingest,
 // bench:fanout): against the bench's Upstash bridge, with the runner's token and a development
 // stand-in for Clerk's key, so the bench signs its viewers' session tokens.
+import type { JobRecord } from "../src/shared/job.ts";
+import { jobKey } from "../src/shared/keys.ts";
 import { createDevSigner, type DevSigner } from "../tools/dev/dev-signer.ts";
 import { startWorkerd, type WorkerdHandle } from "../tools/dev/workerd.ts";
 import type { UpstashBridge } from "../tools/upstash-bridge/bridge.ts";
@@ -38,4 +40,25 @@ export async function startBenchWorker(
     },
   });
   return { worker, signer };
+}
+
+/**
+ * Writes the record of a job that a runner has started, as the Worker keeps it: `running`,
+ * owned by `owner`, created and started now. The bench then writes the job's stream itself.
+ */
+export async function putRunningJob(
+  redis: { set(key: string, value: string): Promise<unknown> },
+  jobId: string,
+  owner: string,
+): Promise<void> {
+  const now = new Date().toISOString();
+  const job: JobRecord = {
+    id: jobId,
+    owner,
+    status: "running",
+    created_at: now,
+    started_at: now,
+    finished_at: null,
+  };
+  await redis.set(jobKey(jobId), JSON.stringify(job));
 }

@@ -38,15 +38,13 @@ import os from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { Redis } from "@upstash/redis";
-import type { JobRecord } from "../src/shared/job.ts";
-import { jobKey } from "../src/shared/keys.ts";
 import { startUpstashBridge, type UpstashBridge } from "../tools/upstash-bridge/bridge.ts";
 import { startRedisServer } from "../tools/upstash-bridge/redis-server.ts";
 import { createLivePusher } from "../worker-build-runner/live-push.ts";
 import { workerNotifier } from "../worker-build-runner/notifier.ts";
 import { createUpstashClient } from "../worker-build-runner/redis.ts";
 import { createRedisLogWriter } from "../worker-build-runner/redis-writer.ts";
-import { startBenchWorker } from "./bench-worker.ts";
+import { putRunningJob, startBenchWorker } from "./bench-worker.ts";
 import { createDeliveryLog } from "./fanout-lines.ts";
 import { commandOf, descendantPids, listenerOf, rssMb, sampleUsage } from "./fanout-proc.ts";
 import { BASELINE, printReport, type ScenarioResult } from "./fanout-report.ts";
@@ -155,19 +153,6 @@ const teardown = createTeardown({
 
 /** A Clerk-like RS256 session token (Clerk's claims; azp unchecked: no authorized parties set). */
 
-async function createJobRecord(redis: Redis, jobId: string): Promise<void> {
-  const now = new Date().toISOString();
-  const job: JobRecord = {
-    id: jobId,
-    owner: OWNER,
-    status: "running",
-    created_at: now,
-    started_at: now,
-    finished_at: null,
-  };
-  await redis.set(jobKey(jobId), JSON.stringify(job));
-}
-
 interface WorkerdUnderTest {
   /** `http://127.0.0.1:PORT` of the Worker. */
   readonly url: string;
@@ -240,7 +225,7 @@ function waker(setup: Setup, jobId: string) {
 
 async function runFanout(setup: Setup, mode: Mode, viewers: number): Promise<ScenarioResult> {
   const jobId = `fanout-${mode}-${viewers}-${setup.runTag}-${++scenarioCount}`;
-  await createJobRecord(setup.runnerRedis, jobId);
+  await putRunningJob(setup.runnerRedis, jobId, OWNER);
   // On a thread of their own, as viewers are elsewhere than the runner in production.
   const pool = startViewerThread({
     origin: setup.workerd.url,

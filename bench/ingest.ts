@@ -8,8 +8,7 @@ import { randomUUID } from "node:crypto";
 import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { encodeEntryFields } from "../src/shared/entry.ts";
-import type { JobRecord } from "../src/shared/job.ts";
-import { jobKey, logStreamKey } from "../src/shared/keys.ts";
+import { logStreamKey } from "../src/shared/keys.ts";
 import { createLineSanitizer } from "../src/shared/sanitize/line-sanitizer.ts";
 import { startUpstashBridge } from "../tools/upstash-bridge/bridge.ts";
 import { startRedisServer } from "../tools/upstash-bridge/redis-server.ts";
@@ -18,7 +17,7 @@ import { createLogStreamer } from "../worker-build-runner/log-streamer.ts";
 import { workerNotifier } from "../worker-build-runner/notifier.ts";
 import { createUpstashClient } from "../worker-build-runner/redis.ts";
 import { createRedisLogWriter } from "../worker-build-runner/redis-writer.ts";
-import { startBenchWorker } from "./bench-worker.ts";
+import { putRunningJob, startBenchWorker } from "./bench-worker.ts";
 import { createDeliveryLog, lineText, nowMs } from "./fanout-lines.ts";
 import { createViewerPool } from "./fanout-viewers.ts";
 import { buildOutputLines } from "./fixture.ts";
@@ -105,16 +104,7 @@ try {
 
   // 3. Trickle pushed to the Worker, one viewer watching: newline to the viewer's receipt.
   const pushJobId = `bench-trickle-push-${randomUUID().slice(0, 8)}`;
-  const now = new Date().toISOString();
-  const job: JobRecord = {
-    id: pushJobId,
-    owner: OWNER,
-    status: "running",
-    created_at: now,
-    started_at: now,
-    finished_at: null,
-  };
-  await redis.set(jobKey(pushJobId), JSON.stringify(job));
+  await putRunningJob(redis, pushJobId, OWNER);
   const delivery = createDeliveryLog(1, TRICKLE_LINES);
   const viewer = createViewerPool({
     origin: worker.url,
