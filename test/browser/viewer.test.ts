@@ -431,7 +431,7 @@ describe("the log viewer in a browser", () => {
       expect(streams()).toHaveLength(1);
 
       if (how === "network") {
-        expect(proxy.dropStreams()).toBe(1);
+        expect(proxy.dropStreams(`/api/jobs/${jobId}/`)).toBe(1);
       } else {
         const response = await fetch(`${stack.workerUrl}/internal/jobs/${jobId}/disconnect`, {
           method: "POST",
@@ -779,7 +779,7 @@ describe("the log viewer in a browser", () => {
     const streams = () =>
       proxy.streamRequests.filter((request) => request.path.startsWith(`/api/jobs/${jobId}/`));
 
-    expect(proxy.dropStreams()).toBe(1);
+    expect(proxy.dropStreams(`/api/jobs/${jobId}/`)).toBe(1);
     await write("while disconnected");
     // The browser reconnects on its own, to the same URL (so with the same ticket) and with
     // Last-Event-ID, which makes it a CORS-preflighted request.
@@ -1211,7 +1211,7 @@ describe("the founder's build page", () => {
           WAIT,
         )
         .toBe(401);
-      expect(proxy.dropStreams()).toBe(1);
+      expect(proxy.dropStreams(`/api/jobs/${jobId}/`)).toBe(1);
       await expect.poll(() => page.evaluate("window.__clerkRefreshes"), WAIT).toBeGreaterThan(0);
       await expect.poll(() => connectionOf(page), WAIT).toBe("live");
       await writer.append("after the refresh");

@@ -13,16 +13,21 @@ export interface DropProxy {
   readonly url: string;
   /** Every `GET …/logs/stream` so far, oldest first. */
   readonly streamRequests: readonly StreamRequest[];
-  /** Cuts every open connection that is carrying a log stream, both ways, as a deploy or a network drop does. Returns how many. */
-  dropStreams(): number;
+  /**
+   * Cuts every open connection that is carrying a log stream (only those whose path starts with
+   * `pathPrefix`, when given), both ways, as a deploy or a network drop does. Returns how many.
+   * A browser keeps a connection whose stream ended open for its next request; the prefix keeps
+   * an earlier test's job out of the count.
+   */
+  dropStreams(pathPrefix?: string): number;
   close(): Promise<void>;
 }
 
 interface Connection {
   readonly client: Socket;
   readonly upstream: Socket;
-  /** Whether the last request on it is a log stream (its response is still flowing). */
-  streaming: boolean;
+  /** The path of the last request on it when that is a log stream (its response may still flow). */
+  streaming: string | null;
 }
 
 const isLogStream = (method: string, path: string): boolean =>
@@ -46,7 +51,7 @@ export async function startDropProxy(
 
   const server = createServer((client) => {
     const upstream = connect(Number(port), hostname);
-    const connection: Connection = { client, upstream, streaming: false };
+    const connection: Connection = { client, upstream, streaming: null };
     connections.add(connection);
     const closeBoth = () => {
       connections.delete(connection);
@@ -61,8 +66,8 @@ export async function startDropProxy(
       const request = REQUEST_LINE.exec(head);
       const path = request?.[2];
       if (path !== undefined) {
-        connection.streaming = isStream(request?.[1] ?? "", path);
-        if (connection.streaming) {
+        connection.streaming = isStream(request?.[1] ?? "", path) ? path : null;
+        if (connection.streaming !== null) {
           const lastEventId = /\r\nlast-event-id: *([^\r\n]*)\r\n/i.exec(head)?.[1] ?? null;
           streamRequests.push({ path, lastEventId });
         }
@@ -80,10 +85,11 @@ export async function startDropProxy(
   return {
     url: `http://127.0.0.1:${address.port}`,
     streamRequests,
-    dropStreams() {
+    dropStreams(pathPrefix) {
       let dropped = 0;
       for (const connection of [...connections]) {
-        if (!connection.streaming) continue;
+        if (connection.streaming === null) continue;
+        if (pathPrefix !== undefined && !connection.streaming.startsWith(pathPrefix)) continue;
         connection.client.destroy();
         connection.upstream.destroy();
         dropped += 1;
