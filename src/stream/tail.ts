@@ -185,7 +185,10 @@ export class Tail {
     else this.pushes.push(push);
   }
 
-  /** Takes the pushes queued so far, in one turn after the reads and pushes before it. */
+  /**
+   * Takes the pushes queued so far, in one turn after the reads and pushes before it. Each is
+   * tried, as in a turn of its own, though one before it failed; the first failure is thrown.
+   */
   async takePushes(): Promise<void> {
     if (this.pushes.length === 0) return;
     if (this.state.pushed !== true) await this.save({ ...this.state, pushed: true });
@@ -193,7 +196,15 @@ export class Tail {
       const pushes = this.pushes;
       this.pushes = [];
       if (this.state.position === null) return;
-      for (const push of pushes) await this.takePush(push);
+      let failure: { readonly error: unknown } | null = null;
+      for (const push of pushes) {
+        try {
+          await this.takePush(push);
+        } catch (error) {
+          failure ??= { error };
+        }
+      }
+      if (failure !== null) throw failure.error;
     });
   }
 

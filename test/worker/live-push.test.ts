@@ -1,5 +1,6 @@
 import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import type { Redis } from "@upstash/redis/cloudflare";
 import { describe, expect, it } from "vitest";
 import { archiveStoreFromEnv, r2Store } from "../../src/log/archive-store.ts";
 import { archiveLog } from "../../src/log/archiver.ts";
@@ -93,6 +94,42 @@ async function pushedJob(label: string) {
   return { jobId, write, push, send };
 }
 
+/** A push of `written` as runner-a sends it, with the text Redis holds unless `text` is given. */
+const asPushed = (written: Written, text = written.text): DecodedPush => ({
+  writer: "runner-a",
+  previous: written.previous,
+  entries: [decodeEntry(written.id, encodeEntryFields([record(text)], written.n))],
+});
+
+/** What the tail reads new entries with (XRANGE); `real` is the test's Redis. */
+type XRange = (
+  real: Redis,
+  key: string,
+  start: string,
+  end: string,
+  count?: number,
+) => Promise<unknown>;
+
+/** A tail outside any object, at the stream's start, reading new entries with `xrange`; its fan-outs in `slices`. */
+function detachedTail(jobId: string, xrange: XRange, sliceBytes: number) {
+  const slices: FanOutSlice[] = [];
+  const real = createRedis(env);
+  const reads = { xrange: (...args: [string, string, string, number?]) => xrange(real, ...args) };
+  const tail = new Tail(
+    {
+      jobId,
+      redis: () => reads as unknown as Redis,
+      archive: () => archiveStoreFromEnv(env),
+      save: async () => undefined,
+      fanOut: (slice) => slices.push(slice),
+      ended: () => undefined,
+    },
+    { sliceBytes },
+  );
+  tail.load({ position: "0-0", lastCursor: null, ended: null });
+  return { tail, slices };
+}
+
 /** A pushed job with one viewer, placed at the object's position; `next` is its next event's texts. */
 async function watchedJob(label: string) {
   const job = await pushedJob(label);
@@ -183,6 +220,29 @@ describe("POST /internal/jobs/:id/entries", () => {
     expect(slices[1]?.events.join("")).toContain("b as pushed");
     expect(slices[1]?.events.join("")).toContain("c as pushed");
     expect(tail.position).toBe(c.id);
+  });
+
+  it("tries every push taken in one turn, though one before it failed", async () => {
+    const { jobId, write } = await pushedJob("push-fail-one");
+    // Redis fails the first read only.
+    let failures = 1;
+    const { tail, slices } = detachedTail(
+      jobId,
+      async (real, ...args) => {
+        if (failures-- > 0) throw new Error("Redis away for a moment");
+        return await real.xrange(...args);
+      },
+      1024 * 1024,
+    );
+    const a = await write("a");
+    const b = await write("b");
+    const c = await write("c");
+    // a's push, then c's (b's was lost): both queued while the object was busy.
+    tail.queuePush(asPushed(a));
+    tail.queuePush(asPushed(c));
+    await expect(tail.takePushes()).rejects.toThrow("Redis away for a moment");
+    // c's push reads the gap, as it would have in a turn of its own.
+    expect(slices.map((slice) => slice.ids)).toEqual([[a.id, b.id, c.id]]);
   });
 
   it("answers 0 viewers for a job nobody watches, and fans nothing out", async () => {
