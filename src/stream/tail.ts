@@ -22,6 +22,11 @@ const SAVE_POSITION_EVERY_MS = 1_000;
 const encoder = new TextEncoder();
 // Entries kept in memory so a viewer that reconnects soon after a drop resumes without a read.
 const RECENT_LINES = 5_000;
+// Pushes that queue while a turn is slow (a Redis read retried, the archive) are held up to this
+// many slices (the lag bound, 1 MiB by default, as much as the runner queues behind its own
+// push in flight): the runner is answered before the fan-out, so nothing else holds it back.
+// Past that they are dropped, and the gap is read from Redis, which has them all.
+const QUEUED_PUSH_SLICES = 4;
 
 /** What the tail keeps in storage, so an evicted or redeployed object resumes where it was. */
 export interface TailState {
@@ -40,6 +45,13 @@ export interface DecodedPush {
   readonly writer: string;
   readonly previous: string | null;
   readonly entries: readonly StreamEntry[];
+}
+
+/** A queued push: the pushes that followed on from it joined its entries. */
+interface QueuedPush {
+  readonly writer: string;
+  readonly previous: string | null;
+  readonly entries: StreamEntry[];
 }
 
 /** What the tail needs from the object that owns it. */
@@ -122,8 +134,9 @@ export class Tail {
   private savedAt = Number.NEGATIVE_INFINITY;
   private unsaved = false;
   private reading: Promise<void> | null = null;
-  /** Pushes waiting for their turn (queuePush). */
-  private pushes: DecodedPush[] = [];
+  /** Pushes waiting for their turn (queuePush), and about how many bytes they hold. */
+  private pushes: QueuedPush[] = [];
+  private pushBytes = 0;
 
   private readonly host: TailHost;
   private readonly settings: TailSettings;
@@ -174,15 +187,28 @@ export class Tail {
    * read from Redis first, which brings these entries too.
    */
   queuePush(push: DecodedPush): void {
+    const bytes = pushBytes(push);
+    if (
+      this.pushes.length > 0 &&
+      this.pushBytes + bytes > QUEUED_PUSH_SLICES * this.settings.sliceBytes
+    ) {
+      // Too much waits: only where it ends is kept, as a keepalive naming it would, so the
+      // turn reads the gap from Redis.
+      this.pushes = [{ writer: push.writer, previous: lastIdOf(push), entries: [] }];
+      this.pushBytes = 0;
+      return;
+    }
+    this.pushBytes += bytes;
     const last = this.pushes.at(-1);
     // One that follows on from the one before (the usual case) joins it: one fan-out for both.
     if (last !== undefined && last.writer === push.writer && lastIdOf(last) === push.previous)
-      this.pushes[this.pushes.length - 1] = {
-        writer: last.writer,
-        previous: last.previous,
-        entries: [...last.entries, ...push.entries],
-      };
-    else this.pushes.push(push);
+      for (const entry of push.entries) last.entries.push(entry);
+    else this.pushes.push({ ...push, entries: [...push.entries] });
+  }
+
+  /** About how many bytes the queued pushes hold (bounded: see QUEUED_PUSH_SLICES). */
+  get queuedPushBytes(): number {
+    return this.pushBytes;
   }
 
   /**
@@ -195,6 +221,7 @@ export class Tail {
     await this.inTurn(async () => {
       const pushes = this.pushes;
       this.pushes = [];
+      this.pushBytes = 0;
       if (this.state.position === null) return;
       let failure: { readonly error: unknown } | null = null;
       for (const push of pushes) {
@@ -429,6 +456,14 @@ export class Tail {
     this.savedAt = Date.now();
     await this.host.save(state);
   }
+}
+
+/** About what a push holds: its lines' texts and, per line, what an event adds around one. */
+function pushBytes(push: DecodedPush): number {
+  let bytes = 0;
+  for (const entry of push.entries)
+    for (const line of entry.lines) bytes += line.text.length + EVENT_BYTES_PER_LINE;
+  return bytes;
 }
 
 /** The id a push ends at: its last entry's, or (a keepalive) the one it names. */

@@ -245,6 +245,44 @@ describe("POST /internal/jobs/:id/entries", () => {
     expect(slices.map((slice) => slice.ids)).toEqual([[a.id, b.id, c.id]]);
   });
 
+  it("holds a bounded number of bytes of pushes while a turn is slow, and reads the rest from Redis", async () => {
+    const { jobId, write } = await pushedJob("push-queue-bound");
+    // The first read is answered late (a slow Redis), with what Redis held when it was made.
+    let release = (): void => undefined;
+    const late = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reads = 0;
+    const sliceBytes = 16 * 1024;
+    const { tail, slices } = detachedTail(
+      jobId,
+      async (real, ...args) => {
+        const reply = await real.xrange(...args);
+        if (reads++ === 0) await late;
+        return reply;
+      },
+      sliceBytes,
+    );
+    const a = await write("a");
+    tail.queuePush(asPushed(a));
+    const first = tail.takePushes();
+    // Meanwhile the runner, answered at once, goes on pushing: 1 MiB in 1 KiB lines.
+    const written: Written[] = [];
+    for (let i = 0; i < 1024; i++) {
+      const entry = await write(`${i} ${"x".repeat(1024)}`);
+      written.push(entry);
+      tail.queuePush(asPushed(entry, `${i} as pushed`));
+    }
+    expect(tail.queuedPushBytes).toBeLessThanOrEqual(4 * sliceBytes + 2 * 1024);
+    release();
+    await first;
+    await tail.takePushes();
+    while (tail.backlog) await tail.read();
+    // Every line once and in order, whatever was dropped from the queue.
+    expect(slices.flatMap((slice) => slice.ids)).toEqual([a.id, ...written.map((e) => e.id)]);
+    expect(tail.queuedPushBytes).toBe(0);
+  });
+
   it("answers 0 viewers for a job nobody watches, and fans nothing out", async () => {
     const { send } = await pushedJob("push-unwatched");
     expect(await (await send("a")).json()).toEqual({ viewers: 0 });
