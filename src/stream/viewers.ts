@@ -77,13 +77,14 @@ export class Viewers {
 
   /** A new viewer and its SSE response; the viewer is dropped when `signal` aborts. */
   connect(signal: AbortSignal): { viewer: Viewer; response: Response } {
-    // workerd's native stream rather than a JS TransformStream: the bytes go from the write to
-    // the response without a JS read per chunk. At 1,000 viewers that cut workerd's CPU per
-    // delivered line by a quarter in bench:fanout (4.4 to 3.3 µs). Its queue counts bytes
-    // against highWaterMark as the ByteLengthQueuingStrategy did (desiredSize, the lag bound).
-    const { readable, writable } = new IdentityTransformStream({
-      highWaterMark: this.settings.maxViewerLagBytes,
-    });
+    // A JS TransformStream, not workerd's native IdentityTransformStream: that one cut workerd's
+    // CPU per delivered line at 1,000 viewers by a quarter in bench:fanout, but its writer's
+    // `ready` never resolves again once the queue has passed highWaterMark and drained, and the
+    // paced catch-up of a resuming viewer waits on `ready` (test/worker/viewers.test.ts).
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(
+      undefined,
+      new ByteLengthQueuingStrategy({ highWaterMark: this.settings.maxViewerLagBytes }),
+    );
     const viewer: Viewer = {
       writer: writable.getWriter(),
       lastSent: "0-0",

@@ -47,6 +47,31 @@ describe("isExpectedDisconnect()", () => {
 });
 
 describe("Viewers", () => {
+  it("paces a catch-up past the lag bound: ready() resolves once the viewer has read, again and again", async () => {
+    const viewers = new Viewers(settings, recordingLogger());
+    const { viewer, response } = viewers.connect(new AbortController().signal);
+    const reader = response.body?.getReader();
+    let received = 0;
+    const reading = (async () => {
+      for (;;) {
+        const chunk = await reader?.read();
+        if (chunk === undefined || chunk.done) return;
+        received += chunk.value.byteLength;
+      }
+    })();
+    // A resume of 8 KiB through a 1 KiB bound, 3 KiB at a time, as catch-up sends it.
+    const slice = `data: ${"x".repeat(1017)}\n\n`.repeat(3);
+    for (let i = 0; i < 8; i++) {
+      await viewers.ready(viewer);
+      viewers.sendText(viewer, slice, true);
+    }
+    await viewers.ready(viewer);
+    expect(viewer.closed).toBe(false);
+    viewers.close(viewer, false);
+    await reading;
+    expect(received).toBe("retry: 2000\n\n".length + 8 * slice.length);
+  });
+
   it("ends a dropped viewer's stream cleanly after what it was sent", async () => {
     const logger = recordingLogger();
     const viewers = new Viewers(settings, logger);
