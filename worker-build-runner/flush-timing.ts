@@ -50,6 +50,10 @@ export interface LiveFlushTimingOptions {
   readonly delivery: RoundTripEstimate;
 }
 
+// The most commands saved up, and owed (liveFlushTiming's credit).
+const CREDIT_MAX = 2;
+const DEBT_MAX = 10;
+
 /**
  * Batches adaptively, for a writer whose lines reach viewers by push: the oldest waiting line
  * may wait what is left of the latency target once the write and the push are paid for, and
@@ -63,10 +67,6 @@ export interface LiveFlushTimingOptions {
  * anyway, and shrinking batches then would only multiply the commands (and the load). Nobody
  * watching, lines wait longer.
  */
-// The most commands saved up, and owed (liveFlushTiming's credit).
-const CREDIT_MAX = 2;
-const DEBT_MAX = 10;
-
 export function liveFlushTiming(options: LiveFlushTimingOptions): FlushTiming {
   const targetMs = options.targetMs ?? 80;
   const budgetLines = options.budgetLines ?? 7;
