@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { workerConfig } from "../config.ts";
 import { createRedis } from "../redis.ts";
+import { armNoLaterThan } from "../shared/alarm.ts";
 import { exponentialBackoff } from "../shared/backoff.ts";
 import { isTerminalStatus, parseJobRecord } from "../shared/job.ts";
 import type { SealedRunRequest } from "../shared/job-spec.ts";
@@ -321,7 +322,6 @@ export class JobDispatcher extends DurableObject<Env> {
   }
 
   private async armAt(at: number): Promise<void> {
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+    await armNoLaterThan(this.ctx.storage, at);
   }
 }

@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { workerConfig } from "../config.ts";
 import { archiveStoreFromEnv } from "../log/archive-store.ts";
 import { createRedis } from "../redis.ts";
+import { armNoLaterThan } from "../shared/alarm.ts";
 import { type Cursor, compareEntryIds, parseCursor } from "../shared/entry.ts";
 import { type ErrorCode, errorBody } from "../shared/errors.ts";
 import { isValidJobId } from "../shared/keys.ts";
@@ -270,9 +271,7 @@ export class JobStream extends DurableObject<Env> {
   }
 
   private async armAt(at: number): Promise<void> {
-    const when = Math.max(Date.now(), at);
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > when) await this.ctx.storage.setAlarm(when);
+    await armNoLaterThan(this.ctx.storage, at);
   }
 }
 
