@@ -23,12 +23,6 @@ export async function startBenchWorker(
     kid: `ins_${options.bench}_bench`,
     issuer: `https://clerk.${options.bench}.bench`,
   });
-  // No local trace collector for the benches: wrangler's dev server attaches one to the Worker
-  // by default, and it cost workerd more CPU than the request itself (a runner's push: 3.7 ms
-  // of CPU with it, 0.8 ms without; GET /healthz 1.7 and 0.5 ms). Production has none unless a
-  // tail Worker is bound. The tests and `npm start` keep wrangler's default: with it off, the
-  // faults suite's workerd-restart scenario stalled after the restart (not yet understood).
-  process.env.X_LOCAL_OBSERVABILITY ??= "false";
   const worker = await startWorkerd({
     configPath: "wrangler.toml",
     readyTimeoutMs: 60_000,
