@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { workerConfig } from "../config.ts";
 import { archiveStoreFromEnv } from "../log/archive-store.ts";
 import { createRedis } from "../redis.ts";
-import { armNoLaterThan } from "../shared/alarm.ts";
+import { armNoLaterThan, LOST_ALARM_MS } from "../shared/alarm.ts";
 import { type Cursor, compareEntryIds, parseCursor } from "../shared/entry.ts";
 import { type ErrorCode, errorBody } from "../shared/errors.ts";
 import { isValidJobId } from "../shared/keys.ts";
@@ -56,6 +56,8 @@ export class JobStream extends DurableObject<Env> {
   private runnerPushing = false;
   /** A timer will take the pushes waiting in the tail (fanOutSoon). */
   private pushTimerSet = false;
+  /** When the alarm last ran. With viewers it runs at least every heartbeat interval. */
+  private lastAlarmAt = Date.now();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -132,7 +134,13 @@ export class JobStream extends DurableObject<Env> {
    */
   async push(push: DecodedPush): Promise<LivePushAnswer> {
     this.lastPushAt = Date.now();
-    if (this.viewers.size > 0) this.fanOutSoon(push);
+    if (this.viewers.size > 0) {
+      this.fanOutSoon(push);
+      // No alarm for longer than it may be: it was lost (src/shared/alarm.ts). Pushes and
+      // keepalives come all through a quiet build, so the heartbeats come back within one.
+      if (this.lastPushAt - this.lastAlarmAt > this.settings.heartbeatMs + LOST_ALARM_MS)
+        this.arm().catch((error: unknown) => this.log.error("could not set the alarm", error));
+    }
     this.runnerPushing = this.viewers.size > 0;
     return { viewers: this.viewers.size };
   }
@@ -182,6 +190,7 @@ export class JobStream extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    this.lastAlarmAt = Date.now();
     await this.tail.saveIfBehind();
     if (this.viewers.size === 0) return;
     try {

@@ -1,7 +1,7 @@
-import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { Redis } from "@upstash/redis/cloudflare";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { archiveStoreFromEnv, r2Store } from "../../src/log/archive-store.ts";
 import { archiveLog } from "../../src/log/archiver.ts";
 import { createRedis } from "../../src/redis.ts";
@@ -14,6 +14,7 @@ import {
 } from "../../src/shared/entry.ts";
 import { logStreamKey } from "../../src/shared/keys.ts";
 import type { LivePush } from "../../src/shared/live-push.ts";
+import type { JobStream } from "../../src/stream/job-stream.ts";
 import { type DecodedPush, Tail } from "../../src/stream/tail.ts";
 import type { FanOutSlice } from "../../src/stream/viewers.ts";
 import { createLivePusher, type LivePushTransport } from "../../worker-build-runner/live-push.ts";
@@ -432,6 +433,24 @@ describe("the object's one alarm", () => {
     expect((await asRunner(jobId, "wake")).status).toBe(204);
     await runDurableObjectAlarm(env.JOB_STREAM.getByName(jobId));
     expect(await next()).toEqual(["b"]);
+    await stream.cancel();
+  });
+
+  it("sets its alarm again from a push once none ran for longer than it may (a lost alarm)", async () => {
+    const { jobId, stream, send, next } = await watchedJob("alarm-lost");
+    const stub = env.JOB_STREAM.getByName(jobId);
+    const alarm = () => runInDurableObject(stub, (_: JobStream, state) => state.storage.getAlarm());
+    // The viewer's admission arms it.
+    await vi.waitFor(async () => expect(await alarm()).not.toBeNull());
+    // As if workerd had lost the alarm a minute ago (src/shared/alarm.ts): none ran since, and
+    // none is coming. Heartbeats and safety reads hang on it.
+    await runInDurableObject(stub, async (instance: JobStream, state) => {
+      await state.storage.deleteAlarm();
+      (instance as unknown as { lastAlarmAt: number }).lastAlarmAt = Date.now() - 60_000;
+    });
+    await send("a");
+    expect(await next()).toEqual(["a"]);
+    await vi.waitFor(async () => expect(await alarm()).not.toBeNull());
     await stream.cancel();
   });
 
