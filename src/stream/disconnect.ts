@@ -12,5 +12,10 @@ const PEER_GONE = /^Network connection lost\.?$/;
 export function isExpectedDisconnect(error: unknown): boolean {
   if (error === CLOSED_BY_SERVER) return true;
   if (!(error instanceof Error)) return false;
-  return error.name === "AbortError" || PEER_GONE.test(error.message);
+  // A native stream (IdentityTransformStream) hands an abort's reason on as an Error of it.
+  return (
+    error.name === "AbortError" ||
+    error.message === CLOSED_BY_SERVER ||
+    PEER_GONE.test(error.message)
+  );
 }

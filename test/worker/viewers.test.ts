@@ -28,6 +28,7 @@ afterEach(() => {
 describe("isExpectedDisconnect()", () => {
   it.each<[string, unknown]>([
     ["this object's own reason", CLOSED_BY_SERVER],
+    ["this object's own reason, as a native stream hands it on", new Error(CLOSED_BY_SERVER)],
     ["workerd's lost peer", new Error("Network connection lost.")],
     ["an aborted request", new DOMException("The operation was aborted.", "AbortError")],
   ])("recognises %s", (_name, error) => {
