@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { workerConfig } from "../config.ts";
 import { createRedis } from "../redis.ts";
-import { armNoLaterThan } from "../shared/alarm.ts";
+import { alarmToRepair, armNoLaterThan } from "../shared/alarm.ts";
 import { exponentialBackoff } from "../shared/backoff.ts";
 import { isTerminalStatus, parseJobRecord } from "../shared/job.ts";
 import type { SealedRunRequest } from "../shared/job-spec.ts";
@@ -118,6 +118,17 @@ export class JobDispatcher extends DurableObject<Env> {
     this.sql.exec("UPDATE started SET ended_at = ? WHERE job_id = ?", Date.now(), jobId);
     this.sql.exec("DELETE FROM pending WHERE job_id = ?", jobId);
     await this.armAt(Date.now());
+  }
+
+  /**
+   * The sweep's check, every minute, that dispatching has not stopped: only submit() and
+   * ended() set the alarm otherwise, so an alarm workerd lost (src/shared/alarm.ts) while jobs
+   * wait would hold them until the next job is created or ends. A backoff still to come stays.
+   */
+  async poke(): Promise<void> {
+    const pending = this.sql.exec("SELECT 1 FROM pending LIMIT 1").toArray().length > 0;
+    const set = alarmToRepair(await this.ctx.storage.getAlarm(), pending, Date.now());
+    if (set !== null) await this.ctx.storage.setAlarm(set);
   }
 
   /** Whether the job waits here for a runner, was handed to one, or is unknown here. */

@@ -53,6 +53,9 @@ export async function sweep(env: Env): Promise<{ failed: string[]; archived: str
     failed.push(jobId);
   };
 
+  // Dispatching goes on though the dispatcher's alarm was lost.
+  await jobDispatcher(env).poke();
+
   const running = await redis.zrange<string[]>(RUNNING_JOBS_KEY, 0, -1);
   if (running.length > 0) {
     const p = redis.pipeline();

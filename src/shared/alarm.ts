@@ -23,6 +23,16 @@ export function alarmToSet(stored: number | null, at: number, now: number): numb
   return null;
 }
 
+/**
+ * The alarm to set when checking, from outside the object's own flow (the sweep), that it has
+ * not stopped: now, if the stored alarm is lost (as in alarmToSet) or none is stored though
+ * `wanted`; else null. A stored alarm still to come is left alone (a backoff stays a backoff).
+ */
+export function alarmToRepair(stored: number | null, wanted: boolean, now: number): number | null {
+  if (stored === null) return wanted ? now : null;
+  return stored < now - LOST_ALARM_MS ? now : null;
+}
+
 /** What armNoLaterThan needs of a Durable Object's storage (this file is also built for Node). */
 export interface AlarmStorage {
   getAlarm(): Promise<number | null>;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { alarmToSet, LOST_ALARM_MS } from "../../src/shared/alarm.ts";
+import { alarmToRepair, alarmToSet, LOST_ALARM_MS } from "../../src/shared/alarm.ts";
 
 describe("alarmToSet()", () => {
   const now = 1_000_000;
@@ -26,5 +26,20 @@ describe("alarmToSet()", () => {
     expect(alarmToSet(now - LOST_ALARM_MS - 1, now + 900, now)).toBe(now);
     // Even when the caller wants it at once.
     expect(alarmToSet(now - 85_000, now - 10, now)).toBe(now);
+  });
+});
+
+describe("alarmToRepair()", () => {
+  const now = 1_000_000;
+
+  it("sets a lost alarm for now, and one that is wanted and missing", () => {
+    expect(alarmToRepair(now - 85_000, false, now)).toBe(now);
+    expect(alarmToRepair(null, true, now)).toBe(now);
+  });
+
+  it("leaves an alarm still to come alone (a backoff stays a backoff), and sets none unwanted", () => {
+    expect(alarmToRepair(now + 10_000, true, now)).toBeNull();
+    expect(alarmToRepair(now - LOST_ALARM_MS, true, now)).toBeNull();
+    expect(alarmToRepair(null, false, now)).toBeNull();
   });
 });

@@ -1,3 +1,4 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { jobDispatcher } from "../../src/jobs/dispatcher.ts";
@@ -115,6 +116,22 @@ describe("the dispatcher", () => {
     expect(await jobDispatcher(env).holds(a3 ?? "")).toBe("pending");
     await finish(b1);
     await finish(a1 ?? "");
+    expect((await startsOf(a, 3))[2]).toBe(a3);
+  });
+
+  it("hands a job over at the next sweep when the alarm that should have done it was lost", async () => {
+    const a = await createAll(user("lost"), 3);
+    const [a1 = "", , a3 = ""] = a;
+    await startsOf(a, 2);
+    await waitsInDispatcher(a3);
+    // a1 ends, and the alarm its end set is lost (src/shared/alarm.ts): stored, never fired,
+    // as workerd left one. Nothing else would wake the dispatcher: no job is created or ends.
+    await fetch(`${RUNNER}/__test/finish/${a1}`, { method: "POST" });
+    await runInDurableObject(jobDispatcher(env), async (_instance, state) => {
+      state.storage.sql.exec("UPDATE started SET ended_at = ? WHERE job_id = ?", Date.now(), a1);
+      await state.storage.deleteAlarm();
+    });
+    await sweep(env);
     expect((await startsOf(a, 3))[2]).toBe(a3);
   });
 
