@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { workerConfig } from "../config.ts";
 import { createRedis } from "../redis.ts";
-import { alarmToRepair, armNoLaterThan } from "../shared/alarm.ts";
+import { armNoLaterThan, repairAlarm } from "../shared/alarm.ts";
 import { exponentialBackoff } from "../shared/backoff.ts";
 import { isTerminalStatus, parseJobRecord } from "../shared/job.ts";
 import type { SealedRunRequest } from "../shared/job-spec.ts";
@@ -127,8 +127,7 @@ export class JobDispatcher extends DurableObject<Env> {
    */
   async poke(): Promise<void> {
     const pending = this.sql.exec("SELECT 1 FROM pending LIMIT 1").toArray().length > 0;
-    const set = alarmToRepair(await this.ctx.storage.getAlarm(), pending, Date.now());
-    if (set !== null) await this.ctx.storage.setAlarm(set);
+    await repairAlarm(this.ctx.storage, pending);
   }
 
   /** Whether the job waits here for a runner, was handed to one, or is unknown here. */

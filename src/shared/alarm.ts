@@ -2,6 +2,8 @@
 // within milliseconds, and a handler that has started no longer shows in getAlarm().
 export const LOST_ALARM_MS = 2_000;
 
+const isLost = (stored: number, now: number): boolean => stored < now - LOST_ALARM_MS;
+
 /**
  * When to set the object's one alarm so that it fires no later than `at`. Returns null when the
  * stored alarm already does.
@@ -19,8 +21,7 @@ export const LOST_ALARM_MS = 2_000;
 export function alarmToSet(stored: number | null, at: number, now: number): number | null {
   const when = Math.max(now, at);
   if (stored === null || stored > when) return when;
-  if (stored < now - LOST_ALARM_MS) return now;
-  return null;
+  return isLost(stored, now) ? now : null;
 }
 
 /**
@@ -30,10 +31,10 @@ export function alarmToSet(stored: number | null, at: number, now: number): numb
  */
 export function alarmToRepair(stored: number | null, wanted: boolean, now: number): number | null {
   if (stored === null) return wanted ? now : null;
-  return stored < now - LOST_ALARM_MS ? now : null;
+  return isLost(stored, now) ? now : null;
 }
 
-/** What armNoLaterThan needs of a Durable Object's storage (this file is also built for Node). */
+/** What armNoLaterThan and repairAlarm need of a Durable Object's storage (this file is also built for Node). */
 export interface AlarmStorage {
   getAlarm(): Promise<number | null>;
   setAlarm(scheduledTime: number): Promise<void>;
@@ -42,5 +43,11 @@ export interface AlarmStorage {
 /** Sets the alarm of `storage` so it fires no later than `at` (alarmToSet). */
 export async function armNoLaterThan(storage: AlarmStorage, at: number): Promise<void> {
   const set = alarmToSet(await storage.getAlarm(), at, Date.now());
+  if (set !== null) await storage.setAlarm(set);
+}
+
+/** Sets the alarm of `storage` for now if it was lost, or is missing though `wanted` (alarmToRepair). */
+export async function repairAlarm(storage: AlarmStorage, wanted: boolean): Promise<void> {
+  const set = alarmToRepair(await storage.getAlarm(), wanted, Date.now());
   if (set !== null) await storage.setAlarm(set);
 }

@@ -124,8 +124,9 @@ describe("the dispatcher", () => {
     const [a1 = "", , a3 = ""] = a;
     await startsOf(a, 2);
     await waitsInDispatcher(a3);
-    // a1 ends, and the alarm its end set is lost (src/shared/alarm.ts): stored, never fired,
-    // as workerd left one. Nothing else would wake the dispatcher: no job is created or ends.
+    // a1 ends, and the alarm its end set is lost. Deleted here; workerd left one stored and
+    // never fired, which the sweep's poke sets again too (alarmToRepair, test/shared/alarm.test.ts).
+    // Nothing else would wake the dispatcher: no job is created or ends.
     await fetch(`${RUNNER}/__test/finish/${a1}`, { method: "POST" });
     await runInDurableObject(jobDispatcher(env), async (_instance, state) => {
       state.storage.sql.exec("UPDATE started SET ended_at = ? WHERE job_id = ?", Date.now(), a1);
