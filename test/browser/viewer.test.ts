@@ -328,6 +328,8 @@ describe("the log viewer in a browser", () => {
     await expect.poll(() => statusOf(page), WAIT).toBe("ready");
     expect(await page.locator("#status").textContent()).toBe("Build succeeded");
     expect(await page.locator("#notice").textContent()).toBe("The build finished successfully.");
+    // It follows the end with the next frame (the page renders on requestAnimationFrame).
+    await nextFrames(page);
     expect(await atBottom(page)).toBe(true);
     await screenshot(page, "live-build");
 
@@ -454,6 +456,9 @@ describe("the log viewer in a browser", () => {
 
       await expect.poll(() => statusOf(page), WAIT).toBe("failed");
       expect(await page.locator("#notice").textContent()).toBe("The build failed.");
+      // The status is set as `done` arrives; the count with the next frame (the page renders
+      // on requestAnimationFrame), which a loaded machine can hold back past the status poll.
+      await nextFrames(page);
       expect(await countText(page)).toBe(linesText(expected.length));
       expect(await readAllTexts(page)).toEqual(expected);
       expect(errors).toEqual([]);
