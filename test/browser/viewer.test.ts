@@ -704,6 +704,7 @@ describe("the log viewer in a browser", () => {
     await expect.poll(() => loadedLines(page), WAIT).toBe(1_000);
     await loadEarlier.click();
     await expect.poll(() => loadedLines(page), WAIT).toBe(1_200);
+    await nextFrames(page); // the button's state comes with the render
     expect(await loadEarlier.isHidden()).toBe(true);
     await writer.append("live after history");
     await expect.poll(() => countText(page), WAIT).toBe(linesText(1_201));
@@ -1069,6 +1070,7 @@ describe("the founder's build page", () => {
         .evaluate((row) => row.getBoundingClientRect().height);
 
     // Desktop: one row per line, the long one scrolls sideways; wrapping on request.
+    await nextFrames(page); // the rows come with the render
     expect(await page.locator("#wrap").getAttribute("aria-pressed")).toBe("false");
     expect(await logScrollsSideways()).toBe(true);
     for (const scheme of ["light", "dark"] as const) {
