@@ -27,6 +27,8 @@ export interface JobStreamSettings {
 }
 
 const STATE_KEY = "state";
+// The watchdog (JobStream.watch) checks at least this far apart.
+const WATCHDOG_MIN_MS = 250;
 
 /**
  * The per-job Durable Object: the only live reader of the job's Redis Stream, whatever the
@@ -58,6 +60,8 @@ export class JobStream extends DurableObject<Env> {
   private pushTimerSet = false;
   /** When the alarm last ran. With viewers it runs at least every heartbeat interval. */
   private lastAlarmAt = Date.now();
+  /** The timer that checks, while viewers are connected, that the alarm still runs (watch). */
+  private watchdog: ReturnType<typeof setTimeout> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -125,6 +129,7 @@ export class JobStream extends DurableObject<Env> {
     }
     const { viewer, response } = this.viewers.connect(request.signal);
     this.ctx.waitUntil(this.admit(viewer, after, url.searchParams.get("archived") === "1"));
+    this.watch();
     return response;
   }
 
@@ -134,13 +139,7 @@ export class JobStream extends DurableObject<Env> {
    */
   async push(push: DecodedPush): Promise<LivePushAnswer> {
     this.lastPushAt = Date.now();
-    if (this.viewers.size > 0) {
-      this.fanOutSoon(push);
-      // No alarm for longer than it may be: it was lost (src/shared/alarm.ts). Pushes and
-      // keepalives come all through a quiet build, so the heartbeats come back within one.
-      if (this.lastPushAt - this.lastAlarmAt > this.settings.heartbeatMs + LOST_ALARM_MS)
-        this.arm().catch((error: unknown) => this.log.error("could not set the alarm", error));
-    }
+    if (this.viewers.size > 0) this.fanOutSoon(push);
     this.runnerPushing = this.viewers.size > 0;
     return { viewers: this.viewers.size };
   }
@@ -262,6 +261,32 @@ export class JobStream extends DurableObject<Env> {
 
   private get pushMode(): boolean {
     return this.tail.state.pushed === true && this.runnerPushing;
+  }
+
+  /**
+   * While viewers are connected, checks now and then that the alarm still runs: with viewers it
+   * runs at least every heartbeat interval (arm), so none for longer than that plus
+   * LOST_ALARM_MS means workerd lost it, stored or not (src/shared/alarm.ts), and heartbeats,
+   * reads and safety reads all hang on it. Only a new viewer, a push or a wake would set it
+   * again otherwise, and a runner without a Worker URL never pushes. A timer in memory needs no
+   * storage; the viewers' open streams keep the object, and so the timer, alive.
+   */
+  private watch(): void {
+    if (this.watchdog !== null) return;
+    const { heartbeatMs } = this.settings;
+    this.watchdog = setTimeout(
+      () => {
+        this.watchdog = null;
+        if (this.viewers.size === 0 || this.tail.state.ended !== null) return;
+        if (Date.now() - this.lastAlarmAt > heartbeatMs + LOST_ALARM_MS) {
+          this.log.warn("no alarm ran for longer than it may: it was lost; setting it again");
+          this.lastAlarmAt = Date.now(); // one repair per lapse, not one per check
+          this.arm().catch((error: unknown) => this.log.error("could not set the alarm", error));
+        }
+        this.watch();
+      },
+      Math.max(WATCHDOG_MIN_MS, heartbeatMs / 4),
+    );
   }
 
   /** The one alarm: the next read (as readDue would have it) or heartbeat, whichever is first. */

@@ -141,6 +141,27 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     await stream.cancel();
   });
 
+  it("sets its alarm again when workerd lost it, with no push, wake or new viewer to do so", async () => {
+    const { jobId, writer } = await newJob("alarm-lost");
+    const stream = sseReader(await owner.stream(jobId));
+    await stream.nextMatching((frame) => frame.id !== undefined);
+    const stub = env.JOB_STREAM.getByName(jobId);
+    const alarm = () => runInDurableObject(stub, (_: JobStream, state) => state.storage.getAlarm());
+    await writer.append("before");
+    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["before"]);
+    // As if workerd had lost it a minute ago (src/shared/alarm.ts): no alarm is stored, none
+    // ran since, and this runner pushes nothing (no Worker URL), so the object reads Redis
+    // only on its alarm. Its watchdog sets it again, and the next line is read.
+    await runInDurableObject(stub, async (instance: JobStream, state) => {
+      await state.storage.deleteAlarm();
+      (instance as unknown as { lastAlarmAt: number }).lastAlarmAt = Date.now() - 60_000;
+    });
+    expect(await alarm()).toBeNull();
+    await writer.append("after");
+    expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["after"]);
+    await stream.cancel();
+  });
+
   it("ends with the remaining lines, done with the status, and a close", async () => {
     const { jobId, writer } = await newJob("done");
     const stream = sseReader(await owner.stream(jobId));

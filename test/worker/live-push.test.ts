@@ -436,7 +436,7 @@ describe("the object's one alarm", () => {
     await stream.cancel();
   });
 
-  it("sets its alarm again from a push once none ran for longer than it may (a lost alarm)", async () => {
+  it("sets a lost alarm again while pushes flow (the watchdog; heartbeats and safety reads hang on it)", async () => {
     const { jobId, stream, send, next } = await watchedJob("alarm-lost");
     const stub = env.JOB_STREAM.getByName(jobId);
     const alarm = () => runInDurableObject(stub, (_: JobStream, state) => state.storage.getAlarm());
