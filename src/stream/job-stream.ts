@@ -58,8 +58,9 @@ export class JobStream extends DurableObject<Env> {
   private runnerPushing = false;
   /** A timer will take the pushes waiting in the tail (fanOutSoon). */
   private pushTimerSet = false;
-  /** When the alarm last ran. With viewers it runs at least every heartbeat interval. */
+  /** When the alarm last ended. With viewers it runs at least every heartbeat interval. */
   private lastAlarmAt = Date.now();
+  private alarmRunning = false;
   /** The timer that checks, while viewers are connected, that the alarm still runs (watch). */
   private watchdog: ReturnType<typeof setTimeout> | null = null;
 
@@ -189,7 +190,17 @@ export class JobStream extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    this.lastAlarmAt = Date.now();
+    this.alarmRunning = true;
+    try {
+      await this.runAlarm();
+    } finally {
+      // From its end: a read retried through a Redis outage may hold it longer than the lapse.
+      this.alarmRunning = false;
+      this.lastAlarmAt = Date.now();
+    }
+  }
+
+  private async runAlarm(): Promise<void> {
     await this.tail.saveIfBehind();
     if (this.viewers.size === 0) return;
     try {
@@ -278,7 +289,7 @@ export class JobStream extends DurableObject<Env> {
       () => {
         this.watchdog = null;
         if (this.viewers.size === 0 || this.tail.state.ended !== null) return;
-        if (Date.now() - this.lastAlarmAt > heartbeatMs + LOST_ALARM_MS) {
+        if (!this.alarmRunning && Date.now() - this.lastAlarmAt > heartbeatMs + LOST_ALARM_MS) {
           this.log.warn("no alarm ran for longer than it may: it was lost; setting it again");
           this.lastAlarmAt = Date.now(); // one repair per lapse, not one per check
           this.arm().catch((error: unknown) => this.log.error("could not set the alarm", error));
