@@ -2,8 +2,9 @@
 export const CLOSED_BY_SERVER = "closed by the server";
 
 // workerd's words for a peer that is gone: the viewer's tab closed, its network dropped, the
-// Worker in front of the object cancelled the body.
-const PEER_GONE = /^Network connection lost\.?$/;
+// Worker in front of the object cancelled the body (with no reason given: "Stream was
+// cancelled.").
+const PEER_GONE = /^(?:Network connection lost|Stream was cancelled)\.?$/;
 
 /**
  * Whether a viewer's stream failed the way streams end: the viewer went away, or this object

@@ -30,6 +30,7 @@ describe("isExpectedDisconnect()", () => {
     ["this object's own reason", CLOSED_BY_SERVER],
     ["this object's own reason, as a native stream hands it on", new Error(CLOSED_BY_SERVER)],
     ["workerd's lost peer", new Error("Network connection lost.")],
+    ["workerd's body cancelled with no reason", new Error("Stream was cancelled.")],
     ["an aborted request", new DOMException("The operation was aborted.", "AbortError")],
   ])("recognises %s", (_name, error) => {
     expect(isExpectedDisconnect(error)).toBe(true);
@@ -98,13 +99,17 @@ describe("Viewers", () => {
     await expect(reader?.read()).rejects.toThrow(CLOSED_BY_SERVER);
   });
 
-  it("logs nothing when a viewer goes away, and names any other failure of its stream", async () => {
+  it("logs nothing when a viewer goes away or stops reading, and names any other failure of its stream", async () => {
     const logger = recordingLogger();
     const viewers = new Viewers(settings, logger);
     const gone = viewers.connect(new AbortController().signal);
     const broken = viewers.connect(new AbortController().signal);
+    // A body cancelled with no reason: as a client that stops reading (a Worker cancelling
+    // the body, a test's reader) ends it.
+    const quiet = viewers.connect(new AbortController().signal);
     await gone.response.body?.cancel(new Error("Network connection lost."));
     await broken.response.body?.cancel(new Error("disk on fire"));
+    await quiet.response.body?.cancel();
     await vi.waitUntil(() => viewers.size === 0);
     expect(logger.errors).toHaveLength(1);
     expect(logger.errors[0]).toEqual(["a viewer's stream failed", new Error("disk on fire")]);
