@@ -13,7 +13,7 @@ const PEER_GONE = /^(?:Network connection lost|Stream was cancelled)\.?$/;
 export function isExpectedDisconnect(error: unknown): boolean {
   if (error === CLOSED_BY_SERVER) return true;
   if (!(error instanceof Error)) return false;
-  // A native stream (IdentityTransformStream) hands an abort's reason on as an Error of it.
+  // Its reason may come back wrapped in an Error (the viewer's stream is errored with one).
   return (
     error.name === "AbortError" ||
     error.message === CLOSED_BY_SERVER ||
