@@ -118,7 +118,7 @@ export class Viewers {
           this.close(viewer, true);
         },
       },
-      { highWaterMark: this.settings.maxViewerLagBytes, size: (chunk) => chunk?.byteLength ?? 0 },
+      new ByteLengthQueuingStrategy({ highWaterMark: this.settings.maxViewerLagBytes }),
     );
     if (viewer === null) throw new Error("the viewer's stream did not start");
     const started: Viewer = viewer;
