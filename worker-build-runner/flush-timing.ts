@@ -72,7 +72,11 @@ export function liveFlushTiming(options: LiveFlushTimingOptions): FlushTiming {
   const budgetLines = options.budgetLines ?? 7;
   const minSpacingMs = options.minSpacingMs ?? 70;
   const unwatchedMs = options.unwatchedMs ?? 250;
-  // Smoothed time between appended lines, capped: after a quiet spell the next line is "late".
+  // Smoothed time between arrivals of lines, capped: after a quiet spell the next line is "late".
+  // Lines appended at the same instant (one chunk of a build's output, split into lines) are
+  // one arrival: counted as gaps of 0 they made a build that prints 10 lines every 50 ms look
+  // as if its next line were due at once, and each batch waited out the whole deadline
+  // (some 70 ms with local round trips) for a chunk due after it.
   let gapMs = targetMs;
   let lastLineAt = Number.NEGATIVE_INFINITY;
   let lastBatchAt = Number.NEGATIVE_INFINITY;
@@ -85,8 +89,10 @@ export function liveFlushTiming(options: LiveFlushTimingOptions): FlushTiming {
   let credit = 0;
   return {
     lineAppended(at) {
-      const gap = Math.min(targetMs, at - lastLineAt);
-      gapMs = 0.8 * gapMs + 0.2 * gap;
+      if (at > lastLineAt) {
+        const gap = Math.min(targetMs, at - lastLineAt);
+        gapMs = 0.8 * gapMs + 0.2 * gap;
+      }
       lastLineAt = at;
       credit = Math.min(CREDIT_MAX, credit + 1 / budgetLines);
     },
@@ -97,7 +103,10 @@ export function liveFlushTiming(options: LiveFlushTimingOptions): FlushTiming {
     delayMs(oldestAt, at, pendingLines) {
       if (!options.watched()) return oldestAt + unwatchedMs - at;
       const deadline = oldestAt + targetMs - options.request.ms - options.delivery.ms;
-      const sendAt = at + gapMs > deadline ? at : deadline;
+      // The next line is due a gap after the last one (any moment, once that has passed): if
+      // that is after the deadline, it could not join this batch, which goes now.
+      const nextLineAt = Math.max(at, lastLineAt + gapMs);
+      const sendAt = nextLineAt > deadline ? at : deadline;
       // A batch that pays its share of the command budget, its lines' credit allowing, need
       // not keep the spacing.
       if (pendingLines >= budgetLines && credit >= 1) return sendAt - at;
