@@ -14,8 +14,9 @@ export const SSE_HEADERS = {
 const DROP_DRAIN_MS = 30_000;
 // How often a dropped viewer's queue is looked at to close its stream once it is read out.
 const DRAIN_CHECK_MS = 100;
-// How often a paced catch-up looks for room in a full queue (Viewers.ready).
+// How often a paced catch-up looks for room in a full queue (Viewers.ready): at first, and at most.
 const PACE_CHECK_MS = 5;
+const PACE_CHECK_MAX_MS = 500;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -147,9 +148,22 @@ export class Viewers {
     this.send(viewer, encoder.encode(text), paced);
   }
 
-  /** Resolves once the viewer has room in its queue (or is closed). */
+  /**
+   * Resolves once the viewer has room in its queue (or is closed). It looks again soon, then
+   * less and less often; a viewer that reads nothing for DROP_DRAIN_MS is cut off, so a stuck
+   * client resuming from far back holds neither a timer nor its queue for ever.
+   */
   async ready(viewer: Viewer): Promise<void> {
-    while (!viewer.closed && (viewer.queue.desiredSize ?? 1) <= 0) await sleep(PACE_CHECK_MS);
+    let waited = 0;
+    for (let every = PACE_CHECK_MS; !viewer.closed && (viewer.queue.desiredSize ?? 1) <= 0; ) {
+      if (waited >= DROP_DRAIN_MS) {
+        this.cutOff(viewer);
+        return;
+      }
+      await sleep(every);
+      waited += every;
+      every = Math.min(every * 2, PACE_CHECK_MAX_MS);
+    }
   }
 
   /**
@@ -231,6 +245,14 @@ export class Viewers {
         return;
       }
     }
+    this.cutOff(viewer);
+  }
+
+  /** Ends the viewer's stream at once, queued bytes and all (it resumes from its last id). */
+  private cutOff(viewer: Viewer): void {
+    viewer.closed = true;
+    this.open.delete(viewer);
+    if (viewer.gone) return;
     viewer.gone = true;
     viewer.queue.error(new Error(CLOSED_BY_SERVER));
   }

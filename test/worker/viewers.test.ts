@@ -99,6 +99,27 @@ describe("Viewers", () => {
     await expect(reader?.read()).rejects.toThrow(CLOSED_BY_SERVER);
   });
 
+  it("cuts off a resuming viewer that reads nothing for 30 s, so a paced catch-up does not wait on it for ever", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const viewers = new Viewers(settings, recordingLogger());
+    const { viewer, response } = viewers.connect(new AbortController().signal);
+    // A catch-up's slice past the lag bound, paced: the viewer stays, and the next waits.
+    viewers.sendText(viewer, `data: ${"x".repeat(2048)}\n\n`, true);
+    expect(viewer.closed).toBe(false);
+    let ready = false;
+    const waiting = viewers.ready(viewer).then(() => {
+      ready = true;
+    });
+    await vi.advanceTimersByTimeAsync(29_000);
+    expect(ready).toBe(false);
+    expect(viewers.size).toBe(1);
+    await vi.advanceTimersByTimeAsync(2_000);
+    await waiting;
+    expect(viewer.closed).toBe(true);
+    expect(viewers.size).toBe(0);
+    await expect(response.body?.getReader().read()).rejects.toThrow(CLOSED_BY_SERVER);
+  });
+
   it("logs nothing when a viewer goes away or stops reading, and names any other failure of its stream", async () => {
     const logger = recordingLogger();
     const viewers = new Viewers(settings, logger);
