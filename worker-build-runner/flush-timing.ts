@@ -78,6 +78,7 @@ export function liveFlushTiming(options: LiveFlushTimingOptions): FlushTiming {
   // as if its next line were due at once, and each batch waited out the whole deadline
   // (some 70 ms with local round trips) for a chunk due after it.
   let gapMs = targetMs;
+  let gapSeen = false;
   let lastLineAt = Number.NEGATIVE_INFINITY;
   let lastBatchAt = Number.NEGATIVE_INFINITY;
   // Commands the lines have paid for and batches not spent yet: every line pays
@@ -91,7 +92,11 @@ export function liveFlushTiming(options: LiveFlushTimingOptions): FlushTiming {
     lineAppended(at) {
       if (at > lastLineAt) {
         const gap = Math.min(targetMs, at - lastLineAt);
-        gapMs = 0.8 * gapMs + 0.2 * gap;
+        // The first gap seen is the build's rhythm so far, as a round-trip estimate takes its
+        // first sample: smoothed from the initial guess, the first few chunks of a build went
+        // alone, each a fan-out, while the estimate came down to it.
+        gapMs = gapSeen ? 0.8 * gapMs + 0.2 * gap : gap;
+        gapSeen = lastLineAt > Number.NEGATIVE_INFINITY;
       }
       lastLineAt = at;
       credit = Math.min(CREDIT_MAX, credit + 1 / budgetLines);
