@@ -58,7 +58,10 @@ export class JobStream extends DurableObject<Env> {
   private runnerPushing = false;
   /** A timer will take the pushes waiting in the tail (fanOutSoon). */
   private pushTimerSet = false;
-  /** When the alarm last ended. With viewers it runs at least every heartbeat interval. */
+  /**
+   * When the alarm last ended, or the first viewer came since: with viewers it runs at least
+   * every heartbeat interval (the watchdog counts from here), and it owes nothing while none watch.
+   */
   private lastAlarmAt = Date.now();
   private alarmRunning = false;
   /** The timer that checks, while viewers are connected, that the alarm still runs (watch). */
@@ -128,6 +131,9 @@ export class JobStream extends DurableObject<Env> {
       response.headers.set("Retry-After", "5");
       return response;
     }
+    // Nobody watched until now, so no alarm was due: the watchdog counts from here, not from the
+    // last alarm before (a first viewer's catch-up taking a while is no lost alarm).
+    if (this.viewers.size === 0) this.lastAlarmAt = Math.max(this.lastAlarmAt, Date.now());
     const { viewer, response } = this.viewers.connect(request.signal);
     this.ctx.waitUntil(this.admit(viewer, after, url.searchParams.get("archived") === "1"));
     this.watch();

@@ -1,6 +1,6 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobStream } from "../../src/stream/job-stream.ts";
 import { stepAlarmsUntil } from "../support/job-stream.ts";
 import { createJob, jobWithLog, streamWriter, testRedis } from "../support/jobs.ts";
@@ -16,6 +16,10 @@ const owner = testUser("user_owner");
 const stranger = testUser("user_stranger");
 
 const newJob = (label: string) => jobWithLog(redis, label, owner.id);
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
 
 describe("GET /api/jobs/:id/logs/stream", () => {
   it("answers with SSE headers and sends new lines as exact log events", async () => {
@@ -160,6 +164,34 @@ describe("GET /api/jobs/:id/logs/stream", () => {
     await writer.append("after");
     expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["after"]);
     await stream.cancel();
+  });
+
+  it("takes no quiet spell before its first viewer for a lost alarm, however long that viewer's catch-up", async () => {
+    const { jobId, writer } = await newJob("alarm-quiet");
+    const pad = "x".repeat(900);
+    let first = "";
+    // More than the lag bound, so a resume from the start is paced by a viewer that reads nothing.
+    for (let entry = 0; entry < 20; entry++) {
+      const texts = Array.from({ length: 50 }, (_, i) => `line ${entry * 50 + i} ${pad}`);
+      const { cursors } = await writer.append(...texts);
+      if (entry === 0) first = cursors[0] ?? "";
+    }
+    const earlier = sseReader(await owner.stream(jobId));
+    await earlier.next();
+    await earlier.cancel();
+    await stepAlarmsUntil(jobId, (object) => object.viewers === 0);
+    const stub = env.JOB_STREAM.getByName(jobId);
+    // Its last alarm ended a minute ago, when its viewers had gone: none was due since.
+    await runInDurableObject(stub, async (instance: JobStream) => {
+      (instance as unknown as { lastAlarmAt: number }).lastAlarmAt = Date.now() - 60_000;
+    });
+    const warned: unknown[][] = [];
+    vi.spyOn(console, "warn").mockImplementation((...args: unknown[]) => void warned.push(args));
+    const paced = await owner.stream(jobId, { lastEventId: first });
+    // Several of the watchdog's checks while the catch-up waits for room.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await paced.body?.cancel();
+    expect(warned).toEqual([]);
   });
 
   it("ends with the remaining lines, done with the status, and a close", async () => {
