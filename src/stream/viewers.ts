@@ -126,6 +126,8 @@ export class Viewers {
     this.open.add(started);
     signal.addEventListener("abort", () => this.close(started, true));
     this.send(started, encoder.encode(RETRY_FRAME));
+    // Aborted already (the viewer left while its request came in): no abort event will come.
+    if (signal.aborted) this.close(started, true);
     return { viewer: started, response: new Response(readable, { headers: SSE_HEADERS }) };
   }
 

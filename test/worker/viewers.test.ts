@@ -144,4 +144,14 @@ describe("Viewers", () => {
     expect(viewer.closed).toBe(true);
     expect(await readAll(response)).toBe("retry: 2000\n\n");
   });
+
+  it("drops a viewer whose request was aborted before it connected, freeing its place", async () => {
+    const viewers = new Viewers(settings, recordingLogger());
+    const request = new AbortController();
+    request.abort();
+    const { viewer, response } = viewers.connect(request.signal);
+    expect(viewer.closed).toBe(true);
+    expect(viewers.size).toBe(0);
+    expect(await readAll(response)).toBe("retry: 2000\n\n");
+  });
 });
