@@ -24,7 +24,45 @@ export function createRoundTripEstimate(initialMs: number) {
     },
   };
 }
-export type RoundTripEstimate = ReturnType<typeof createRoundTripEstimate>;
+
+/** What the batching knows of a round trip: its estimate, fed one sample per answer. */
+export interface RoundTripEstimate {
+  observe(ms: number): void;
+  readonly ms: number;
+}
+
+/**
+ * A path's base delay, as LEDBAT and BBR keep one: the least round trip seen over the last
+ * `windowMs`, so that delay queued up behind the sender's own traffic is left out. The push's
+ * round trip needs it. Its answer waits while the object fans out the pushes before it (some
+ * 40 ms per push at 1,000 viewers on this machine), so the smoothed estimate above grows with
+ * the object's load. Subtracted from the target, that larger figure made the writer stop
+ * pairing entries, and twice the pushes made twice the fan-outs. The object was then busier
+ * still, and stayed so: in bench:fanout at 1,000 viewers the first 6 s of a build went at 20
+ * pushes a second with round trips near 50 ms, and from then on at 10 a second near 5 ms.
+ * Waiting sends fewer pushes into a busy object; sending sooner does not deliver sooner.
+ */
+export function createBaseDelayEstimate(
+  initialMs: number,
+  options: { windowMs?: number; now?: () => number } = {},
+): RoundTripEstimate {
+  const windowMs = options.windowMs ?? 10_000;
+  const now = options.now ?? Date.now;
+  // Samples that may yet be the least in the window: increasing in both time and size.
+  const samples: Array<{ at: number; ms: number }> = [];
+  return {
+    observe(ms: number): void {
+      const at = now();
+      while (samples.length > 0 && (samples.at(-1)?.ms ?? 0) >= ms) samples.pop();
+      samples.push({ at, ms });
+    },
+    get ms(): number {
+      const since = now() - windowMs;
+      while (samples.length > 1 && (samples[0]?.at ?? 0) < since) samples.shift();
+      return samples[0]?.ms ?? initialMs;
+    },
+  };
+}
 
 export interface LiveFlushTimingOptions {
   /** Newline-to-viewer time the oldest line of a batch should stay within. */
@@ -45,7 +83,10 @@ export interface LiveFlushTimingOptions {
   readonly unwatchedMs?: number;
   /** Whether the job may have viewers (the last push's answer; true until one came). */
   readonly watched: () => boolean;
-  /** The XADD request's round trip, and the push's (runner to viewers), as estimated. */
+  /**
+   * The XADD request's round trip, and the push's (runner to viewers), as estimated: the push's
+   * should leave out the time the object was busy with earlier pushes (createBaseDelayEstimate).
+   */
   readonly request: RoundTripEstimate;
   readonly delivery: RoundTripEstimate;
 }

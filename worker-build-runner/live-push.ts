@@ -1,6 +1,10 @@
 import { exponentialBackoff } from "../src/shared/backoff.ts";
 import type { LivePush, LivePushAnswer } from "../src/shared/live-push.ts";
-import { createRoundTripEstimate, liveFlushTiming } from "./flush-timing.ts";
+import {
+  createBaseDelayEstimate,
+  createRoundTripEstimate,
+  liveFlushTiming,
+} from "./flush-timing.ts";
 import type { FlushTiming, Logger, WrittenEntries } from "./redis-writer.ts";
 
 // A Worker that is down is not hammered once per batch: 200 ms after the first failure,
@@ -72,7 +76,8 @@ export function createLivePusher(options: LivePushOptions): LivePusher {
   const writer = crypto.randomUUID();
   const stats: LivePushStats = { pushes: 0, keepalives: 0, failed: 0, skipped: 0, dropped: 0 };
   const request = createRoundTripEstimate(20);
-  const delivery = createRoundTripEstimate(10);
+  // The push path's base delay, not its smoothed round trip: see createBaseDelayEstimate.
+  const delivery = createBaseDelayEstimate(10, { now });
 
   let watched: boolean | null = null;
   let queue: LivePush["entries"][number][] = [];

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import {
+  createBaseDelayEstimate,
   createRoundTripEstimate,
   liveFlushTiming,
+  type RoundTripEstimate,
 } from "../../worker-build-runner/flush-timing.ts";
 import type { FlushTiming } from "../../worker-build-runner/redis-writer.ts";
 import { seededRandom } from "../support/seeded-random.ts";
@@ -152,5 +154,56 @@ describe("liveFlushTiming", () => {
     });
     expect(batches).toBeLessThanOrEqual(45);
     expect(Math.max(...waits)).toBeLessThanOrEqual(250);
+  });
+});
+
+describe("createBaseDelayEstimate", () => {
+  it("is the least round trip of the window, the initial guess before any, and forgets one older than the window", () => {
+    let now = 0;
+    const estimate = createBaseDelayEstimate(10, { windowMs: 1_000, now: () => now });
+    expect(estimate.ms).toBe(10);
+    estimate.observe(30);
+    expect(estimate.ms).toBe(30);
+    now = 100;
+    estimate.observe(5);
+    now = 200;
+    estimate.observe(50);
+    estimate.observe(40);
+    expect(estimate.ms).toBe(5);
+    // The 5 ms sample leaves the window; the least of those after it is 40.
+    now = 1_150;
+    expect(estimate.ms).toBe(40);
+    // Every sample is old: the newest stands until another comes.
+    now = 5_000;
+    expect(estimate.ms).toBe(40);
+    estimate.observe(60);
+    expect(estimate.ms).toBe(60);
+  });
+
+  it("keeps a build printing 10 lines every 50 ms paired while the object's fan-outs hold its answers back", () => {
+    // The push's answer waits while the object fans out the push before it: at 1,000 viewers
+    // some 40-50 ms. Round trips then read 45 ms where the path takes 4.
+    const stretched = (estimate: RoundTripEstimate): RoundTripEstimate => {
+      estimate.observe(4);
+      for (let i = 0; i < 20; i++) estimate.observe(45);
+      return estimate;
+    };
+    const run = (delivery: RoundTripEstimate) => {
+      const request = createRoundTripEstimate(5);
+      for (let i = 0; i < 20; i++) request.observe(5);
+      return simulate(liveFlushTiming({ watched: () => true, request, delivery }), {
+        lines: 1_000,
+        lineAt: (i) => Math.floor(i / 10) * 50,
+        requestMs: 5,
+      });
+    };
+    const base = run(stretched(createBaseDelayEstimate(10)));
+    // Two chunks per XADD and push (one fan-out for both), the first one alone.
+    expect(base.batches).toBeLessThanOrEqual(51);
+    expect(Math.max(...base.waits)).toBeLessThanOrEqual(80 - 5 - 4);
+    // The smoothed estimate of the same round trips leaves no time to wait: every chunk goes
+    // alone, twice the fan-outs into an object already busy with them.
+    const smoothed = run(stretched(createRoundTripEstimate(10)));
+    expect(smoothed.batches).toBeGreaterThanOrEqual(95);
   });
 });
