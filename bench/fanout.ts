@@ -494,8 +494,10 @@ try {
     await sleep(PAUSE_BETWEEN_MS);
   }
 
-  for (const mode of modes) {
-    for (const viewers of viewerCounts) {
+  // Push and poll side by side at each viewer count, so that drift in a shared machine's speed
+  // falls on both alike.
+  for (const viewers of viewerCounts) {
+    for (const mode of modes) {
       const result = await runFanout(setup, mode, viewers);
       results.push(result);
       progress(result);
