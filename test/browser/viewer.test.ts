@@ -234,9 +234,20 @@ async function targetRow(page: Page): Promise<{ text: string; kind: string | nul
   return rows[0];
 }
 
+// The page's flood guard (log-viewer.html): while lines pour in, a render is put off until
+// this long after the last one, by a timer and then a frame.
+const FLOOD_FRAME_MS = 100;
+
+/**
+ * Resolves once the page has rendered what it holds: after any render it has queued, including
+ * one the flood guard put off. A timer set now for the guard's interval fires after the page's
+ * own (set earlier, due no later), and two frames after it come after the frame that timer asks
+ * for. Ordering, not a guess at how long rendering takes: two frames alone missed a put-off
+ * render when 101 lines came at once (CI: "200 lines" where the page had 301).
+ */
 function nextFrames(page: Page): Promise<unknown> {
   return page.evaluate(
-    "new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))",
+    `new Promise((resolve) => setTimeout(() => requestAnimationFrame(() => requestAnimationFrame(resolve)), ${FLOOD_FRAME_MS}))`,
   );
 }
 
