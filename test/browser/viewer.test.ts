@@ -234,9 +234,15 @@ async function targetRow(page: Page): Promise<{ text: string; kind: string | nul
   return rows[0];
 }
 
-// The page's flood guard (log-viewer.html): while lines pour in, a render is put off until
-// this long after the last one, by a timer and then a frame.
-const FLOOD_FRAME_MS = 100;
+// The page's flood guard: while lines pour in, a render is put off until this long after the
+// last one, by a timer and then a frame. Read from the page, so the two cannot drift apart.
+const FLOOD_FRAME_MS = Number(
+  /const FLOOD_FRAME_MS = (\d+);/.exec(
+    await readFile(new URL("../../src/http/log-viewer.html", import.meta.url), "utf8"),
+  )?.[1] ?? Number.NaN,
+);
+if (!Number.isInteger(FLOOD_FRAME_MS))
+  throw new Error("log-viewer.html no longer declares `const FLOOD_FRAME_MS = <ms>;`");
 
 /**
  * Resolves once the page has rendered what it holds: after any render it has queued, including
