@@ -25,10 +25,14 @@ export interface SpawnReadyOptions {
   readonly echo?: boolean;
 }
 
+// Of a stderr not shown: how many of its last lines an early exit's error quotes.
+const STDERR_LINES_KEPT = 20;
+
 /** Runs `node <args>` with this process's Node. */
 export function spawnNodeReady(options: SpawnReadyOptions): Promise<ReadyProcess> {
-  // stdin stays an open pipe: a helper can watch it to notice this process dying.
-  const stdio: StdioOptions = ["pipe", "pipe", options.stderr ?? "inherit"];
+  // stdin stays an open pipe: a helper can watch it to notice this process dying. A stderr not
+  // shown is still read, so that a process that dies before it is ready says why.
+  const stdio: StdioOptions = ["pipe", "pipe", options.stderr === "ignore" ? "pipe" : "inherit"];
   const child = spawn(process.execPath, [...options.args], {
     cwd: options.cwd,
     env: options.env ?? process.env,
@@ -37,10 +41,17 @@ export function spawnNodeReady(options: SpawnReadyOptions): Promise<ReadyProcess
   const stdout = child.stdout;
   if (stdout === null) throw new Error(`${options.what}: no stdout pipe`);
   const lines = createInterface({ input: stdout });
+  const lastErrors: string[] = [];
+  if (child.stderr !== null)
+    createInterface({ input: child.stderr }).on("line", (line) => {
+      lastErrors.push(line);
+      if (lastErrors.length > STDERR_LINES_KEPT) lastErrors.shift();
+    });
   return new Promise((resolve, reject) => {
-    child.once("exit", (code) =>
-      reject(new Error(`${options.what} exited with code ${code} before it was ready`)),
-    );
+    child.once("exit", (code) => {
+      const said = lastErrors.length > 0 ? `; its last words: ${lastErrors.join(" | ")}` : "";
+      reject(new Error(`${options.what} exited with code ${code} before it was ready${said}`));
+    });
     lines.on("line", (line) => {
       if (options.echo) process.stderr.write(`${line}\n`);
       const match = options.ready.exec(line);

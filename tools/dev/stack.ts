@@ -5,7 +5,7 @@
 // Used by `npm start` and by the end-to-end tests.
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -98,16 +98,53 @@ function caTrust(): Record<string, string> {
   return env;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Whether 127.0.0.1:`port` can be listened on now (0: any port; resolves the port got, or null). */
+function listenable(port: number): Promise<number | null> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
+    server.once("error", () => resolve(null));
+    server.listen(port, "127.0.0.1", () => {
       const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
+      const got = typeof address === "object" && address !== null ? address.port : null;
+      server.close(() => resolve(got));
     });
   });
+}
+
+/** The kernel's range for ports it picks itself (outgoing connections, listen on port 0). */
+function ephemeralRange(): { low: number; high: number } {
+  try {
+    const [low, high] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8")
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (Number.isInteger(low) && Number.isInteger(high)) return { low: low ?? 0, high: high ?? 0 };
+  } catch {
+    // not Linux: the IANA range
+  }
+  return { low: 49152, high: 65535 };
+}
+
+/**
+ * A port that is free now and stays so until it is listened on, seconds later (the runner's:
+ * the Worker must know it before the runner starts). Below the kernel's ephemeral range, so no
+ * outgoing connection takes it meanwhile: one picked by listening on port 0 lay in that range,
+ * and with the test projects opening thousands of connections at once, the runner's listen on
+ * it failed in CI once ("the runner exited with code 1 before it was ready"). Only another
+ * deliberate listener could take this one.
+ */
+export async function freePort(): Promise<number> {
+  const { low } = ephemeralRange();
+  const floor = 10_000;
+  if (low - floor >= 1_000) {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const port = floor + Math.floor(Math.random() * (low - floor));
+      if ((await listenable(port)) !== null) return port;
+    }
+  }
+  const port = await listenable(0);
+  if (port === null) throw new Error("no free port on 127.0.0.1");
+  return port;
 }
 
 async function startRunner(
