@@ -53,6 +53,8 @@ export default defineConfig({
                 TAIL_IDLE_POLL_MAX_MS: "200",
                 TAIL_SAFETY_POLL_MS: "1000",
                 MAX_VIEWER_LAG_BYTES: "262144",
+                // Paced fan-out from 3 viewers, so that the cap above does not keep it from tests.
+                FAN_OUT_PACED_FROM: "2",
                 // A lost runner's job fails at the first sweep here; sweep.test.ts sets a grace.
                 LEASE_LAPSE_GRACE_MS: "0",
                 STREAM_TICKET_SECRET: "test-stream-ticket-secret-0123456789abcdef",

@@ -124,6 +124,7 @@ const varsSchema = z.object({
   TAIL_IDLE_POLL_MAX_MS: positiveInteger(1_000),
   TAIL_SAFETY_POLL_MS: positiveInteger(5_000),
   MAX_VIEWER_LAG_BYTES: positiveInteger(1024 * 1024),
+  FAN_OUT_PACED_FROM: positiveInteger(250),
   JOBS_PER_USER_PER_MINUTE: positiveInteger(10),
   MAX_RUNNING_JOBS_PER_USER: positiveInteger(2),
   DISPATCH_ORDER: text.pipe(z.enum(["fair", "fifo"], { error: "must be fair or fifo" }).optional()),
@@ -215,6 +216,7 @@ const configSchema = varsSchema
         idlePollMaxMs: vars.TAIL_IDLE_POLL_MAX_MS,
         safetyPollMs: vars.TAIL_SAFETY_POLL_MS,
         maxViewerLagBytes: vars.MAX_VIEWER_LAG_BYTES,
+        pacedFrom: vars.FAN_OUT_PACED_FROM,
       },
       dispatch: {
         order: vars.DISPATCH_ORDER ?? "fair",

@@ -24,6 +24,8 @@ export interface JobStreamSettings {
   readonly safetyPollMs: number;
   /** A viewer with more than this many bytes queued and unread is closed (it resumes on reconnect). */
   readonly maxViewerLagBytes: number;
+  /** Past this many live viewers, a fan-out is paced (Viewers.fanOut). */
+  readonly pacedFrom: number;
 }
 
 const STATE_KEY = "state";

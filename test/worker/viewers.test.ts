@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Logger } from "../../src/shared/log.ts";
 import { CLOSED_BY_SERVER, isExpectedDisconnect } from "../../src/stream/disconnect.ts";
-import { Viewers } from "../../src/stream/viewers.ts";
+import { type FanOutSlice, Viewers } from "../../src/stream/viewers.ts";
 
 // The viewers part on its own, inside workerd: its streams, how they end, what it logs.
 
@@ -153,5 +153,164 @@ describe("Viewers", () => {
     expect(viewer.closed).toBe(true);
     expect(viewers.size).toBe(0);
     expect(await readAll(response)).toBe("retry: 2000\n\n");
+  });
+});
+
+describe("Viewers.fanOut pacing a large audience", () => {
+  // The same rules at a small scale: past `pacedFrom` live viewers, as at 1,000 in production.
+  const paced = { ...settings, maxViewers: 50, activePollMs: 100, pacedFrom: 2 };
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+
+  function slice(seq: number, text = `line ${seq}`): FanOutSlice {
+    const event = `id: ${seq}-0:0\ndata: ${text}\n\n`;
+    return {
+      after: seq === 1 ? "0-0" : `${seq - 1}-0`,
+      ids: [`${seq}-0`],
+      events: [event],
+      shared: encoder.encode(event),
+      position: `${seq}-0`,
+    };
+  }
+
+  /** Live viewers whose streams are read as they come: every chunk (a write) kept apart. */
+  function audience(viewers: Viewers, count: number) {
+    return Array.from({ length: count }, () => {
+      const { viewer, response } = viewers.connect(new AbortController().signal);
+      viewer.live = true;
+      const chunks: string[] = [];
+      const reader = response.body?.getReader();
+      const done = (async () => {
+        for (;;) {
+          const chunk = await reader?.read();
+          if (chunk === undefined || chunk.done) return;
+          chunks.push(decoder.decode(chunk.value));
+        }
+      })();
+      return { viewer, chunks, done };
+    });
+  }
+
+  const seqsOf = (chunks: readonly string[]): number[] =>
+    [...chunks.join("").matchAll(/^data: line (\d+)$/gm)].map((match) => Number(match[1]));
+  const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+  const at = (seq: number) => `${seq}-0`;
+
+  it("writes slices 50 ms apart to each half in turn: every viewer gets every line once, in order, in about one write per interval", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const viewers = new Viewers(paced, recordingLogger());
+    const readers = audience(viewers, 6);
+    const reached: number[] = [];
+    for (let seq = 1; seq <= 40; seq++) {
+      viewers.fanOut(slice(seq));
+      reached.push(readers.filter((r) => r.viewer.lastSent === at(seq)).length);
+      await vi.advanceTimersByTimeAsync(50);
+    }
+    // The first slices went to everyone; from then on each went to half, and the other half
+    // got it with the next one.
+    expect(reached.slice(0, 2)).toEqual([6, 3]);
+    expect(reached.slice(2).every((count) => count === 3)).toBe(true);
+    await vi.advanceTimersByTimeAsync(100);
+    viewers.closeAll();
+    await Promise.all(readers.map((r) => r.done));
+    for (const { chunks } of readers) {
+      expect(seqsOf(chunks)).toEqual(upTo(40));
+      // The retry frame, then about 40 / 2 writes rather than 40.
+      expect(chunks.length - 1).toBeGreaterThanOrEqual(20);
+      expect(chunks.length - 1).toBeLessThanOrEqual(22);
+    }
+  });
+
+  it("sends what waits by a timer when no slice follows", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const viewers = new Viewers(paced, recordingLogger());
+    const readers = audience(viewers, 6);
+    for (let seq = 1; seq <= 4; seq++) {
+      viewers.fanOut(slice(seq));
+      await vi.advanceTimersByTimeAsync(50);
+    }
+    expect(readers.filter((r) => r.viewer.lastSent === at(4)).length).toBe(3);
+    // A quarter of the gap after the next slice was due.
+    await vi.advanceTimersByTimeAsync(15);
+    expect(readers.every((r) => r.viewer.lastSent === at(4))).toBe(true);
+    viewers.closeAll();
+    await Promise.all(readers.map((r) => r.done));
+    for (const { chunks } of readers) expect(seqsOf(chunks)).toEqual(upTo(4));
+  });
+
+  it("sends the end after every line: those left waiting get their lines first", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const viewers = new Viewers(paced, recordingLogger());
+    const readers = audience(viewers, 6);
+    for (let seq = 1; seq <= 5; seq++) {
+      viewers.fanOut(slice(seq));
+      await vi.advanceTimersByTimeAsync(50);
+    }
+    viewers.finishLive("ready", "5-0:0");
+    await Promise.all(readers.map((r) => r.done));
+    for (const { chunks } of readers) {
+      expect(seqsOf(chunks)).toEqual(upTo(5));
+      expect(chunks.join("")).toMatch(/data: line 5\n\n(.|\n)*event: done\n.*ready.*\n\n$/);
+    }
+  });
+
+  it("writes to everyone at once at or under pacedFrom viewers, and without an interval", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    for (const options of [
+      { ...paced, pacedFrom: 6 },
+      { ...settings, maxViewers: 50 },
+    ]) {
+      const viewers = new Viewers(options, recordingLogger());
+      expect(viewers.paced).toBe(false);
+      const readers = audience(viewers, 6);
+      for (let seq = 1; seq <= 6; seq++) {
+        viewers.fanOut(slice(seq));
+        expect(readers.every((r) => r.viewer.lastSent === at(seq))).toBe(true);
+        await vi.advanceTimersByTimeAsync(50);
+      }
+      viewers.closeAll();
+      await Promise.all(readers.map((r) => r.done));
+      for (const { chunks } of readers) expect(chunks.length - 1).toBe(6);
+    }
+  });
+
+  it("writes a large slice (a backlog) to everyone at once, so nobody is sent several joined past its lag bound", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const viewers = new Viewers({ ...paced, maxViewerLagBytes: 1024 * 1024 }, recordingLogger());
+    expect(viewers.paced).toBe(false);
+    const readers = audience(viewers, 6);
+    expect(viewers.paced).toBe(true);
+    viewers.fanOut(slice(1));
+    await vi.advanceTimersByTimeAsync(50);
+    viewers.fanOut(slice(2));
+    await vi.advanceTimersByTimeAsync(50);
+    viewers.fanOut(slice(3, "x".repeat(100 * 1024)));
+    expect(readers.every((r) => r.viewer.lastSent === at(3))).toBe(true);
+    viewers.closeAll();
+    await Promise.all(readers.map((r) => r.done));
+    for (const { chunks } of readers) expect(seqsOf(chunks)).toEqual(upTo(2));
+    for (const { chunks } of readers) expect(chunks.join("")).toContain("x".repeat(100 * 1024));
+  });
+
+  it("sends a waiting viewer that was sent a slice another way only what it lacks", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const viewers = new Viewers(paced, recordingLogger());
+    const readers = audience(viewers, 6);
+    for (let seq = 1; seq <= 3; seq++) {
+      viewers.fanOut(slice(seq));
+      await vi.advanceTimersByTimeAsync(50);
+    }
+    // One of those waiting for slice 3 was sent it another way (a catch-up from the ring).
+    const waiting = readers.filter((r) => r.viewer.lastSent !== at(3));
+    expect(waiting.length).toBe(3);
+    const caughtUp = waiting[0];
+    if (caughtUp === undefined) throw new Error("no viewer waits");
+    viewers.sendText(caughtUp.viewer, slice(3).events.join(""));
+    caughtUp.viewer.lastSent = at(3);
+    viewers.fanOut(slice(4));
+    await vi.advanceTimersByTimeAsync(100);
+    viewers.closeAll();
+    await Promise.all(readers.map((r) => r.done));
+    for (const { chunks } of readers) expect(seqsOf(chunks)).toEqual(upTo(4));
   });
 });
