@@ -81,6 +81,14 @@ export interface LiveFlushTimingOptions {
   readonly minSpacingMs?: number;
   /** How long a line waits for company while nobody watches (nobody waits for it then). */
   readonly unwatchedMs?: number;
+  /**
+   * Whether the object paces its fan-out (the last push's answer, LivePushAnswer.paced): a
+   * batch that pays its share of the command budget then goes at once, not held for the next.
+   * Held, two chunks of a build's output make one push and one fan-out to every viewer, and
+   * the older chunk waits for the newer; sent, the object writes each to a share of the
+   * viewers in turn, and a fan-out to 1,000 viewers costs half as long (Viewers.fanOut).
+   */
+  readonly eager?: () => boolean;
   /** Whether the job may have viewers (the last push's answer; true until one came). */
   readonly watched: () => boolean;
   /**
@@ -154,8 +162,8 @@ export function liveFlushTiming(options: LiveFlushTimingOptions): FlushTiming {
       const nextLineAt = Math.max(at, lastLineAt + gapMs);
       const sendAt = nextLineAt > deadline ? at : deadline;
       // A batch that pays its share of the command budget, its lines' credit allowing, need
-      // not keep the spacing.
-      if (pendingLines >= budgetLines && credit >= 1) return sendAt - at;
+      // not keep the spacing; to an object that paces its fan-out it goes at once.
+      if (pendingLines >= budgetLines && credit >= 1) return options.eager?.() ? 0 : sendAt - at;
       return Math.max(sendAt, lastBatchAt + minSpacingMs) - at;
     },
   };

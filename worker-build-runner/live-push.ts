@@ -80,6 +80,7 @@ export function createLivePusher(options: LivePushOptions): LivePusher {
   const delivery = createBaseDelayEstimate(10, { now });
 
   let watched: boolean | null = null;
+  let paced = false;
   let queue: LivePush["entries"][number][] = [];
   let queuedBytes = 0;
   let queuePrevious: string | null = null;
@@ -101,6 +102,7 @@ export function createLivePusher(options: LivePushOptions): LivePusher {
       .then((answer) => {
         delivery.observe(now() - started);
         watched = answer.viewers > 0;
+        paced = answer.paced === true;
         failures = 0;
       })
       .catch((error: unknown) => {
@@ -146,6 +148,7 @@ export function createLivePusher(options: LivePushOptions): LivePusher {
 
   const flushTiming = liveFlushTiming({
     watched: () => watched !== false,
+    eager: () => paced,
     request,
     delivery,
   });

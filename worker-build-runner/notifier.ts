@@ -40,7 +40,10 @@ export function workerNotifier(options: {
           ? answer.viewers
           : undefined;
       if (typeof viewers !== "number") throw new Error(`${path} answered without a viewer count`);
-      return { viewers };
+      // An older Worker does not say; it does not pace.
+      const paced =
+        typeof answer === "object" && answer !== null && "paced" in answer && answer.paced === true;
+      return { viewers, paced };
     },
     // An archive call writes up to a few segments: it may take a while, not forever.
     async archive(jobId: string): Promise<ArchiveProgress> {

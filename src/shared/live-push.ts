@@ -29,4 +29,10 @@ export type LivePush = z.infer<typeof livePushSchema>;
 /** The object's answer: how many viewers the job has, so the runner pushes only while someone watches. */
 export interface LivePushAnswer {
   readonly viewers: number;
+  /**
+   * The object paces its fan-out (a large audience: Viewers.fanOut). The runner then pushes a
+   * batch as soon as it pays its share of the command budget rather than hold it for the next
+   * one: each push goes to a share of the viewers, and holding would only make lines wait.
+   */
+  readonly paced?: boolean;
 }

@@ -150,7 +150,7 @@ export class JobStream extends DurableObject<Env> {
     this.lastPushAt = Date.now();
     if (this.viewers.size > 0) this.fanOutSoon(push);
     this.runnerPushing = this.viewers.size > 0;
-    return { viewers: this.viewers.size };
+    return { viewers: this.viewers.size, paced: this.viewers.paced };
   }
 
   /**

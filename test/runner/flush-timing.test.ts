@@ -97,6 +97,34 @@ describe("liveFlushTiming", () => {
     expect(Math.max(...waits)).toBeLessThanOrEqual(80 - 3 - 8);
   });
 
+  it("sends each chunk of a build printing 10 lines every 50 ms at once to an object that paces its fan-out, and a trickle still within 150 commands per 1,000 lines", () => {
+    let paced = true;
+    const timing = liveFlushTiming({ watched: () => true, eager: () => paced, ...estimates(3, 8) });
+    const chunks = simulate(timing, {
+      lines: 1_000,
+      lineAt: (i) => Math.floor(i / 10) * 50,
+      requestMs: 3,
+    });
+    // One XADD and push per chunk (100 per 1,000 lines, within the budget), and no line waits.
+    expect(chunks.batches).toBe(100);
+    expect(Math.max(...chunks.waits)).toBe(0);
+    // A trickle's batches still pay for themselves: 7 lines each, as they come.
+    const trickle = simulate(
+      liveFlushTiming({ watched: () => true, eager: () => paced, ...estimates(3, 8) }),
+      { lines: 1_000, lineAt: (i) => i * 10, requestMs: 3 },
+    );
+    expect(trickle.batches).toBeLessThanOrEqual(150);
+    expect(Math.max(...trickle.waits)).toBeLessThanOrEqual(80 - 3 - 8);
+    // The object no longer pacing (its audience shrank): chunks pair again.
+    paced = false;
+    const paired = simulate(timing, {
+      lines: 1_000,
+      lineAt: (i) => 60_000 + Math.floor(i / 10) * 50,
+      requestMs: 3,
+    });
+    expect(paired.batches).toBeLessThanOrEqual(51);
+  });
+
   it("lets a batch of 7 lines or more go sooner than the spacing when the target needs it", () => {
     // 10 lines every 30 ms: batches of 20 go every 60 ms, inside the 70 ms spacing.
     const timing = liveFlushTiming({ watched: () => true, ...estimates(21, 5) });

@@ -149,7 +149,7 @@ describe("POST /internal/jobs/:id/entries", () => {
     for (const text of ["one", "two"]) {
       const answer = await send(text);
       expect(answer.status).toBe(200);
-      expect(await answer.json()).toEqual({ viewers: 1 });
+      expect(await answer.json()).toEqual({ viewers: 1, paced: false });
       expect(await next()).toEqual([text]);
     }
     // Then it is trusted: what it pushes goes out as pushed, though Redis holds other text.
@@ -286,19 +286,19 @@ describe("POST /internal/jobs/:id/entries", () => {
 
   it("answers 0 viewers for a job nobody watches, and fans nothing out", async () => {
     const { send } = await pushedJob("push-unwatched");
-    expect(await (await send("a")).json()).toEqual({ viewers: 0 });
+    expect(await (await send("a")).json()).toEqual({ viewers: 0, paced: false });
   });
 
   it("serves a viewer who comes after the runner was told nobody watches, until it pushes again", async () => {
     const { jobId, write, send } = await pushedJob("push-late-viewer");
-    expect(await (await send("a")).json()).toEqual({ viewers: 0 });
+    expect(await (await send("a")).json()).toEqual({ viewers: 0, paced: false });
     const stream = sseReader(await viewer.stream(jobId));
     await stream.nextMatching((frame) => frame.id !== undefined);
     // The runner stopped pushing: the object reads for itself, well before its safety interval.
     await write("b");
     expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["b"]);
     // The runner's next probe finds a viewer; its pushes go out again.
-    expect(await (await send("c")).json()).toEqual({ viewers: 1 });
+    expect(await (await send("c")).json()).toEqual({ viewers: 1, paced: false });
     expect(textsOf(await stream.nextMatching(isEvent))).toEqual(["c"]);
     await stream.cancel();
   });
@@ -579,5 +579,63 @@ describe("the live path under faults", () => {
     }
     expect(dropped).toBeGreaterThan(0);
     expect(delivered).toBeGreaterThan(dropped);
+  }, 60_000);
+});
+
+describe("a large audience (past FAN_OUT_PACED_FROM, 2 here)", () => {
+  it("tells the runner the object paces, takes each chunk of output as it comes, and gives every viewer every line once and in order, then the end", async () => {
+    const jobId = uniqueJobId("push-paced");
+    await createJob(redis, jobId, viewer.id);
+    const answers: { viewers: number; paced?: boolean }[] = [];
+    const recording: LivePushTransport = {
+      async push(id, push: LivePush) {
+        const answer = await transport.push(id, push);
+        answers.push(answer);
+        return answer;
+      },
+    };
+    const pusher = createLivePusher({
+      jobId,
+      transport: recording,
+      logger: { warn: () => undefined },
+    });
+    const writer = createRedisLogWriter({
+      redis,
+      jobId,
+      onWritten: pusher.written,
+      flushTiming: pusher.flushTiming,
+      logger: { warn: () => undefined },
+    });
+    let connected = 0;
+    const network = outages();
+    const viewers = Array.from({ length: 4 }, () =>
+      follow(jobId, network, () => {
+        connected++;
+      }),
+    );
+    while (connected < 4) await new Promise((resolve) => setTimeout(resolve, 10));
+    // A build printing 10 lines every 20 ms: slices come faster than the object's interval
+    // (TAIL_ACTIVE_POLL_MS, 50 here), so it writes each to a share of the viewers in turn.
+    const expected: string[] = [];
+    const chunks = 60;
+    for (let chunk = 0; chunk < chunks; chunk++) {
+      for (let i = 0; i < 10; i++) {
+        const text = `chunk ${chunk} line ${i}`;
+        expected.push(text);
+        writer.append(record(text));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await writer.end("ready");
+    await pusher.close();
+    const results = await Promise.all(viewers);
+    for (const result of results) {
+      expect(result.texts).toEqual(expected);
+      expect(result.reconnects).toBe(0);
+    }
+    expect(answers.some((answer) => answer.viewers === 4 && answer.paced === true)).toBe(true);
+    // Told so, the runner sent each chunk (10 lines: its share of the command budget) as it
+    // came, not two at a time.
+    expect(pusher.stats.pushes - pusher.stats.keepalives).toBeGreaterThanOrEqual(chunks * 0.8);
   }, 60_000);
 });
