@@ -271,6 +271,9 @@ export class Viewers {
         continue;
       }
       this.sendUnsent(viewer, joined);
+      // Closed by that write (past its lag bound, or its stream gone): out of the round, and it
+      // takes nobody's place in the budget.
+      if (viewer.closed) continue;
       written += 1;
       if (!rotate) continue;
       // To the back of the round, so the ones left waiting go first next time. Also when all
@@ -293,10 +296,8 @@ export class Viewers {
     // slice: it would write those waiting, and the slice right after it would go first to them
     // again while the others waited.
     const afterMs = Math.ceil(Math.min(0.75 * (everyMs ?? 0), 1.25 * (this.sliceGapMs ?? 0)));
-    this.writeTimer = setTimeout(() => {
-      this.writeTimer = null;
-      this.writeUnsent(true);
-    }, afterMs);
+    // Left set while it runs: writeUnsent then knows some waited, and rotates the round.
+    this.writeTimer = setTimeout(() => this.writeUnsent(true), afterMs);
   }
 
   /** Sends one viewer the unsent slices past what it has. */
@@ -421,6 +422,8 @@ export class Viewers {
   /** Closes every stream cleanly (what was sent still arrives); returns how many there were. */
   closeAll(): number {
     const count = this.open.size;
+    // What waits goes first: the streams end with every line fanned out so far.
+    this.writeUnsent(true);
     for (const viewer of [...this.open]) this.close(viewer, false);
     return count;
   }

@@ -192,7 +192,7 @@ describe("Viewers.fanOut pacing a large audience", () => {
   }
 
   const seqsOf = (chunks: readonly string[]): number[] =>
-    [...chunks.join("").matchAll(/^data: line (\d+)$/gm)].map((match) => Number(match[1]));
+    [...chunks.join("").matchAll(/^data: line (\d+)( x+)?$/gm)].map((match) => Number(match[1]));
   const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
   const at = (seq: number) => `${seq}-0`;
 
@@ -290,6 +290,80 @@ describe("Viewers.fanOut pacing a large audience", () => {
     await Promise.all(readers.map((r) => r.done));
     for (const { chunks } of readers) expect(seqsOf(chunks)).toEqual(upTo(2));
     for (const { chunks } of readers) expect(chunks.join("")).toContain("x".repeat(100 * 1024));
+  });
+
+  it("takes a viewer closed by a paced write out for good: it holds no place, and the rest get every line", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const viewers = new Viewers({ ...paced, maxViewerLagBytes: 1024 }, recordingLogger());
+    // One viewer never reads; its queue passes the 1 KiB bound within a few slices.
+    const { viewer: stuck, response } = viewers.connect(new AbortController().signal);
+    stuck.live = true;
+    const readers = audience(viewers, 5);
+    let seq = 0;
+    while (!stuck.closed) {
+      seq++;
+      viewers.fanOut(slice(seq, `line ${seq} ${"x".repeat(300)}`));
+      await vi.advanceTimersByTimeAsync(50);
+    }
+    expect(viewers.size).toBe(5);
+    // Its reader drains what was queued, so its stream ends cleanly; it stays out.
+    const drained = response.text();
+    await vi.advanceTimersByTimeAsync(1_000);
+    await drained;
+    for (let more = 0; more < 4; more++) {
+      viewers.fanOut(slice(++seq, `line ${seq} ${"x".repeat(300)}`));
+      await vi.advanceTimersByTimeAsync(50);
+    }
+    expect(viewers.size).toBe(5);
+    viewers.finishLive("ready", null);
+    await Promise.all(readers.map((r) => r.done));
+    expect(viewers.size).toBe(0);
+    for (const { chunks } of readers) expect(seqsOf(chunks)).toEqual(upTo(seq));
+  });
+
+  it("after the timer wrote those waiting, gives the next slice first to the others, written longest ago", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const viewers = new Viewers(paced, recordingLogger());
+    const readers = audience(viewers, 6);
+    for (let seq = 1; seq <= 4; seq++) {
+      viewers.fanOut(slice(seq));
+      await vi.advanceTimersByTimeAsync(50);
+    }
+    const waited = readers.filter((r) => r.viewer.lastSent !== at(4));
+    expect(waited.length).toBe(3);
+    // No slice for a while: the timer writes those three.
+    await vi.advanceTimersByTimeAsync(20);
+    expect(readers.every((r) => r.viewer.lastSent === at(4))).toBe(true);
+    viewers.fanOut(slice(5));
+    const first = readers.filter((r) => r.viewer.lastSent === at(5));
+    expect(first.length).toBe(3);
+    for (const reader of first) expect(waited).not.toContain(reader);
+    viewers.closeAll();
+    await Promise.all(readers.map((r) => r.done));
+    for (const { chunks } of readers) expect(seqsOf(chunks)).toEqual(upTo(5));
+  });
+
+  it("gives a viewer that goes live while others wait exactly the lines after its position", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const viewers = new Viewers(paced, recordingLogger());
+    const readers = audience(viewers, 6);
+    for (let seq = 1; seq <= 12; seq++) {
+      viewers.fanOut(slice(seq));
+      if (seq === 7) {
+        // As admit() hands over after a catch-up: live at the tail's position, some still
+        // waiting for that slice.
+        expect(readers.some((r) => r.viewer.lastSent !== at(7))).toBe(true);
+        const [late] = audience(viewers, 1);
+        if (late === undefined) throw new Error("no viewer");
+        late.viewer.lastSent = at(7);
+        readers.push(late);
+      }
+      await vi.advanceTimersByTimeAsync(50);
+    }
+    viewers.finishLive("ready", null);
+    await Promise.all(readers.map((r) => r.done));
+    for (const { chunks } of readers.slice(0, 6)) expect(seqsOf(chunks)).toEqual(upTo(12));
+    expect(seqsOf(readers[6]?.chunks ?? [])).toEqual([8, 9, 10, 11, 12]);
   });
 
   it("sends a waiting viewer that was sent a slice another way only what it lacks", async () => {
