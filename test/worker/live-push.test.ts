@@ -13,7 +13,7 @@ import {
   type LogRecord,
 } from "../../src/shared/entry.ts";
 import { logStreamKey } from "../../src/shared/keys.ts";
-import type { LivePush } from "../../src/shared/live-push.ts";
+import type { LivePush, LivePushAnswer } from "../../src/shared/live-push.ts";
 import type { JobStream } from "../../src/stream/job-stream.ts";
 import { type DecodedPush, Tail } from "../../src/stream/tail.ts";
 import type { FanOutSlice } from "../../src/stream/viewers.ts";
@@ -40,7 +40,7 @@ const transport: LivePushTransport = {
   async push(jobId, push) {
     const response = await pushRoute(jobId, push);
     if (!response.ok) throw new Error(`push answered ${response.status}`);
-    return (await response.json()) as { viewers: number };
+    return (await response.json()) as LivePushAnswer;
   },
 };
 
@@ -516,6 +516,36 @@ async function follow(jobId: string, network: ReturnType<typeof outages>, onConn
   }
 }
 
+/**
+ * The runner's writer and pusher for `jobId`, pushing through `transport`, and `count` viewers
+ * following the job over one network; resolves once every viewer is connected.
+ */
+async function runnerWithViewers(
+  jobId: string,
+  transport: LivePushTransport,
+  count: number,
+  timing: { keepaliveMs?: number; probeMs?: number } = {},
+) {
+  const quiet = { warn: () => undefined };
+  const pusher = createLivePusher({ jobId, transport, logger: quiet, ...timing });
+  const writer = createRedisLogWriter({
+    redis,
+    jobId,
+    onWritten: pusher.written,
+    flushTiming: pusher.flushTiming,
+    logger: quiet,
+  });
+  let connected = 0;
+  const network = outages();
+  const viewers = Array.from({ length: count }, () =>
+    follow(jobId, network, () => {
+      connected++;
+    }),
+  );
+  while (connected < count) await new Promise((resolve) => setTimeout(resolve, 10));
+  return { pusher, writer, network, viewers };
+}
+
 describe("the live path under faults", () => {
   it("gives every viewer every line once and in order, with 10% of pushes lost and the object evicted mid-stream", async () => {
     const jobId = uniqueJobId("push-faults");
@@ -534,28 +564,10 @@ describe("the live path under faults", () => {
         return transport.push(id, push);
       },
     };
-    const pusher = createLivePusher({
-      jobId,
-      transport: lossy,
+    const { pusher, writer, network, viewers } = await runnerWithViewers(jobId, lossy, 3, {
       keepaliveMs: 300,
       probeMs: 300,
-      logger: { warn: () => undefined },
     });
-    const writer = createRedisLogWriter({
-      redis,
-      jobId,
-      onWritten: pusher.written,
-      flushTiming: pusher.flushTiming,
-      logger: { warn: () => undefined },
-    });
-    let connected = 0;
-    const network = outages();
-    const viewers = Array.from({ length: 3 }, () =>
-      follow(jobId, network, () => {
-        connected++;
-      }),
-    );
-    while (connected < 3) await new Promise((resolve) => setTimeout(resolve, 10));
     const expected: string[] = [];
     const stub = env.JOB_STREAM.getByName(jobId);
     for (let i = 0; i < 600; i++) {
@@ -586,7 +598,7 @@ describe("a large audience (past FAN_OUT_PACED_FROM, 2 here)", () => {
   it("tells the runner the object paces, takes each chunk of output as it comes, and gives every viewer every line once and in order, then the end", async () => {
     const jobId = uniqueJobId("push-paced");
     await createJob(redis, jobId, viewer.id);
-    const answers: { viewers: number; paced?: boolean }[] = [];
+    const answers: LivePushAnswer[] = [];
     const recording: LivePushTransport = {
       async push(id, push: LivePush) {
         const answer = await transport.push(id, push);
@@ -594,26 +606,7 @@ describe("a large audience (past FAN_OUT_PACED_FROM, 2 here)", () => {
         return answer;
       },
     };
-    const pusher = createLivePusher({
-      jobId,
-      transport: recording,
-      logger: { warn: () => undefined },
-    });
-    const writer = createRedisLogWriter({
-      redis,
-      jobId,
-      onWritten: pusher.written,
-      flushTiming: pusher.flushTiming,
-      logger: { warn: () => undefined },
-    });
-    let connected = 0;
-    const network = outages();
-    const viewers = Array.from({ length: 4 }, () =>
-      follow(jobId, network, () => {
-        connected++;
-      }),
-    );
-    while (connected < 4) await new Promise((resolve) => setTimeout(resolve, 10));
+    const { pusher, writer, viewers } = await runnerWithViewers(jobId, recording, 4);
     // A build printing 10 lines every 20 ms: slices come faster than the object's interval
     // (TAIL_ACTIVE_POLL_MS, 50 here), so it writes each to a share of the viewers in turn.
     const expected: string[] = [];

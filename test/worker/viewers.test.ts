@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Logger } from "../../src/shared/log.ts";
 import { CLOSED_BY_SERVER, isExpectedDisconnect } from "../../src/stream/disconnect.ts";
 import { type FanOutSlice, Viewers } from "../../src/stream/viewers.ts";
@@ -196,8 +196,25 @@ describe("Viewers.fanOut pacing a large audience", () => {
   const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
   const at = (seq: number) => `${seq}-0`;
 
-  it("writes slices 50 ms apart to each half in turn: every viewer gets every line once, in order, in about one write per interval", async () => {
+  /** Slices `from` to `to`, `gapMs` apart on the fake clock. */
+  async function fanOutEvery(viewers: Viewers, from: number, to: number, gapMs = 50) {
+    for (let seq = from; seq <= to; seq++) {
+      viewers.fanOut(slice(seq));
+      await vi.advanceTimersByTimeAsync(gapMs);
+    }
+  }
+
+  /** Ends every stream (closeAll) and waits until each reader has read its stream out. */
+  async function closeAndRead(viewers: Viewers, readers: readonly { done: Promise<void> }[]) {
+    viewers.closeAll();
+    await Promise.all(readers.map((r) => r.done));
+  }
+
+  beforeEach(() => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+  });
+
+  it("writes slices 50 ms apart to each half in turn: every viewer gets every line once, in order, in about one write per interval", async () => {
     const viewers = new Viewers(paced, recordingLogger());
     const readers = audience(viewers, 6);
     const reached: number[] = [];
@@ -211,8 +228,7 @@ describe("Viewers.fanOut pacing a large audience", () => {
     expect(reached.slice(0, 2)).toEqual([6, 3]);
     expect(reached.slice(2).every((count) => count === 3)).toBe(true);
     await vi.advanceTimersByTimeAsync(100);
-    viewers.closeAll();
-    await Promise.all(readers.map((r) => r.done));
+    await closeAndRead(viewers, readers);
     for (const { chunks } of readers) {
       expect(seqsOf(chunks)).toEqual(upTo(40));
       // The retry frame, then about 40 / 2 writes rather than 40.
@@ -222,30 +238,21 @@ describe("Viewers.fanOut pacing a large audience", () => {
   });
 
   it("sends what waits by a timer when no slice follows", async () => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     const viewers = new Viewers(paced, recordingLogger());
     const readers = audience(viewers, 6);
-    for (let seq = 1; seq <= 4; seq++) {
-      viewers.fanOut(slice(seq));
-      await vi.advanceTimersByTimeAsync(50);
-    }
+    await fanOutEvery(viewers, 1, 4);
     expect(readers.filter((r) => r.viewer.lastSent === at(4)).length).toBe(3);
     // A quarter of the gap after the next slice was due.
     await vi.advanceTimersByTimeAsync(15);
     expect(readers.every((r) => r.viewer.lastSent === at(4))).toBe(true);
-    viewers.closeAll();
-    await Promise.all(readers.map((r) => r.done));
+    await closeAndRead(viewers, readers);
     for (const { chunks } of readers) expect(seqsOf(chunks)).toEqual(upTo(4));
   });
 
   it("sends the end after every line: those left waiting get their lines first", async () => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     const viewers = new Viewers(paced, recordingLogger());
     const readers = audience(viewers, 6);
-    for (let seq = 1; seq <= 5; seq++) {
-      viewers.fanOut(slice(seq));
-      await vi.advanceTimersByTimeAsync(50);
-    }
+    await fanOutEvery(viewers, 1, 5);
     viewers.finishLive("ready", "5-0:0");
     await Promise.all(readers.map((r) => r.done));
     for (const { chunks } of readers) {
@@ -255,7 +262,6 @@ describe("Viewers.fanOut pacing a large audience", () => {
   });
 
   it("writes to everyone at once at or under pacedFrom viewers, and without an interval", async () => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     for (const options of [
       { ...paced, pacedFrom: 6 },
       { ...settings, maxViewers: 50 },
@@ -268,14 +274,12 @@ describe("Viewers.fanOut pacing a large audience", () => {
         expect(readers.every((r) => r.viewer.lastSent === at(seq))).toBe(true);
         await vi.advanceTimersByTimeAsync(50);
       }
-      viewers.closeAll();
-      await Promise.all(readers.map((r) => r.done));
+      await closeAndRead(viewers, readers);
       for (const { chunks } of readers) expect(chunks.length - 1).toBe(6);
     }
   });
 
   it("writes a large slice (a backlog) to everyone at once, so nobody is sent several joined past its lag bound", async () => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     const viewers = new Viewers({ ...paced, maxViewerLagBytes: 1024 * 1024 }, recordingLogger());
     expect(viewers.paced).toBe(false);
     const readers = audience(viewers, 6);
@@ -286,14 +290,12 @@ describe("Viewers.fanOut pacing a large audience", () => {
     await vi.advanceTimersByTimeAsync(50);
     viewers.fanOut(slice(3, "x".repeat(100 * 1024)));
     expect(readers.every((r) => r.viewer.lastSent === at(3))).toBe(true);
-    viewers.closeAll();
-    await Promise.all(readers.map((r) => r.done));
+    await closeAndRead(viewers, readers);
     for (const { chunks } of readers) expect(seqsOf(chunks)).toEqual(upTo(2));
     for (const { chunks } of readers) expect(chunks.join("")).toContain("x".repeat(100 * 1024));
   });
 
   it("takes a viewer closed by a paced write out for good: it holds no place, and the rest get every line", async () => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     const viewers = new Viewers({ ...paced, maxViewerLagBytes: 1024 }, recordingLogger());
     // One viewer never reads; its queue passes the 1 KiB bound within a few slices.
     const { viewer: stuck, response } = viewers.connect(new AbortController().signal);
@@ -322,13 +324,9 @@ describe("Viewers.fanOut pacing a large audience", () => {
   });
 
   it("after the timer wrote those waiting, gives the next slice first to the others, written longest ago", async () => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     const viewers = new Viewers(paced, recordingLogger());
     const readers = audience(viewers, 6);
-    for (let seq = 1; seq <= 4; seq++) {
-      viewers.fanOut(slice(seq));
-      await vi.advanceTimersByTimeAsync(50);
-    }
+    await fanOutEvery(viewers, 1, 4);
     const waited = readers.filter((r) => r.viewer.lastSent !== at(4));
     expect(waited.length).toBe(3);
     // No slice for a while: the timer writes those three.
@@ -338,13 +336,11 @@ describe("Viewers.fanOut pacing a large audience", () => {
     const first = readers.filter((r) => r.viewer.lastSent === at(5));
     expect(first.length).toBe(3);
     for (const reader of first) expect(waited).not.toContain(reader);
-    viewers.closeAll();
-    await Promise.all(readers.map((r) => r.done));
+    await closeAndRead(viewers, readers);
     for (const { chunks } of readers) expect(seqsOf(chunks)).toEqual(upTo(5));
   });
 
   it("gives a viewer that goes live while others wait exactly the lines after its position", async () => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     const viewers = new Viewers(paced, recordingLogger());
     const readers = audience(viewers, 6);
     for (let seq = 1; seq <= 12; seq++) {
@@ -367,13 +363,9 @@ describe("Viewers.fanOut pacing a large audience", () => {
   });
 
   it("sends a waiting viewer that was sent a slice another way only what it lacks", async () => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     const viewers = new Viewers(paced, recordingLogger());
     const readers = audience(viewers, 6);
-    for (let seq = 1; seq <= 3; seq++) {
-      viewers.fanOut(slice(seq));
-      await vi.advanceTimersByTimeAsync(50);
-    }
+    await fanOutEvery(viewers, 1, 3);
     // One of those waiting for slice 3 was sent it another way (a catch-up from the ring).
     const waiting = readers.filter((r) => r.viewer.lastSent !== at(3));
     expect(waiting.length).toBe(3);
@@ -383,8 +375,7 @@ describe("Viewers.fanOut pacing a large audience", () => {
     caughtUp.viewer.lastSent = at(3);
     viewers.fanOut(slice(4));
     await vi.advanceTimersByTimeAsync(100);
-    viewers.closeAll();
-    await Promise.all(readers.map((r) => r.done));
+    await closeAndRead(viewers, readers);
     for (const { chunks } of readers) expect(seqsOf(chunks)).toEqual(upTo(4));
   });
 });
