@@ -28,7 +28,8 @@ const encoder = new TextEncoder();
 // Up to this many live viewers a fan-out writes to all of them at once (some 3 ms of workerd's
 // time at 100); past it, fanOut paces the writes.
 const PACED_FROM = 250;
-// Unsent slices larger than this (a backlog) go to every viewer at once.
+// Unsent slices larger than this, or than a quarter of the lag bound (a backlog), go to every
+// viewer at once.
 const PACED_BYTES = 64 * 1024;
 
 /** One viewer's SSE stream. */
@@ -247,7 +248,8 @@ export class Viewers {
       all ||
       everyMs === undefined ||
       !this.paced ||
-      this.unsent.reduce((sum, unsent) => sum + unsent.shared.byteLength, 0) > PACED_BYTES
+      this.unsent.reduce((sum, unsent) => sum + unsent.shared.byteLength, 0) >
+        Math.min(PACED_BYTES, this.settings.maxViewerLagBytes / 4)
         ? 1
         : Math.max(1, Math.round(everyMs / Math.max(1, this.sliceGapMs ?? everyMs)));
     const budget = turns > 1 ? Math.ceil(this.open.size / turns) : Number.POSITIVE_INFINITY;

@@ -296,8 +296,8 @@ describe("Viewers.fanOut pacing a large audience", () => {
   });
 
   it("takes a viewer closed by a paced write out for good: it holds no place, and the rest get every line", async () => {
-    const viewers = new Viewers({ ...paced, maxViewerLagBytes: 1024 }, recordingLogger());
-    // One viewer never reads; its queue passes the 1 KiB bound within a few slices.
+    const viewers = new Viewers({ ...paced, maxViewerLagBytes: 4096 }, recordingLogger());
+    // One viewer never reads; its queue passes the 4 KiB bound within a dozen slices.
     const { viewer: stuck, response } = viewers.connect(new AbortController().signal);
     stuck.live = true;
     const readers = audience(viewers, 5);
@@ -360,6 +360,21 @@ describe("Viewers.fanOut pacing a large audience", () => {
     await Promise.all(readers.map((r) => r.done));
     for (const { chunks } of readers.slice(0, 6)) expect(seqsOf(chunks)).toEqual(upTo(12));
     expect(seqsOf(readers[6]?.chunks ?? [])).toEqual([8, 9, 10, 11, 12]);
+  });
+
+  it("writes to everyone at once when the slices waiting would pass a quarter of a small lag bound, so a viewer that reads is never closed", async () => {
+    // A 4 KiB bound: two 1.5 KiB slices joined for a viewer left waiting would be 3 KiB in one
+    // write, past a quarter of it.
+    const viewers = new Viewers({ ...paced, maxViewerLagBytes: 4096 }, recordingLogger());
+    const readers = audience(viewers, 6);
+    for (let seq = 1; seq <= 10; seq++) {
+      viewers.fanOut(slice(seq, `line ${seq} ${"x".repeat(1500)}`));
+      expect(readers.every((r) => r.viewer.lastSent === at(seq))).toBe(true);
+      await vi.advanceTimersByTimeAsync(50);
+    }
+    expect(readers.every((r) => !r.viewer.closed)).toBe(true);
+    await closeAndRead(viewers, readers);
+    for (const { chunks } of readers) expect(seqsOf(chunks)).toEqual(upTo(10));
   });
 
   it("sends a waiting viewer that was sent a slice another way only what it lacks", async () => {
