@@ -75,8 +75,10 @@ export interface LiveFlushTimingOptions {
   readonly budgetLines?: number;
   /**
    * While watched, smaller batches start at least this long apart: the write's cost while
-   * lines trickle. At a line every 10 ms, batches reach `budgetLines` first; slower lines go
-   * at most this often whatever the round trips.
+   * lines trickle. At a line every 10 ms, batches reach `budgetLines` first (60 ms after their
+   * first line, with room for lines a few ms late; at 70 ms the spacing's timer and the 7th line
+   * came together, and the timer often went first, one line short); slower lines go at most this
+   * often whatever the round trips.
    */
   readonly minSpacingMs?: number;
   /** How long a line waits for company while nobody watches (nobody waits for it then). */
@@ -119,7 +121,7 @@ const DEBT_MAX = 10;
 export function liveFlushTiming(options: LiveFlushTimingOptions): FlushTiming {
   const targetMs = options.targetMs ?? 80;
   const budgetLines = options.budgetLines ?? 7;
-  const minSpacingMs = options.minSpacingMs ?? 70;
+  const minSpacingMs = options.minSpacingMs ?? 75;
   const unwatchedMs = options.unwatchedMs ?? 250;
   // Smoothed time between arrivals of lines, capped: after a quiet spell the next line is "late".
   // Lines appended at the same instant (one chunk of a build's output, split into lines) are
@@ -130,12 +132,14 @@ export function liveFlushTiming(options: LiveFlushTimingOptions): FlushTiming {
   let gapSeen = false;
   let lastLineAt = Number.NEGATIVE_INFINITY;
   let lastBatchAt = Number.NEGATIVE_INFINITY;
-  // Commands the lines have paid for and batches not spent yet: every line pays
-  // 1 / budgetLines, every batch spends 1. A batch that goes before the spacing must be paid
+  // Commands the lines have paid for and batches not spent yet, in lines: every line pays
+  // one, every batch spends `budgetLines`. A batch that goes before the spacing must be paid
   // for, so a mix of those and small batches spaced out stays within the budget. Bounded both
   // ways: a quiet spell saves nothing up, and the small batches of a slow trickle run up no
   // debt that would keep the next burst to the spacing for long (the bound is loose: each
-  // command it forgives is one over the budget).
+  // command it forgives is one over the budget). Kept in lines, not commands: seven lines of
+  // 1/7 each add up to 0.9999999999999998 in floating point, so a trickle's batch of exactly
+  // `budgetLines` never counted as paid for.
   let credit = 0;
   return {
     lineAppended(at) {
@@ -148,11 +152,11 @@ export function liveFlushTiming(options: LiveFlushTimingOptions): FlushTiming {
         gapSeen = lastLineAt > Number.NEGATIVE_INFINITY;
       }
       lastLineAt = at;
-      credit = Math.min(CREDIT_MAX, credit + 1 / budgetLines);
+      credit = Math.min(CREDIT_MAX * budgetLines, credit + 1);
     },
     batchSent(at) {
       lastBatchAt = at;
-      credit = Math.max(-DEBT_MAX, credit - 1);
+      credit = Math.max(-DEBT_MAX * budgetLines, credit - budgetLines);
     },
     delayMs(oldestAt, at, pendingLines) {
       if (!options.watched()) return oldestAt + unwatchedMs - at;
@@ -161,9 +165,15 @@ export function liveFlushTiming(options: LiveFlushTimingOptions): FlushTiming {
       // that is after the deadline, it could not join this batch, which goes now.
       const nextLineAt = Math.max(at, lastLineAt + gapMs);
       const sendAt = nextLineAt > deadline ? at : deadline;
-      // A batch that pays its share of the command budget, its lines' credit allowing, need
-      // not keep the spacing; to an object that paces its fan-out it goes at once.
-      if (pendingLines >= budgetLines && credit >= 1) return options.eager?.() ? 0 : sendAt - at;
+      // A batch that pays its share of the command budget need not keep the spacing, while the
+      // batches before it owe less than one command (credit counts this batch's lines); to an
+      // object that paces its fan-out it goes at once. Owing up to one is what a trickle needs:
+      // a build's first line goes alone, and a trickle of exactly `budgetLines` lines per batch
+      // never pays that back. Owing none, a trickle of one line every 10 ms went by the
+      // spacing's timer, not as each batch's 7th line came; the timer ran ahead of a line a
+      // little late, and from then on each batch's oldest line had waited close to 70 ms
+      // rather than 60 (bench:ingest, pushed trickle: p99 ~101 ms newline to viewer).
+      if (pendingLines >= budgetLines && credit > 0) return options.eager?.() ? 0 : sendAt - at;
       return Math.max(sendAt, lastBatchAt + minSpacingMs) - at;
     },
   };

@@ -126,7 +126,7 @@ describe("liveFlushTiming", () => {
   });
 
   it("lets a batch of 7 lines or more go sooner than the spacing when the target needs it", () => {
-    // 10 lines every 30 ms: batches of 20 go every 60 ms, inside the 70 ms spacing.
+    // 10 lines every 30 ms: batches of 20 go every 60 ms, inside the 75 ms spacing.
     const timing = liveFlushTiming({ watched: () => true, ...estimates(21, 5) });
     const { waits } = simulate(timing, {
       lines: 1_000,
@@ -134,6 +134,32 @@ describe("liveFlushTiming", () => {
       requestMs: 21,
     });
     expect(Math.max(...waits) + 21 + 5).toBeLessThanOrEqual(80);
+    // A line every 9 ms: a batch of exactly 7 pays its share and goes as its 7th line comes,
+    // 54 ms after its first, not when the spacing has passed (at 63 ms, with 8 lines).
+    const trickle = simulate(liveFlushTiming({ watched: () => true, ...estimates(21, 5) }), {
+      lines: 1_000,
+      lineAt: (i) => i * 9,
+      requestMs: 21,
+    });
+    // (The last lines wait out the spacing for a line that never comes.)
+    expect(Math.max(...trickle.waits.slice(0, -10))).toBeLessThanOrEqual(54);
+    expect(trickle.batches).toBeLessThanOrEqual(150);
+  });
+
+  it("sends a trickle's batch as its 7th line comes when lines come a little late: the spacing's timer does not run ahead of them", () => {
+    // A line every 10 ms, each 0-2 ms late as a timer is: batches of 7 lines by the spacing
+    // alone would go as the timer fires, ahead of a late 7th line, and from then on hold each
+    // batch's oldest line nearly 70 ms.
+    for (const seed of [1, 2, 3]) {
+      const random = seededRandom(seed);
+      const times = Array.from({ length: 1_000 }, (_, i) => i * 10 + Math.floor(random() * 3));
+      const { waits, batches } = simulate(
+        liveFlushTiming({ watched: () => true, ...estimates(21, 5) }),
+        { lines: 1_000, lineAt: (i) => times[i] ?? 0, requestMs: 21 },
+      );
+      expect(batches, `seed ${seed}`).toBeLessThanOrEqual(150);
+      expect(Math.max(...waits.slice(0, -10)), `seed ${seed}`).toBeLessThanOrEqual(62);
+    }
   });
 
   it("keeps an irregular watched trickle (a line every 10 ms on average, at random) within 150 commands per 1,000 lines", () => {
