@@ -82,10 +82,15 @@ export class Viewers {
   private readonly open = new Set<Viewer>();
   /** Slices fanned out that a live viewer still lacks (fanOut paces a large audience). */
   private unsent: FanOutSlice[] = [];
+  /** When each unsent slice came: a paced fan-out holds none back longer than the interval. */
+  private readonly sliceAt = new WeakMap<FanOutSlice, number>();
   private lastSliceAt = Number.NEGATIVE_INFINITY;
   /** The smoothed time between slices (fanOut), null before the first. */
   private sliceGapMs: number | null = null;
   private writeTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The writes a paced fan-out may make now (writeUnsent), and when that was worked out. */
+  private writeCredit = 0;
+  private creditAt = Number.NEGATIVE_INFINITY;
   /** When every live viewer last got bytes (a fan-out or a heartbeat): heartbeats key off it. */
   lastFrameAt = Date.now();
 
@@ -205,16 +210,19 @@ export class Viewers {
    * A large audience is paced. A write costs workerd some 30-40 µs a viewer whatever it holds,
    * so a fan-out to 1,000 viewers takes some 40 ms, and the last viewer gets a line that much
    * after the first; waiting to fan out two slices at once halves the writes but makes the
-   * older slice wait for the newer. Past `pacedFrom` live viewers, slices that come `gap` apart
-   * go each to 1 / turns of the viewers, turns = activePollMs / gap, the longest-waiting first:
-   * each viewer gets about one write per `activePollMs`, as a poll gives it, and each write is
-   * a fraction of the audience. For a build printing every 50 ms the two halves take turns,
-   * each write holding two slices. Those left waiting go with the next slice, or by a timer a
-   * quarter of a gap after it was due. In bench:fanout at 1,000 viewers (a build printing 10
-   * lines every 50 ms) warm push p99 went from 103-111 ms to 82-89 ms; each viewer gets as
-   * many writes as before, but the runner pushes twice as often, and workerd's CPU per
-   * delivered line read 1.03-1.27x poll's (0.95-1.07x before). What passes 100 ms now is
-   * mostly V8's major GC (60-100 ms every ~5 s).
+   * older slice wait for the newer. Past `pacedFrom` live viewers, writes are paced to one
+   * per viewer per `activePollMs`, as a poll gives: a slice goes to the share of the audience
+   * the time since the slice before earned (gap / activePollMs of it), longest-waiting first,
+   * and to more if credit left unspent allows. For a build printing every 50 ms the two halves
+   * take turns, each write holding two slices. Those left waiting go with the next slice, or by
+   * a timer once the credit covers them (a quarter of a gap after the next slice was due at
+   * the earliest), and none waits longer than the interval. At 1,000 viewers (bench:fanout, a
+   * build printing 10 lines every 50 ms, on a machine where a write costs ~60 µs) the shares
+   * by a smoothed gap that came before wrote 16 % more than a poll whenever pushes came
+   * unevenly (233,000 writes against 201,000 in 20 s; CPU per line 1.19-1.28x poll's, p99
+   * 243-308 ms); paced by time, 202,000-204,000 (1.08-1.10x, p99 183-254 ms). The rest of the
+   * CPU is the runner's 20 pushes a second against 10 reads (a push costs ~2 ms of local
+   * workerd's time, 1 ms of it any request's).
    */
   fanOut(slice: FanOutSlice): void {
     const now = Date.now();
@@ -227,11 +235,16 @@ export class Viewers {
     else this.sliceGapMs = this.sliceGapMs === null ? gap : 0.75 * this.sliceGapMs + 0.25 * gap;
     this.lastSliceAt = now;
     this.unsent.push(slice);
-    this.writeUnsent(false);
+    this.sliceAt.set(slice, now);
+    this.writeUnsent(false, gap);
   }
 
-  /** Writes what the live viewers have not been sent, to all (`all`) or as fanOut paces it. */
-  private writeUnsent(all: boolean): void {
+  /**
+   * Writes what the live viewers have not been sent, to all (`all`) or as fanOut paces it. A
+   * slice's round (`sliceGapMs`: the time since the slice before) may always write the share
+   * of the audience that time earned.
+   */
+  private writeUnsent(all: boolean, sliceGapMs = 0): void {
     // Some were left waiting: the order of the round matters.
     const wereWaiting = this.writeTimer !== null;
     if (this.writeTimer !== null) {
@@ -241,19 +254,38 @@ export class Viewers {
     const newest = this.unsent.at(-1);
     if (newest === undefined) return;
     const now = Date.now();
-    const everyMs = this.settings.activePollMs;
+    const everyMs = this.settings.activePollMs ?? 0;
     // Slices of a backlog (large, and back to back) go to everyone: joined up for a viewer left
     // waiting they could pass its lag bound, and their cost is in their bytes, not the writes.
-    const turns =
-      all ||
-      everyMs === undefined ||
-      !this.paced ||
-      this.unsent.reduce((sum, unsent) => sum + unsent.shared.byteLength, 0) >
-        Math.min(PACED_BYTES, this.settings.maxViewerLagBytes / 4)
-        ? 1
-        : Math.max(1, Math.round(everyMs / Math.max(1, this.sliceGapMs ?? everyMs)));
-    const budget = turns > 1 ? Math.ceil(this.open.size / turns) : Number.POSITIVE_INFINITY;
-    const rotate = turns > 1 || wereWaiting;
+    const paced =
+      !all &&
+      everyMs > 0 &&
+      this.paced &&
+      this.unsent.reduce((sum, unsent) => sum + unsent.shared.byteLength, 0) <=
+        Math.min(PACED_BYTES, this.settings.maxViewerLagBytes / 4);
+    // One write per viewer per interval, earned as time passes (a round of the whole audience
+    // at most): a slice goes to the share of the audience its gap earned or what the credit
+    // allows, the longest-waiting first. A slice that comes right after the timer spent the
+    // credit still gets its share, in debt; the debt holds back the timer, not the slices.
+    const rate = everyMs > 0 ? this.open.size / everyMs : 0;
+    this.writeCredit = Math.min(
+      this.open.size,
+      this.writeCredit + (rate > 0 ? Math.max(0, now - this.creditAt) * rate : 0),
+    );
+    this.creditAt = now;
+    const share = Math.floor(Math.min(this.open.size, sliceGapMs * rate));
+    const budget = paced
+      ? Math.max(share, Math.floor(this.writeCredit + 1e-6))
+      : Number.POSITIVE_INFINITY;
+    // What waited an interval goes out whatever the credit says, as a poll would have sent it.
+    // (Held back three quarters of one at most, the extra writes cost more of workerd's time
+    // than they saved: in bench:fanout at 1,000 viewers 4-5 % more writes, and p99 215-271 ms
+    // against 183-254 ms.)
+    let overdue: string | null = null;
+    if (paced)
+      for (const unsent of this.unsent)
+        if (now - (this.sliceAt.get(unsent) ?? now) >= everyMs - 1) overdue = unsent.position;
+    const rotate = paced || wereWaiting;
     // The same bytes for every viewer that lacks the same slices: built once per write.
     const joined = new Map<string, Uint8Array>();
     let written = 0;
@@ -268,7 +300,10 @@ export class Viewers {
         compareEntryIds(viewer.lastSent, newest.position) > 0
       )
         continue;
-      if (written >= budget) {
+      if (
+        written >= budget &&
+        (overdue === null || compareEntryIds(viewer.lastSent, overdue) >= 0)
+      ) {
         waiting += 1;
         if (oldestWaiting === null || compareEntryIds(viewer.lastSent, oldestWaiting) < 0)
           oldestWaiting = viewer.lastSent;
@@ -288,6 +323,7 @@ export class Viewers {
       this.open.add(viewer);
     }
     if (written > 0) this.lastFrameAt = now;
+    this.writeCredit = Math.max(-this.open.size, this.writeCredit - written);
     if (waiting === 0 || oldestWaiting === null) {
       this.unsent = [];
       return;
@@ -295,13 +331,18 @@ export class Viewers {
     // Slices every waiting viewer has are done with.
     const from = oldestWaiting;
     this.unsent = this.unsent.filter((unsent) => compareEntryIds(unsent.position, from) > 0);
-    // The rest go with the next slice, or a quarter of the gap after it was due (three
-    // quarters of the interval at most). Sooner, the timer would come just before the next
-    // slice: it would write those waiting, and the slice right after it would go first to them
-    // again while the others waited.
-    const afterMs = Math.ceil(Math.min(0.75 * (everyMs ?? 0), 1.25 * (this.sliceGapMs ?? 0)));
+    // The rest go with the next slice; or once the credit covers them, but not before a
+    // quarter of the gap after the next slice was due (sooner, the timer would often come just
+    // before it, spend the credit, and leave that slice to its share); and at the latest when
+    // the oldest of them has waited an interval.
+    const dueMs = 1.25 * (this.sliceGapMs ?? 0);
+    const earnedMs = rate > 0 ? (waiting - this.writeCredit) / rate : 0;
+    const oldest = this.unsent[0];
+    const overdueMs =
+      (oldest === undefined ? now : (this.sliceAt.get(oldest) ?? now)) + everyMs - now;
+    const afterMs = Math.max(0, Math.ceil(Math.min(Math.max(dueMs, earnedMs), overdueMs)));
     // Left set while it runs: writeUnsent then knows some waited, and rotates the round.
-    this.writeTimer = setTimeout(() => this.writeUnsent(true), afterMs);
+    this.writeTimer = setTimeout(() => this.writeUnsent(false), afterMs);
   }
 
   /** Sends one viewer the unsent slices past what it has. */
