@@ -6,15 +6,9 @@ import { sweep } from "../jobs/sweep.ts";
 import { archiveStoreFromEnv } from "../log/archive-store.ts";
 import { archiveLog, archiveOptionsFromEnv } from "../log/archiver.ts";
 import { createRedis } from "../redis.ts";
-import {
-  compareEntryIds,
-  decodeEntry,
-  EntryFormatError,
-  type StreamEntry,
-} from "../shared/entry.ts";
 import { ApiError } from "../shared/errors.ts";
 import { bodyAtMost, jsonBody } from "../shared/json-body.ts";
-import { livePushSchema } from "../shared/live-push.ts";
+import { decodeLivePush, livePushSchema } from "../shared/live-push.ts";
 import { log } from "../shared/log.ts";
 import { runnerTokenAuth } from "../shared/runner-token.ts";
 import { jobIdParam } from "./validate.ts";
@@ -37,28 +31,23 @@ export const internal = new Hono<{ Bindings: Env }>()
     jsonBody(livePushSchema, "invalid_push"),
     async (c) => {
       const jobId = c.req.valid("param").id;
-      const push = c.req.valid("json");
-      let entries: StreamEntry[];
-      try {
-        // Decoded here, by the same decoder a Redis read goes through: the object gets entries
-        // exactly as it would have read them.
-        entries = push.entries.map((entry) => decodeEntry(entry.id, entry.fields));
-      } catch (error) {
-        if (error instanceof EntryFormatError)
-          throw new ApiError(400, "invalid_push", error.message, { cause: error });
-        throw error;
-      }
-      const ids = [push.previous ?? "0-0", ...entries.map((entry) => entry.id)];
-      if (ids.some((id, i) => i > 0 && compareEntryIds(ids[i - 1] ?? "0-0", id) >= 0))
-        throw new ApiError(400, "invalid_push", "entry ids must increase, after the previous id");
-      const answer = await c.env.JOB_STREAM.getByName(jobId).push({
-        writer: push.writer,
-        previous: push.previous,
-        entries,
-      });
+      // Decoded here, by the same decoder a Redis read goes through: the object gets entries
+      // exactly as it would have read them.
+      const push = decodeLivePush(c.req.valid("json"));
+      const answer = await c.env.JOB_STREAM.getByName(jobId).push(push);
       return c.json(answer);
     },
   )
+  // The same pushes over one WebSocket to the job's object (pushMessageSchema): the runner's
+  // cheaper way in. A POST is a request of the Worker's own and an RPC; a message goes straight
+  // to the object: in local workerd a push cost 0.3-0.4 ms of CPU this way against 1.9-3.0 ms.
+  .get("/jobs/:id/push-socket", jobIdParam, (c) => {
+    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket")
+      throw new ApiError(426, "upgrade_required", "the push socket is a WebSocket");
+    return c.env.JOB_STREAM.getByName(c.req.valid("param").id).fetch(
+      new Request("https://job-stream/push-socket", c.req.raw),
+    );
+  })
   // Closes the job's live streams; viewers reconnect and resume from their last id.
   .post("/jobs/:id/disconnect", jobIdParam, async (c) => {
     const disconnected = await c.env.JOB_STREAM.getByName(

@@ -50,6 +50,7 @@ export const ERROR_CODES = [
   "invalid_cancel",
   "job_not_running",
   "invalid_push",
+  "upgrade_required",
   "sealed_values_invalid",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,5 +1,12 @@
 import { z } from "zod";
-import { ENTRY_ID_PATTERN } from "./entry.ts";
+import {
+  compareEntryIds,
+  decodeEntry,
+  ENTRY_ID_PATTERN,
+  EntryFormatError,
+  type StreamEntry,
+} from "./entry.ts";
+import { ApiError } from "./errors.ts";
 
 /**
  * What the runner sends the job's Durable Object right after an XADD succeeded
@@ -35,4 +42,53 @@ export interface LivePushAnswer {
    * one: each push goes to a share of the viewers, and holding would only make lines wait.
    */
   readonly paced?: boolean;
+}
+
+/**
+ * A push over the job's push socket (`GET /internal/jobs/:id/push-socket`, a WebSocket): one
+ * message per push, each answered by a message with the same `seq`, in order.
+ */
+export const pushMessageSchema = z.object({
+  seq: z.number().int().nonnegative(),
+  push: livePushSchema,
+});
+
+/** The answer to a push message: the push's answer, or the error a POST would have answered. */
+export type PushReply =
+  | ({ readonly seq: number } & LivePushAnswer)
+  | {
+      readonly seq: number | null;
+      readonly error: { readonly code: "invalid_push"; readonly message: string };
+    };
+
+/**
+ * Runners send a push of more than this as a POST: a Worker takes WebSocket messages of up to
+ * 1 MiB (a message says what a push says, and a little more).
+ */
+export const MAX_PUSH_MESSAGE_BYTES = 1024 * 1024 - 1024;
+
+/** A push as the object takes it: its entries decoded as a Redis read would give them. */
+export interface DecodedPush {
+  readonly writer: string;
+  readonly previous: string | null;
+  readonly entries: readonly StreamEntry[];
+}
+
+/**
+ * Decodes a push's entries by the same decoder a Redis read goes through, and checks that their
+ * ids increase after `previous`: an ApiError (400 invalid_push) names what is wrong.
+ */
+export function decodeLivePush(push: LivePush): DecodedPush {
+  let entries: StreamEntry[];
+  try {
+    entries = push.entries.map((entry) => decodeEntry(entry.id, entry.fields));
+  } catch (error) {
+    if (error instanceof EntryFormatError)
+      throw new ApiError(400, "invalid_push", error.message, { cause: error });
+    throw error;
+  }
+  const ids = [push.previous ?? "0-0", ...entries.map((entry) => entry.id)];
+  if (ids.some((id, i) => i > 0 && compareEntryIds(ids[i - 1] ?? "0-0", id) >= 0))
+    throw new ApiError(400, "invalid_push", "entry ids must increase, after the previous id");
+  return { writer: push.writer, previous: push.previous, entries };
 }

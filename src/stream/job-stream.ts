@@ -4,14 +4,23 @@ import { archiveStoreFromEnv } from "../log/archive-store.ts";
 import { createRedis } from "../redis.ts";
 import { armNoLaterThan, LOST_ALARM_MS } from "../shared/alarm.ts";
 import { type Cursor, compareEntryIds, parseCursor } from "../shared/entry.ts";
-import { type ErrorCode, errorBody } from "../shared/errors.ts";
+import { ApiError, type ErrorCode, errorBody } from "../shared/errors.ts";
+import { describeIssues } from "../shared/json-body.ts";
 import { isValidJobId } from "../shared/keys.ts";
-import type { LivePushAnswer } from "../shared/live-push.ts";
+import {
+  decodeLivePush,
+  type LivePushAnswer,
+  type PushReply,
+  pushMessageSchema,
+} from "../shared/live-push.ts";
 import { type Logger, scopedLogger } from "../shared/log.ts";
 import { type CatchUpHost, catchUp, serveFromArchive } from "./catch-up.ts";
 import { isExpectedDisconnect } from "./disconnect.ts";
 import { type DecodedPush, Tail, type TailState } from "./tail.ts";
 import { type Viewer, Viewers } from "./viewers.ts";
+
+// Tags the runner's push sockets among the object's hibernatable WebSockets.
+const PUSH_SOCKET_TAG = "push";
 
 /** Settings from the Worker's vars (src/config.ts). */
 export interface JobStreamSettings {
@@ -120,6 +129,7 @@ export class JobStream extends DurableObject<Env> {
   /** Viewers connect here: `GET /stream[?after=<cursor>][&archived=1]`, forwarded by the Worker after auth. */
   override async fetch(request: Request): Promise<Response> {
     const url = new URL(request.url);
+    if (url.pathname === "/push-socket") return this.acceptPushSocket();
     const afterParam = url.searchParams.get("after");
     const after = afterParam === null ? null : parseCursor(afterParam);
     if (afterParam !== null && after === null)
@@ -151,6 +161,61 @@ export class JobStream extends DurableObject<Env> {
     if (this.viewers.size > 0) this.fanOutSoon(push);
     this.runnerPushing = this.viewers.size > 0;
     return { viewers: this.viewers.size, paced: this.viewers.paced };
+  }
+
+  /**
+   * The runner's push socket (the Worker checked its token): hibernatable, so an object with
+   * nothing to do is not held in memory by it. Pushes come as messages (webSocketMessage).
+   */
+  private acceptPushSocket(): Response {
+    const [client, server] = Object.values(new WebSocketPair());
+    if (client === undefined || server === undefined) throw new Error("no WebSocket pair");
+    this.ctx.acceptWebSocket(server, [PUSH_SOCKET_TAG]);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** A push over the push socket: checked as the POST route checks it, answered with its `seq`. */
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    ws.send(JSON.stringify(await this.pushMessage(message)));
+  }
+
+  private async pushMessage(message: string | ArrayBuffer): Promise<PushReply> {
+    const invalid = (seq: number | null, text: string): PushReply => ({
+      seq,
+      error: { code: "invalid_push", message: text },
+    });
+    let value: unknown;
+    try {
+      value = JSON.parse(typeof message === "string" ? message : new TextDecoder().decode(message));
+    } catch {
+      return invalid(null, "the message is not JSON");
+    }
+    const parsed = pushMessageSchema.safeParse(value);
+    if (!parsed.success) {
+      const seq =
+        typeof value === "object" &&
+        value !== null &&
+        "seq" in value &&
+        typeof value.seq === "number"
+          ? value.seq
+          : null;
+      return invalid(seq, describeIssues(parsed.error));
+    }
+    try {
+      return { seq: parsed.data.seq, ...(await this.push(decodeLivePush(parsed.data.push))) };
+    } catch (error) {
+      if (error instanceof ApiError) return invalid(parsed.data.seq, error.message);
+      throw error;
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    // The runner closed it (its job ended) or went away: the close handshake ends here.
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, "closed");
+    } catch {
+      // already closed
+    }
   }
 
   /**

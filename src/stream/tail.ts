@@ -10,6 +10,7 @@ import {
 } from "../shared/entry.ts";
 import type { TerminalStatus } from "../shared/job.ts";
 import { logStreamKey } from "../shared/keys.ts";
+import type { DecodedPush } from "../shared/live-push.ts";
 import { formatEntryEvent, formatLogEvent } from "../shared/sse.ts";
 import type { FanOutSlice } from "./viewers.ts";
 
@@ -40,12 +41,7 @@ export interface TailState {
   readonly nextLine?: number | null;
 }
 
-/** A push as the Worker's route hands it over: entries decoded as a Redis read would give them. */
-export interface DecodedPush {
-  readonly writer: string;
-  readonly previous: string | null;
-  readonly entries: readonly StreamEntry[];
-}
+export type { DecodedPush };
 
 /** A queued push: the pushes that followed on from it joined its entries. */
 interface QueuedPush {

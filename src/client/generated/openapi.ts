@@ -373,7 +373,7 @@ export interface components {
                  * @description stable: branch on it
                  * @enum {string}
                  */
-                readonly code: "not_found" | "http_error" | "internal" | "invalid_json" | "too_large" | "csrf_rejected" | "unauthenticated" | "invalid_token" | "token_expired" | "auth_unavailable" | "malformed_ticket" | "invalid_ticket" | "ticket_expired" | "ticket_wrong_job" | "invalid_job_id" | "invalid_cursor" | "invalid_limit" | "invalid_line" | "line_not_found" | "invalid_query" | "invalid_kind" | "invalid_status" | "invalid_job" | "job_not_found" | "too_many_viewers" | "rate_limited" | "queue_unavailable" | "job_ended" | "store_unavailable" | "missing_token" | "invalid_next" | "runner_busy" | "claim_failed" | "invalid_cancel" | "job_not_running" | "invalid_push" | "sealed_values_invalid";
+                readonly code: "not_found" | "http_error" | "internal" | "invalid_json" | "too_large" | "csrf_rejected" | "unauthenticated" | "invalid_token" | "token_expired" | "auth_unavailable" | "malformed_ticket" | "invalid_ticket" | "ticket_expired" | "ticket_wrong_job" | "invalid_job_id" | "invalid_cursor" | "invalid_limit" | "invalid_line" | "line_not_found" | "invalid_query" | "invalid_kind" | "invalid_status" | "invalid_job" | "job_not_found" | "too_many_viewers" | "rate_limited" | "queue_unavailable" | "job_ended" | "store_unavailable" | "missing_token" | "invalid_next" | "runner_busy" | "claim_failed" | "invalid_cancel" | "job_not_running" | "invalid_push" | "upgrade_required" | "sealed_values_invalid";
                 /** @description for people; its wording may change */
                 readonly message: string;
             };
