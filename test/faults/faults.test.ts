@@ -22,6 +22,8 @@ interface Harness {
   stack: Stack;
   api: LogApi;
   proxy: FaultProxy | null;
+  /** Between the runner and the Worker: its pushes (push socket and POST), wakes and archive calls. */
+  workerProxy: FaultProxy | null;
   stop(): Promise<void>;
 }
 
@@ -35,6 +37,7 @@ async function startHarness(options: {
   readonly restartableWorker?: boolean;
 }): Promise<Harness> {
   let proxy: FaultProxy | null = null;
+  let workerProxy: FaultProxy | null = null;
   const stack = await startStack({
     restartableWorker: options.restartableWorker ?? false,
     runnerLeaseMs: options.leaseMs,
@@ -43,6 +46,10 @@ async function startHarness(options: {
     runnerUpstashUrl: async (bridgeUrl) => {
       proxy = await startFaultProxy(bridgeUrl);
       return proxy.url;
+    },
+    runnerWorkerUrl: async (workerUrl) => {
+      workerProxy = await startFaultProxy(workerUrl);
+      return workerProxy.url;
     },
     workerVars: {
       SSE_HEARTBEAT_MS: "1000",
@@ -66,10 +73,14 @@ async function startHarness(options: {
     get proxy() {
       return proxy;
     },
+    get workerProxy() {
+      return workerProxy;
+    },
     async stop() {
       clearInterval(sweeper);
       await stack.stop();
       await proxy?.close();
+      await workerProxy?.close();
     },
   };
 }
@@ -95,10 +106,15 @@ function expectClean(report: ScenarioReport, status: string): void {
   }
 }
 
-function proxyFault(harness: Harness, mode: FaultMode, ms: number) {
+function proxyFault(
+  harness: Harness,
+  mode: FaultMode,
+  ms: number,
+  to: "bridge" | "worker" = "bridge",
+) {
   return async () => {
-    const proxy = harness.proxy;
-    if (proxy === null) throw new Error("no proxy between the runner and the bridge");
+    const proxy = to === "bridge" ? harness.proxy : harness.workerProxy;
+    if (proxy === null) throw new Error(`no proxy between the runner and the ${to}`);
     proxy.setMode(mode);
     await sleep(ms);
     proxy.setMode("pass");
@@ -164,6 +180,22 @@ describe("faults, redis-server with its append-only file", () => {
       build: build(2_000, ms / 1000 + 4),
       reconnectingViewer: true,
       fault: proxyFault(harness, mode, ms),
+    });
+  });
+
+  // The runner's pushes go over its push socket to the job's object (POST when it cannot): a
+  // socket reset, or one that swallows what it is sent or its answers, falls back to POST, and
+  // while neither gets through the object reads Redis itself after its safety interval.
+  it.each([
+    ["reset", 5_000],
+    ["half-open", 8_000],
+    ["drop-answers", 5_000],
+  ] as const)("the proxy between runner and Worker goes %s for %i ms", async (mode, ms) => {
+    await expectLossless(harness, {
+      name: `worker proxy ${mode} ${ms} ms`,
+      build: build(2_000, ms / 1000 + 6),
+      reconnectingViewer: true,
+      fault: proxyFault(harness, mode, ms, "worker"),
     });
   });
 

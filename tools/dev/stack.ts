@@ -53,6 +53,12 @@ export interface StackOptions {
    * between the runner and the bridge here. Default: the bridge itself.
    */
   readonly runnerUpstashUrl?: (bridgeUrl: string) => Promise<string>;
+  /**
+   * The Worker URL the runner is given, from the Worker's: fault tests put a TCP proxy between
+   * the runner and the Worker here (its pushes, over the push socket or by POST). Default: the
+   * Worker itself.
+   */
+  readonly runnerWorkerUrl?: (workerUrl: string) => Promise<string>;
 }
 
 export interface RunnerProcess {
@@ -259,7 +265,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       cleanups.push(() => forwarder.close());
     }
     const workerUrl = front?.url ?? workerd.url;
-    const runnerEnvFinal = { ...runnerEnv(workerUrl), PORT: String(port) };
+    const runnerWorkerUrl = (await options.runnerWorkerUrl?.(workerUrl)) ?? workerUrl;
+    const runnerEnvFinal = { ...runnerEnv(runnerWorkerUrl), PORT: String(port) };
     const output = options.runnerOutput ?? "inherit";
     let current = await startRunner(runnerEnvFinal, output);
     cleanups.push(() => current.stop());
