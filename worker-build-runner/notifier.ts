@@ -48,20 +48,30 @@ class PushSocket {
   open = false;
   closed = false;
 
+  private readonly onGone: () => void;
+  private goneReported = false;
+
   constructor(url: URL, authorization: string, onGone: () => void) {
+    this.onGone = onGone;
     // Node's WebSocket (undici) takes request headers in its second argument.
     this.socket = new WebSocket(url, {
       headers: { Authorization: authorization },
     } as unknown as string[]);
+    // One that does not open in time (a half-open link) is given up like one that fails.
+    const opening = setTimeout(() => {
+      if (!this.open) this.close();
+    }, SOCKET_ANSWER_TIMEOUT_MS);
+    opening.unref?.();
     this.socket.addEventListener("open", () => {
-      this.open = true;
+      clearTimeout(opening);
+      if (!this.closed) this.open = true;
     });
     this.socket.addEventListener("message", (event) => {
       let reply: unknown;
       try {
         reply = JSON.parse(String(event.data));
       } catch {
-        this.fail(new Error("the push socket sent a message that is not JSON"));
+        this.close();
         return;
       }
       const seq =
@@ -76,14 +86,17 @@ class PushSocket {
     });
     const gone = () => {
       this.fail(new Error("the push socket closed"));
-      onGone();
+      this.reportGone();
     };
     this.socket.addEventListener("close", gone);
     this.socket.addEventListener("error", gone);
   }
 
-  /** Sends a push and waits for its answer; rejects on an error answer, a timeout or a close. */
-  push(push: LivePush): Promise<unknown> {
+  /**
+   * Sends a push (`body`: its JSON) and waits for its answer; rejects on an error answer, a
+   * timeout or a close.
+   */
+  push(body: string): Promise<unknown> {
     const seq = this.nextSeq++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -93,9 +106,9 @@ class PushSocket {
       }, SOCKET_ANSWER_TIMEOUT_MS);
       this.waiting.set(seq, { resolve, reject, timer });
       try {
-        this.socket.send(JSON.stringify({ seq, push }));
-      } catch (error) {
-        this.fail(error instanceof Error ? error : new Error(String(error)));
+        this.socket.send(`{"seq":${seq},"push":${body}}`);
+      } catch {
+        this.close();
       }
     });
   }
@@ -110,6 +123,15 @@ class PushSocket {
     } catch {
       // not open yet, or already closed
     }
+    // Now, not when the close event comes: on a half-open link it may come late or never.
+    this.reportGone();
+  }
+
+  private reportGone(): void {
+    this.closed = true;
+    if (this.goneReported) return;
+    this.goneReported = true;
+    this.onGone();
   }
 
   private fail(error: Error): void {
@@ -145,17 +167,19 @@ export function workerNotifier(options: {
     const url = new URL(jobPath(jobId, "push-socket"), base);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     const socket = new PushSocket(url, headers.Authorization, () => {
-      socket.closed = true;
-      if (sockets.get(jobId) === socket) sockets.delete(jobId);
+      // Not the socket of a job that finished (closeSocket took it out): nothing to retry.
+      if (sockets.get(jobId) !== socket) return;
+      sockets.delete(jobId);
       retryAt.set(jobId, Date.now() + SOCKET_RETRY_MS);
     });
     sockets.set(jobId, socket);
     return socket;
   };
   const closeSocket = (jobId: string): void => {
-    sockets.get(jobId)?.close();
+    const socket = sockets.get(jobId);
     sockets.delete(jobId);
     retryAt.delete(jobId);
+    socket?.close();
   };
   return {
     wake: (jobId) => post(jobPath(jobId, "wake")),
@@ -167,10 +191,12 @@ export function workerNotifier(options: {
     // a push too large for a message. A push is idempotent (the object takes only what is new),
     // so one whose answer was lost on the socket can go again by POST.
     async push(jobId: string, push: LivePush): Promise<LivePushAnswer> {
+      const body = JSON.stringify(push);
       const socket = pushSocket(jobId);
-      if (socket?.open && JSON.stringify(push).length <= MAX_PUSH_MESSAGE_BYTES) {
+      // In bytes, with room for the message's seq around the push.
+      if (socket?.open && Buffer.byteLength(body) + 64 <= MAX_PUSH_MESSAGE_BYTES) {
         try {
-          return answerOf(await socket.push(push), "the push socket");
+          return answerOf(await socket.push(body), "the push socket");
         } catch {
           // Answered with an error, timed out or closed: POST says what is wrong, or gets it in.
         }
@@ -179,7 +205,7 @@ export function workerNotifier(options: {
       const response = await fetch(new URL(path, base), {
         method: "POST",
         headers: { ...headers, "Content-Type": "application/json" },
-        body: JSON.stringify(push),
+        body,
         signal: AbortSignal.timeout(PUSH_TIMEOUT_MS),
       });
       if (!response.ok) {

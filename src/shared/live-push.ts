@@ -58,7 +58,7 @@ export type PushReply =
   | ({ readonly seq: number } & LivePushAnswer)
   | {
       readonly seq: number | null;
-      readonly error: { readonly code: "invalid_push"; readonly message: string };
+      readonly error: { readonly code: "invalid_push" | "internal"; readonly message: string };
     };
 
 /**

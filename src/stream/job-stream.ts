@@ -22,6 +22,26 @@ import { type Viewer, Viewers } from "./viewers.ts";
 // Tags the runner's push sockets among the object's hibernatable WebSockets.
 const PUSH_SOCKET_TAG = "push";
 
+/** A push message's seq, where it has one. */
+function seqIn(value: unknown): number | null {
+  return typeof value === "object" &&
+    value !== null &&
+    "seq" in value &&
+    typeof value.seq === "number"
+    ? value.seq
+    : null;
+}
+
+function seqOf(message: string | ArrayBuffer): number | null {
+  try {
+    return seqIn(
+      JSON.parse(typeof message === "string" ? message : new TextDecoder().decode(message)),
+    );
+  } catch {
+    return null;
+  }
+}
+
 /** Settings from the Worker's vars (src/config.ts). */
 export interface JobStreamSettings {
   readonly heartbeatMs: number;
@@ -170,13 +190,33 @@ export class JobStream extends DurableObject<Env> {
   private acceptPushSocket(): Response {
     const [client, server] = Object.values(new WebSocketPair());
     if (client === undefined || server === undefined) throw new Error("no WebSocket pair");
+    // One runner socket per job: one it replaces (a reconnect after a fault) may be half-open.
+    for (const older of this.ctx.getWebSockets(PUSH_SOCKET_TAG)) {
+      try {
+        older.close(1000, "replaced");
+      } catch {
+        // already closed
+      }
+    }
     this.ctx.acceptWebSocket(server, [PUSH_SOCKET_TAG]);
     return new Response(null, { status: 101, webSocket: client });
   }
 
   /** A push over the push socket: checked as the POST route checks it, answered with its `seq`. */
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    ws.send(JSON.stringify(await this.pushMessage(message)));
+    let reply: PushReply;
+    try {
+      reply = await this.pushMessage(message);
+    } catch (error) {
+      // Answered all the same, so the runner goes by POST now rather than after its timeout.
+      this.log.error("a push over the socket failed", error);
+      reply = { seq: seqOf(message), error: { code: "internal", message: "the push failed" } };
+    }
+    try {
+      ws.send(JSON.stringify(reply));
+    } catch {
+      // The socket closed meanwhile: the runner's push goes by POST.
+    }
   }
 
   private async pushMessage(message: string | ArrayBuffer): Promise<PushReply> {
@@ -191,16 +231,7 @@ export class JobStream extends DurableObject<Env> {
       return invalid(null, "the message is not JSON");
     }
     const parsed = pushMessageSchema.safeParse(value);
-    if (!parsed.success) {
-      const seq =
-        typeof value === "object" &&
-        value !== null &&
-        "seq" in value &&
-        typeof value.seq === "number"
-          ? value.seq
-          : null;
-      return invalid(seq, describeIssues(parsed.error));
-    }
+    if (!parsed.success) return invalid(seqIn(value), describeIssues(parsed.error));
     try {
       return { seq: parsed.data.seq, ...(await this.push(decodeLivePush(parsed.data.push))) };
     } catch (error) {
@@ -210,7 +241,8 @@ export class JobStream extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    // The runner closed it (its job ended) or went away: the close handshake ends here.
+    // The runner closed it (its job ended) or went away. (The compatibility date has workerd
+    // answer a close itself; this only makes sure of it.)
     try {
       ws.close(code === 1005 || code === 1006 ? 1000 : code, "closed");
     } catch {
